@@ -1,0 +1,353 @@
+"""The one strict configuration schema, and loading with clear errors.
+
+Every section forbids unknown keys. ``load_config`` merges several YAML files
+(a base plus per-site overrides) and ``key.path=value`` overrides, validates,
+and then refuses physically impossible setups. Every problem is reported as
+one line naming the key path, the bad value and what is expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sorter.entities import MATERIAL_CLASSES
+from sorter.errors import ConfigError
+from sorter.sim.config import SimConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = "sim-airjet.yaml"
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LineConfig(Strict):
+    """What kind of line this is."""
+
+    name: str = "line"
+    mode: Literal["airjet", "robot"] = "airjet"
+
+
+class BeltConfig(Strict):
+    """Belt geometry and odometry."""
+
+    width_mm: float = Field(1200.0, gt=0, le=5000)
+    nominal_speed_mm_s: float = Field(2500.0, gt=0, le=10000)
+    encoder_counts_per_mm: float = Field(10.0, gt=0)
+    speed_filter_ms: float = Field(50.0, gt=0, description="window of the belt-speed estimate")
+
+
+class CameraConfig(Strict):
+    """Frame source. ``type: sim`` renders from the simulator."""
+
+    type: Literal["sim", "opencv", "video", "images", "rtsp", "gstreamer"] = "sim"
+    uri: str | None = None
+    width_px: int = Field(1280, ge=64, le=8192)
+    height_px: int = Field(720, ge=64, le=8192)
+    fps: float = Field(60.0, gt=0, le=1000)
+    calibration_file: str | None = None
+    stale_after_ms: float = Field(250.0, gt=0)
+
+
+class OracleConfig(Strict):
+    """Noise of the ``oracle`` detector (ground truth made imperfect)."""
+
+    miss_rate: float = Field(0.05, ge=0, le=1)
+    class_confusion: float = Field(0.02, ge=0, le=1)
+    false_positives_per_frame: float = Field(0.02, ge=0)
+    box_jitter_px: float = Field(1.5, ge=0)
+    min_visible_fraction: float = Field(0.5, ge=0, le=1)
+    seed: int = 12345
+
+
+class DetectorConfig(Strict):
+    """Detector backend and its settings."""
+
+    type: Literal["oracle", "onnxruntime", "tensorrt", "torch"] = "oracle"
+    model: str | None = None
+    min_score: float = Field(0.3, ge=0, le=1)
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    device: str = "cpu"
+    engine_cache_dir: str | None = None
+    oracle: OracleConfig = OracleConfig()
+
+
+class TrackerConfig(Strict):
+    """Belt-frame tracker. Ageing is by time and belt travel, never frame count."""
+
+    gate_mm: float = Field(80.0, gt=0, description="association gate radius in belt-fixed mm")
+    min_hits: int = Field(3, ge=1)
+    max_unseen_ms: float = Field(400.0, gt=0)
+    max_unseen_travel_mm: float = Field(400.0, gt=0)
+    measurement_sigma_mm: float = Field(4.0, gt=0)
+    residual_process_sigma: float = Field(0.01, ge=0, description="residual velocity noise per mm travel")
+
+
+class ValveBankConfig(Strict):
+    """A row of air valves across the belt on the ejection line."""
+
+    count: int = Field(64, ge=1, le=1024)
+    pitch_mm: float = Field(18.75, gt=0)
+    x_first_mm: float = Field(0.0, description="left edge of valve 0's air curtain, across the belt")
+    latency_ms: float = Field(3.0, ge=0, description="command-to-air delay compensated by a lead")
+    min_pulse_ms: float = Field(4.0, gt=0)
+    max_pulse_ms: float = Field(80.0, gt=0)
+    margin_mm: float = Field(10.0, ge=0, description="extra air before and after the object")
+    lateral_margin_mm: float = Field(5.0, ge=0)
+
+
+class AirjetConfig(Strict):
+    """Air-jet ejection geometry."""
+
+    y_eject_mm: float = Field(1200.0, description="ejection line, along the belt from the camera reference")
+    valves: ValveBankConfig = ValveBankConfig()
+    decide_before_mm: float = Field(150.0, gt=0, description="final decision this far upstream of the line")
+
+
+class RobotConfig(Strict):
+    """A pick robot downstream of the camera."""
+
+    window_y_start_mm: float = 900.0
+    window_y_end_mm: float = 1700.0
+    x_min_mm: float = 50.0
+    x_max_mm: float = 1150.0
+    max_picks_per_min: float = Field(60.0, gt=0)
+    values: dict[str, float] = Field(default_factory=dict, description="value per class; default 1")
+
+
+class PolicyConfig(Strict):
+    """What to sort out."""
+
+    targets: tuple[str, ...] = ("pet_bottle",)
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    min_length_mm: float = Field(15.0, ge=0)
+    max_length_mm: float = Field(700.0, gt=0)
+    touching_nontarget: Literal["eject", "skip", "eject_if_larger"] = "eject_if_larger"
+    touching_gap_mm: float = Field(5.0, ge=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _known_classes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [c for c in v if c not in MATERIAL_CLASSES]
+        if unknown:
+            raise ValueError(f"unknown class name(s) {unknown}; known classes are: {', '.join(MATERIAL_CLASSES)}")
+        if not v:
+            raise ValueError("at least one target class is needed")
+        return v
+
+
+class SerialLinkConfig(Strict):
+    """A controller on a serial port (pyserial URL)."""
+
+    url: str = "/dev/ttyACM0"
+    baudrate: int = Field(921600, gt=0)
+    ack_timeout_ms: float = Field(20.0, gt=0)
+    heartbeat_ms: float = Field(25.0, gt=0)
+
+
+class ModbusLinkConfig(Strict):
+    """A PLC over Modbus TCP or RTU."""
+
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(502, ge=1, le=65535)
+    serial_url: str | None = None
+    baudrate: int = Field(115200, gt=0)
+    unit_id: int = Field(1, ge=0, le=247)
+    timeout_ms: float = Field(100.0, gt=0)
+    heartbeat_ms: float = Field(25.0, gt=0)
+
+
+class ActuatorConfig(Strict):
+    """Where commands go."""
+
+    type: Literal["virtual", "dry_run", "serial", "modbus", "host_timed"] = "virtual"
+    emulator: bool = Field(True, description="with type serial/modbus in simulation: start the device emulator")
+    serial: SerialLinkConfig = SerialLinkConfig()
+    modbus: ModbusLinkConfig = ModbusLinkConfig()
+
+
+class RuntimeConfig(Strict):
+    """Loop settings."""
+
+    duration_s: float | None = Field(None, gt=0)
+    status_interval_s: float = Field(0.5, gt=0)
+    join_timeout_s: float = Field(1.0, gt=0)
+
+
+class Config(Strict):
+    """The whole configuration of one line."""
+
+    line: LineConfig = LineConfig()
+    belt: BeltConfig = BeltConfig()
+    camera: CameraConfig = CameraConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    airjet: AirjetConfig = AirjetConfig()
+    robot: RobotConfig = RobotConfig()
+    policy: PolicyConfig = PolicyConfig()
+    actuator: ActuatorConfig = ActuatorConfig()
+    sim: SimConfig = SimConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _parse_override(text: str) -> dict[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected KEY.PATH=VALUE, e.g. sim.density_per_m2=4")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else ""
+    node: dict[str, Any] = {}
+    cur = node
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    cur[parts[-1]] = value
+    return node
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist; check the path or run 'sorter check' on a file from configs/") from None
+    except OSError as e:
+        raise ConfigError(f"config file '{path}' cannot be read ({e.strerror}); check its permissions") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}': the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _describe_validation_error(err: ValidationError, source: str) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        kind = e["type"]
+        msg = e["msg"]
+        if kind == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}' (value {value!r}); remove it or check its spelling against configs/reference.yaml")
+        elif kind == "missing":
+            lines.append(f"{source}: '{loc}' is required; add it (see configs/reference.yaml)")
+        else:
+            shown = repr(value)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
+            lines.append(f"{source}: '{loc}' = {shown} is invalid: {msg}")
+    return lines
+
+
+def physics_problems(cfg: Config) -> list[str]:
+    """Return reasons why this setup cannot work physically (empty when fine)."""
+    from sorter.runtime.calibration_source import camera_model_for
+
+    problems: list[str] = []
+    cam = camera_model_for(cfg)
+    _x0, _x1, y0, y1 = cam.view_extent_mm()
+    view_len_mm = y1 - y0
+    if cfg.line.mode == "airjet":
+        if cfg.airjet.y_eject_mm <= y1:
+            problems.append(
+                f"airjet.y_eject_mm = {cfg.airjet.y_eject_mm:g} lies inside or upstream of the camera view "
+                f"(view ends at y = {y1:.0f} mm); the ejection line must be downstream of the view, e.g. {y1 + 300:.0f}"
+            )
+        v = cfg.airjet.valves
+        bank_mm = v.count * v.pitch_mm
+        if v.x_first_mm < -1e-6 or v.x_first_mm + bank_mm > cfg.belt.width_mm + 1e-6:
+            problems.append(
+                f"airjet.valves: {v.count} valves x {v.pitch_mm:g} mm from x = {v.x_first_mm:g} mm span "
+                f"{v.x_first_mm:g}..{v.x_first_mm + bank_mm:g} mm, wider than the belt (belt.width_mm = {cfg.belt.width_mm:g}); "
+                "reduce airjet.valves.count or pitch_mm"
+            )
+        if v.min_pulse_ms > v.max_pulse_ms:
+            problems.append(f"airjet.valves.min_pulse_ms = {v.min_pulse_ms:g} exceeds max_pulse_ms = {v.max_pulse_ms:g}")
+    else:
+        r = cfg.robot
+        if r.window_y_start_mm <= y1:
+            problems.append(
+                f"robot.window_y_start_mm = {r.window_y_start_mm:g} lies inside or upstream of the camera view "
+                f"(view ends at y = {y1:.0f} mm); move the robot window downstream"
+            )
+        if r.window_y_end_mm <= r.window_y_start_mm:
+            problems.append(f"robot.window_y_end_mm = {r.window_y_end_mm:g} must exceed window_y_start_mm = {r.window_y_start_mm:g}")
+    max_speed = cfg.belt.nominal_speed_mm_s
+    if cfg.camera.type == "sim":
+        max_speed = max(max_speed, cfg.sim.max_speed_mm_s(cfg.belt.nominal_speed_mm_s))
+    views = view_len_mm * cfg.camera.fps / max_speed if max_speed > 0 else math.inf
+    if views < 3.0:
+        need_fps = 3.0 * max_speed / max(view_len_mm, 1e-9)
+        problems.append(
+            f"camera.fps = {cfg.camera.fps:g} is too low: at {max_speed:g} mm/s over a {view_len_mm:.0f} mm view each object "
+            f"is seen only {views:.1f} times (at least 3 needed); raise camera.fps to >= {need_fps:.0f} or slow the belt"
+        )
+    return problems
+
+
+def validate_config_dict(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Validate a merged mapping and check physics; raise ``ConfigError`` listing every problem."""
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_describe_validation_error(e, source)) from None
+    problems = physics_problems(cfg)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return cfg
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """Resolve a config name: an existing path, or a file name under the shipped ``configs/``."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    shipped = CONFIG_DIR / p
+    return shipped if shipped.exists() else p
+
+
+def load_config(files: Sequence[str | Path] | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load, merge and validate configuration.
+
+    Args:
+        files: YAML files merged in order (later ones override earlier ones).
+            ``None`` or empty loads the default simulated air-jet line.
+        overrides: ``key.path=value`` strings applied last (values parsed as YAML).
+
+    Raises:
+        ConfigError: with one line per problem.
+    """
+    paths = [resolve_config_path(f) for f in (files or [DEFAULT_CONFIG])]
+    merged: dict[str, Any] = {}
+    for p in paths:
+        merged = _deep_merge(merged, _read_yaml(p))
+    for o in overrides:
+        merged = _deep_merge(merged, _parse_override(o))
+    source = ", ".join(str(p) for p in paths)
+    return validate_config_dict(merged, source)
