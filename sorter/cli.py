@@ -21,6 +21,9 @@ from sorter import __version__
 COMMANDS: dict[str, str] = {
     "run": "sorter.commands.run",
     "check": "sorter.commands.check",
+    "calibrate": "sorter.commands.calibrate",
+    "train": "sorter.commands.train",
+    "eval-detector": "sorter.commands.eval_detector",
 }
 
 

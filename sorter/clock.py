@@ -50,3 +50,36 @@ class ManualClock:
             raise ValueError("ManualClock.advance_ns needs dt_ns >= 0")
         with self._lock:
             self._now_ns += dt_ns
+
+
+class ChargedClock:
+    """Simulated clock for ``--fast`` runs.
+
+    Frozen between cycles; during a cycle it runs at the real rate from the
+    cycle's start, so the measured processing time is charged to simulated time.
+    """
+
+    def __init__(self) -> None:
+        self._base_ns = 0
+        self._start_pc_ns: int | None = None
+        self._lock = threading.Lock()
+
+    def now_ns(self) -> int:
+        with self._lock:
+            if self._start_pc_ns is None:
+                return self._base_ns
+            return self._base_ns + (time.perf_counter_ns() - self._start_pc_ns)
+
+    def begin_cycle(self, t_ns: int) -> None:
+        """Start charging real time from simulated ``t_ns`` (never moves backwards)."""
+        with self._lock:
+            self._base_ns = max(self._base_ns, t_ns)
+            self._start_pc_ns = time.perf_counter_ns()
+
+    def end_cycle(self) -> int:
+        """Freeze the clock at the current simulated time and return it."""
+        with self._lock:
+            if self._start_pc_ns is not None:
+                self._base_ns += time.perf_counter_ns() - self._start_pc_ns
+                self._start_pc_ns = None
+            return self._base_ns

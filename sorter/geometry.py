@@ -32,7 +32,8 @@ def rodrigues(rvec: F64) -> F64:
         return np.eye(3)
     k = r / theta
     kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + math.sin(theta) * kx + (1.0 - math.cos(theta)) * (kx @ kx)
+    out: F64 = np.eye(3) + math.sin(theta) * kx + (1.0 - math.cos(theta)) * (kx @ kx)
+    return out
 
 
 def rotation_to_rvec(rot: F64) -> F64:
@@ -138,7 +139,8 @@ class CameraModel:
         """3x3 homography from belt-plane mm ``(x_mm, y_w_mm, 1)`` to *undistorted* pixels."""
         rot = self.rotation
         h = self.k_matrix @ np.column_stack([rot[:, 0], rot[:, 1], np.array(self.tvec_mm)])
-        return h / h[2, 2]
+        out: F64 = h / h[2, 2]
+        return out
 
     # ------------------------------------------------------------------ distortion
     def distort_normalised(self, xy: F64) -> F64:
@@ -187,7 +189,8 @@ class CameraModel:
         h_inv = np.linalg.inv(self.homography())
         und = np.column_stack([xy[:, 0] * self.fx + self.cx, xy[:, 1] * self.fy + self.cy, np.ones(len(xy))])
         w = und @ h_inv.T
-        return w[:, :2] / w[:, 2:3]
+        out: F64 = w[:, :2] / w[:, 2:3]
+        return out
 
     def view_extent_mm(self) -> tuple[float, float, float, float]:
         """Belt-plane bounding box of the image: ``(x_min, x_max, y_min, y_max)`` in mm.

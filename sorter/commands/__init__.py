@@ -1,1 +1,1 @@
-"""commands."""
+"""Subcommands of the ``sorter`` console script (one module each)."""

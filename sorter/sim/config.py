@@ -48,6 +48,7 @@ class SimConfig(_Strict):
     lighting_variation: float = Field(0.15, ge=0, le=1)
     valve_latency_ms: float = Field(3.0, ge=0, description="true command-to-air delay of the virtual valves")
     valve_jitter_ms: float = Field(0.15, ge=0)
+    valve_min_pulse_ms: float = Field(2.0, gt=0, description="shortest air pulse the virtual valves produce")
     eject_min_coverage: float = Field(0.5, gt=0, le=1, description="footprint share the air must cover to eject")
     robot_cycle_ms: float = Field(600.0, gt=0)
     robot_tolerance_mm: float = Field(15.0, gt=0)

@@ -1,0 +1,1 @@
+"""Device emulators speaking the real protocols: a serial valve controller and a Modbus PLC."""

@@ -1,0 +1,281 @@
+"""Emulated valve controller on a serial port, speaking the real protocol.
+
+``ValveControllerProtocol`` is the firmware's message handling, sans-IO: bytes
+and wall time in, bytes out. ``ValveControllerEmulator`` runs it on a serial
+port (any pyserial URL, e.g. one end of a socat pseudo-terminal pair) in one
+thread, ticking the device model and the watchdog every ``tick_s``.
+
+Run standalone (built-in encoder at a fixed speed)::
+
+    python -m firmware_bridge.emulators.valve_controller --port /dev/pts/7 --valves 64 --speed-counts-per-s 25000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import serial
+
+from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, FrameErrorKind, encode_frame
+from firmware_bridge.controller import ControllerCore, ControllerLimits, Outcome
+from firmware_bridge.device import DeviceModel, Execution, FreeRunningDevice
+from firmware_bridge.messages import (
+    SEQ_NONE,
+    Ack,
+    AckResult,
+    Arm,
+    Cancel,
+    Disarm,
+    Fault,
+    Fire,
+    Fired,
+    Heartbeat,
+    Message,
+    Nak,
+    NakReason,
+    Pick,
+    Picked,
+    Ping,
+    Pong,
+    StatusRequest,
+)
+from firmware_bridge.ratelimit import BurstLog
+
+log = logging.getLogger(__name__)
+
+
+def report_for(e: Execution) -> Fired | Picked:
+    """The FIRED/PICKED message of an execution."""
+    if e.kind == "pick":
+        return Picked(e.command_id, e.open_count)
+    return Fired(e.command_id, e.open_count, e.close_count)
+
+
+class ValveControllerProtocol:
+    """Firmware message handling of the valve controller (sans-IO)."""
+
+    def __init__(self, core: ControllerCore) -> None:
+        self.core = core
+        self.decoder = FrameDecoder()
+        self._seq = 0
+        self._burst = BurstLog(log, "controller received damaged frames")
+
+    def _frame(self, m: Message) -> bytes:
+        self._seq = (self._seq + 1) % 0xFFFF
+        return encode_frame(m, self._seq)
+
+    def receive(self, data: bytes, wall_ns: int) -> bytes:
+        """Handle bytes from the host; return the answers to write."""
+        out = bytearray()
+        for r in self.decoder.feed(data):
+            if isinstance(r, FrameError):
+                out += self._on_error(r, wall_ns)
+            else:
+                out += self._on_frame(r, wall_ns)
+        return bytes(out)
+
+    def tick(self, wall_ns: int) -> bytes:
+        """Run the device and watchdog; return reports and faults to write."""
+        done, fault = self.core.tick(wall_ns)
+        out = bytearray()
+        for e in done:
+            out += self._frame(report_for(e))
+        if fault is not None:
+            out += self._frame(Fault(int(fault), self.core.device.encoder_count()))
+        return bytes(out)
+
+    def _on_error(self, r: FrameError, wall_ns: int) -> bytes:
+        self.core.counters.bad_frames += 1
+        if r.kind in (FrameErrorKind.UNKNOWN_TYPE, FrameErrorKind.BAD_LENGTH) and r.seq is not None:
+            # CRC was good: the sequence number is trustworthy, answer that frame
+            reason = NakReason.UNKNOWN_TYPE if r.kind == FrameErrorKind.UNKNOWN_TYPE else NakReason.MALFORMED
+            self._burst.event(wall_ns, f"{r.kind.value}, type 0x{r.type_byte or 0:02x}")
+            return self._frame(Nak(r.seq, 0, int(reason)))
+        if self._burst.event(wall_ns, r.kind.value):
+            reason = NakReason.BAD_CRC if r.kind == FrameErrorKind.BAD_CRC else NakReason.MALFORMED
+            return self._frame(Nak(SEQ_NONE, 0, int(reason)))
+        return b""
+
+    def _answer(self, seq: int, o: Outcome) -> bytes:
+        if o.accepted:
+            out = self._frame(Ack(seq, o.command_id, int(o.code)))
+            if o.code == AckResult.DONE:
+                e = self.core.execution_of(o.command_id)
+                if e is not None:
+                    out += self._frame(report_for(e))
+            return out
+        return self._frame(Nak(seq, o.command_id, int(o.code)))
+
+    def _on_frame(self, f: DecodedFrame, wall_ns: int) -> bytes:
+        m = f.message
+        if isinstance(m, Fire | Pick):
+            return self._answer(f.seq, self.core.submit(m))
+        if isinstance(m, Cancel):
+            return self._answer(f.seq, self.core.cancel(m.command_id))
+        if isinstance(m, Heartbeat):
+            self.core.heartbeat(wall_ns)
+            return b""
+        if isinstance(m, Ping):
+            d = self.core.device
+            return self._frame(Pong(m.host_time_ns, d.device_time_us(), d.encoder_count()))
+        if isinstance(m, StatusRequest):
+            return self._frame(self.core.status())
+        if isinstance(m, Arm):
+            self.core.arm(m.session_id, wall_ns)
+            return self._frame(Ack(f.seq, 0, int(AckResult.OK)))
+        if isinstance(m, Disarm):
+            out = bytearray()
+            for e in self.core.disarm():
+                out += self._frame(report_for(e))
+            return bytes(out) + self._frame(Ack(f.seq, 0, int(AckResult.OK)))
+        # a controller -> host message sent to the controller
+        self.core.counters.bad_frames += 1
+        return self._frame(Nak(f.seq, 0, int(NakReason.UNKNOWN_TYPE)))
+
+
+class ValveControllerEmulator:
+    """Runs ``ValveControllerProtocol`` on a serial port in a background thread.
+
+    When the port disappears (the pseudo-terminal pair is torn down) the
+    emulator keeps ticking (the watchdog still closes the valves) and reopens
+    the port when it comes back.
+
+    Args:
+        url: pyserial URL or device path of the controller's end.
+        device: the device model (encoder and valves).
+        limits: safety limits.
+        tick_s: period of the device/watchdog tick.
+        wall_ns: wall clock for the watchdog.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        device: DeviceModel,
+        limits: ControllerLimits | None = None,
+        tick_s: float = 0.0005,
+        wall_ns: Callable[[], int] = time.monotonic_ns,
+        baudrate: int = 921600,
+    ) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.core = ControllerCore(device, limits)
+        self.protocol = ValveControllerProtocol(self.core)
+        self.tick_s = tick_s
+        self._wall_ns = wall_ns
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._port: serial.SerialBase | None = None
+        self.reopen_count = 0
+        self.frozen = threading.Event()  # set by tests: stop answering (a hung controller)
+
+    def start(self) -> ValveControllerEmulator:
+        self._thread = threading.Thread(target=self._run, name="valve-controller-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def thread_alive(self) -> bool:
+        """True while the emulator's thread runs (it must survive any input)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._close_port()
+
+    def __enter__(self) -> ValveControllerEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _open_port(self) -> None:
+        try:
+            self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0.5)
+            self.protocol.decoder.reset()
+            self.reopen_count += 1
+        except (serial.SerialException, OSError):
+            self._port = None
+
+    def _close_port(self) -> None:
+        if self._port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._port.close()
+            self._port = None
+
+    def _run(self) -> None:
+        next_open = 0.0
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if self._port is None and now >= next_open:
+                self._open_port()
+                next_open = now + 0.05
+            out = b""
+            if now >= next_tick:
+                out += self.protocol.tick(self._wall_ns())
+                next_tick = now + self.tick_s
+            port = self._port
+            if port is None:
+                time.sleep(min(self.tick_s, 0.005))
+                continue
+            try:
+                if out and not self.frozen.is_set():
+                    port.write(out)
+                wait = max(0.0, next_tick - time.monotonic())
+                fd = port.fileno() if hasattr(port, "fileno") else None
+                if fd is not None:
+                    ready, _, _ = select.select([fd], [], [], wait)
+                    data = os.read(fd, 4096) if ready else b""
+                    if ready and not data:
+                        raise serial.SerialException("port closed by the other end")
+                else:
+                    time.sleep(wait)
+                    data = port.read(port.in_waiting or 0)
+                if data and not self.frozen.is_set():
+                    reply = self.protocol.receive(data, self._wall_ns())
+                    if reply:
+                        port.write(reply)
+            except (serial.SerialException, OSError) as e:
+                log.info("valve controller port %s lost (%s); waiting for it to come back", self.url, e)
+                self._close_port()
+                next_open = time.monotonic() + 0.05
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: run the emulator with the built-in encoder until Ctrl-C."""
+    ap = argparse.ArgumentParser(description="Emulated valve controller (serial protocol of firmware_bridge/PROTOCOL.md).")
+    ap.add_argument("--port", required=True, help="serial device or pyserial URL of the controller's end")
+    ap.add_argument("--valves", type=int, default=64)
+    ap.add_argument("--speed-counts-per-s", type=float, default=25000.0, help="encoder rate (belt speed x counts/mm)")
+    ap.add_argument("--queue", type=int, default=256, help="command queue capacity")
+    ap.add_argument("--watchdog-ms", type=float, default=100.0)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    device = FreeRunningDevice(args.valves, args.speed_counts_per_s)
+    limits = ControllerLimits(queue_capacity=args.queue, watchdog_ms=args.watchdog_ms)
+    emu = ValveControllerEmulator(args.port, device, limits).start()
+    log.info("valve controller emulator on %s: %d valves, %.0f counts/s", args.port, args.valves, args.speed_counts_per_s)
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

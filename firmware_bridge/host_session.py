@@ -1,0 +1,526 @@
+"""Host side of the serial protocol as a sans-IO state machine.
+
+Feed it received bytes and the time; ask it what to write and when to call
+again. It owns sequence numbers, ACK matching, bounded retransmission,
+backoff on QUEUE_FULL, heartbeats, ARM after (re)connection and after a
+watchdog fault, PING/PONG sync and STATUS polling. It never touches a port or
+a clock, so every timing rule is unit-tested with made-up times; the threaded
+``SerialLink`` only moves bytes.
+
+Rules that keep commands safe (PROTOCOL.md, section 5):
+
+* A command is never *sent* once its open position is known to have passed
+  (the last count the controller reported, or, with ``predict_late``, the count
+  extrapolated from the sync estimate plus a guard). The controller refuses late
+  commands itself in any case, so nothing is ever fired late.
+* A command without ACK is retransmitted at most ``max_retries`` times, under
+  the same command id (the controller treats it as a duplicate if it had it).
+  After that it is reported ``rejected`` and a CANCEL is sent.
+* After a reconnection or a watchdog fault the host re-arms and resends every
+  accepted command that has not executed; the controller answers DUPLICATE,
+  DONE (with the report again) or queues it anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import Enum
+
+from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, encode_frame
+from firmware_bridge.link import EventStatus, LinkEvent
+from firmware_bridge.messages import (
+    Ack,
+    AckResult,
+    Arm,
+    Cancel,
+    Disarm,
+    Fault,
+    FaultCode,
+    Fire,
+    Fired,
+    Heartbeat,
+    Message,
+    Nak,
+    NakReason,
+    Pick,
+    Picked,
+    Ping,
+    Pong,
+    Status,
+    StatusRequest,
+)
+from firmware_bridge.ratelimit import BurstLog
+from firmware_bridge.sync import SyncEstimator
+
+log = logging.getLogger(__name__)
+
+MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Timing of the host side (all host monotonic nanoseconds).
+
+    Attributes:
+        ack_timeout_ns: no ACK/NAK within this -> retransmit.
+        max_retries: retransmissions per command after the first send.
+        heartbeat_ns: HEARTBEAT period (must be well under the controller's watchdog, 100 ms).
+        ping_ns: PING period for clock/encoder sync.
+        status_ns: STATUS_REQUEST period.
+        window: commands sent but not yet answered, at most.
+        backoff_min_ns: first pause after a QUEUE_FULL.
+        backoff_max_ns: longest pause (doubling from the first).
+        predict_late: also skip sending when the *extrapolated* count says the position has passed
+            (needs a belt that moves in host time; leave off in a simulation with its own clock).
+        late_guard_ns: with ``predict_late``, time margin added to the one-way delay.
+    """
+
+    ack_timeout_ns: int = 20 * MS
+    max_retries: int = 3
+    heartbeat_ns: int = 25 * MS
+    ping_ns: int = 200 * MS
+    status_ns: int = 500 * MS
+    window: int = 32
+    backoff_min_ns: int = 2 * MS
+    backoff_max_ns: int = 200 * MS
+    predict_late: bool = False
+    late_guard_ns: int = 1 * MS
+
+
+class _State(Enum):
+    WAITING = "waiting"  # to be sent (or resent)
+    IN_FLIGHT = "in_flight"  # sent, awaiting ACK/NAK
+    ACCEPTED = "accepted"  # queued in the controller, awaiting FIRED/PICKED
+
+
+@dataclass(slots=True)
+class _Cmd:
+    command: Fire | Pick
+    state: _State = _State.WAITING
+    sent_ns: int = 0
+    tries: int = 0
+    not_before_ns: int = 0
+    accepted_reported: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A non-command frame awaiting its ACK (ARM, DISARM, CANCEL)."""
+
+    message: Message
+    sent_ns: int
+    tries: int = 1
+
+
+def _first_count(c: Fire | Pick) -> int:
+    return c.open_count if isinstance(c, Fire) else c.pick_count
+
+
+class HostSession:
+    """The host protocol machine for one controller.
+
+    Args:
+        config: timing.
+        session_id: identifies this host run to the controller (a new id makes it forget old command ids).
+        arm: False for a monitor (``sorter hw status``): never ARM, never send heartbeats, so another
+            host's session and watchdog are left alone; commands cannot be sent.
+    """
+
+    def __init__(self, config: SessionConfig, session_id: int, arm: bool = True) -> None:
+        self.cfg = config
+        self.session_id = session_id & 0xFFFFFFFF
+        self.arm_enabled = arm
+        self.sync = SyncEstimator()
+        self.decoder = FrameDecoder()
+        self.connected = False
+        self.armed = False
+        self.status: Status | None = None
+        self.fault: FaultCode | None = None
+        self.counters: dict[str, int] = {
+            k: 0
+            for k in (
+                "sent",
+                "retransmits",
+                "acked",
+                "accepted",
+                "executed",
+                "late",
+                "late_local",
+                "rejected",
+                "cancelled",
+                "nak_queue_full",
+                "nak_other",
+                "no_answer",
+                "bad_frames",
+                "faults",
+                "watchdog_faults",
+                "rearms",
+                "reconnects",
+                "heartbeats",
+                "resent_after_rearm",
+                "backoffs",
+            )
+        }
+        self._cmds: OrderedDict[int, _Cmd] = OrderedDict()
+        self._finished: OrderedDict[int, EventStatus] = OrderedDict()
+        self._events: list[LinkEvent] = []
+        self._out = bytearray()
+        self._seq = 0
+        self._control: dict[int, _Pending] = {}  # seq -> ARM/DISARM awaiting ACK
+        self._cancels: dict[int, _Pending] = {}  # command id -> CANCEL awaiting ACK
+        self._pings: dict[int, int] = {}  # host_time_ns -> sent
+        self._hb_counter = 0
+        self._next_heartbeat_ns = 0
+        self._next_ping_ns = 0
+        self._next_status_ns = 0
+        self._backoff_ns = 0
+        self._paused_until_ns = 0
+        self._pause_started_ns = -1
+        self._window = config.window
+        self._last_count: int | None = None
+        self._burst = BurstLog(log, "received frames with errors")
+
+    # ----------------------------------------------------------------- inputs
+
+    def connection_made(self, now_ns: int) -> None:
+        """The port is open: arm, then (re)send what is outstanding."""
+        if self.connected:
+            return
+        self.connected = True
+        self.armed = False
+        self.decoder.reset()
+        self._control.clear()
+        self._pings.clear()
+        if self.arm_enabled:
+            self._send_control(Arm(self.session_id), now_ns)
+        self._next_heartbeat_ns = now_ns
+        self._next_ping_ns = now_ns
+        self._next_status_ns = now_ns
+
+    def connection_lost(self, now_ns: int) -> None:
+        """The port went away: nothing in flight can be answered any more."""
+        if not self.connected:
+            return
+        self.connected = False
+        self.armed = False
+        self.counters["reconnects"] += 1
+        self._out.clear()
+        self._requeue_outstanding(now_ns)
+
+    def submit(self, command: Fire | Pick, now_ns: int) -> None:
+        """Queue a command (duplicates of a known id are ignored)."""
+        cid = command.command_id
+        if cid in self._cmds or cid in self._finished:
+            return
+        self._cmds[cid] = _Cmd(command)
+
+    def cancel(self, command_id: int, now_ns: int) -> None:
+        """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
+        c = self._cmds.get(command_id)
+        if c is None:
+            return
+        if c.state == _State.WAITING and c.tries == 0:
+            self._finish(command_id, "cancelled", detail="cancelled before sending")
+            return
+        if command_id not in self._cancels and self.armed:
+            self._cancels[command_id] = _Pending(Cancel(command_id), now_ns)
+            self._write(Cancel(command_id))
+
+    def disarm(self, now_ns: int) -> None:
+        """Close all valves and stop (before closing the link)."""
+        if self.connected:
+            self._send_control(Disarm(), now_ns)
+        self.armed = False
+
+    def receive(self, data: bytes, now_ns: int) -> None:
+        """Bytes from the port."""
+        for r in self.decoder.feed(data):
+            if isinstance(r, FrameError):
+                self.counters["bad_frames"] += 1
+                self._burst.event(now_ns, r.kind.value)
+                continue
+            self._handle(r, now_ns)
+
+    # ---------------------------------------------------------------- outputs
+
+    def poll(self, now_ns: int) -> bytes:
+        """Run timers and return the bytes to write now."""
+        if self.connected:
+            self._timers(now_ns)
+            if self.armed:
+                self._send_commands(now_ns)
+        else:
+            self._expire_unsendable(now_ns)
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def next_deadline_ns(self, now_ns: int) -> int:
+        """Latest time at which ``poll`` must be called again."""
+        t = now_ns + 50 * MS
+        if self.connected:
+            t = min(t, self._next_heartbeat_ns, self._next_ping_ns, self._next_status_ns)
+            for c in self._cmds.values():
+                if c.state == _State.IN_FLIGHT:
+                    t = min(t, c.sent_ns + self.cfg.ack_timeout_ns)
+                elif c.state == _State.WAITING:
+                    t = min(t, max(c.not_before_ns, self._paused_until_ns))
+            for p in (*self._control.values(), *self._cancels.values()):
+                t = min(t, p.sent_ns + self.cfg.ack_timeout_ns)
+        return max(t, now_ns)
+
+    def take_events(self) -> list[LinkEvent]:
+        """Return and clear the events."""
+        ev, self._events = self._events, []
+        return ev
+
+    def idle(self) -> bool:
+        """True when every submitted command has been answered (none waiting or in flight)."""
+        return all(c.state == _State.ACCEPTED for c in self._cmds.values())
+
+    def outstanding(self) -> int:
+        """Commands not yet final (waiting, in flight or accepted)."""
+        return len(self._cmds)
+
+    # --------------------------------------------------------------- internals
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        if self._seq == 0xFFFF:  # reserved for "unknown" in NAKs
+            self._seq = 0
+        return self._seq
+
+    def _write(self, message: Message) -> int:
+        seq = self._next_seq()
+        self._out += encode_frame(message, seq)
+        return seq
+
+    def _send_control(self, message: Message, now_ns: int) -> None:
+        seq = self._write(message)
+        self._control[seq] = _Pending(message, now_ns)
+
+    def _event(self, cid: int, status: EventStatus, **kw: object) -> None:
+        self._events.append(LinkEvent(cid, status, **kw))  # type: ignore[arg-type]
+
+    def _finish(self, cid: int, status: EventStatus, **kw: object) -> None:
+        c = self._cmds.pop(cid, None)
+        if c is None:
+            return
+        self.counters[status] = self.counters.get(status, 0) + 1
+        self._event(cid, status, **kw)
+        self._cancels.pop(cid, None)
+        self._finished[cid] = status
+        while len(self._finished) > 8192:
+            self._finished.popitem(last=False)
+
+    def _known_passed(self, c: Fire | Pick, now_ns: int, retransmission: bool = False) -> bool:
+        """True when the first position has passed: certainly (the last count seen), or probably
+        (extrapolated from the sync estimate) with ``predict_late`` or before a retransmission."""
+        first = _first_count(c)
+        if self._last_count is not None and first <= self._last_count:
+            return True
+        if self.cfg.predict_late or retransmission:
+            best = self.sync.best()
+            est = self.sync.count_at(now_ns + (best.rtt_ns // 2 if best else 0) + self.cfg.late_guard_ns)
+            if est is not None and first <= est:
+                return True
+        return False
+
+    def _timers(self, now_ns: int) -> None:
+        cfg = self.cfg
+        if self.arm_enabled and now_ns >= self._next_heartbeat_ns:
+            self._hb_counter = (self._hb_counter + 1) & 0xFFFFFFFF
+            self._write(Heartbeat(self._hb_counter))
+            self.counters["heartbeats"] += 1
+            self._next_heartbeat_ns = now_ns + cfg.heartbeat_ns
+        if now_ns >= self._next_ping_ns:
+            self._write(Ping(now_ns))
+            self._pings[now_ns] = now_ns
+            if len(self._pings) > 16:
+                self._pings.pop(next(iter(self._pings)))
+            self._next_ping_ns = now_ns + cfg.ping_ns
+        if now_ns >= self._next_status_ns:
+            self._write(StatusRequest())
+            self._next_status_ns = now_ns + cfg.status_ns
+        for seq, p in list(self._control.items()):
+            if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
+                del self._control[seq]
+                new_seq = self._write(p.message)
+                self._control[new_seq] = _Pending(p.message, now_ns, p.tries + 1)
+        for cid, p in list(self._cancels.items()):
+            if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
+                if p.tries > cfg.max_retries:
+                    del self._cancels[cid]
+                    continue
+                self._write(p.message)
+                self._cancels[cid] = _Pending(p.message, now_ns, p.tries + 1)
+        for cid, c in list(self._cmds.items()):
+            if c.state != _State.IN_FLIGHT or now_ns - c.sent_ns < cfg.ack_timeout_ns:
+                continue
+            if c.tries > cfg.max_retries:
+                self.counters["no_answer"] += 1
+                self._finish(cid, "rejected", detail=f"no ACK after {c.tries} transmissions")
+                self._cancels[cid] = _Pending(Cancel(cid), now_ns)
+                self._write(Cancel(cid))
+            else:
+                c.state = _State.WAITING
+                c.not_before_ns = 0
+        self._expire_unsendable(now_ns)
+
+    def _expire_unsendable(self, now_ns: int) -> None:
+        for cid, c in list(self._cmds.items()):
+            if c.state == _State.WAITING and self._known_passed(c.command, now_ns, retransmission=c.tries > 0):
+                self.counters["late_local"] += 1
+                self._finish(cid, "late", detail="position passed before it could be sent")
+
+    def _send_commands(self, now_ns: int) -> None:
+        if now_ns < self._paused_until_ns:
+            return
+        in_flight = sum(1 for c in self._cmds.values() if c.state == _State.IN_FLIGHT)
+        # after a QUEUE_FULL the window restarts at one command and grows by one per acceptance
+        window = min(self._window, self.cfg.window)
+        for c in self._cmds.values():
+            if in_flight >= window:
+                break
+            if c.state != _State.WAITING or now_ns < c.not_before_ns:
+                continue
+            c.state = _State.IN_FLIGHT
+            c.sent_ns = now_ns
+            if c.tries > 0 and not c.accepted_reported:
+                self.counters["retransmits"] += 1
+            c.tries += 1
+            self.counters["sent"] += 1
+            self._write(c.command)
+            in_flight += 1
+
+    def _requeue_outstanding(self, now_ns: int) -> None:
+        """After a reconnect or a fault: everything not executed must be (re)sent."""
+        for c in self._cmds.values():
+            if c.state == _State.ACCEPTED:
+                self.counters["resent_after_rearm"] += 1
+                c.tries = 0
+            c.state = _State.WAITING
+            c.not_before_ns = 0
+        self._cancels.clear()
+
+    def _handle(self, frame: DecodedFrame, now_ns: int) -> None:
+        m = frame.message
+        if isinstance(m, Ack):
+            self._on_ack(frame.seq, m, now_ns)
+        elif isinstance(m, Nak):
+            self._on_nak(m, now_ns)
+        elif isinstance(m, Fired):
+            self._last_count = max(self._last_count or m.open_count, m.open_count)
+            self._finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
+        elif isinstance(m, Picked):
+            self._last_count = max(self._last_count or m.pick_count, m.pick_count)
+            self._finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
+        elif isinstance(m, Pong):
+            sent = self._pings.pop(m.host_time_ns, None)
+            if sent is not None:
+                self.sync.add(sent, now_ns, m.device_time_us, m.encoder_count)
+            self._last_count = m.encoder_count
+        elif isinstance(m, Status):
+            self.status = m
+            self._last_count = m.encoder_count
+            if (m.session_id != self.session_id or not (m.flags & 0x01)) and self.armed:
+                log.warning("controller reports it is not armed for this session; re-arming")
+                self._rearm(now_ns)
+        elif isinstance(m, Fault):
+            self._on_fault(m, now_ns)
+        else:
+            self.counters["bad_frames"] += 1
+            self._burst.event(now_ns, f"unexpected {type(m).__name__} from controller")
+
+    def _on_ack(self, seq: int, m: Ack, now_ns: int) -> None:
+        self.counters["acked"] += 1
+        ctrl = self._control.pop(m.acked_seq, None)
+        if ctrl is not None:
+            if isinstance(ctrl.message, Arm):
+                self.armed = True
+                self.fault = None
+            return
+        if m.result in (AckResult.CANCELLED, AckResult.UNKNOWN_ID):
+            self._cancels.pop(m.command_id, None)
+            if m.result == AckResult.CANCELLED:
+                self._finish(m.command_id, "cancelled", detail="cancelled by the controller")
+            return
+        c = self._cmds.get(m.command_id)
+        if c is None:
+            return
+        if c.state in (_State.IN_FLIGHT, _State.WAITING):
+            c.state = _State.ACCEPTED
+        if c.sent_ns > self._pause_started_ns:
+            self._backoff_ns = 0
+            self._window = min(self._window + 1, self.cfg.window)
+        if not c.accepted_reported:
+            c.accepted_reported = True
+            self.counters["accepted"] += 1
+            self._event(m.command_id, "accepted")
+
+    def _on_nak(self, m: Nak, now_ns: int) -> None:
+        if m.reason in (NakReason.BAD_CRC, NakReason.MALFORMED) and m.command_id == 0:
+            self.counters["nak_other"] += 1
+            self._burst.event(now_ns, "controller received a damaged frame")
+            self._next_heartbeat_ns = now_ns  # it may have been a heartbeat: send one more now
+            return  # the ack timeout resends whatever it was
+        ctrl = self._control.pop(m.acked_seq, None)
+        if ctrl is not None:
+            log.error("controller refused %s: %s", type(ctrl.message).__name__, NakReason(m.reason).name)
+            return
+        c = self._cmds.get(m.command_id)
+        if c is None:
+            return
+        if m.reason == NakReason.QUEUE_FULL:
+            self.counters["nak_queue_full"] += 1
+            if now_ns >= self._paused_until_ns and c.sent_ns >= self._pause_started_ns:
+                # a new episode (not one more answer to frames sent before the pause): back off longer
+                self._backoff_ns = min(max(self._backoff_ns * 2, self.cfg.backoff_min_ns), self.cfg.backoff_max_ns)
+                self._pause_started_ns = now_ns
+                self._paused_until_ns = now_ns + self._backoff_ns
+                self._window = 1
+                self.counters["backoffs"] += 1
+            c.state = _State.WAITING
+            c.tries = 0
+            c.not_before_ns = self._paused_until_ns
+            return
+        if m.reason == NakReason.NOT_ARMED:
+            c.state = _State.WAITING
+            c.tries = 0
+            self._rearm(now_ns)
+            return
+        self.counters["nak_other"] += 1
+        reason = NakReason(m.reason) if m.reason in NakReason._value2member_map_ else m.reason
+        name = reason.name if isinstance(reason, NakReason) else str(reason)
+        self._finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
+
+    def _on_fault(self, m: Fault, now_ns: int) -> None:
+        self.counters["faults"] += 1
+        code = FaultCode(m.fault_code) if m.fault_code in FaultCode._value2member_map_ else FaultCode.INTERNAL
+        self.fault = code
+        self._last_count = m.encoder_count
+        if code == FaultCode.WATCHDOG:
+            self.counters["watchdog_faults"] += 1
+            log.warning("controller watchdog tripped (valves closed); re-arming and resending outstanding commands")
+            self._rearm(now_ns)
+            return
+        log.error("controller fault %s: valves closed; commands refused until an operator re-arms", code.name)
+        self.armed = False
+        for cid in list(self._cmds):
+            self._finish(cid, "rejected", detail=f"controller fault {code.name}")
+
+    def ready(self) -> bool:
+        """Connected, and armed unless this is a monitor."""
+        return self.connected and (self.armed or not self.arm_enabled)
+
+    def _rearm(self, now_ns: int) -> None:
+        if not self.arm_enabled:
+            return
+        if any(isinstance(p.message, Arm) for p in self._control.values()):
+            return
+        self.armed = False
+        self.counters["rearms"] += 1
+        self._requeue_outstanding(now_ns)
+        self._send_control(Arm(self.session_id), now_ns)

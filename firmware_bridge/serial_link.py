@@ -1,0 +1,285 @@
+"""Serial link to a valve controller: one I/O thread around the sans-IO ``HostSession``.
+
+The thread opens the port (``serial.serial_for_url``, so device paths and
+pyserial URLs both work), waits on the port and on a wake-up pipe with
+``select`` so a submitted command is written at once, feeds received bytes to
+the session and writes what it asks for. When the port disappears it closes
+it and retries with exponential backoff (``reconnect_min_s`` doubling up to
+``reconnect_max_s``); the session then re-arms and resends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import select
+import threading
+import time
+from collections.abc import Callable
+
+import serial
+
+from firmware_bridge.host_session import HostSession, SessionConfig
+from firmware_bridge.link import LinkEvent
+from firmware_bridge.messages import Fire, Pick, Status
+from firmware_bridge.sync import SyncEstimator
+
+log = logging.getLogger(__name__)
+
+
+class SerialLink:
+    """Host side of the serial protocol (implements ``firmware_bridge.link.ControllerLink``).
+
+    Args:
+        url: device path or pyserial URL, e.g. ``/dev/ttyACM0``.
+        baudrate: line rate (ignored by USB CDC and pseudo-terminals).
+        config: protocol timing.
+        session_id: this host run's id; random when None.
+        reconnect_min_s: first wait before reopening a lost port.
+        reconnect_max_s: longest wait between reopening attempts.
+        time_ns: host monotonic clock (wall time drives timeouts and heartbeats).
+        arm: False for a monitor that never arms the controller nor feeds its watchdog.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        baudrate: int = 921600,
+        config: SessionConfig | None = None,
+        session_id: int | None = None,
+        reconnect_min_s: float = 0.05,
+        reconnect_max_s: float = 2.0,
+        time_ns: Callable[[], int] = time.monotonic_ns,
+        arm: bool = True,
+    ) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        sid = session_id if session_id is not None else random.getrandbits(32) or 1
+        self.session = HostSession(config or SessionConfig(), sid, arm=arm)
+        self.sync: SyncEstimator = self.session.sync
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self._time_ns = time_ns
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._events: list[LinkEvent] = []
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._thread: threading.Thread | None = None
+        self._port: serial.SerialBase | None = None
+        self.open_failures = 0
+        self.opens = 0
+
+    # --------------------------------------------------------------- public
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"serial-link {self.url}", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not self.session.ready():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
+
+    def submit(self, command: Fire | Pick) -> None:
+        with self._lock:
+            self.session.submit(command, self._time_ns())
+        self._wake()
+
+    def cancel(self, command_id: int) -> None:
+        with self._lock:
+            self.session.cancel(command_id, self._time_ns())
+            self._collect()
+        self._wake()
+
+    def poll_events(self) -> list[LinkEvent]:
+        with self._lock:
+            self._collect()
+            ev, self._events = self._events, []
+            return ev
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not self.session.idle():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
+
+    def last_status(self) -> Status | None:
+        with self._lock:
+            return self.session.status
+
+    def request_status(self, timeout_s: float = 1.0) -> Status | None:
+        """Ask for a fresh STATUS now and wait for it."""
+        with self._lock:
+            before = self.session.status
+            self.session._next_status_ns = 0
+        self._wake()
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self.session.status is before:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(min(left, 0.05))
+            return self.session.status
+
+    def ping(self, timeout_s: float = 1.0) -> bool:
+        """Send a PING now and wait for its PONG (the result is in ``sync``)."""
+        with self._lock:
+            n0 = self.sync.count
+            self.session._next_ping_ns = 0
+        self._wake()
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self.sync.count == n0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            s = dict(self.session.counters)
+            s["outstanding"] = self.session.outstanding()
+            s["connected"] = int(self.session.connected)
+            s["port_opens"] = self.opens
+            return s
+
+    def close(self, disarm: bool = True) -> None:
+        """Disarm the controller (valves closed), stop the thread, close the port."""
+        if self._thread is not None and disarm and self.session.arm_enabled:
+            with self._lock:
+                self.session.disarm(self._time_ns())
+            self._wake()
+            deadline = time.monotonic() + 0.2
+            with self._changed:
+                while self.session._control and time.monotonic() < deadline:
+                    self._changed.wait(0.01)
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._close_port()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    # -------------------------------------------------------------- private
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\x01")
+
+    def _collect(self) -> None:
+        ev = self.session.take_events()
+        if ev:
+            self._events.extend(ev)
+
+    def _open(self) -> bool:
+        try:
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0.2)
+        except (serial.SerialException, OSError, ValueError) as e:
+            self.open_failures += 1
+            if self.open_failures == 1 or self.open_failures % 50 == 0:
+                log.warning("cannot open controller port %s (%s); retrying with backoff", self.url, e)
+            return False
+        self._port = port
+        self.opens += 1
+        if self.opens > 1:
+            log.info("controller port %s reopened", self.url)
+        with self._changed:
+            self.session.connection_made(self._time_ns())
+            self._changed.notify_all()
+        return True
+
+    def _close_port(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+
+    def _lost(self, why: str) -> None:
+        log.warning("controller port %s lost (%s); reconnecting", self.url, why)
+        self._close_port()
+        with self._changed:
+            self.session.connection_lost(self._time_ns())
+            self._collect()
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        backoff = self.reconnect_min_s
+        next_open = 0.0
+        while not self._stop.is_set():
+            if self._port is None:
+                now = time.monotonic()
+                if now >= next_open:
+                    if self._open():
+                        backoff = self.reconnect_min_s
+                    else:
+                        next_open = now + backoff
+                        backoff = min(backoff * 2, self.reconnect_max_s)
+                if self._port is None:
+                    with self._changed:
+                        self.session.poll(self._time_ns())  # expires what can no longer be sent
+                        self._collect()
+                        self._changed.notify_all()
+                    self._sleep(max(0.001, min(next_open - time.monotonic(), 0.05)))
+                    continue
+            try:
+                self._step()
+            except (serial.SerialException, OSError) as e:
+                self._lost(str(e))
+                next_open = time.monotonic() + self.reconnect_min_s
+
+    def _sleep(self, s: float) -> None:
+        try:
+            select.select([self._wake_r], [], [], s)
+            os.read(self._wake_r, 4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except (OSError, ValueError):
+            time.sleep(s)
+
+    def _step(self) -> None:
+        port = self._port
+        assert port is not None
+        with self._changed:
+            now = self._time_ns()
+            out = self.session.poll(now)
+            deadline = self.session.next_deadline_ns(now)
+            self._collect()
+            self._changed.notify_all()
+        if out:
+            port.write(out)
+        timeout = max(0.0, (deadline - self._time_ns()) / 1e9)
+        fd = port.fileno()
+        ready, _, _ = select.select([fd, self._wake_r], [], [], timeout)
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+        if fd in ready:
+            data = os.read(fd, 4096)
+            if not data:
+                raise serial.SerialException("port closed by the other end")
+            with self._changed:
+                self.session.receive(data, self._time_ns())
+                self._collect()
+                self._changed.notify_all()

@@ -1,0 +1,280 @@
+"""Actuator over a real controller link (serial valve controller or Modbus PLC).
+
+The sorter side of ``firmware_bridge``: converts ``FireCommand``/``PickCommand``
+(odometer millimetres) to position-stamped wire commands (encoder counts,
+``belt.encoder_counts_per_mm``), hands them to the link's thread, and turns
+the controller's answers back into ``CommandReport``s.
+
+With ``camera.type: sim`` and ``actuator.emulator: true`` the factory also
+starts the matching device emulator, whose device model is the simulator's
+valve bank (or robot): a socat pseudo-terminal pair for ``serial``, a pymodbus
+server on a free loopback port for ``modbus`` (or a pseudo-terminal pair for
+Modbus RTU), so the run pushes real bytes through real transports.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from firmware_bridge.controller import ControllerLimits
+from firmware_bridge.host_session import SessionConfig
+from firmware_bridge.link import ControllerLink, LinkEvent
+from firmware_bridge.messages import Fire, Pick
+from firmware_bridge.modbus_link import ModbusLink, ModbusLinkConfig
+from firmware_bridge.serial_link import SerialLink
+from sorter.actuate.base import Actuator
+from sorter.clock import Clock
+from sorter.entities import Command, CommandReport, FireCommand
+from sorter.errors import ConfigError, DeviceNotConnectedError
+
+if TYPE_CHECKING:
+    from sorter.config import Config
+
+log = logging.getLogger(__name__)
+
+_U32 = 0xFFFFFFFF
+_I64 = 1 << 63
+_I32 = 1 << 31
+
+
+def to_wire(command: Command, counts_per_mm: float) -> Fire | Pick:
+    """The wire command of a sorter command (positions rounded to the nearest count).
+
+    Raises:
+        ValueError: a field does not fit the wire format (id over 32 bits, position over 64 bits).
+    """
+    if not 0 <= command.command_id <= _U32:
+        raise ValueError(f"command id {command.command_id} does not fit 32 bits")
+    if isinstance(command, FireCommand):
+        o = round(command.s_open_mm * counts_per_mm)
+        c = round(command.s_close_mm * counts_per_mm)
+        if not (-_I64 <= o < _I64 and -_I64 <= c < _I64):
+            raise ValueError(f"positions {command.s_open_mm}..{command.s_close_mm} mm overflow 64-bit counts")
+        if not (0 <= command.valve_first <= 0xFFFF and 0 <= command.valve_last <= 0xFFFF):
+            raise ValueError(f"valves {command.valve_first}..{command.valve_last} outside 0..65535")
+        return Fire(command.command_id, command.valve_first, command.valve_last, o, max(c, o + 1))
+    x_um = round(command.x_mm * 1000.0)
+    y_um = round((command.u_mm + command.s_pick_mm) * 1000.0)
+    p = round(command.s_pick_mm * counts_per_mm)
+    if not (-_I32 <= x_um < _I32 and -_I32 <= y_um < _I32 and -_I64 <= p < _I64):
+        raise ValueError(f"pick point ({command.x_mm}, {command.u_mm + command.s_pick_mm}) mm does not fit the wire format")
+    return Pick(command.command_id, x_um, y_um, p)
+
+
+def to_report(event: LinkEvent, counts_per_mm: float) -> CommandReport:
+    """The ``CommandReport`` of a link event (the actual position in odometer mm)."""
+    s = event.open_count / counts_per_mm if event.open_count is not None else None
+    return CommandReport(event.command_id, event.status, s_actual_mm=s, detail=event.detail)
+
+
+class BridgeActuator:
+    """``Actuator`` over a ``firmware_bridge`` link.
+
+    Args:
+        link: a started link (serial or Modbus).
+        counts_per_mm: ``belt.encoder_counts_per_mm``.
+        on_close: stops whatever the factory started with it (emulator, pseudo-terminals).
+        device_executions: in simulation, the number of commands the device has executed so far;
+            ``wait_idle`` then also waits until their reports have come back over the link, so
+            fast runs do not depend on thread timing.
+    """
+
+    def __init__(
+        self,
+        link: ControllerLink,
+        counts_per_mm: float,
+        on_close: Callable[[], None] | None = None,
+        device_executions: Callable[[], int] | None = None,
+    ) -> None:
+        self.link = link
+        self.cpm = float(counts_per_mm)
+        self._on_close = on_close
+        self._device_executions = device_executions
+        self._local: list[CommandReport] = []
+        self._executed_seen = 0
+        self._closed = False
+
+    def submit(self, commands: Sequence[Command]) -> None:
+        for c in commands:
+            try:
+                wire = to_wire(c, self.cpm)
+            except ValueError as e:
+                self._local.append(CommandReport(c.command_id, "rejected", detail=str(e)))
+                continue
+            self.link.submit(wire)
+
+    def cancel(self, command_ids: Sequence[int]) -> None:
+        for cid in command_ids:
+            self.link.cancel(cid)
+
+    def poll_reports(self) -> list[CommandReport]:
+        out, self._local = self._local, []
+        for ev in self.link.poll_events():
+            if ev.status == "executed":
+                self._executed_seen += 1
+            out.append(to_report(ev, self.cpm))
+        return out
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        if not self.link.wait_idle(timeout_s):
+            return False
+        if self._device_executions is None:
+            return True
+        while self.link.stats().get("executed", 0) < self._device_executions():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.0002)
+        return True
+
+    def stats(self) -> dict[str, int]:
+        s = {f"link_{k}": int(v) for k, v in self.link.stats().items()}
+        st = self.link.last_status()
+        if st is not None:
+            s["controller_executed"] = st.executed
+            s["controller_late"] = st.late
+            s["controller_rejected"] = st.rejected
+            s["controller_bad_frames"] = st.bad_frames
+            s["controller_watchdog_trips"] = st.watchdog_trips
+        s["sent"] = s.get("link_sent", 0)
+        s["executed"] = s.get("link_executed", 0)
+        s["late"] = s.get("link_late", 0)
+        s["rejected"] = s.get("link_rejected", 0)
+        s["reconnects"] = s.get("link_reconnects", 0)
+        return s
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.link.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+
+
+# ------------------------------------------------------------------ factories
+
+
+def _sim_limits(cfg: Config, queue_capacity: int) -> ControllerLimits:
+    """Emulator limits in simulation: refuse late exactly as the simulator does, clamp only absurd pulses."""
+    v = cfg.airjet.valves
+    return ControllerLimits(
+        queue_capacity=queue_capacity,
+        watchdog_ms=100.0,
+        min_lead_us=0,
+        min_pulse_us=0,
+        max_pulse_us=int(max(4 * v.max_pulse_ms * 1000, 200_000)),
+    )
+
+
+def _ready_or_raise(link: ControllerLink, what: str, fix: str, on_fail: Callable[[], None], timeout_s: float = 3.0) -> None:
+    if link.wait_ready(timeout_s):
+        return
+    link.close()
+    on_fail()
+    raise DeviceNotConnectedError(f"{what} did not answer within {timeout_s:g} s; {fix}")
+
+
+def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim_bank: Any | None) -> Actuator:
+    """Build the actuator for ``actuator.type`` ``serial`` or ``modbus``.
+
+    Args:
+        cfg: the configuration.
+        clock: the sorter's clock (unused by the link, which keeps wall time for timeouts and heartbeats).
+        sim_world: the simulated world, or None on a real line.
+        sim_bank: the simulator's valve bank (or robot) to drive through the emulator.
+
+    Raises:
+        ConfigError: unknown type, or an emulator asked for without a simulated line.
+        DeviceNotConnectedError: the controller did not answer at start-up.
+    """
+    del clock
+    a = cfg.actuator
+    cpm = cfg.belt.encoder_counts_per_mm
+    if a.type not in ("serial", "modbus"):
+        raise ConfigError(f"actuator.type = {a.type!r} is not a bridge type; use 'serial' or 'modbus'")
+    emulate = sim_world is not None and a.emulator
+    if a.emulator and sim_world is not None and sim_bank is None:
+        raise ConfigError("actuator.emulator needs the simulated valve bank or robot; check line.mode and camera.type: sim")
+    stops: list[Callable[[], None]] = []
+
+    def stop_all() -> None:
+        for s in reversed(stops):
+            try:
+                s()
+            except Exception:
+                log.exception("error while stopping the emulator")
+        stops.clear()
+
+    device_executions: Callable[[], int] | None = None
+    if emulate:
+        from sorter.actuate.sim_device import SimDevice
+
+        assert sim_world is not None
+        device = SimDevice(sim_world, sim_bank, cpm)
+        device_executions = device.executions_recorded
+
+    link: SerialLink | ModbusLink
+    if a.type == "serial":
+        s = a.serial
+        url = s.url
+        if emulate:
+            from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+            from firmware_bridge.pty_pair import PtyPair
+
+            pty = PtyPair().start()
+            stops.append(pty.close)
+            emu = ValveControllerEmulator(pty.device_path, device, _sim_limits(cfg, 256)).start()
+            stops.append(emu.stop)
+            url = pty.host_path
+        session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
+        link = SerialLink(url, s.baudrate, session)
+        fix = (
+            "the emulator did not start; check that socat is installed"
+            if emulate
+            else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
+        )
+        what = f"valve controller on {url}"
+    else:
+        m = a.modbus
+        host, port, serial_url = m.host, m.port, m.serial_url
+        if emulate:
+            from firmware_bridge.emulators.plc import PlcEmulator
+
+            if m.transport == "rtu":
+                from firmware_bridge.pty_pair import PtyPair
+
+                pty = PtyPair().start()
+                stops.append(pty.close)
+                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate)
+                serial_url = pty.host_path
+            else:
+                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="tcp", host="127.0.0.1", port=0)
+            plc.start()
+            stops.append(plc.stop)
+            host, port = "127.0.0.1", plc.port
+        link = ModbusLink(
+            m.transport,
+            host,
+            port,
+            serial_url,
+            m.baudrate,
+            m.unit_id,
+            m.timeout_ms,
+            ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms),
+        )
+        where = f"{host}:{port}" if m.transport == "tcp" else str(serial_url)
+        what = f"PLC (Modbus {m.transport.upper()}) at {where}"
+        fix = (
+            "check actuator.modbus (host, port, unit_id), the network, "
+            "and that the PLC runs the register map of firmware_bridge/PROTOCOL.md"
+        )
+    link.start()
+    _ready_or_raise(link, what, fix, stop_all)
+    log.info("actuator: %s ready", what)
+    return BridgeActuator(link, cpm, on_close=stop_all, device_executions=device_executions)

@@ -1,0 +1,87 @@
+"""``sorter run``: run a line (the simulated line when no hardware is configured)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sorter.commands.common import add_config_arguments, load_or_report
+
+HELP = "run the sorting line (default: the simulated air-jet line) with a live status and a final summary"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="seconds of belt to run (default: until Ctrl-C; 60 with --fast)")
+    p.add_argument("--fast", action="store_true", help="simulated clock: as fast as possible, deterministic, processing time charged")
+    p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write the run summary as JSON")
+    p.add_argument("--quiet", action="store_true", help="no live status")
+
+
+def _status_printer(tty: bool) -> Any:
+    from sorter.runtime.status import render_status
+
+    def show(line: Any, t_s: float) -> None:
+        text = render_status(line, t_s)
+        if tty:
+            sys.stdout.write("\x1b[H\x1b[J" + text + "\n")
+        else:
+            sys.stdout.write(text.splitlines()[0] + "\n")
+        sys.stdout.flush()
+
+    return show
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_or_report(args)
+    if cfg is None:
+        return 2
+    from sorter.errors import SorterError
+    from sorter.runtime.accounting import build_summary, human_summary
+    from sorter.runtime.line import build_line
+    from sorter.runtime.loops import run_fast, run_realtime
+
+    duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if args.fast else None))
+    try:
+        line = build_line(cfg, fast=args.fast)
+    except (SorterError, ValueError) as e:
+        print(f"cannot start: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    status = None if args.quiet else _status_printer(sys.stdout.isatty())
+    try:
+        if args.fast:
+            assert duration is not None
+            result = run_fast(line, duration, stop, status)
+        else:
+            result = run_realtime(line, duration, stop, status)
+        summary = build_summary(
+            counters=line.counters,
+            latency=line.latency,
+            score=line.score(),
+            sim_duration_s=result.sim_duration_s,
+            wall_s=result.wall_s,
+            mode=cfg.line.mode,
+            actuator_stats=line.actuator.stats(),
+        )
+    finally:
+        line.close()
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+    print(human_summary(summary))
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,105 @@
+"""``sorter train``: train the detector on rendered (and/or COCO) data; write checkpoint, ONNX variants and metrics."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from sorter.errors import ConfigError, MissingDependencyError, SorterError
+
+HELP = "train the detector on rendered and/or COCO data; writes checkpoint.pt, model*.onnx, metrics.jsonl and metrics.json"
+
+DEFAULT_OUT = "runs/detector"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size {text!r}: expected WIDTHxHEIGHT, e.g. 320x192") from None
+    return w, h
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
+    g.add_argument("--export-only", action="store_true", help="skip training: export and evaluate the checkpoint in --out")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    m = p.add_argument_group("model")
+    m.add_argument("--input-size", type=_size, default=(320, 192), metavar="WxH", help="network input, multiples of 32 (default 320x192)")
+    m.add_argument("--width", type=int, default=16, help="base channels of the backbone (default 16)")
+    m.add_argument("--stride", type=int, default=4, choices=(4, 8), help="heatmap stride (default 4)")
+    m.add_argument("--top-k", type=int, default=100, help="detections per image (static output size, default 100)")
+    m.add_argument("--init", type=Path, metavar="PATH", help="fine-tune from a checkpoint.pt or a sorter .onnx")
+    t = p.add_argument_group("training")
+    t.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    t.add_argument("--epochs", type=int, default=24)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (use ~5e-4 when fine-tuning)")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    t.add_argument("--time-budget-min", type=float, default=None, help="stop after the epoch that crosses this many minutes")
+    d = p.add_argument_group("data")
+    d.add_argument("--train-images", type=int, default=4000, help="rendered training images (0: COCO only; default 4000)")
+    d.add_argument("--val-images", type=int, default=200, help="rendered validation images (default 200)")
+    d.add_argument("--heldout-images", type=int, default=300, help="rendered held-out images for the final evaluation (0: skip)")
+    d.add_argument("--coco", action="append", default=[], type=Path, metavar="ANNOTATIONS.json", help="COCO annotations to train on (repeatable)")
+    d.add_argument(
+        "--coco-images", action="append", default=[], type=Path, metavar="DIR", help="image folder of the matching --coco (default: beside it)"
+    )
+    d.add_argument("--cache-dir", type=Path, default=Path("runs/cache"), help="folder for letterboxed dataset caches (default runs/cache)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print(MissingDependencyError("torch", "train", "sorter train"), file=sys.stderr)
+        return 2
+    from sorter.detect.spec import ModelSpec
+    from sorter.train.job import TrainOptions, run_job
+    from sorter.train.trainer import TrainConfig
+
+    if len(args.coco_images) > len(args.coco):
+        print("--coco-images given more often than --coco; give one folder per annotation file", file=sys.stderr)
+        return 2
+    images = list(args.coco_images) + [None] * (len(args.coco) - len(args.coco_images))
+    try:
+        spec = ModelSpec(input_w_px=args.input_size[0], input_h_px=args.input_size[1], width=args.width, out_stride=args.stride, top_k=args.top_k)
+    except ValueError as e:
+        print(f"invalid model options: {e}", file=sys.stderr)
+        return 2
+    opts = TrainOptions(
+        out_dir=Path(args.out),
+        spec=spec,
+        train=TrainConfig(
+            seed=args.seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            threads=args.threads,
+            time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
+        ),
+        train_images=args.train_images,
+        val_images=args.val_images,
+        heldout_images=args.heldout_images,
+        coco=list(zip(args.coco, images, strict=True)),
+        init=args.init,
+        resume=args.resume,
+        export_only=args.export_only,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    )
+    try:
+        metrics = run_job(opts)
+    except (ConfigError, SorterError) as e:
+        print(f"sorter train: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    print(f"wrote {out / 'model.onnx'} (+ fp16, int8, golden), {out / 'checkpoint.pt'}, {out / 'metrics.json'}")
+    if "map50" in metrics:
+        print(f"held-out: mAP@0.5 = {metrics['map50']:.4f}, mAP@0.5:0.95 = {metrics['map']:.4f} (total {metrics['timings']['total_s']:.0f} s)")
+    return 0

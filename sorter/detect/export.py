@@ -1,0 +1,223 @@
+"""ONNX export of the detector: FP32, FP16 (weights and body in half, decode in FP32) and INT8 Q/DQ.
+
+Precision is baked into the ONNX file rather than chosen by builder flags,
+because TensorRT 11 (and TensorRT-RTX) build strongly typed networks only.
+Every variant keeps FP32 input and outputs so backends treat them alike.
+
+Every Conv weight and bias initializer is named after its torch module
+(``s8.1.a.conv.weight``), so :mod:`sorter.detect.onnx_weights` can load an
+ONNX file back into the torch network without a separate checkpoint.
+
+Needs torch (the ``train`` extra); imported lazily by its callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from sorter.detect.net import CenterNet, fused_copy
+from sorter.detect.spec import INPUT_NAME, OUTPUT_NAMES, PRECISION_METADATA_KEY, SPEC_METADATA_KEY, ModelSpec
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+class _HalfBody(nn.Module):
+    """Runs the network body in FP16 and the decoder in FP32; FP32 in and out."""
+
+    def __init__(self, net: CenterNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        heat, dist = self.net.forward_raw(x.half())
+        return self.net.decoder(heat.float(), dist.float())
+
+
+def _conv_execution_order(net: CenterNet, x: torch.Tensor) -> list[str]:
+    """Module names of the Conv2d layers in the order a forward pass runs them (= ONNX node order)."""
+    names = {id(m): n for n, m in net.named_modules()}
+    order: list[str] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(names[id(mod)])) for m in net.modules() if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            net.forward_raw(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return order
+
+
+def _name_conv_initializers(model: onnx.ModelProto, conv_names: list[str]) -> None:
+    """Give every Conv its own weight/bias initializers named after its module (undoes de-duplication)."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    # fp16 export may route weights through Cast/Constant nodes; resolve constants produced by nodes too
+    consts = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    if len(convs) != len(conv_names):
+        raise RuntimeError(f"ONNX has {len(convs)} Conv nodes but the network ran {len(conv_names)} convs; export changed layout")
+    new_inits: list[onnx.TensorProto] = []
+    for node, name in zip(convs, conv_names, strict=True):
+        for slot, suffix in ((1, "weight"), (2, "bias")):
+            if len(node.input) <= slot:
+                continue
+            src = node.input[slot]
+            if src in inits:
+                arr = numpy_helper.to_array(inits[src])
+            elif src in consts:
+                arr = numpy_helper.to_array(consts[src].attribute[0].t)
+            else:
+                raise RuntimeError(f"Conv {name}: {suffix} '{src}' is not a constant; cannot name it")
+            new_name = f"{name}.{suffix}"
+            new_inits.append(numpy_helper.from_array(np.array(arr), new_name))
+            node.input[slot] = new_name
+    used = {i for n in graph.node for i in n.input}
+    keep = [i for i in graph.initializer if i.name in used and not any(i.name == t.name for t in new_inits)]
+    del graph.initializer[:]
+    graph.initializer.extend(keep + new_inits)
+    keep_nodes = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] not in used)]
+    del graph.node[:]
+    graph.node.extend(keep_nodes)
+
+
+def set_metadata(model: onnx.ModelProto, spec: ModelSpec, precision: str, extra: dict[str, str] | None = None) -> None:
+    """Store the spec, the precision and free-form provenance in the ONNX metadata."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update({SPEC_METADATA_KEY: spec.to_json(), PRECISION_METADATA_KEY: precision, **(extra or {})})
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, props)
+    model.producer_name = "sorter"
+
+
+def export_onnx(
+    net: CenterNet,
+    path: str | Path,
+    precision: Literal["fp32", "fp16"] = "fp32",
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Export the network (BatchNorm folded) with in-graph decoding to ONNX opset 17.
+
+    Args:
+        net: trained network (any mode; a fused eval copy is exported).
+        path: output file.
+        precision: ``fp32``, or ``fp16`` for half weights and body with FP32 I/O and decode.
+        extra_metadata: provenance strings (seed, data recipe...) stored in the metadata.
+
+    Returns:
+        The path written.
+    """
+    spec = net.spec
+    deploy = fused_copy(net).cpu().float()
+    x = torch.zeros(1, 3, spec.input_h_px, spec.input_w_px)
+    conv_names = _conv_execution_order(deploy, x)
+    module: nn.Module = deploy
+    if precision == "fp16":
+        module = _HalfBody(deploy.half())
+    elif precision != "fp32":
+        raise ValueError(f"precision {precision!r}: export supports fp32 and fp16 (int8 comes from quantize_int8)")
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legacy exporter deprecation, tracer int() warnings (static by design)
+        torch.onnx.export(
+            module,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            do_constant_folding=True,
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    _name_conv_initializers(model, [n.removeprefix("net.") for n in conv_names])
+    set_metadata(model, spec, precision, extra_metadata)
+    onnx.checker.check_model(model)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    log.info("exported %s model to %s (%.2f MB)", precision, out, out.stat().st_size / 1e6)
+    return out
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-process" not in record.getMessage() and "pre-processing" not in record.getMessage()
+
+
+def quantize_int8(
+    fp32_path: str | Path,
+    out_path: str | Path,
+    calibration: npt.NDArray[np.float32],
+    extra_metadata: dict[str, str] | None = None,
+) -> Path:
+    """Make the INT8 Q/DQ variant with ONNX Runtime's static quantizer.
+
+    Convs get symmetric per-channel INT8 weights and symmetric per-tensor INT8
+    activations (what TensorRT's explicit quantization expects); the decoder
+    stays FP32. Activation ranges come from ``calibration``.
+
+    Args:
+        fp32_path: the FP32 ONNX model.
+        out_path: where to write the INT8 model.
+        calibration: ``(N, 3, H, W)`` preprocessed network inputs, e.g. letterboxed rendered frames.
+
+    Returns:
+        The path written.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._it: Iterator[npt.NDArray[np.float32]] = iter(calibration)
+
+        def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
+            nxt = next(self._it, None)
+            return None if nxt is None else {INPUT_NAME: nxt[None].astype(np.float32)}
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    quiet = _DropPreprocessAdvice()
+    root.addFilter(quiet)  # the quantizer advises shape pre-processing on the root logger; our graph is already static
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # and prints calibration chatter
+            quantize_static(
+                str(fp32_path),
+                str(out),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "CalibPercentile": 99.99},
+            )
+    finally:
+        root.removeFilter(quiet)
+    model = onnx.load(str(out))
+    src = onnx.load(str(fp32_path), load_external_data=False)
+    spec = ModelSpec.from_json({p.key: p.value for p in src.metadata_props}[SPEC_METADATA_KEY])
+    provenance = {p.key: p.value for p in src.metadata_props if p.key not in (SPEC_METADATA_KEY, PRECISION_METADATA_KEY)}
+    set_metadata(model, spec, "int8", {**provenance, **(extra_metadata or {})})
+    if model.opset_import[0].version < OPSET:
+        raise RuntimeError(f"quantizer lowered the opset to {model.opset_import[0].version}")
+    onnx.save(model, str(out))
+    return out

@@ -1,0 +1,75 @@
+"""ONNX Runtime backend: the reference detector (CPU everywhere, CUDA where installed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sorter.config import DetectorConfig
+from sorter.detect.model_files import read_model_info, resolve_model
+from sorter.detect.pipeline import EngineDetector, RawOutputs
+from sorter.detect.spec import INPUT_NAME, OUTPUT_NAMES
+from sorter.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+
+def _cuda_device_id(device: str) -> int | None:
+    """``cuda`` / ``cuda:1`` -> device index; anything else -> None (CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    _, _, idx = device.partition(":")
+    return int(idx) if idx else 0
+
+
+class OrtEngine:
+    """An ONNX Runtime session on one model file."""
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("onnxruntime", "core", "the onnxruntime detector backend") from None
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        providers: list[Any] = ["CPUExecutionProvider"]
+        dev = _cuda_device_id(device)
+        if dev is not None:
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, ("CUDAExecutionProvider", {"device_id": dev}))
+            else:
+                log.warning("detector.device = %r but this onnxruntime has no CUDA provider; running on the CPU", device)
+        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        used = self._session.get_providers()[0]
+        self.name = f"onnxruntime:{'cuda' if used == 'CUDAExecutionProvider' else 'cpu'}"
+        log.info("onnxruntime session on %s (%s)", path, used)
+
+    def infer(self, tensor: npt.NDArray[np.float32]) -> RawOutputs:
+        """Run the session on one ``(1, 3, H, W)`` input."""
+        boxes, scores, classes = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: tensor})
+        return boxes, scores, classes
+
+    def close(self) -> None:
+        """Drop the session."""
+        self._session = None
+
+
+def create(cfg: DetectorConfig, class_names: tuple[str, ...], threads: int | None = None) -> EngineDetector:
+    """Build the onnxruntime detector for ``detector.*`` settings.
+
+    Args:
+        cfg: detector settings (``model`` None = packaged default; ``precision`` picks the variant file).
+        class_names: the line's class names in class-id order.
+        threads: intra-op threads (None: onnxruntime's default, one per physical core).
+    """
+    path = resolve_model(cfg.model, cfg.precision)
+    info = read_model_info(path)
+    engine = OrtEngine(path, cfg.device, threads)
+    return EngineDetector(engine, info.spec, class_names, cfg.min_score)

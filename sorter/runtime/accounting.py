@@ -1,0 +1,115 @@
+"""Run counters and the end-of-run summary (JSON and human text)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sorter.entities import CommandReport, FireCommand, PickCommand
+from sorter.runtime.stats import LatencyRecorder, percentiles
+
+
+@dataclass
+class RunCounters:
+    """Counters of one run, updated by the main loop only."""
+
+    frames: int = 0
+    frames_dropped: int = 0
+    commands_sent: int = 0
+    commands_accepted: int = 0
+    commands_late_dropped: int = 0
+    commands_rejected: int = 0
+    commands_executed: int = 0
+    commands_executed_late: int = 0
+    tracks_confirmed: int = 0
+    tracks_unconfirmed: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    command_pos_mm: dict[int, float] = field(default_factory=dict)
+
+    def on_commands(self, commands: tuple[FireCommand | PickCommand, ...]) -> None:
+        self.commands_sent += len(commands)
+        for c in commands:
+            self.command_pos_mm[c.command_id] = c.s_open_mm if isinstance(c, FireCommand) else c.s_pick_mm
+
+    def on_reports(self, reports: list[CommandReport], tolerance_mm: float) -> None:
+        """Count device answers; an execution past its commanded position is a late execution."""
+        for r in reports:
+            if r.status == "accepted":
+                self.commands_accepted += 1
+            elif r.status == "late":
+                self.commands_late_dropped += 1
+            elif r.status == "rejected":
+                self.commands_rejected += 1
+            elif r.status == "executed":
+                self.commands_executed += 1
+                want = self.command_pos_mm.pop(r.command_id, None)
+                if want is not None and r.s_actual_mm is not None and r.s_actual_mm > want + tolerance_mm:
+                    self.commands_executed_late += 1
+
+
+def build_summary(
+    *,
+    counters: RunCounters,
+    latency: LatencyRecorder,
+    score: dict[str, Any],
+    sim_duration_s: float,
+    wall_s: float,
+    mode: str,
+    actuator_stats: dict[str, int],
+) -> dict[str, Any]:
+    """The ``--summary`` JSON document."""
+    lat = {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in latency.summary_ms().items()}
+    errors = score.get("fire_position_errors_mm", [])
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "frames": counters.frames,
+        "frames_dropped": counters.frames_dropped,
+        "frames_dropped_fraction": round(counters.frames_dropped / max(1, counters.frames + counters.frames_dropped), 5),
+        "objects_seen": score.get("objects_seen", 0),
+        "targets_passed": score.get("targets_passed", 0),
+        "targets_ejected": score.get("targets_ejected", 0),
+        "nontargets_ejected": score.get("nontargets_ejected", 0),
+        "recovery": score.get("recovery", 0.0),
+        "purity": score.get("purity", 1.0),
+        "commands_sent": counters.commands_sent,
+        "commands_late_dropped": counters.commands_late_dropped,
+        "commands_rejected": counters.commands_rejected,
+        "commands_executed": counters.commands_executed,
+        "commands_executed_late": counters.commands_executed_late,
+        "fire_position_error_mm": {k: v for k, v in percentiles(errors).items() if k != "n"},
+        "latency_ms": lat,
+        "realtime_factor": round(sim_duration_s / wall_s, 3) if wall_s > 0 else 0.0,
+        "sim_duration_s": round(sim_duration_s, 3),
+        "wall_s": round(wall_s, 3),
+        "tracks_confirmed": counters.tracks_confirmed,
+        "tracks_unconfirmed": counters.tracks_unconfirmed,
+        "decisions": dict(sorted(counters.decisions.items())),
+        "actuator": actuator_stats,
+    }
+    for key in ("picks_attempted", "picks_succeeded", "pick_success", "picks_per_min", "per_class"):
+        if key in score:
+            summary[key] = score[key]
+    return summary
+
+
+def human_summary(s: dict[str, Any]) -> str:
+    """A short text for the terminal."""
+    fe = s["fire_position_error_mm"]
+    lines = [
+        f"Run summary ({s['mode']}, {s['sim_duration_s']:.1f} s of belt in {s['wall_s']:.1f} s wall, x{s['realtime_factor']:.2f})",
+        f"  frames            {s['frames']}  dropped {s['frames_dropped']} ({100 * s['frames_dropped_fraction']:.2f} %)",
+        f"  objects seen      {s['objects_seen']}",
+        f"  targets passed    {s['targets_passed']}  ejected {s['targets_ejected']}  non-targets ejected {s['nontargets_ejected']}",
+        f"  recovery          {s['recovery']:.4f}   purity {s['purity']:.4f}",
+        f"  commands          sent {s['commands_sent']}  late-dropped {s['commands_late_dropped']}  "
+        f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}",
+        f"  position error mm p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
+    ]
+    if "pick_success" in s:
+        lines.append(
+            f"  picks             {s.get('picks_succeeded', 0)}/{s.get('picks_attempted', 0)} ok "
+            f"({s['pick_success']:.3f}), {s.get('picks_per_min', 0):.1f} picks/min"
+        )
+    lat = s["latency_ms"]
+    lines.append("  latency ms        " + "  ".join(f"{k} {v['p50']:.3f}/{v['p99']:.3f}" for k, v in lat.items()) + "  (p50/p99)")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Wiring: build every stage of a line from its configuration.
+
+This is the only place that imports every stage (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sorter.actuate.base import Actuator
+from sorter.clock import ChargedClock, Clock, MonotonicClock
+from sorter.config import Config
+from sorter.detect.base import Detector
+from sorter.detect.registry import create_detector
+from sorter.entities import MATERIAL_CLASSES
+from sorter.geometry import CameraModel
+from sorter.runtime.accounting import RunCounters
+from sorter.runtime.calibration_source import camera_model_for, sim_camera_model
+from sorter.runtime.odometry import OdometerEstimator
+from sorter.runtime.params import airjet_params, robot_params, target_class_ids, tracker_params
+from sorter.runtime.pipeline import Pipeline
+from sorter.runtime.stats import LatencyRecorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Line:
+    """Everything a running line is made of."""
+
+    cfg: Config
+    clock: Clock
+    camera: CameraModel
+    detector: Detector
+    pipeline: Pipeline
+    actuator: Actuator
+    latency: LatencyRecorder
+    counters: RunCounters
+    world: Any  # sorter.sim.world.SimWorld when camera.type is sim
+    scoreboard: Any
+    render_frames: bool
+    execution_tolerance_mm: float
+
+    def close(self) -> None:
+        """Close the actuator (valves shut) and the detector."""
+        try:
+            self.actuator.close()
+        finally:
+            self.detector.close()
+
+    def score(self) -> dict[str, Any]:
+        if self.scoreboard is None:
+            return {}
+        s: dict[str, Any] = self.scoreboard.summary()
+        return s
+
+
+def _build_actuator(cfg: Config, clock: Clock, world: Any, device: Any) -> Actuator:
+    kind = cfg.actuator.type
+    if kind == "virtual":
+        if world is None:
+            raise ValueError("actuator.type 'virtual' needs the simulated line (camera.type: sim)")
+        from sorter.actuate.virtual import VirtualActuator
+
+        return VirtualActuator(world, device, clock)
+    if kind == "dry_run":
+        from sorter.actuate.dry_run import DryRunActuator
+
+        return DryRunActuator(clock)
+    if kind in ("serial", "modbus"):
+        from sorter.actuate.bridge import create_bridge_actuator
+
+        act: Actuator = create_bridge_actuator(cfg, clock, world, device)
+        return act
+    if kind == "host_timed":
+        from sorter.actuate.host_timed import create_host_timed_actuator
+
+        act2: Actuator = create_host_timed_actuator(cfg, clock, world, device)
+        return act2
+    raise ValueError(f"actuator.type {kind!r} unknown")
+
+
+def build_line(cfg: Config, *, fast: bool) -> Line:
+    """Build a line: simulated world (if any), detector, tracker, planner, actuator.
+
+    Args:
+        cfg: validated configuration.
+        fast: use the simulated, processing-time-charged clock (``--fast``).
+    """
+    from sorter.track import BeltTracker
+
+    clock: Clock = ChargedClock() if fast else MonotonicClock()
+    camera = camera_model_for(cfg)
+    world: Any = None
+    device: Any = None
+    scoreboard: Any = None
+    targets = target_class_ids(cfg)
+    if cfg.camera.type == "sim":
+        from sorter.sim.world import SimWorld
+
+        world = SimWorld(
+            cfg.sim,
+            belt_width_mm=cfg.belt.width_mm,
+            nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s,
+            encoder_counts_per_mm=cfg.belt.encoder_counts_per_mm,
+            camera=sim_camera_model(cfg),
+            class_names=MATERIAL_CLASSES,
+            t0_ns=clock.now_ns(),
+        )
+        if cfg.line.mode == "airjet":
+            v = cfg.airjet.valves
+            device = world.add_valve_bank(
+                valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
+            )
+        else:
+            r = cfg.robot
+            device = world.add_robot(
+                window_y_start_mm=r.window_y_start_mm,
+                window_y_end_mm=r.window_y_end_mm,
+                x_min_mm=r.x_min_mm,
+                x_max_mm=r.x_max_mm,
+            )
+        scoreboard = world.scoreboard(target_class_ids=targets)
+    elif fast:
+        raise ValueError("--fast needs camera.type: sim")
+
+    detector = create_detector(cfg, MATERIAL_CLASSES)
+    tracker = BeltTracker(tracker_params(cfg))
+    planner: Any
+    if cfg.line.mode == "airjet":
+        from sorter.schedule import AirjetPlanner
+
+        planner = AirjetPlanner(airjet_params(cfg, camera))
+    else:
+        from sorter.schedule import RobotPlanner
+
+        planner = RobotPlanner(robot_params(cfg))
+    latency = LatencyRecorder()
+    odometer = OdometerEstimator(window_ns=round(cfg.belt.speed_filter_ms * 1e6), nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s)
+    pipeline = Pipeline(
+        camera=camera,
+        detector=detector,
+        tracker=tracker,
+        planner=planner,
+        odometer=odometer,
+        clock=clock,
+        latency=latency,
+        min_score=cfg.detector.min_score,
+    )
+    actuator = _build_actuator(cfg, clock, world, device)
+    render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
+    return Line(
+        cfg=cfg,
+        clock=clock,
+        camera=camera,
+        detector=detector,
+        pipeline=pipeline,
+        actuator=actuator,
+        latency=latency,
+        counters=RunCounters(),
+        world=world,
+        scoreboard=scoreboard,
+        render_frames=render,
+        execution_tolerance_mm=max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm),
+    )

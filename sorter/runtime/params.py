@@ -1,0 +1,73 @@
+"""Map the validated config onto the plain parameter objects of the pure stages."""
+
+from __future__ import annotations
+
+from sorter.config import Config
+from sorter.entities import MATERIAL_CLASSES
+from sorter.geometry import CameraModel
+from sorter.schedule import AirjetParams, PolicyParams, RobotParams
+from sorter.track import TrackerParams
+
+
+def target_class_ids(cfg: Config) -> frozenset[int]:
+    """Class ids of the sorting targets."""
+    return frozenset(MATERIAL_CLASSES.index(c) for c in cfg.policy.targets)
+
+
+def tracker_params(cfg: Config) -> TrackerParams:
+    t = cfg.tracker
+    return TrackerParams(
+        gate_mm=t.gate_mm,
+        min_hits=t.min_hits,
+        max_unseen_ns=round(t.max_unseen_ms * 1e6),
+        max_unseen_travel_mm=t.max_unseen_travel_mm,
+        measurement_sigma_mm=t.measurement_sigma_mm,
+        residual_process_sigma=t.residual_process_sigma,
+        n_classes=len(MATERIAL_CLASSES),
+    )
+
+
+def policy_params(cfg: Config) -> PolicyParams:
+    p = cfg.policy
+    return PolicyParams(
+        target_class_ids=target_class_ids(cfg),
+        min_confidence=p.min_confidence,
+        min_length_mm=p.min_length_mm,
+        max_length_mm=p.max_length_mm,
+        touching_nontarget=p.touching_nontarget,
+        touching_gap_mm=p.touching_gap_mm,
+    )
+
+
+def airjet_params(cfg: Config, camera: CameraModel) -> AirjetParams:
+    a = cfg.airjet
+    v = a.valves
+    _x0, _x1, _y0, view_end_y_mm = camera.view_extent_mm()
+    return AirjetParams(
+        y_eject_mm=a.y_eject_mm,
+        valve_count=v.count,
+        valve_pitch_mm=v.pitch_mm,
+        valve_x_first_mm=v.x_first_mm,
+        latency_ms=v.latency_ms,
+        min_pulse_ms=v.min_pulse_ms,
+        max_pulse_ms=v.max_pulse_ms,
+        margin_mm=v.margin_mm,
+        lateral_margin_mm=v.lateral_margin_mm,
+        decide_before_mm=a.decide_before_mm,
+        view_end_y_mm=view_end_y_mm,
+        policy=policy_params(cfg),
+    )
+
+
+def robot_params(cfg: Config) -> RobotParams:
+    r = cfg.robot
+    values = {MATERIAL_CLASSES.index(k): float(v) for k, v in r.values.items()}
+    return RobotParams(
+        window_y_start_mm=r.window_y_start_mm,
+        window_y_end_mm=r.window_y_end_mm,
+        x_min_mm=r.x_min_mm,
+        x_max_mm=r.x_max_mm,
+        max_picks_per_min=r.max_picks_per_min,
+        values=values,
+        policy=policy_params(cfg),
+    )

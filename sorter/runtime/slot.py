@@ -1,0 +1,37 @@
+"""A one-frame slot between a capture thread and the main loop (drop-oldest)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class LatestSlot(Generic[T]):
+    """Holds only the newest item; an unread item that gets replaced counts as dropped.
+
+    Never blocks the producer: a live camera must not wait for processing.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self.dropped = 0
+        self.put_count = 0
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self.put_count += 1
+            self._cond.notify()
+
+    def take(self, timeout_s: float) -> T | None:
+        """Take the newest item, waiting up to ``timeout_s``; ``None`` on timeout."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout_s)
+            item, self._item = self._item, None
+            return item

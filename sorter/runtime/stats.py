@@ -1,0 +1,57 @@
+"""Latency accounting: per-stage samples in bounded buffers, percentiles on demand."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LatencyRecorder:
+    """Keeps the last ``capacity`` samples (ns) per stage; reports p50/p99 in ms."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._capacity = capacity
+        self._buf: dict[str, np.ndarray] = {}
+        self._n: dict[str, int] = {}
+
+    def add(self, stage: str, dt_ns: int) -> None:
+        buf = self._buf.get(stage)
+        if buf is None:
+            buf = np.zeros(self._capacity, np.int64)
+            self._buf[stage] = buf
+            self._n[stage] = 0
+        n = self._n[stage]
+        buf[n % self._capacity] = dt_ns
+        self._n[stage] = n + 1
+
+    def stages(self) -> list[str]:
+        return list(self._buf)
+
+    def samples_ms(self, stage: str) -> np.ndarray:
+        n = min(self._n.get(stage, 0), self._capacity)
+        return self._buf[stage][:n].astype(np.float64) / 1e6 if n else np.zeros(0)
+
+    def summary_ms(self) -> dict[str, dict[str, float]]:
+        """``{stage: {"p50": ms, "p99": ms, "max": ms}}``."""
+        out: dict[str, dict[str, float]] = {}
+        for stage in self._buf:
+            v = self.samples_ms(stage)
+            if v.size:
+                out[stage] = {
+                    "p50": round(float(np.percentile(v, 50)), 4),
+                    "p99": round(float(np.percentile(v, 99)), 4),
+                    "max": round(float(v.max()), 4),
+                }
+        return out
+
+
+def percentiles(values: list[float] | np.ndarray) -> dict[str, float]:
+    """``{"p50", "p99", "max", "n"}`` of a list (zeros when empty)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0, "n": 0}
+    return {
+        "p50": round(float(np.percentile(v, 50)), 3),
+        "p99": round(float(np.percentile(v, 99)), 3),
+        "max": round(float(v.max()), 3),
+        "n": int(v.size),
+    }

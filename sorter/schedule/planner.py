@@ -1,0 +1,214 @@
+"""Air-jet planner: one decision per confirmed track, one position-stamped shot per target.
+
+A track is decided once no further measurement can improve the decision
+(retired, or its centre has left the camera view) or when it is within
+``decide_before_mm`` of the ejection line, whichever comes first; until then
+the tracker keeps refining it and the planner waits. The decision is final:
+a track never gets a second command.
+
+Command positions (odometer mm, see ``timing.py``): the air spans the object
+plus ``margin_mm`` plus ``sigma_k`` sigma of its predicted along-belt
+uncertainty on each side, clamped to the pulse limits, and is issued
+``speed x latency`` earlier to compensate the valve latency. A command whose
+opening position is not at least ``safety_margin_mm`` ahead of the current
+odometer is late: dropped and counted, never sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sorter.entities import Command, FireCommand, Track
+from sorter.schedule.policy import PolicyParams, touching, touching_verdict, why_not_target
+from sorter.schedule.results import Decision, DecisionLedger, PlanResult
+from sorter.schedule.timing import ValveBank, air_window, decision_due, lead_mm, s_crossing
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AirjetParams:
+    """Geometry and timing of an air-jet ejector.
+
+    Attributes:
+        y_eject_mm: ejection line, world ``y_w_mm``.
+        valve_count: valves in the bank.
+        valve_pitch_mm: lateral width of one valve's air.
+        valve_x_first_mm: left edge of valve 0's air, belt ``x_mm``.
+        latency_ms: command-to-air delay, compensated by a lead of speed x latency.
+        min_pulse_ms: shortest pulse the valves make reliably.
+        max_pulse_ms: longest pulse allowed (air consumption, coil heating).
+        margin_mm: extra air before and after the object along the belt.
+        lateral_margin_mm: extra width on each side when choosing valves.
+        decide_before_mm: decide at the latest when the predicted centre is
+            this far upstream of the ejection line.
+        view_end_y_mm: downstream end of the camera view; a track whose centre
+            is past it gets no more measurements and is decided.
+        policy: what to eject.
+        safety_margin_mm: a command whose opening position is within this of
+            the current odometer is late (link and controller latency).
+        sigma_k: multiples of the predicted along-belt sigma added to the air span.
+        forget_after_mm: travel past the line after which a decided track id is forgotten.
+    """
+
+    y_eject_mm: float = 1200.0
+    valve_count: int = 64
+    valve_pitch_mm: float = 18.75
+    valve_x_first_mm: float = 0.0
+    latency_ms: float = 3.0
+    min_pulse_ms: float = 4.0
+    max_pulse_ms: float = 80.0
+    margin_mm: float = 10.0
+    lateral_margin_mm: float = 5.0
+    decide_before_mm: float = 150.0
+    view_end_y_mm: float = 360.0
+    policy: PolicyParams = field(default_factory=PolicyParams)
+    safety_margin_mm: float = 20.0
+    sigma_k: float = 2.0
+    forget_after_mm: float = 2000.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.valve_count < 1:
+            problems.append(f"AirjetParams.valve_count = {self.valve_count} must be >= 1")
+        if self.valve_pitch_mm <= 0:
+            problems.append(f"AirjetParams.valve_pitch_mm = {self.valve_pitch_mm!r} must be > 0")
+        if not 0 < self.min_pulse_ms <= self.max_pulse_ms:
+            problems.append(
+                f"AirjetParams.min_pulse_ms = {self.min_pulse_ms!r}, max_pulse_ms = {self.max_pulse_ms!r}: need 0 < min <= max"
+            )
+        non_negative = {
+            "latency_ms": self.latency_ms,
+            "margin_mm": self.margin_mm,
+            "lateral_margin_mm": self.lateral_margin_mm,
+            "decide_before_mm": self.decide_before_mm,
+            "safety_margin_mm": self.safety_margin_mm,
+            "sigma_k": self.sigma_k,
+            "forget_after_mm": self.forget_after_mm,
+        }
+        problems += [f"AirjetParams.{k} = {v!r} must be >= 0" for k, v in non_negative.items() if not v >= 0]
+        if self.y_eject_mm <= self.view_end_y_mm:
+            problems.append(
+                f"AirjetParams.y_eject_mm = {self.y_eject_mm!r} must lie downstream of the camera view "
+                f"(view_end_y_mm = {self.view_end_y_mm!r})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def bank(self) -> ValveBank:
+        """The valve bank geometry."""
+        return ValveBank(self.valve_count, self.valve_pitch_mm, self.valve_x_first_mm)
+
+
+class AirjetPlanner:
+    """Decides once per confirmed track and issues at most one :class:`FireCommand` for it.
+
+    Not thread-safe: call :meth:`plan` from the main loop after each tracker update.
+    """
+
+    def __init__(self, params: AirjetParams | None = None, first_command_id: int = 1) -> None:
+        self.params = params or AirjetParams()
+        self._bank = self.params.bank
+        self._ledger = DecisionLedger()
+        self._ids = itertools.count(first_command_id)
+        # latest version of every confirmed track near the line: neighbours for the touching check
+        self._recent: dict[int, Track] = {}
+        self._recent_pruned_at_mm = -float("inf")
+
+    def plan(
+        self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float, speed_mm_s: float, t_now_ns: int
+    ) -> PlanResult:
+        """Decide on every track that is due and return the new commands.
+
+        Args:
+            active: live tracks from the tracker (tentative ones are ignored).
+            retired: tracks the tracker retired in its last update.
+            s_now_mm: current belt odometer (extrapolated to now).
+            speed_mm_s: current belt speed, for the latency lead and pulse limits.
+            t_now_ns: current host time, stamped on commands and decisions.
+        """
+        p = self.params
+        self._ledger.prune(s_now_mm)
+        self._remember(active, retired, s_now_mm)
+        commands: list[Command] = []
+        decisions: list[Decision] = []
+        late = skipped = 0
+        for tr, is_retired in itertools.chain(((t, False) for t in active), ((t, True) for t in retired)):
+            if not tr.confirmed or tr.track_id in self._ledger:
+                continue
+            if not decision_due(tr, is_retired, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm):
+                continue
+            decision, cmd = self._decide(tr, s_now_mm, speed_mm_s, t_now_ns)
+            s_target = decision.s_target_mm if decision.s_target_mm is not None else s_now_mm
+            self._ledger.add(tr.track_id, s_target + p.forget_after_mm)
+            decisions.append(decision)
+            if cmd is not None:
+                commands.append(cmd)
+            late += decision.action == "late"
+            skipped += decision.action == "skip"
+        return PlanResult(commands=tuple(commands), decisions=tuple(decisions), late_dropped=late, skipped=skipped)
+
+    # ------------------------------------------------------------------ decision
+    def _decide(self, tr: Track, s_now_mm: float, speed_mm_s: float, t_now_ns: int) -> tuple[Decision, FireCommand | None]:
+        p = self.params
+        s_target = s_crossing(tr, p.y_eject_mm)
+        reason = why_not_target(tr, p.policy)
+        if reason is not None:
+            return Decision.of(tr, "not_target", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        verdict = touching_verdict(tr, self._touching_nontargets(tr, s_target), p.policy)
+        if verdict is not None:
+            return Decision.of(tr, "skip", verdict, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        _, x_mm, _, _ = tr.predict(s_target)
+        half_w = tr.width_mm / 2.0 + p.lateral_margin_mm
+        valves = self._bank.valves_covering(x_mm - half_w, x_mm + half_w)
+        if valves is None:
+            reason = f"x {x_mm:.0f} mm +- {half_w:.0f} mm misses the valve bank"
+            return Decision.of(tr, "skip", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        win = air_window(tr, p.y_eject_mm, p.margin_mm, p.sigma_k, speed_mm_s, p.min_pulse_ms, p.max_pulse_ms)
+        lead = lead_mm(speed_mm_s, p.latency_ms)
+        s_open = win.s_open_mm - lead
+        s_close = win.s_close_mm - lead
+        if s_open <= s_now_mm + p.safety_margin_mm:
+            reason = f"opening at {s_open:.0f} mm is not {p.safety_margin_mm:.0f} mm ahead of the odometer {s_now_mm:.0f} mm"
+            logger.debug("track %d late: %s", tr.track_id, reason)
+            return Decision.of(tr, "late", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        cmd = FireCommand(
+            command_id=next(self._ids),
+            track_id=tr.track_id,
+            valve_first=valves[0],
+            valve_last=valves[1],
+            s_open_mm=s_open,
+            s_close_mm=s_close,
+            s_target_mm=s_target,
+            class_id=tr.class_id,
+            t_issue_ns=t_now_ns,
+        )
+        reason = f"pulse clamped to {win.clamped}" if win.clamped else ""
+        return Decision.of(tr, "eject", reason, s_now_mm, t_now_ns, cmd.command_id, s_target), cmd
+
+    # ------------------------------------------------------------------ neighbours
+    def _remember(self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float) -> None:
+        recent = self._recent
+        for tr in itertools.chain(active, retired):
+            if tr.confirmed:
+                recent[tr.track_id] = tr
+        if s_now_mm - self._recent_pruned_at_mm > 200.0:
+            self._recent_pruned_at_mm = s_now_mm
+            limit = self.params.y_eject_mm + 500.0
+            gone = [tid for tid, tr in recent.items() if tr.predict(s_now_mm)[0] > limit]
+            for tid in gone:
+                del recent[tid]
+
+    def _touching_nontargets(self, target: Track, s_target_mm: float) -> list[Track]:
+        p = self.params
+        reach = target.length_mm + 1000.0  # anything further along the belt cannot touch
+        near = [
+            t
+            for t in self._recent.values()
+            if t.track_id != target.track_id and abs(t.u_mm - target.u_mm) < reach and why_not_target(t, p.policy) is not None
+        ]
+        return touching(target, near, s_target_mm, p.policy.touching_gap_mm)

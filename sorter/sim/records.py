@@ -1,0 +1,99 @@
+"""What physically happened on the virtual line: object fates, valve pulses, robot picks.
+
+These records are written by the world and its device models and read by the
+scoreboard and by actuator emulators (which turn them into
+``CommandReport(status="executed")``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Fate = Literal["ejected", "picked", "passed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFate:
+    """The final fate of one simulated object.
+
+    Attributes:
+        object_id: the object.
+        class_id: its class.
+        fate: ``"ejected"`` (blown off by air), ``"picked"`` (robot) or
+            ``"passed"`` (went beyond every actuator).
+        t_ns: when the fate was decided (monotonic ns).
+        counted: the object crossed the whole camera view (it entered
+            upstream of the view after the world started); objects placed
+            already inside or past the view at start are not counted.
+        command_id: the pulse or pick that removed it, ``None`` when passed.
+    """
+
+    object_id: int
+    class_id: int
+    fate: Fate
+    t_ns: int
+    counted: bool
+    command_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PulseRecord:
+    """One executed valve pulse.
+
+    Attributes:
+        command_id: the command that asked for it.
+        valve_first: first valve (inclusive).
+        valve_last: last valve (inclusive).
+        s_open_cmd_mm: commanded opening odometer position.
+        s_close_cmd_mm: commanded closing odometer position.
+        t_open_ns: when air actually started (after latency and jitter).
+        t_close_ns: when air actually stopped.
+        s_open_actual_mm: odometer when air started.
+        s_close_actual_mm: odometer when air stopped.
+        ejected_ids: objects this pulse ejected (targets or not).
+        hit_object_id: object whose footprint this pulse covered most, or, if
+            none was hit, the nearest object overlapping the valves laterally.
+        fire_position_error_mm: along-belt position of ``hit_object_id``'s
+            centre minus the jet line at the middle of the air-on interval;
+            positive means the object was downstream of the line (the air was
+            late). ``None`` when no object was near the valves.
+        truncated: closed early by the watchdog.
+    """
+
+    command_id: int
+    valve_first: int
+    valve_last: int
+    s_open_cmd_mm: float
+    s_close_cmd_mm: float
+    t_open_ns: int
+    t_close_ns: int
+    s_open_actual_mm: float
+    s_close_actual_mm: float
+    ejected_ids: tuple[int, ...]
+    hit_object_id: int | None
+    fire_position_error_mm: float | None
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PickRecord:
+    """One executed (or failed) robot pick.
+
+    Attributes:
+        command_id: the pick command.
+        t_ns: when the gripper closed.
+        s_mm: odometer at that moment.
+        success: an object was picked.
+        busy: the robot was still busy with the previous pick, nothing happened.
+        object_id: the picked object, or the nearest one on a miss (``None`` if none).
+        error_mm: distance from the gripper to the nearest object centre (``None`` if none).
+    """
+
+    command_id: int
+    t_ns: int
+    s_mm: float
+    success: bool
+    busy: bool
+    object_id: int | None
+    error_mm: float | None

@@ -1,0 +1,124 @@
+"""Parameters and output of the belt-frame tracker (plain frozen dataclasses).
+
+The runtime maps the ``tracker:`` config section onto :class:`TrackerParams`;
+this package never imports the config schema (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sorter.entities import MATERIAL_CLASSES, Track
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerParams:
+    """Settings of :class:`sorter.track.BeltTracker`.
+
+    Distances are belt-plane millimetres; "travel" is belt odometer travel.
+
+    Attributes:
+        gate_mm: hard association radius around a track's predicted centre
+            (belt-fixed, after the size slack described in ``tracker.py``).
+        min_hits: detections needed before a track is confirmed (acted upon).
+        max_unseen_ns: a track not detected for this long is retired (a stopped
+            belt still ages its tracks).
+        max_unseen_travel_mm: a track not detected over this much belt travel is
+            retired (a fast belt retires tracks sooner than ``max_unseen_ns``).
+        measurement_sigma_mm: 1-sigma noise of a measured centre, per axis.
+        residual_process_sigma: 1-sigma of unmodelled residual motion, in mm of
+            position per mm of travel (dimensionless). It grows a track's
+            position uncertainty linearly with travel, as ``Track.predict`` does,
+            and is how much the residual velocity may change over
+            ``residual_change_travel_mm`` of travel.
+        n_classes: number of class ids the detector can emit.
+        residual_change_travel_mm: travel over which the residual velocity may
+            drift by one ``residual_process_sigma`` (random walk).
+        initial_residual_sigma: prior 1-sigma of a new track's residual velocity
+            (mm per mm of travel); 0.02 is a 50 mm/s slide on a 2.5 m/s belt.
+            Raise it for slow belts, where the same slide is a larger share
+            of the travel; a larger prior makes the estimate noisier.
+        max_residual_per_mm: clamp of the residual velocity estimate: nothing
+            slides faster than this fraction of the belt travel.
+        gate_chi2: gate on the normalised squared distance (2 degrees of freedom);
+            25 (five sigma) keeps true pairs through noisy velocity estimates
+            while rejecting a touching neighbour.
+        size_tolerance_mm: change of a measured extent attributed to noise; a
+            larger change is treated as truncation (image border, occlusion).
+        size_log_sigma: 1-sigma of the log ratio of measured to tracked extents
+            in the association cost.
+        class_weight: weight of the class-disagreement term in the cost.
+        tentative_penalty: cost added for tentative tracks, so that a confirmed
+            track wins a detection over a young (possibly false) track.
+        tentative_max_unseen_travel_mm: a tentative track not detected again
+            within this travel is retired (false positives rarely repeat at the
+            same belt position; a real object is seen every ~40 mm of travel).
+            Capped by ``max_unseen_travel_mm``.
+    """
+
+    gate_mm: float = 80.0
+    min_hits: int = 3
+    max_unseen_ns: int = 400_000_000
+    max_unseen_travel_mm: float = 400.0
+    measurement_sigma_mm: float = 4.0
+    residual_process_sigma: float = 0.01
+    n_classes: int = len(MATERIAL_CLASSES)
+    residual_change_travel_mm: float = 1000.0
+    initial_residual_sigma: float = 0.02
+    max_residual_per_mm: float = 0.25
+    gate_chi2: float = 25.0
+    size_tolerance_mm: float = 8.0
+    size_log_sigma: float = 0.35
+    class_weight: float = 0.5
+    tentative_penalty: float = 1.0
+    tentative_max_unseen_travel_mm: float = 150.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        positive = {
+            "gate_mm": self.gate_mm,
+            "max_unseen_travel_mm": self.max_unseen_travel_mm,
+            "measurement_sigma_mm": self.measurement_sigma_mm,
+            "residual_change_travel_mm": self.residual_change_travel_mm,
+            "initial_residual_sigma": self.initial_residual_sigma,
+            "max_residual_per_mm": self.max_residual_per_mm,
+            "gate_chi2": self.gate_chi2,
+            "size_log_sigma": self.size_log_sigma,
+            "tentative_max_unseen_travel_mm": self.tentative_max_unseen_travel_mm,
+        }
+        problems += [f"TrackerParams.{k} = {v!r} must be > 0" for k, v in positive.items() if not v > 0]
+        non_negative = {
+            "residual_process_sigma": self.residual_process_sigma,
+            "size_tolerance_mm": self.size_tolerance_mm,
+            "class_weight": self.class_weight,
+            "tentative_penalty": self.tentative_penalty,
+        }
+        problems += [f"TrackerParams.{k} = {v!r} must be >= 0" for k, v in non_negative.items() if not v >= 0]
+        if self.min_hits < 1:
+            problems.append(f"TrackerParams.min_hits = {self.min_hits} must be >= 1")
+        if self.max_unseen_ns <= 0:
+            problems.append(f"TrackerParams.max_unseen_ns = {self.max_unseen_ns} must be > 0 (e.g. 400_000_000 for 400 ms)")
+        if self.n_classes < 1:
+            problems.append(f"TrackerParams.n_classes = {self.n_classes} must be >= 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerOutput:
+    """Result of one :meth:`BeltTracker.update`.
+
+    Attributes:
+        active: every live track after the update, tentative ones included
+            (``Track.confirmed`` says which may be acted upon), oldest first.
+        retired: tracks that ended in this update because they went unseen for
+            ``max_unseen_ns`` or ``max_unseen_travel_mm``; tentative ones are
+            reported too (``confirmed=False``) so callers can count false tracks.
+        meas_track_ids: the track id each measurement of the frame went to, in
+            measurement order (a new track's id for one that started a track);
+            for overlays, the event log and evaluation.
+    """
+
+    active: tuple[Track, ...]
+    retired: tuple[Track, ...]
+    meas_track_ids: tuple[int, ...] = ()

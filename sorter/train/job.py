@@ -1,0 +1,207 @@
+"""One training job end to end: data -> training -> export of every variant -> held-out evaluation -> metrics.json.
+
+Used by ``sorter train`` and ``scripts/train_detector.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sorter.config import DetectorConfig
+from sorter.detect.spec import ModelSpec
+from sorter.entities import MATERIAL_CLASSES, Frame, ImageArray
+from sorter.errors import ConfigError
+from sorter.train.coco import CocoDataset
+from sorter.train.packed import PackedSet, cached_pack, concat, pack
+from sorter.train.synth import SynthDataset, SynthRecipe, scene_seeds
+from sorter.train.trainer import CHECKPOINT, Trainer, TrainConfig
+from sorter.train.variants import export_variants
+
+log = logging.getLogger(__name__)
+
+#: Base seed of the held-out evaluation set; never used for training or validation data.
+HELDOUT_SEED = 1_000_003
+HELDOUT_IMAGES = 300
+MODEL_FILE = "model.onnx"
+
+
+@dataclass
+class TrainOptions:
+    """Everything a training job needs (the command-line options of ``sorter train``).
+
+    Attributes:
+        out_dir: output folder (checkpoint, ONNX variants, metrics).
+        spec: model architecture and input size.
+        train: optimiser, epochs, augmentation, seed.
+        train_images: rendered training images (0: COCO data only).
+        val_images: rendered validation images (monitoring during training).
+        heldout_images: rendered held-out images for the final evaluation (0: skip).
+        heldout_seed: base seed of the held-out set.
+        coco: ``(annotations.json, images folder or None)`` pairs to train on too.
+        init: checkpoint or ONNX to fine-tune from.
+        resume: continue from ``out_dir/checkpoint.pt`` if present.
+        export_only: skip training; export and evaluate the checkpoint in ``out_dir``.
+        cache_dir: folder for packed (letterboxed) datasets.
+        calib_images: images used to calibrate the INT8 variant.
+        progress: show progress bars.
+        command: the command line, recorded in the metrics.
+    """
+
+    out_dir: Path
+    spec: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_images: int = 4000
+    val_images: int = 200
+    heldout_images: int = HELDOUT_IMAGES
+    heldout_seed: int = HELDOUT_SEED
+    coco: list[tuple[Path, Path | None]] = field(default_factory=list)
+    init: Path | None = None
+    resume: bool = False
+    export_only: bool = False
+    cache_dir: Path = Path("runs/cache")
+    calib_images: int = 64
+    progress: bool = True
+    command: str = ""
+
+    def recipes(self) -> tuple[SynthRecipe, SynthRecipe, SynthRecipe]:
+        """Training, validation and held-out recipes (different base seeds)."""
+        s = self.train.seed
+        return (
+            SynthRecipe(n_images=self.train_images, seed=2 * s),
+            SynthRecipe(n_images=self.val_images, seed=2 * s + 1),
+            SynthRecipe(n_images=self.heldout_images, seed=self.heldout_seed),
+        )
+
+
+def heldout_recipe(n_images: int = HELDOUT_IMAGES, seed: int = HELDOUT_SEED) -> SynthRecipe:
+    """The default held-out evaluation set (also used by ``sorter eval-detector``)."""
+    return SynthRecipe(n_images=n_images, seed=seed)
+
+
+def _synthetic(recipe: SynthRecipe, spec: ModelSpec, cache_dir: Path, desc: str) -> PackedSet:
+    cache = cache_dir / f"synth-{recipe.key()}-{spec.input_w_px}x{spec.input_h_px}-p{spec.pad_value}.npz"
+    return cached_pack(SynthDataset(recipe, spec.class_names), spec, spec.class_names, cache, desc)
+
+
+def run_job(opts: TrainOptions) -> dict[str, Any]:
+    """Run the job; returns the metrics also written to ``out_dir/metrics.json``."""
+    t_start = time.monotonic()
+    spec = opts.spec
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    train_r, val_r, held_r = opts.recipes()
+    overlap = scene_seeds(held_r) & (scene_seeds(train_r) | scene_seeds(val_r))
+    if overlap:
+        raise ConfigError(f"the held-out set shares simulator seeds {sorted(overlap)[:5]} with the training data; change --heldout-seed")
+    timings: dict[str, float] = {}
+
+    t0 = time.monotonic()
+    parts: list[PackedSet] = []
+    if opts.train_images > 0 and not opts.export_only:
+        parts.append(_synthetic(train_r, spec, opts.cache_dir, "render train"))
+    for ann, images in opts.coco if not opts.export_only else []:
+        parts.append(pack(CocoDataset(ann, images, spec.class_names), spec, spec.class_names, f"load {ann.name}"))
+    val = _synthetic(val_r, spec, opts.cache_dir, "render val") if opts.val_images > 0 else None
+    timings["data_s"] = round(time.monotonic() - t0, 1)
+
+    trainer = Trainer(out, spec, opts.train, opts.init)
+    if opts.export_only:
+        if not trainer.resume():
+            raise ConfigError(f"--export-only: no {CHECKPOINT} in '{out}'; train first or point --out at a finished run")
+    else:
+        if not parts:
+            raise ConfigError("no training data: set --train-images > 0 or give --coco annotations")
+        if opts.resume:
+            trainer.resume()
+        elif (out / CHECKPOINT).exists():
+            raise ConfigError(f"'{out}' already holds a {CHECKPOINT}; pass --resume to continue it or choose a new --out")
+        t0 = time.monotonic()
+        trainer.fit(concat(parts), val, progress=opts.progress)
+        timings["train_s"] = round(time.monotonic() - t0, 1)
+
+    t0 = time.monotonic()
+    calib_src = val if val is not None and len(val) else parts[0] if parts else None
+    if calib_src is None:
+        raise ConfigError("--export-only needs validation images for INT8 calibration; set --val-images > 0")
+    provenance = {
+        "sorter.seed": str(opts.train.seed),
+        "sorter.train_command": opts.command,
+        "sorter.data_recipe": json.dumps({"train": train_r.to_dict(), "coco": [str(a) for a, _ in opts.coco]}, sort_keys=True),
+    }
+    paths = export_variants(
+        trainer.ema, out / MODEL_FILE, calib_src.images[: opts.calib_images], calib_src.images[0], provenance
+    )
+    timings["export_s"] = round(time.monotonic() - t0, 1)
+
+    heldout: dict[str, Any] = {}
+    if opts.heldout_images > 0:
+        t0 = time.monotonic()
+        heldout = evaluate_models(paths["fp32"], tuple(p for p in ("fp32", "fp16", "int8") if p in paths), held_r)
+        timings["heldout_eval_s"] = round(time.monotonic() - t0, 1)
+    timings["total_s"] = round(time.monotonic() - t_start, 1)
+    metrics = {
+        "model": MODEL_FILE,
+        "spec": json.loads(spec.to_json()),
+        "seed": opts.train.seed,
+        "command": opts.command,
+        "train_config": json.loads(json.dumps(asdict(opts.train), default=str)),
+        "data": {
+            "train_recipe": train_r.to_dict() if opts.train_images > 0 else None,
+            "val_recipe": val_r.to_dict() if opts.val_images > 0 else None,
+            "heldout_recipe": held_r.to_dict() if opts.heldout_images > 0 else None,
+            "coco": [[str(a), str(i) if i else None] for a, i in opts.coco],
+            "train_images_total": int(sum(len(p) for p in parts)),
+        },
+        "history": trainer.history,
+        "heldout": heldout,
+        "files": {k: {"name": v.name, "bytes": v.stat().st_size} for k, v in paths.items()},
+        "timings": timings,
+        "environment": {
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        },
+    }
+    if heldout.get("fp32"):
+        metrics["map50"] = heldout["fp32"]["map50"]
+        metrics["map"] = heldout["fp32"]["map"]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    return metrics
+
+
+def evaluate_models(base_model: Path, precisions: tuple[str, ...], recipe: SynthRecipe, min_score: float = 0.01) -> dict[str, Any]:
+    """Evaluate precision variants of a model with onnxruntime on a rendered set.
+
+    The full run-time pipeline is scored: letterbox, network, mapping back to
+    frame pixels. Every variant sees the same rendered frames (one pass).
+    """
+    from sorter.detect.onnxruntime_backend import create
+    from sorter.train.evaluate import evaluate_many
+
+    detectors = {
+        p: create(DetectorConfig(type="onnxruntime", model=str(base_model), precision=p, min_score=min_score), MATERIAL_CLASSES)
+        for p in precisions
+    }
+    fns = {p: (lambda img, d=d: d.detect(_frame(img))) for p, d in detectors.items()}
+    try:
+        result = evaluate_many(fns, SynthDataset(recipe, MATERIAL_CLASSES), MATERIAL_CLASSES, desc="held-out eval")
+    finally:
+        for d in detectors.values():
+            d.close()
+    for p, r in result.items():
+        r["recipe"] = recipe.to_dict()
+        log.info("held-out %s: mAP50 %.4f mAP %.4f", p, r["map50"], r["map"])
+    return result
+
+
+def _frame(image: ImageArray) -> Frame:
+    return Frame(image=image, t_capture_ns=0, s_capture_mm=0.0, frame_index=0)

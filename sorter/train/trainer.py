@@ -1,0 +1,248 @@
+"""The training loop: seeded, resumable, logging metrics per epoch, exporting every model variant.
+
+Files in the output folder:
+
+* ``checkpoint.pt``: network (with BatchNorm), EMA weights, optimiser, epoch (resume point);
+* ``metrics.jsonl``: one JSON line per epoch (losses, learning rate, time, validation mAP);
+* ``model.onnx`` (+ ``model.fp16.onnx``, ``model.int8.onnx``, ``model.golden.json``) from the EMA weights;
+* ``metrics.json``: final summary, written by the command after evaluation.
+
+Reproducibility: every random choice derives from ``seed`` (initial weights,
+epoch order, per-image augmentation ``(seed, epoch, index)``); with the same
+data, thread count and torch build a run is repeatable, and a resumed run
+continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sorter.detect.net import CenterNet, count_parameters
+from sorter.detect.spec import ModelSpec
+from sorter.errors import ConfigError
+from sorter.train.augment import AugmentConfig
+from sorter.train.batches import make_batch
+from sorter.train.evaluate import coco_map
+from sorter.train.loss import detection_loss
+from sorter.train.packed import PackedSet
+from sorter.train.progress import Progress
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS_LOG = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one run.
+
+    Attributes:
+        seed: seed of everything random.
+        epochs: passes over the training set.
+        batch_size: images per step.
+        lr: peak AdamW learning rate (cosine decay to 5 % after a linear warm-up).
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps.
+        ema_decay: decay of the exponential moving average of the weights (exported).
+        val_every: validate every N epochs (and at the last).
+        threads: torch intra-op threads (None: torch's default).
+        augment: augmentation strengths.
+        time_budget_s: stop after the epoch that crosses this wall time (None: no limit).
+    """
+
+    seed: int = 0
+    epochs: int = 24
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    warmup_steps: int = 150
+    ema_decay: float = 0.995
+    val_every: int = 4
+    threads: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    time_budget_s: float | None = None
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, p))))
+
+
+@torch.no_grad()
+def _ema_update(ema: CenterNet, net: CenterNet, decay: float) -> None:
+    for e, p in zip(ema.state_dict().values(), net.state_dict().values(), strict=True):
+        if e.dtype.is_floating_point:
+            e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        else:
+            e.copy_(p)
+
+
+@torch.no_grad()
+def validate(net: CenterNet, data: PackedSet, batch_size: int = 16) -> dict[str, Any]:
+    """mAP of ``net`` on a packed set, in network-input pixels (quick check during training)."""
+    from sorter.train.coco import detections_to_coco
+
+    net.eval()
+    spec = net.spec
+    images, anns, results = [], [], []
+    for start in range(0, len(data), batch_size):
+        idx = range(start, min(len(data), start + batch_size))
+        x = torch.from_numpy(np.stack([data.images[i] for i in idx]).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        boxes, scores, classes = (t.numpy() for t in net(x))
+        for k, i in enumerate(idx):
+            keep = scores[k] >= 0.01
+            results.extend(detections_to_coco(i + 1, boxes[k][keep], scores[k][keep], classes[k][keep]))
+            images.append({"id": i + 1, "width": spec.input_w_px, "height": spec.input_h_px})
+            b, c, ig = data.annotations(i)
+            for bb, cc, gg in zip(b, c, ig, strict=True):
+                w, h = float(bb[2] - bb[0]), float(bb[3] - bb[1])
+                anns.append(
+                    {"id": len(anns) + 1, "image_id": i + 1, "category_id": int(cc) + 1, "bbox": [float(bb[0]), float(bb[1]), w, h],
+                     "area": w * h, "iscrowd": int(gg)}
+                )
+    gt = {"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": n} for k, n in enumerate(spec.class_names)]}
+    return coco_map(gt, results, spec.class_names)
+
+
+def _load_init(path: Path, spec: ModelSpec) -> CenterNet:
+    """Initial weights for fine-tuning: a ``checkpoint.pt`` (with BatchNorm) or a sorter ONNX file (BatchNorm folded)."""
+    if path.suffix == ".onnx":
+        from sorter.detect.onnx_weights import load_fused_from_onnx
+
+        net = load_fused_from_onnx(path)
+    else:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        net = CenterNet(ModelSpec.from_json(ck["spec"]))
+        net.load_state_dict(ck["ema"])
+    if net.spec != spec:
+        raise ConfigError(f"--init {path}: its model spec {net.spec} differs from the requested one {spec}; drop the size/width options")
+    return net
+
+
+class Trainer:
+    """Trains one network into ``out_dir``; see the module docstring for the files."""
+
+    def __init__(self, out_dir: Path, spec: ModelSpec, cfg: TrainConfig, init: Path | None = None) -> None:
+        self.out_dir = out_dir
+        self.spec = spec
+        self.cfg = cfg
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.net = _load_init(init, spec) if init is not None else CenterNet(spec)
+        self.ema = copy.deepcopy(self.net).eval()
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.epoch = 0  # epochs completed
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.wall_s = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> Path:
+        """Write the resume checkpoint (atomic)."""
+        path = self.out_dir / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save(
+            {
+                "spec": self.spec.to_json(),
+                "config": json.loads(json.dumps(asdict(self.cfg), default=str)),
+                "model": self.net.state_dict(),
+                "ema": self.ema.state_dict(),
+                "opt": self.opt.state_dict(),
+                "epoch": self.epoch,
+                "step": self.step,
+                "history": self.history,
+                "wall_s": self.wall_s,
+            },
+            tmp,
+        )
+        tmp.replace(path)
+        return path
+
+    def resume(self) -> bool:
+        """Load ``checkpoint.pt`` from the output folder if present; returns True when resumed."""
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if ModelSpec.from_json(ck["spec"]) != self.spec:
+            raise ConfigError(f"cannot resume from '{path}': it was trained with another model spec; use a new --out folder")
+        if int(ck["config"]["seed"]) != self.cfg.seed:
+            raise ConfigError(f"cannot resume from '{path}': it used seed {ck['config']['seed']}, not {self.cfg.seed}")
+        self.net.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["opt"])
+        self.epoch = int(ck["epoch"])
+        self.step = int(ck["step"])
+        self.history = list(ck["history"])
+        self.wall_s = float(ck.get("wall_s", 0.0))
+        log.info("resumed from %s after epoch %d", path, self.epoch)
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, train: PackedSet, val: PackedSet | None = None, progress: bool = True) -> list[dict[str, Any]]:
+        """Train until ``cfg.epochs`` (or the time budget); returns the per-epoch history."""
+        cfg, spec = self.cfg, self.spec
+        if len(train) == 0:
+            raise ConfigError("the training set is empty; render more images or point --coco at annotated frames")
+        steps_per_epoch = max(1, len(train) // cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        log.info("training %d parameters on %d images, %d steps/epoch", count_parameters(self.net), len(train), steps_per_epoch)
+        while self.epoch < cfg.epochs:
+            t0 = time.monotonic()
+            e = self.epoch
+            order = np.random.default_rng((cfg.seed, e, 7)).permutation(len(train))
+            self.net.train()
+            sums: dict[str, float] = {"loss": 0.0, "heat": 0.0, "box": 0.0}
+            with Progress(steps_per_epoch, f"epoch {e + 1}/{cfg.epochs}", enabled=progress) as bar:
+                for k in range(steps_per_epoch):
+                    batch = make_batch(train, order[k * cfg.batch_size : (k + 1) * cfg.batch_size], spec, cfg.augment, cfg.seed, e)
+                    lr = _lr_at(self.step, total, cfg)
+                    for g in self.opt.param_groups:
+                        g["lr"] = lr
+                    heat, dist = self.net.forward_raw(batch["images"])
+                    loss, parts = detection_loss(heat, dist, batch, spec)
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), 10.0)
+                    self.opt.step()
+                    decay = min(cfg.ema_decay, (1.0 + self.step) / (10.0 + self.step))
+                    _ema_update(self.ema, self.net, decay)
+                    self.step += 1
+                    sums["loss"] += float(loss.detach())
+                    sums["heat"] += parts["heat"]
+                    sums["box"] += parts["box"]
+                    bar.update(1, loss=sums["loss"] / (k + 1))
+            self.epoch += 1
+            row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": lr}
+            row.update({f"train_{n}": v / steps_per_epoch for n, v in sums.items()})
+            if val is not None and len(val) and (self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs):
+                m = validate(self.ema, val)
+                row["val_map50"], row["val_map"] = m["map50"], m["map"]
+            dt = time.monotonic() - t0
+            self.wall_s += dt
+            row["epoch_s"] = round(dt, 2)
+            row["wall_s"] = round(self.wall_s, 2)
+            self.history.append(row)
+            with (self.out_dir / METRICS_LOG).open("a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            log.info("epoch %s", row)
+            self.save()
+            if cfg.time_budget_s is not None and self.wall_s >= cfg.time_budget_s and self.epoch < cfg.epochs:
+                log.warning("time budget of %.0f s reached after epoch %d of %d; stopping", cfg.time_budget_s, self.epoch, cfg.epochs)
+                break
+        return self.history
