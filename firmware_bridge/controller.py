@@ -102,6 +102,7 @@ class ControllerCore:
         self._session_id = 0
         self._last_heartbeat_ns = 0
         self._pending: dict[int, _Entry] = {}
+        self._lost: OrderedDict[int, _Entry] = OrderedDict()
         self._history: OrderedDict[int, tuple[Fire | Pick, Execution | None]] = OrderedDict()
 
     # ------------------------------------------------------------------ state
@@ -282,7 +283,8 @@ class ControllerCore:
             else:
                 dropped = []
             done = dropped + [e for e in self.device.poll_executed() if self._complete(e)]
-            self._expire()
+            if self._pending:
+                done += self._expire()
             return done, fault
 
     def latch_fault(self, code: FaultCode) -> list[Execution]:
@@ -322,6 +324,8 @@ class ControllerCore:
     def _complete(self, e: Execution) -> bool:
         entry = self._pending.pop(e.command_id, None)
         if entry is None:
+            entry = self._lost.pop(e.command_id, None)  # reported after it was given up: report it still
+        if entry is None:
             return False
         self.counters.executed += 1
         self._remember(e.command_id, entry.command, e)
@@ -339,15 +343,28 @@ class ControllerCore:
         self._pending.clear()
         return done
 
-    def _expire(self) -> None:
-        """Forget queued commands the device never reported although their close passed long ago."""
-        if not self._pending:
-            return
+    def _expire(self) -> list[Execution]:
+        """Forget queued commands the device never reported although their close passed long ago.
+
+        Returns executions that arrived meanwhile (the device may report between two reads of its encoder).
+        """
         now = self.device.encoder_count()
         slack = max(int(self.device.speed_counts_per_s() * 1.0), 1000)
-        for cid, entry in list(self._pending.items()):
-            last = entry.scheduled.close_count if isinstance(entry.scheduled, Fire) else entry.scheduled.pick_count
-            if now > last + slack:
-                del self._pending[cid]
-                self.counters.lost += 1
-                log.warning("command %d was never reported executed by the device; dropped", cid)
+        overdue = [
+            cid
+            for cid, entry in self._pending.items()
+            if now > (entry.scheduled.close_count if isinstance(entry.scheduled, Fire) else entry.scheduled.pick_count) + slack
+        ]
+        if not overdue:
+            return []
+        done = [e for e in self.device.poll_executed() if self._complete(e)]
+        for cid in overdue:
+            entry = self._pending.pop(cid, None)
+            if entry is None:
+                continue
+            self.counters.lost += 1
+            self._lost[cid] = entry
+            while len(self._lost) > self.limits.history:
+                self._lost.popitem(last=False)
+            log.warning("command %d was never reported executed by the device; given up", cid)
+        return done

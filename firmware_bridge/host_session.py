@@ -23,6 +23,8 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -103,6 +105,11 @@ class _Cmd:
     tries: int = 0
     not_before_ns: int = 0
     accepted_reported: bool = False
+    order: int = 0  # submission order: commands are sent first-in first-out
+    token: int = 0  # identifies its current heap entries (older entries are stale)
+    overdue_since_ns: int = 0  # when the encoder was first seen past its end without a report
+    queries: int = 0  # resent to ask for a lost report
+    query: bool = False  # being resent as a query (its position has passed on purpose)
 
 
 @dataclass(slots=True)
@@ -116,6 +123,10 @@ class _Pending:
 
 def _first_count(c: Fire | Pick) -> int:
     return c.open_count if isinstance(c, Fire) else c.pick_count
+
+
+def _last_count_of(c: Fire | Pick) -> int:
+    return c.close_count if isinstance(c, Fire) else c.pick_count
 
 
 class HostSession:
@@ -161,9 +172,22 @@ class HostSession:
                 "heartbeats",
                 "resent_after_rearm",
                 "backoffs",
+                "report_queries",
             )
         }
-        self._cmds: OrderedDict[int, _Cmd] = OrderedDict()
+        self._cmds: dict[int, _Cmd] = {}
+        # per-state indexes, so timers cost O(window), not O(queue), with 10,000 commands queued
+        self._waiting: dict[int, None] = {}
+        self._in_flight: dict[int, None] = {}
+        self._accepted: dict[int, None] = {}
+        # waiting commands, twice: in submission order (sent first-in first-out, so the controller
+        # sees them in the planner's order) and by first position (expired from the top);
+        # entries (key, token, id); an entry is stale once the command left WAITING
+        self._send_order: list[tuple[int, int, int]] = []
+        self._by_position: list[tuple[int, int, int]] = []
+        self._orders = itertools.count()
+        self._queries: list[int] = []  # waiting queries whose positions passed: sent before anything else
+        self._tokens = itertools.count(1)
         self._finished: OrderedDict[int, EventStatus] = OrderedDict()
         self._events: list[LinkEvent] = []
         self._out = bytearray()
@@ -180,6 +204,7 @@ class HostSession:
         self._pause_started_ns = -1
         self._window = config.window
         self._last_count: int | None = None
+        self._late_floor: int | None = None  # a position the controller called late
         self._burst = BurstLog(log, "received frames with errors")
 
     # ----------------------------------------------------------------- inputs
@@ -214,7 +239,8 @@ class HostSession:
         cid = command.command_id
         if cid in self._cmds or cid in self._finished:
             return
-        self._cmds[cid] = _Cmd(command)
+        self._cmds[cid] = _Cmd(command, order=next(self._orders))
+        self._set_state(cid, self._cmds[cid], _State.WAITING)
 
     def cancel(self, command_id: int, now_ns: int) -> None:
         """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
@@ -260,13 +286,20 @@ class HostSession:
     def next_deadline_ns(self, now_ns: int) -> int:
         """Latest time at which ``poll`` must be called again."""
         t = now_ns + 50 * MS
+        floor = self._floor()
+        while self._by_position and self._valid(self._by_position[0]) is None:
+            heapq.heappop(self._by_position)
+        if self._by_position and self._by_position[0][0] <= floor:
+            return now_ns  # more expirations to do
+        top = self._top()
         if self.connected:
             t = min(t, self._next_heartbeat_ns, self._next_ping_ns, self._next_status_ns)
-            for c in self._cmds.values():
-                if c.state == _State.IN_FLIGHT:
-                    t = min(t, c.sent_ns + self.cfg.ack_timeout_ns)
-                elif c.state == _State.WAITING:
-                    t = min(t, max(c.not_before_ns, self._paused_until_ns))
+            for cid in self._in_flight:
+                t = min(t, self._cmds[cid].sent_ns + self.cfg.ack_timeout_ns)
+            if self._queries:
+                t = now_ns
+            elif top is not None:
+                t = min(t, max(top.not_before_ns, self._paused_until_ns))
             for p in (*self._control.values(), *self._cancels.values()):
                 t = min(t, p.sent_ns + self.cfg.ack_timeout_ns)
         return max(t, now_ns)
@@ -278,13 +311,41 @@ class HostSession:
 
     def idle(self) -> bool:
         """True when every submitted command has been answered (none waiting or in flight)."""
-        return all(c.state == _State.ACCEPTED for c in self._cmds.values())
+        return not self._waiting and not self._in_flight
 
     def outstanding(self) -> int:
         """Commands not yet final (waiting, in flight or accepted)."""
         return len(self._cmds)
 
     # --------------------------------------------------------------- internals
+
+    def _set_state(self, cid: int, c: _Cmd, state: _State) -> None:
+        for index in (self._waiting, self._in_flight, self._accepted):
+            index.pop(cid, None)
+        c.state = state
+        if state == _State.WAITING:
+            self._waiting[cid] = None
+            c.token = next(self._tokens)
+            heapq.heappush(self._send_order, (c.order, c.token, cid))
+            heapq.heappush(self._by_position, (_first_count(c.command), c.token, cid))
+        elif state == _State.IN_FLIGHT:
+            self._in_flight[cid] = None
+        else:
+            self._accepted[cid] = None
+
+    def _valid(self, entry: tuple[int, int, int]) -> _Cmd | None:
+        c = self._cmds.get(entry[2])
+        return c if c is not None and c.state == _State.WAITING and c.token == entry[1] else None
+
+    def _top(self) -> _Cmd | None:
+        """The next waiting command to send (stale heap entries dropped)."""
+        heap = self._send_order
+        while heap:
+            c = self._valid(heap[0])
+            if c is not None:
+                return c
+            heapq.heappop(heap)
+        return None
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF
@@ -308,6 +369,8 @@ class HostSession:
         c = self._cmds.pop(cid, None)
         if c is None:
             return
+        for index in (self._waiting, self._in_flight, self._accepted):
+            index.pop(cid, None)
         self.counters[status] = self.counters.get(status, 0) + 1
         self._event(cid, status, **kw)
         self._cancels.pop(cid, None)
@@ -356,8 +419,9 @@ class HostSession:
                     continue
                 self._write(p.message)
                 self._cancels[cid] = _Pending(p.message, now_ns, p.tries + 1)
-        for cid, c in list(self._cmds.items()):
-            if c.state != _State.IN_FLIGHT or now_ns - c.sent_ns < cfg.ack_timeout_ns:
+        for cid in list(self._in_flight):
+            c = self._cmds[cid]
+            if now_ns - c.sent_ns < cfg.ack_timeout_ns:
                 continue
             if c.tries > cfg.max_retries:
                 self.counters["no_answer"] += 1
@@ -365,43 +429,94 @@ class HostSession:
                 self._cancels[cid] = _Pending(Cancel(cid), now_ns)
                 self._write(Cancel(cid))
             else:
-                c.state = _State.WAITING
+                self._set_state(cid, c, _State.WAITING)
                 c.not_before_ns = 0
+        self._query_overdue(now_ns)
         self._expire_unsendable(now_ns)
 
+    def _query_overdue(self, now_ns: int) -> None:
+        """An accepted command past its end without a report: the report was lost; resend to get it again."""
+        if self._last_count is None:
+            return
+        for cid in list(self._accepted):
+            c = self._cmds[cid]
+            if self._last_count <= _last_count_of(c.command):
+                continue
+            if c.overdue_since_ns == 0:
+                c.overdue_since_ns = now_ns
+            elif now_ns - c.overdue_since_ns >= 2 * self.cfg.ack_timeout_ns:
+                if c.queries >= self.cfg.max_retries:
+                    self._finish(cid, "rejected", detail="accepted, but no execution report despite queries")
+                    continue
+                c.queries += 1
+                c.query = True
+                self._set_state(cid, c, _State.WAITING)
+                c.tries = 0
+                c.overdue_since_ns = 0
+                self.counters["report_queries"] += 1
+
+    def _floor(self) -> int:
+        """Positions at or below this have certainly passed (last count seen, or a position refused late)."""
+        known = [v for v in (self._last_count, self._late_floor) if v is not None]
+        return max(known) if known else -(1 << 63)
+
     def _expire_unsendable(self, now_ns: int) -> None:
-        for cid, c in list(self._cmds.items()):
-            if c.state == _State.WAITING and self._known_passed(c.command, now_ns, retransmission=c.tries > 0):
-                self.counters["late_local"] += 1
-                self._finish(cid, "late", detail="position passed before it could be sent")
+        """Waiting commands whose position has passed are reported late, never sent (queries excepted)."""
+        floor = self._floor()
+        budget = 1000  # a flood expires in slices, so one poll never holds up the heartbeat
+        heap = self._by_position
+        while heap and heap[0][0] <= floor and budget > 0:
+            budget -= 1
+            entry = heapq.heappop(heap)
+            c = self._valid(entry)
+            if c is None:
+                continue
+            if c.query:
+                self._queries.append(entry[2])  # must reach the controller anyway (DONE or LATE tells)
+                continue
+            self.counters["late_local"] += 1
+            self._finish(entry[2], "late", detail="position passed before it could be sent")
 
     def _send_commands(self, now_ns: int) -> None:
         if now_ns < self._paused_until_ns:
             return
-        in_flight = sum(1 for c in self._cmds.values() if c.state == _State.IN_FLIGHT)
         # after a QUEUE_FULL the window restarts at one command and grows by one per acceptance
         window = min(self._window, self.cfg.window)
-        for c in self._cmds.values():
-            if in_flight >= window:
-                break
-            if c.state != _State.WAITING or now_ns < c.not_before_ns:
+        while self._queries and len(self._in_flight) < window:
+            cid = self._queries.pop(0)
+            c = self._cmds.get(cid)
+            if c is not None and c.state == _State.WAITING:
+                self._send(cid, c, now_ns)
+        while len(self._in_flight) < window:
+            c = self._top()
+            if c is None or now_ns < c.not_before_ns:
+                return
+            cid = heapq.heappop(self._send_order)[2]
+            if c.tries > 0 and not c.query and self._known_passed(c.command, now_ns, retransmission=True):
+                self.counters["late_local"] += 1
+                self._finish(cid, "late", detail="position passed before it could be resent")
                 continue
-            c.state = _State.IN_FLIGHT
-            c.sent_ns = now_ns
-            if c.tries > 0 and not c.accepted_reported:
-                self.counters["retransmits"] += 1
-            c.tries += 1
-            self.counters["sent"] += 1
-            self._write(c.command)
-            in_flight += 1
+            self._send(cid, c, now_ns)
+
+    def _send(self, cid: int, c: _Cmd, now_ns: int) -> None:
+        self._set_state(cid, c, _State.IN_FLIGHT)
+        c.sent_ns = now_ns
+        if c.tries > 0 and not c.accepted_reported:
+            self.counters["retransmits"] += 1
+        c.tries += 1
+        self.counters["sent"] += 1
+        self._write(c.command)
 
     def _requeue_outstanding(self, now_ns: int) -> None:
         """After a reconnect or a fault: everything not executed must be (re)sent."""
-        for c in self._cmds.values():
+        for cid, c in self._cmds.items():
             if c.state == _State.ACCEPTED:
+                # the controller had it: ask again even if its position has passed (DONE or LATE will tell)
                 self.counters["resent_after_rearm"] += 1
                 c.tries = 0
-            c.state = _State.WAITING
+                c.query = True
+            if c.state != _State.WAITING:
+                self._set_state(cid, c, _State.WAITING)
             c.not_before_ns = 0
         self._cancels.clear()
 
@@ -412,10 +527,10 @@ class HostSession:
         elif isinstance(m, Nak):
             self._on_nak(m, now_ns)
         elif isinstance(m, Fired):
-            self._last_count = max(self._last_count or m.open_count, m.open_count)
+            self._last_count = m.open_count if self._last_count is None else max(self._last_count, m.open_count)
             self._finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
         elif isinstance(m, Picked):
-            self._last_count = max(self._last_count or m.pick_count, m.pick_count)
+            self._last_count = m.pick_count if self._last_count is None else max(self._last_count, m.pick_count)
             self._finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
         elif isinstance(m, Pong):
             sent = self._pings.pop(m.host_time_ns, None)
@@ -451,7 +566,8 @@ class HostSession:
         if c is None:
             return
         if c.state in (_State.IN_FLIGHT, _State.WAITING):
-            c.state = _State.ACCEPTED
+            self._set_state(m.command_id, c, _State.ACCEPTED)
+        c.query = False
         if c.sent_ns > self._pause_started_ns:
             self._backoff_ns = 0
             self._window = min(self._window + 1, self.cfg.window)
@@ -482,12 +598,12 @@ class HostSession:
                 self._paused_until_ns = now_ns + self._backoff_ns
                 self._window = 1
                 self.counters["backoffs"] += 1
-            c.state = _State.WAITING
+            self._set_state(m.command_id, c, _State.WAITING)
             c.tries = 0
             c.not_before_ns = self._paused_until_ns
             return
         if m.reason == NakReason.NOT_ARMED:
-            c.state = _State.WAITING
+            self._set_state(m.command_id, c, _State.WAITING)
             c.tries = 0
             self._rearm(now_ns)
             return
@@ -495,6 +611,9 @@ class HostSession:
         reason = NakReason(m.reason) if m.reason in NakReason._value2member_map_ else m.reason
         name = reason.name if isinstance(reason, NakReason) else str(reason)
         self._finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
+        if m.reason == NakReason.LATE:  # the belt only moves forward: whatever opens earlier is late too
+            first = _first_count(c.command)
+            self._late_floor = first if self._late_floor is None else max(self._late_floor, first)
 
     def _on_fault(self, m: Fault, now_ns: int) -> None:
         self.counters["faults"] += 1

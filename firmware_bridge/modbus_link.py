@@ -19,11 +19,13 @@ write is harmless), never once the position is known to have passed.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import random
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,7 +69,6 @@ class ModbusLinkConfig:
 class _Cmd:
     command: Fire | Pick
     accepted: bool = False  # slot state QUEUED seen
-    needs_write: bool = True
     tries: int = 0
     not_before_ns: int = 0
 
@@ -115,7 +116,13 @@ class ModbusLink:
         self._time_ns = time_ns
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._cmds: OrderedDict[int, _Cmd] = OrderedDict()
+        self._cmds: dict[int, _Cmd] = {}
+        self._to_write: OrderedDict[int, None] = OrderedDict()  # ids whose slot must be (re)written, in order
+        self._by_position: list[tuple[int, int]] = []  # heap of (first count, id) of those
+        self._written: dict[int, None] = {}  # ids written and not final: their slot states are polled
+        self._slot_owner: dict[int, int] = {}  # slot -> the outstanding id written there (never overwritten)
+        self._inbox: deque[Fire | Pick | int] = deque()  # submissions and cancels, handed over without the lock
+        self._kick = threading.Event()
         self._finished: OrderedDict[int, EventStatus] = OrderedDict()
         self._cancels: dict[int, int] = {}  # command id -> tries
         self._events: list[LinkEvent] = []
@@ -132,6 +139,7 @@ class ModbusLink:
         self._paused_until_ns = 0
         self._backoff_ns = 0
         self._last_count: int | None = None
+        self._late_floor: int | None = None  # a position the PLC called late
         self._burst = BurstLog(log, f"Modbus link to {self.client.where} failing")
         self.counters: dict[str, int] = {
             k: 0
@@ -155,6 +163,7 @@ class ModbusLink:
                 "reconnects",
                 "heartbeats",
                 "polls",
+                "backoffs",
             )
         }
 
@@ -176,22 +185,12 @@ class ModbusLink:
             return True
 
     def submit(self, command: Fire | Pick) -> None:
-        with self._changed:
-            cid = command.command_id
-            if cid not in self._cmds and cid not in self._finished:
-                self._cmds[cid] = _Cmd(command)
-                self._changed.notify_all()
+        self._inbox.append(command)
+        self._kick.set()
 
     def cancel(self, command_id: int) -> None:
-        with self._changed:
-            c = self._cmds.get(command_id)
-            if c is None:
-                return
-            if c.needs_write and c.tries == 0:
-                self._finish(command_id, "cancelled", detail="cancelled before sending")
-            else:
-                self._cancels.setdefault(command_id, 0)
-            self._changed.notify_all()
+        self._inbox.append(command_id)
+        self._kick.set()
 
     def poll_events(self) -> list[LinkEvent]:
         with self._lock:
@@ -201,7 +200,7 @@ class ModbusLink:
     def wait_idle(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._changed:
-            while any(c.needs_write or not c.accepted for c in self._cmds.values()):
+            while self._inbox or self._to_write:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -262,7 +261,37 @@ class ModbusLink:
 
     # --------------------------------------------------------------- private
 
+    def _drain_inbox(self) -> None:
+        """Take queued submissions and cancels (lock held), in slices so heartbeats keep their period."""
+        for _ in range(min(len(self._inbox), 256)):
+            item = self._inbox.popleft()
+            if isinstance(item, int):
+                c = self._cmds.get(item)
+                if c is None:
+                    continue
+                if item in self._to_write and c.tries == 0 and not c.accepted:
+                    self._finish(item, "cancelled", detail="cancelled before sending")
+                else:
+                    self._cancels.setdefault(item, 0)
+                continue
+            cid = item.command_id
+            if cid not in self._cmds and cid not in self._finished:
+                self._cmds[cid] = _Cmd(item)
+                self._mark_write(cid)
+
+    def _mark_write(self, cid: int, front: bool = False) -> None:
+        c = self._cmds[cid]
+        self._written.pop(cid, None)
+        self._to_write[cid] = None
+        if front:
+            self._to_write.move_to_end(cid, last=False)
+        heapq.heappush(self._by_position, (_first_count(c.command), cid))
+
     def _finish(self, cid: int, status: EventStatus, **kw: object) -> None:
+        self._to_write.pop(cid, None)
+        self._written.pop(cid, None)
+        if self._slot_owner.get(rmap.slot_of(cid)) == cid:
+            del self._slot_owner[rmap.slot_of(cid)]
         if self._cmds.pop(cid, None) is None:
             return
         self._cancels.pop(cid, None)
@@ -288,9 +317,11 @@ class ModbusLink:
                     log.info("Modbus link to %s connected", self.client.where)
                 else:
                     with self._changed:
+                        self._drain_inbox()
                         self._expire_unsendable()
                         self._changed.notify_all()
-                        self._changed.wait(backoff_ns / 1e9)
+                    self._kick.wait(backoff_ns / 1e9)
+                    self._kick.clear()
                     backoff_ns = min(backoff_ns * 2, int(self.cfg.reconnect_max_ms * MS))
                     continue
             try:
@@ -299,15 +330,16 @@ class ModbusLink:
                 self.counters["timeouts"] += 1
                 self._burst.event(self._time_ns(), str(e))
                 with self._changed:
+                    # accepted commands are re-verified by the next poll of the slot states (the PLC may
+                    # have executed, dropped or, after a restart, forgotten them)
                     self._connected = False
                     self._armed = False
                     self.counters["reconnects"] += 1
-                    for c in self._cmds.values():
-                        if c.accepted:
-                            c.needs_write = True  # re-verify after reconnecting: the PLC may have restarted
                     self._changed.notify_all()
 
     def _cycle(self) -> None:
+        with self._changed:
+            self._drain_inbox()
         now = self._time_ns()
         if self._disarm_requested:
             self.client.write(rmap.REG_CONTROL, [rmap.CONTROL_DISARM, *rmap.u32_to_regs(self.session_id)])
@@ -341,13 +373,14 @@ class ModbusLink:
         with self._changed:
             now = self._time_ns()
             t = min(self._next_hb_ns, self._next_poll_ns)
-            if self._cancels or self._disarm_requested:
+            if self._cancels or self._disarm_requested or self._inbox:
                 t = now
-            writable = [c.not_before_ns for c in self._cmds.values() if c.needs_write]
-            if writable and self._armed:
-                t = min(t, max(self._paused_until_ns, min(writable)))
-            if t > now:
-                self._changed.wait((t - now) / 1e9)
+            if self._to_write and self._armed:
+                first = self._cmds[next(iter(self._to_write))].not_before_ns
+                t = min(t, max(self._paused_until_ns, first))
+        if t > now:
+            self._kick.wait((t - now) / 1e9)
+        self._kick.clear()
 
     def _heartbeat(self, now: int) -> None:
         if not self.arm_enabled:
@@ -362,22 +395,37 @@ class ModbusLink:
     def _known_passed(self, c: Fire | Pick) -> bool:
         return self._last_count is not None and _first_count(c) <= self._last_count
 
+    def _floor(self) -> int:
+        """Positions at or below this have certainly passed (last count seen, or a position refused late)."""
+        known = [v for v in (self._last_count, self._late_floor) if v is not None]
+        return max(known) if known else -(1 << 63)
+
     def _expire_unsendable(self) -> None:
-        for cid, c in list(self._cmds.items()):
-            if c.needs_write and self._known_passed(c.command):
+        heap = self._by_position
+        budget = 1000
+        floor = self._floor()
+        while heap and heap[0][0] <= floor and budget > 0:
+            budget -= 1
+            _first, cid = heapq.heappop(heap)
+            if cid in self._to_write:
                 self.counters["late_local"] += 1
                 self._finish(cid, "late", detail="position passed before it could be sent")
+        if len(heap) > 4 * len(self._to_write) + 64:
+            self._by_position = [(f, i) for f, i in heap if i in self._to_write]
+            heapq.heapify(self._by_position)
 
     def _send_commands(self) -> None:
         while not self._stop.is_set():
             now = self._time_ns()
             if self.arm_enabled and now >= self._next_hb_ns:
                 self._heartbeat(now)
+            if now >= self._next_poll_ns:
+                return  # poll between writes: fresh encoder count, slot states, executions
             with self._changed:
                 self._expire_unsendable()
                 if now < self._paused_until_ns:
                     return
-                todo = next((c for c in self._cmds.values() if c.needs_write and c.not_before_ns <= now), None)
+                todo = self._next_to_write(now)
                 if todo is None:
                     return
                 if todo.tries > self.cfg.max_retries:
@@ -391,6 +439,17 @@ class ModbusLink:
                 todo.tries += 1
                 cmd = todo.command
             self._write_command(todo, cmd)
+
+    def _next_to_write(self, now: int) -> _Cmd | None:
+        """The first command to write whose slot is not held by another outstanding command."""
+        for cid in itertools.islice(self._to_write, 128):
+            c = self._cmds[cid]
+            if c.not_before_ns > now:
+                return None
+            owner = self._slot_owner.get(rmap.slot_of(cid))
+            if owner is None or owner == cid:
+                return c
+        return None
 
     def _write_command(self, entry: _Cmd, cmd: Fire | Pick) -> None:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
@@ -411,6 +470,7 @@ class ModbusLink:
                     entry.tries = 0
                     entry.not_before_ns = now + self._backoff_ns
                     self._paused_until_ns = now + self._backoff_ns
+                    self.counters["backoffs"] += 1
                 else:
                     self._finish(cmd.command_id, "rejected", detail=f"PLC exception {e.code}")
                 self._changed.notify_all()
@@ -425,7 +485,9 @@ class ModbusLink:
         cid = entry.command.command_id
         st = res.state
         if st == rmap.SlotState.QUEUED:
-            entry.needs_write = False
+            self._to_write.pop(cid, None)
+            self._written[cid] = None
+            self._slot_owner[rmap.slot_of(cid)] = cid
             if not entry.accepted:
                 entry.accepted = True
                 self.counters["accepted"] += 1
@@ -438,19 +500,22 @@ class ModbusLink:
             self._finish(cid, "executed", open_count=res.open_count, close_count=res.close_count)
         elif st == rmap.SlotState.LATE:
             self._finish(cid, "late", detail="PLC refused: LATE")
+            # the belt only moves forward: whatever opens earlier is late too
+            first = _first_count(entry.command)
+            self._late_floor = first if self._late_floor is None else max(self._late_floor, first)
         elif st == rmap.SlotState.CANCELLED:
             self._finish(cid, "cancelled", detail="cancelled by the PLC")
         elif st == rmap.SlotState.REJECTED:
             if res.reason == NakReason.NOT_ARMED:
-                entry.needs_write = True
                 entry.tries = 0
+                self._mark_write(cid, front=True)
                 self._armed = False
                 return
             name = NakReason(res.reason).name if res.reason in NakReason._value2member_map_ else str(res.reason)
             self._finish(cid, "rejected", detail=f"PLC refused: {name}")
         else:  # EMPTY or DROPPED: the PLC lost it (restart, fault): write it again
-            entry.needs_write = True
             entry.tries = 0
+            self._mark_write(cid, front=True)
 
     def _send_cancels(self) -> None:
         while True:
@@ -516,9 +581,8 @@ class ModbusLink:
                     log.warning("PLC is not armed for this session (restarted?); re-arming")
             self._armed = armed_here
             mirror = regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT]
-            for c in self._cmds.values():
-                if c.needs_write:
-                    continue
+            for cid0 in list(self._written):
+                c = self._cmds[cid0]
                 st = mirror[rmap.slot_of(c.command.command_id)] & 0xFF
                 if st == rmap.SlotState.EXECUTED:
                     executed_slots.append((c, rmap.slot_of(c.command.command_id)))

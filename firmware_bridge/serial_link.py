@@ -17,6 +17,7 @@ import random
 import select
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import serial
@@ -65,6 +66,9 @@ class SerialLink:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._events: list[LinkEvent] = []
+        # submissions are handed over without the lock: a caller submitting thousands of commands
+        # in a loop must never starve the link thread (and so the heartbeat) of the lock
+        self._inbox: deque[Fire | Pick | int] = deque()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -93,14 +97,11 @@ class SerialLink:
             return True
 
     def submit(self, command: Fire | Pick) -> None:
-        with self._lock:
-            self.session.submit(command, self._time_ns())
+        self._inbox.append(command)
         self._wake()
 
     def cancel(self, command_id: int) -> None:
-        with self._lock:
-            self.session.cancel(command_id, self._time_ns())
-            self._collect()
+        self._inbox.append(command_id)
         self._wake()
 
     def poll_events(self) -> list[LinkEvent]:
@@ -112,7 +113,7 @@ class SerialLink:
     def wait_idle(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._changed:
-            while not self.session.idle():
+            while self._inbox or not self.session.idle():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -188,6 +189,16 @@ class SerialLink:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"\x01")
 
+    def _drain_inbox(self) -> None:
+        """Hand queued submissions and cancels to the session (lock held)."""
+        now = self._time_ns()
+        for _ in range(min(len(self._inbox), 256)):  # in slices: timers run between them
+            item = self._inbox.popleft()
+            if isinstance(item, int):
+                self.session.cancel(item, now)
+            else:
+                self.session.submit(item, now)
+
     def _collect(self) -> None:
         ev = self.session.take_events()
         if ev:
@@ -238,6 +249,7 @@ class SerialLink:
                         backoff = min(backoff * 2, self.reconnect_max_s)
                 if self._port is None:
                     with self._changed:
+                        self._drain_inbox()
                         self.session.poll(self._time_ns())  # expires what can no longer be sent
                         self._collect()
                         self._changed.notify_all()
@@ -262,6 +274,7 @@ class SerialLink:
         port = self._port
         assert port is not None
         with self._changed:
+            self._drain_inbox()
             now = self._time_ns()
             out = self.session.poll(now)
             deadline = self.session.next_deadline_ns(now)
@@ -269,7 +282,7 @@ class SerialLink:
             self._changed.notify_all()
         if out:
             port.write(out)
-        timeout = max(0.0, (deadline - self._time_ns()) / 1e9)
+        timeout = 0.0 if self._inbox else max(0.0, (deadline - self._time_ns()) / 1e9)
         fd = port.fileno()
         ready, _, _ = select.select([fd, self._wake_r], [], [], timeout)
         if self._wake_r in ready:

@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sorter.config import DetectorConfig  # noqa: E402
-from sorter.detect.model_files import read_model_info, resolve_model  # noqa: E402
-from sorter.detect.pipeline import EngineDetector  # noqa: E402
-from sorter.entities import MATERIAL_CLASSES, ImageArray  # noqa: E402
+from sorter.config import DetectorConfig
+from sorter.detect.model_files import read_model_info, resolve_model
+from sorter.detect.pipeline import EngineDetector
+from sorter.entities import MATERIAL_CLASSES, ImageArray
 
 
 @dataclass
@@ -169,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             rec["skipped"] = reason
         results.append(rec)
 
-    hdr = f"{'backend':12s} {'device':6s} {'prec':5s} | {'pre p50':>8s} {'p99':>7s} | {'infer p50':>9s} {'p99':>7s} | {'post p50':>8s} {'p99':>7s} | {'total p50':>9s} {'p99':>7s}"
-    print(f"model {path.name}: input {spec.input_w_px}x{spec.input_h_px}, width {spec.width}, frames 1280x720, batch 1, "
-          f"{args.iterations} iterations, threads {args.threads or 'default'}")
+    cols = [("pre p50", 8), ("p99", 7), ("infer p50", 9), ("p99", 7), ("post p50", 8), ("p99", 7), ("total p50", 9), ("p99", 7)]
+    stats = " | ".join(" ".join(f"{n:>{w}s}" for n, w in cols[k : k + 2]) for k in range(0, 8, 2))
+    hdr = f"{'backend':12s} {'device':6s} {'prec':5s} | {stats}"
+    print(
+        f"model {path.name}: input {spec.input_w_px}x{spec.input_h_px}, width {spec.width}, frames 1280x720, batch 1, "
+        f"{args.iterations} iterations, threads {args.threads or 'default'}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for r in results:
@@ -180,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         p, i, q, t = r["preprocess_ms"], r["inference_ms"], r["postprocess_ms"], r["total_ms"]
         print(
-            f"{r['backend']:12s} {r['device']:6s} {r['precision']:5s} | {p['p50']:8.3f} {p['p99']:7.3f} | {i['p50']:9.3f} {i['p99']:7.3f} | "
+            f"{r['backend']:12s} {r['device']:6s} {r['precision']:5s} | {p['p50']:8.3f} {p['p99']:7.3f} | "
+            f"{i['p50']:9.3f} {i['p99']:7.3f} | "
             f"{q['p50']:8.3f} {q['p99']:7.3f} | {t['p50']:9.3f} {t['p99']:7.3f}"
         )
     doc = {
@@ -188,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         "spec": json.loads(spec.to_json()),
         "iterations": args.iterations,
         "threads": args.threads,
-        "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "machine": {
+            "cpu_count": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
         "results": results,
     }
     text = json.dumps(doc, indent=1)

@@ -82,7 +82,7 @@ def scene_frames(n_in_view: int, n_frames: int, seed: int) -> list[BeltMeasureme
 def bench(n_in_view: int, n_frames: int, seed: int) -> dict[str, float]:
     """Time every update; wall time and the thread's CPU time (immune to preemption by other processes)."""
     frames = scene_frames(n_in_view, n_frames, seed)
-    tracker = BeltTracker(TrackerParams())
+    tracker = BeltTracker(TrackerParams(view_y_min_mm=VIEW_Y_MM[0], view_y_max_mm=VIEW_Y_MM[1]))
     warm = min(200, n_frames // 5)
     wall = []
     cpu = []

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sorter.config import DetectorConfig  # noqa: E402
-from sorter.detect.engine_cache import default_cache_dir  # noqa: E402
-from sorter.errors import SorterError  # noqa: E402
+from sorter.config import DetectorConfig
+from sorter.detect.engine_cache import default_cache_dir
+from sorter.errors import SorterError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import tensorrt as trt
     except ImportError:
-        print("build_engine: the 'tensorrt' package is not installed; install TensorRT for this box (JetPack, or pip install tensorrt)", file=sys.stderr)
+        print(
+            "build_engine: the 'tensorrt' package is not installed; "
+            "install TensorRT for this box (JetPack, or pip install tensorrt)",
+            file=sys.stderr,
+        )
         return 2
     from sorter.detect.cuda_runtime import CudaRuntime
     from sorter.detect.tensorrt_backend import _device_index, load_engine
@@ -48,12 +52,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cuda = CudaRuntime(_device_index(args.device))
         for precision in args.precision:
-            cfg = DetectorConfig(type="tensorrt", model=args.model, precision=precision, device=args.device, engine_cache_dir=args.cache_dir)
+            cfg = DetectorConfig(
+                type="tensorrt", model=args.model, precision=precision, device=args.device, engine_cache_dir=args.cache_dir
+            )
             t0 = time.monotonic()
             engine, _spec, key, hit = load_engine(cfg, trt, cuda, force_build=args.force)
             engine.close()
-            row = {"precision": precision, "engine": key.file_name(), "cached": hit, "seconds": round(time.monotonic() - t0, 1),
-                   "gpu": key.gpu_name, "compute_capability": key.compute_capability, "tensorrt": key.trt_version}
+            row = {
+                "precision": precision,
+                "engine": key.file_name(),
+                "cached": hit,
+                "seconds": round(time.monotonic() - t0, 1),
+                "gpu": key.gpu_name,
+                "compute_capability": key.compute_capability,
+                "tensorrt": key.trt_version,
+            }
             report.append(row)
             print(f"{precision}: {'cached' if hit else 'built'} {key.file_name()} in {row['seconds']} s; parity self-test passed")
     except SorterError as e:

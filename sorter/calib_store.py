@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from sorter import __version__
-from sorter.errors import CalibrationError
+from sorter.errors import CalibrationError, ConfigError
 from sorter.geometry import CameraModel
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,14 @@ SECTIONS: tuple[str, ...] = ("intrinsics", "belt", "encoder", "valves")
 DEFAULT_MAX_AGE_DAYS = 180.0
 _VERSION_RE = re.compile(r"^v(\d{4,})_(\d{8}T\d{6}Z)\.yaml$")
 _LENS_KEYS = ("width_px", "height_px", "fx", "fy", "cx", "cy", "dist")
+
+
+class CalibrationRefusedError(CalibrationError, ConfigError):
+    """The calibration named by ``camera.calibration_file`` cannot be used (missing, malformed, failed, mismatched).
+
+    Both a calibration and a configuration error, so start-up code that reports
+    configuration problems (``sorter check``, ``sorter run``) reports it too.
+    """
 
 
 def utc_stamp(t: datetime) -> str:
@@ -313,8 +321,19 @@ def load_camera_model(
         now_utc: the current time (default: the system's UTC clock; injected in tests).
 
     Raises:
-        CalibrationError: no belt section, validation failed, or another image size.
+        CalibrationRefusedError: missing or malformed file, no belt section, validation failed, or another image size.
     """
+    try:
+        return _load_camera_model(path, width_px, height_px, max_age_days, now_utc)
+    except CalibrationRefusedError:
+        raise
+    except CalibrationError as e:
+        raise CalibrationRefusedError(f"camera.calibration_file = '{path}': {e}") from None
+
+
+def _load_camera_model(
+    path: str, width_px: int, height_px: int, max_age_days: float | None, now_utc: datetime | None
+) -> CameraModel:
     from sorter.calib.homography import camera_from_belt_dict
 
     cal = load_calibration(path)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "sorter.commands.calibrate",
     "train": "sorter.commands.train",
     "eval-detector": "sorter.commands.eval_detector",
+    "hw": "sorter.commands.hw",
 }
 
 

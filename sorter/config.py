@@ -55,6 +55,7 @@ class CameraConfig(Strict):
     height_px: int = Field(720, ge=64, le=8192)
     fps: float = Field(60.0, gt=0, le=1000)
     calibration_file: str | None = None
+    calibration_max_age_days: float = Field(180.0, gt=0, description="warn when the calibration is older than this")
     stale_after_ms: float = Field(250.0, gt=0)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -95,8 +96,11 @@ class SimRelayOutput:
         self.clock = clock
 
     def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
-        s_now = self.world.odometer_mm(self.clock.now_ns())
-        return str(self.bank.schedule(command_id, valve_first, valve_last, s_now, max(s_close_mm, s_now + 0.1))) == "accepted"
+        with self.world.lock:  # the world must not advance between reading "now" and switching
+            t = max(self.clock.now_ns(), self.world.now_ns)
+            s_now = self.world.odometer_mm(t) + 1e-6
+            result = self.bank.schedule(command_id, valve_first, valve_last, s_now, max(s_close_mm, s_now + 0.1))
+        return str(result) == "accepted"
 
     def close(self, valve_first: int, valve_last: int, command_id: int) -> None:
         """The simulated pulse ends at its commanded close (scheduled at open)."""
@@ -148,6 +152,9 @@ class HostTimedActuator:
         spin_ms: the thread sleeps until this long before a switch, then spins.
         switch_interval_s: Python's thread switch interval while running (the timing thread
             must get the interpreter within well under a millisecond); restored on close.
+        realtime_priority: SCHED_FIFO priority asked for the timing thread (Linux, needs
+            CAP_SYS_NICE; without it the thread runs at normal priority and ``stats()["realtime"]`` is 0).
+            The thread only spins the last ``spin_ms`` before a switch, so it cannot starve the machine.
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class HostTimedActuator:
         late_tolerance_ms: float = 1.0,
         spin_ms: float = 1.0,
         switch_interval_s: float = 0.0002,
+        realtime_priority: int | None = 10,
     ) -> None:
         self.clock = clock
         self.odometer = odometer
@@ -186,6 +194,8 @@ class HostTimedActuator:
             "cancelled": 0,
             "max_pulse_cut": 0,
         }
+        self._realtime_priority = realtime_priority
+        self._realtime = 0
         self._stop = threading.Event()
         self._old_switch = sys.getswitchinterval()
         if switch_interval_s < self._old_switch:
@@ -244,6 +254,7 @@ class HostTimedActuator:
             s = dict(self._stats)
             j = sorted(self._jitter_ns)
         s["switches_timed"] = len(j)
+        s["realtime"] = self._realtime
         s["jitter_p50_us"] = _percentile(j, 0.50) // 1000
         s["jitter_p99_us"] = _percentile(j, 0.99) // 1000
         s["jitter_max_us"] = (j[-1] if j else 0) // 1000
@@ -288,7 +299,17 @@ class HostTimedActuator:
             t = min(t, ev.t_opened_ns + self.max_pulse_ns)
         return t
 
+    def _raise_priority(self) -> None:
+        if self._realtime_priority is None or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self._realtime_priority))  # this thread only
+            self._realtime = 1
+        except (PermissionError, OSError) as e:
+            log.info("host-timed valves: no real-time priority for the timing thread (%s); timing will be less tight", e)
+
     def _run(self) -> None:
+        self._raise_priority()
         while not self._stop.is_set():
             with self._wake:
                 while self._heap and self._heap[0].command_id < 0:

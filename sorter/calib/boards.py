@@ -266,10 +266,10 @@ def _detect_chessboard(gray: U8, spec: BoardSpec) -> BoardDetection | None:
     )
 
 
-def detect_markers(gray: U8, dictionary: str) -> tuple[F64, I32]:
-    """All markers of one dictionary: ``(corners (M, 4, 2), ids (M,))``."""
+def detect_markers(gray: U8, dictionary: str, refine: bool = True) -> tuple[F64, I32]:
+    """All markers of one dictionary: ``(corners (M, 4, 2), ids (M,))``, corners refined to sub-pixel if ``refine``."""
     cv2 = _cv2()
-    det = cv2.aruco.ArucoDetector(get_dictionary(dictionary), _detector_parameters())
+    det = cv2.aruco.ArucoDetector(get_dictionary(dictionary), _detector_parameters(refine))
     corners, ids, _rej = det.detectMarkers(gray)
     if ids is None or len(ids) == 0:
         return np.zeros((0, 4, 2)), np.zeros((0,), np.int32)
@@ -383,14 +383,29 @@ def diagnose_missing_board(image: U8, spec: BoardSpec) -> str:
                 "check --cols/--rows against the printed sheet"
             )
         return f"only {len(ids)} marker(s) seen; bring more of the sheet into view"
-    for name in DICTIONARY_NAMES:
-        if name == spec.dictionary:
-            continue
-        _c, other = detect_markers(gray, name)
-        if len(other) >= 2:
+    # The predefined 4x4..7x7 dictionaries of one family are prefixes of its 1000-marker one: search that,
+    # then name the smallest dictionary holding every id seen.
+    best_name, best_ids = "", np.zeros(0, np.int32)
+    small = gray
+    if max(gray.shape) > 800:  # a quicker search on a smaller copy; markers stay large enough to read
+        cv2 = _cv2()
+        f = 800.0 / max(gray.shape)
+        small = cv2.resize(gray, (round(gray.shape[1] * f), round(gray.shape[0] * f)), interpolation=cv2.INTER_AREA)
+    families = ("DICT_4X4_1000", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL")
+    for name in (*families, "DICT_APRILTAG_16h5", "DICT_APRILTAG_25h9", "DICT_APRILTAG_36h11"):
+        ids = detect_markers(small, name, refine=False)[1]
+        if len(ids) > len(best_ids):
+            best_name, best_ids = name, ids
+    if len(best_ids) >= 2:
+        if best_name.endswith("_1000"):
+            family = best_name[: -len("_1000")]
+            n_markers = next(n for n in (50, 100, 250, 1000) if int(best_ids.max()) < n)
+            best_name = f"{family}_{n_markers}"
+        if best_name != spec.dictionary:
             return (
-                f"no markers from {spec.dictionary}, but {len(other)} markers from {name} are visible: "
-                f"the sheet was printed with another dictionary; pass --dictionary {name} or print the right sheet"
+                f"no markers from {spec.dictionary}, but {len(best_ids)} markers from {best_name} (or a larger dictionary of "
+                f"that family) are visible: the sheet was printed with another dictionary; pass --dictionary {best_name} "
+                "or print the right sheet"
             )
     return (
         f"no {spec.dictionary} markers found: make sure the sheet is in view, flat, lit without glare and in focus, "
@@ -398,23 +413,38 @@ def diagnose_missing_board(image: U8, spec: BoardSpec) -> str:
     )
 
 
-def larger_chessboard(image: U8, spec: BoardSpec) -> tuple[int, int] | None:
+def larger_chessboard(image: U8, detection: BoardDetection, spec: BoardSpec) -> tuple[int, int] | None:
     """The size actually printed when the chessboard has more inner corners than ``spec`` says, else ``None``.
 
     OpenCV finds a smaller grid inside a bigger board without complaint (a 7x6
     grid in a 9x6 board), which would calibrate with the wrong geometry
     assumptions left unchecked; so grow the grid one row or column at a time
-    while OpenCV still finds it.
+    while OpenCV still finds it. The search runs on the board's surroundings
+    only (four squares around the detected grid), scaled to about 30 pixels per
+    square, to stay fast on large images.
     """
     cv2 = _cv2()
     gray = to_gray(image)
+    pts = detection.image_points_px
+    grid = pts.reshape(spec.rows, spec.cols, 2)
+    spacing = float(np.median(np.linalg.norm(np.diff(grid, axis=1), axis=2)))
+    pad = 4.0 * spacing
+    h, w = gray.shape
+    x0, y0 = max(0, int(pts[:, 0].min() - pad)), max(0, int(pts[:, 1].min() - pad))
+    x1, y1 = min(w, int(pts[:, 0].max() + pad) + 1), min(h, int(pts[:, 1].max() + pad) + 1)
+    crop = gray[y0:y1, x0:x1]
+    scale = min(1.0, 30.0 / max(spacing, 1e-6))
+    if scale < 1.0:
+        crop = cv2.resize(
+            crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))), interpolation=cv2.INTER_AREA
+        )
     flags = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
     cols, rows = spec.cols, spec.rows
     grown = True
     while grown and cols + rows < 80:
         grown = False
         for c, r in ((cols + 1, rows), (cols, rows + 1)):
-            if cv2.findChessboardCorners(gray, (c, r), flags=flags)[0]:
+            if cv2.findChessboardCorners(crop, (c, r), flags=flags)[0]:
                 cols, rows, grown = c, r, True
                 break
     return None if (cols, rows) == (spec.cols, spec.rows) else (cols, rows)
@@ -447,12 +477,16 @@ class BoardImage:
 
 
 def render_board(spec: BoardSpec, px_per_mm: float, margin_mm: float) -> BoardImage:
-    """Draw the board at ``px_per_mm`` with a white margin (for printing or simulation)."""
+    """Draw the board at ``px_per_mm`` with a white margin (for printing or simulation).
+
+    The margin is rounded to whole pixels; the returned ``margin_mm`` is the one drawn.
+    """
     w_mm, h_mm = spec.pattern_size_mm()
-    w_px = round((w_mm + 2 * margin_mm) * px_per_mm)
-    h_px = round((h_mm + 2 * margin_mm) * px_per_mm)
     m_px = round(margin_mm * px_per_mm)
-    if abs(m_px - margin_mm * px_per_mm) > 1e-6 or abs(spec.square_mm * px_per_mm - round(spec.square_mm * px_per_mm)) > 1e-6:
+    w_px = round(w_mm * px_per_mm) + 2 * m_px
+    h_px = round(h_mm * px_per_mm) + 2 * m_px
+    drawn_margin_mm = m_px / px_per_mm
+    if abs(spec.square_mm * px_per_mm - round(spec.square_mm * px_per_mm)) > 1e-6:
         log.debug("board scale %.3f px/mm is not a whole number of pixels per square; edges are rounded", px_per_mm)
     if spec.type == "chessboard":
         img = np.full((h_px, w_px), 255, np.uint8)
@@ -463,7 +497,7 @@ def render_board(spec: BoardSpec, px_per_mm: float, margin_mm: float) -> BoardIm
                     x0, y0 = round(m_px + i * sq), round(m_px + j * sq)
                     x1, y1 = round(m_px + (i + 1) * sq), round(m_px + (j + 1) * sq)
                     img[y0:y1, x0:x1] = 0
-        return BoardImage(img, px_per_mm, margin_mm)
+        return BoardImage(img, px_per_mm, drawn_margin_mm)
     board = cv_board(spec)
     img = board.generateImage((w_px, h_px), marginSize=m_px, borderBits=1)
-    return BoardImage(np.asarray(img, dtype=np.uint8), px_per_mm, margin_mm)
+    return BoardImage(np.asarray(img, dtype=np.uint8), px_per_mm, drawn_margin_mm)

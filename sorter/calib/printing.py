@@ -40,8 +40,8 @@ def sheet_image(spec: BoardSpec, dpi: float = 200.0, margin_mm: float = 20.0) ->
     board = render_board(spec, ppm, margin_mm)
     img = board.image.copy()
     h, w = img.shape
-    m = int(margin_mm * ppm)
-    scale = 0.09 * ppm  # Hershey font size giving ~3 mm tall text
+    m = round(board.margin_mm * ppm)
+    scale = 0.12 * ppm  # Hershey font size giving ~3 mm tall capitals
     thick = max(1, round(0.25 * ppm))
     text = f"sorter calibration sheet: {spec.describe()}. Print at 100 % (actual size)."
     cv2.putText(img, text, (m, int(m * 0.55)), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, thick, cv2.LINE_AA)
@@ -55,15 +55,18 @@ def sheet_image(spec: BoardSpec, dpi: float = 200.0, margin_mm: float = 20.0) ->
     cv2.putText(
         img, "100 mm: check with a ruler", (x1 + round(4 * ppm), y + round(1.5 * ppm)), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, thick
     )
-    note = "x: across the belt (this side upstream)   y: down the sheet = direction of belt travel"
+    note = "lay it printed side up, arrow y pointing the way the belt travels, arrow x across the belt"
     cv2.putText(img, note, (x1 + round(70 * ppm), y + round(1.5 * ppm)), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, thick)
     arrow_y = int(m * 0.8)
-    cv2.arrowedLine(img, (m, arrow_y), (m + round(60 * ppm), arrow_y), 0, thick, tipLength=0.15)
+    cv2.arrowedLine(img, (m, arrow_y), (m + round(60 * ppm), arrow_y), 0, thick, tipLength=0.06)
     arrow_x = int(m * 0.5)
-    cv2.arrowedLine(img, (arrow_x, m), (arrow_x, m + round(60 * ppm)), 0, thick, tipLength=0.15)
+    cv2.arrowedLine(img, (arrow_x, m), (arrow_x, m + round(60 * ppm)), 0, thick, tipLength=0.06)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, "x", (m + round(63 * ppm), arrow_y + round(1.5 * ppm)), font, scale, 0, thick, cv2.LINE_AA)
+    cv2.putText(img, "y", (arrow_x - round(1.5 * ppm), m + round(68 * ppm)), font, scale, 0, thick, cv2.LINE_AA)
     if w < x1:
         raise CalibrationError("the sheet is narrower than the 100 mm scale bar; use a bigger board")
-    return BoardImage(img, ppm, margin_mm)
+    return BoardImage(img, ppm, board.margin_mm)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

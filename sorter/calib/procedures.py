@@ -146,13 +146,13 @@ def run_intrinsics(
             f"no board found in any of the {n_images} image(s); first image '{first_miss[0]}': {first_miss[1]}"
         )
     if board.type == "chessboard":
-        bigger = [b for n, _d in views if (b := larger_chessboard(pictures[n], board)) is not None]
+        bigger = [b for n, d in views if (b := larger_chessboard(pictures[n], d, board)) is not None]
         if len(bigger) * 2 >= len(views):
-            c, r = max(set(bigger), key=bigger.count)
+            n_cols, n_rows = max(set(bigger), key=bigger.count)
             raise CalibrationError(
-                f"the printed chessboard is larger than --cols {board.cols} --rows {board.rows}: a {c}x{r} grid of inner corners "
-                f"is visible in {len(bigger)} of {len(views)} views; count the inner corners of the whole board "
-                f"(e.g. --cols {c} --rows {r})"
+                f"the printed chessboard is larger than --cols {board.cols} --rows {board.rows}: a {n_cols}x{n_rows} grid of "
+                f"inner corners is visible in {len(bigger)} of {len(views)} views; count the inner corners of the whole board "
+                f"(e.g. --cols {n_cols} --rows {n_rows})"
             )
 
     guide.step(2, 3, f"calibrating from {len(views)} view(s)")

@@ -39,7 +39,9 @@ class BeltOdometer(Protocol):
 class HitObserver(Protocol):
     """Sees where the air of a pulse hit the belt."""
 
-    def observe(self, valve: int, s_command_mm: float, s_fired_mm: float, speed_mm_s: float) -> tuple[float, float] | None:
+    def observe(
+        self, command_id: int, valve: int, s_command_mm: float, s_fired_mm: float, speed_mm_s: float
+    ) -> tuple[float, float] | None:
         """``(hit_dy_mm, hit_x_mm)`` relative to the target (belt-fixed, + downstream), or ``None`` if no air was seen."""
         ...
 
@@ -96,7 +98,10 @@ class SimHitObserver:
         self.geometry = geometry
         self._rng = np.random.default_rng(seed)
 
-    def observe(self, valve: int, s_command_mm: float, s_fired_mm: float, speed_mm_s: float) -> tuple[float, float] | None:
+    def observe(
+        self, command_id: int, valve: int, s_command_mm: float, s_fired_mm: float, speed_mm_s: float
+    ) -> tuple[float, float] | None:
+        del command_id  # the truth is per valve
         if valve in self.truth.dead_valves:
             return None
         t = self.truth
@@ -145,6 +150,7 @@ class SimPulseRig:
         self.observer = observer
         self.spacing_mm = spacing_mm
         self._t_ns = 0
+        self._next_id = 1
 
     def fire(self, valve: int) -> PulseObservation | None:
         s_now = self.belt.odometer_mm(self._t_ns)
@@ -153,7 +159,8 @@ class SimPulseRig:
         t_fire = t_ns_at(self.belt, s_fired, self._t_ns)
         v = self.belt.speed_mm_s(t_fire)
         self._t_ns = t_fire
-        hit = self.observer.observe(valve, s_cmd, s_fired, v)
+        hit = self.observer.observe(self._next_id, valve, s_cmd, s_fired, v)
+        self._next_id += 1
         if hit is None:
             return None
         return PulseObservation(valve, s_cmd, s_fired, v, hit[0], hit[1])

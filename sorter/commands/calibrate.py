@@ -118,8 +118,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pt = sub.add_parser("timing", help="per-valve latency and lateral offset from test pulses")
     src = pt.add_mutually_exclusive_group(required=True)
     src.add_argument("--sim", action="store_true", help="simulated controller, belt and valves of --config")
-    src.add_argument("--link", choices=["serial"], help="fire through the controller link of --config (actuator.serial)")
-    pt.add_argument("--emulator", action="store_true", help="with --link: start the controller emulator on a pseudo-terminal")
+    src.add_argument("--link", choices=["serial", "modbus"], help="fire through a controller link (actuator.serial / .modbus)")
+    pt.add_argument(
+        "--emulator", action="store_true", help="with --link: the controller/PLC emulator over the simulated valves of --config"
+    )
     pt.add_argument("--valves", default="all", help="valves to test: all, or e.g. 0-7,12")
     pt.add_argument("--repeats", type=int, default=5, help="pulses per valve")
     pt.add_argument("--max-jitter-ms", type=float, default=1.0, help="pass threshold on per-valve jitter")
@@ -352,8 +354,6 @@ def _timing(args: argparse.Namespace) -> int:
     geometry = ValveGeometry(v.count, v.pitch_mm, v.x_first_mm)
     valves = _valves(args.valves, v.count)
     thresholds = TimingThresholds(max_jitter_ms=args.max_jitter_ms)
-    truth = ValveTruth(latency_ms=cfg.sim.valve_latency_ms, jitter_ms=cfg.sim.valve_jitter_ms)
-    observer = SimHitObserver(truth, geometry, seed=cfg.sim.seed)
     rig: PulseRig
     if args.sim:
         from sorter.calib.sources import sim_camera
@@ -366,12 +366,14 @@ def _timing(args: argparse.Namespace) -> int:
             encoder_counts_per_mm=cfg.belt.encoder_counts_per_mm,
             camera=sim_camera(cfg),
         )
-        rig = SimPulseRig(world, cfg.belt.encoder_counts_per_mm, observer)
+        truth = ValveTruth(latency_ms=cfg.sim.valve_latency_ms, jitter_ms=cfg.sim.valve_jitter_ms)
+        rig = SimPulseRig(world, cfg.belt.encoder_counts_per_mm, SimHitObserver(truth, geometry, seed=cfg.sim.seed))
     else:
         from sorter.calib.bridge_rig import open_bridge_rig
 
-        rig = open_bridge_rig(cfg, observer, emulator=args.emulator)
-    return run_timing(rig, geometry, valves, args.repeats, thresholds, guide, outputs, cfg.sim.valve_latency_ms)
+        rig = open_bridge_rig(cfg, args.link, emulator=args.emulator)
+    truth_ms = cfg.sim.valve_latency_ms if (args.sim or args.emulator) else None
+    return run_timing(rig, geometry, valves, args.repeats, thresholds, guide, outputs, truth_ms)
 
 
 def _sheet(args: argparse.Namespace) -> int:

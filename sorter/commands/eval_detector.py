@@ -16,16 +16,27 @@ HELP = "evaluate a detector model (COCO mAP@0.5 and @0.5:0.95, per class, per si
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, metavar="PATH", help="ONNX model (default: the packaged default model)")
-    p.add_argument("--summary", required=True, type=Path, metavar="PATH", help="JSON summary to write (keys map50, map, per_class...)")
-    p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"), help="detector backend (default onnxruntime)")
+    p.add_argument(
+        "--summary", required=True, type=Path, metavar="PATH", help="JSON summary to write (keys map50, map, per_class...)"
+    )
+    p.add_argument(
+        "--backend",
+        default="onnxruntime",
+        choices=("onnxruntime", "torch", "tensorrt"),
+        help="detector backend (default onnxruntime)",
+    )
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="model variant (default fp32)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--min-score", type=float, default=0.01, help="lowest score kept for the mAP curves (default 0.01)")
     p.add_argument("--confusion-min-score", type=float, default=0.3, help="score threshold of the confusion matrix (default 0.3)")
-    p.add_argument("--coco", type=Path, metavar="ANNOTATIONS.json", help="evaluate on this COCO dataset instead of the rendered held-out set")
+    p.add_argument(
+        "--coco", type=Path, metavar="ANNOTATIONS.json", help="evaluate on this COCO dataset instead of the rendered held-out set"
+    )
     p.add_argument("--coco-images", type=Path, metavar="DIR", help="image folder of --coco (default: beside the annotations)")
     p.add_argument("--heldout-images", type=int, default=300, help="rendered held-out images (default 300)")
-    p.add_argument("--heldout-seed", type=int, default=None, help="base seed of the held-out set (default: the one never used in training)")
+    p.add_argument(
+        "--heldout-seed", type=int, default=None, help="base seed of the held-out set (default: the one never used in training)"
+    )
     p.add_argument("--write-coco", type=Path, metavar="DIR", help="also save the rendered held-out set as a COCO dataset here")
 
 
@@ -52,7 +63,9 @@ def main(args: argparse.Namespace) -> int:
         else:
             from sorter.train.synth import SynthDataset, SynthRecipe
 
-            recipe = SynthRecipe(n_images=args.heldout_images, seed=HELDOUT_SEED if args.heldout_seed is None else args.heldout_seed)
+            recipe = SynthRecipe(
+                n_images=args.heldout_images, seed=HELDOUT_SEED if args.heldout_seed is None else args.heldout_seed
+            )
             data = SynthDataset(recipe, MATERIAL_CLASSES)
             source = {"synthetic_recipe": recipe.to_dict()}
             if args.write_coco is not None:
@@ -83,7 +96,10 @@ def main(args: argparse.Namespace) -> int:
     }
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    print(f"mAP@0.5 = {summary['map50']:.4f}  mAP@0.5:0.95 = {summary['map']:.4f}  ({summary['num_images']} images, {summary['num_gt']} objects)")
+    print(
+        f"mAP@0.5 = {summary['map50']:.4f}  mAP@0.5:0.95 = {summary['map']:.4f}  "
+        f"({summary['num_images']} images, {summary['num_gt']} objects)"
+    )
     for name, m in summary["per_class"].items():
         if m["map50"] is not None:
             print(f"  {name:16s} mAP@0.5 {m['map50']:.4f}  mAP {m['map']:.4f}  ({m['num_gt']} objects)")

@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--export-only", action="store_true", help="skip training: export and evaluate the checkpoint in --out")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     m = p.add_argument_group("model")
-    m.add_argument("--input-size", type=_size, default=(320, 192), metavar="WxH", help="network input, multiples of 32 (default 320x192)")
+    m.add_argument(
+        "--input-size", type=_size, default=(320, 192), metavar="WxH", help="network input, multiples of 32 (default 320x192)"
+    )
     m.add_argument("--width", type=int, default=16, help="base channels of the backbone (default 16)")
     m.add_argument("--stride", type=int, default=4, choices=(4, 8), help="heatmap stride (default 4)")
     m.add_argument("--top-k", type=int, default=100, help="detections per image (static output size, default 100)")
@@ -45,11 +47,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--train-images", type=int, default=4000, help="rendered training images (0: COCO only; default 4000)")
     d.add_argument("--val-images", type=int, default=200, help="rendered validation images (default 200)")
     d.add_argument("--heldout-images", type=int, default=300, help="rendered held-out images for the final evaluation (0: skip)")
-    d.add_argument("--coco", action="append", default=[], type=Path, metavar="ANNOTATIONS.json", help="COCO annotations to train on (repeatable)")
     d.add_argument(
-        "--coco-images", action="append", default=[], type=Path, metavar="DIR", help="image folder of the matching --coco (default: beside it)"
+        "--coco",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="ANNOTATIONS.json",
+        help="COCO annotations to train on (repeatable)",
     )
-    d.add_argument("--cache-dir", type=Path, default=Path("runs/cache"), help="folder for letterboxed dataset caches (default runs/cache)")
+    d.add_argument(
+        "--coco-images",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="image folder of the matching --coco (default: beside it)",
+    )
+    d.add_argument(
+        "--cache-dir", type=Path, default=Path("runs/cache"), help="folder for letterboxed dataset caches (default runs/cache)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -67,7 +83,13 @@ def main(args: argparse.Namespace) -> int:
         return 2
     images = list(args.coco_images) + [None] * (len(args.coco) - len(args.coco_images))
     try:
-        spec = ModelSpec(input_w_px=args.input_size[0], input_h_px=args.input_size[1], width=args.width, out_stride=args.stride, top_k=args.top_k)
+        spec = ModelSpec(
+            input_w_px=args.input_size[0],
+            input_h_px=args.input_size[1],
+            width=args.width,
+            out_stride=args.stride,
+            top_k=args.top_k,
+        )
     except ValueError as e:
         print(f"invalid model options: {e}", file=sys.stderr)
         return 2
@@ -101,5 +123,8 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     print(f"wrote {out / 'model.onnx'} (+ fp16, int8, golden), {out / 'checkpoint.pt'}, {out / 'metrics.json'}")
     if "map50" in metrics:
-        print(f"held-out: mAP@0.5 = {metrics['map50']:.4f}, mAP@0.5:0.95 = {metrics['map']:.4f} (total {metrics['timings']['total_s']:.0f} s)")
+        print(
+            f"held-out: mAP@0.5 = {metrics['map50']:.4f}, mAP@0.5:0.95 = {metrics['map']:.4f} "
+            f"(total {metrics['timings']['total_s']:.0f} s)"
+        )
     return 0

@@ -34,7 +34,9 @@ def _candidates() -> list[str]:
     roots = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda", "/usr/local/cuda/targets/aarch64-linux"]
     for r in roots:
         if r:
-            names += sorted(glob.glob(str(Path(r) / "lib64" / "libcudart.so*"))) + sorted(glob.glob(str(Path(r) / "lib" / "libcudart.so*")))
+            names += sorted(glob.glob(str(Path(r) / "lib64" / "libcudart.so*"))) + sorted(
+                glob.glob(str(Path(r) / "lib" / "libcudart.so*"))
+            )
     for sp in sys.path:
         names += sorted(glob.glob(str(Path(sp) / "nvidia" / "cuda_runtime" / "lib" / "libcudart.so*")))
         names += sorted(glob.glob(str(Path(sp) / "nvidia" / "cu*" / "lib" / "libcudart.so*")))
@@ -57,7 +59,10 @@ class CudaRuntime:
             except OSError:
                 continue
         if lib is None:
-            raise DeviceNotConnectedError("the CUDA runtime (libcudart) was not found; install the CUDA toolkit or JetPack, or use detector.type=onnxruntime")
+            raise DeviceNotConnectedError(
+                "the CUDA runtime (libcudart) was not found; "
+                "install the CUDA toolkit or JetPack, or use detector.type=onnxruntime"
+            )
         self._lib = lib
         lib.cudaGetErrorString.restype = ctypes.c_char_p
         self.device = device
@@ -100,7 +105,7 @@ class CudaRuntime:
         ptr = ctypes.c_void_p()
         self._check(self._lib.cudaMallocHost(ctypes.byref(ptr), ctypes.c_size_t(nbytes)), f"cudaMallocHost({nbytes})")
         addr = int(ptr.value or 0)
-        buf = (ctypes.c_byte * nbytes).from_address(addr)
+        buf = memoryview((ctypes.c_byte * nbytes).from_address(addr)).cast("B")
         return np.frombuffer(buf, dtype=dt, count=int(np.prod(shape))).reshape(shape), addr
 
     def free_pinned(self, ptr: int) -> None:
@@ -110,14 +115,18 @@ class CudaRuntime:
     def memcpy_h2d_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         """Host -> device copy on ``stream``."""
         self._check(
-            self._lib.cudaMemcpyAsync(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), _MEMCPY_H2D, ctypes.c_void_p(stream)),
+            self._lib.cudaMemcpyAsync(
+                ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), _MEMCPY_H2D, ctypes.c_void_p(stream)
+            ),
             "cudaMemcpyAsync(H2D)",
         )
 
     def memcpy_d2h_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         """Device -> host copy on ``stream``."""
         self._check(
-            self._lib.cudaMemcpyAsync(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), _MEMCPY_D2H, ctypes.c_void_p(stream)),
+            self._lib.cudaMemcpyAsync(
+                ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), _MEMCPY_D2H, ctypes.c_void_p(stream)
+            ),
             "cudaMemcpyAsync(D2H)",
         )
 
@@ -145,7 +154,10 @@ class CudaRuntime:
         graph = ctypes.c_void_p()
         self._check(self._lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph)), "cudaStreamEndCapture")
         exe = ctypes.c_void_p()
-        self._check(self._lib.cudaGraphInstantiateWithFlags(ctypes.byref(exe), graph, ctypes.c_ulonglong(0)), "cudaGraphInstantiateWithFlags")
+        self._check(
+            self._lib.cudaGraphInstantiateWithFlags(ctypes.byref(exe), graph, ctypes.c_ulonglong(0)),
+            "cudaGraphInstantiateWithFlags",
+        )
         self._lib.cudaGraphDestroy(graph)
         return int(exe.value or 0)
 

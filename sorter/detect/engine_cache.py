@@ -63,7 +63,8 @@ class EngineKey:
     def file_name(self) -> str:
         """Engine file name: readable prefix + digest."""
         gpu = "".join(c if c.isalnum() else "-" for c in self.gpu_name)[:32]
-        return f"{self.onnx_sha256[:12]}-{self.precision}-trt{self.trt_version}-{gpu}-sm{self.compute_capability}-{self.digest()}.engine"
+        trt, cc = self.trt_version, self.compute_capability
+        return f"{self.onnx_sha256[:12]}-{self.precision}-trt{trt}-{gpu}-sm{cc}-{self.digest()}.engine"
 
 
 def _utc_now() -> str:
@@ -131,7 +132,7 @@ class EngineCache:
         if hashlib.sha256(data).hexdigest() != entry.get("engine_sha256"):
             log.warning("engine %s does not match its manifest hash (corrupt or replaced); rebuilding", path)
             return None
-        return data
+        return bytes(data)
 
     def load(self, key: EngineKey) -> bytes | None:
         """The cached engine for ``key``, or None."""

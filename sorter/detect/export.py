@@ -45,7 +45,8 @@ class _HalfBody(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         heat, dist = self.net.forward_raw(x.half())
-        return self.net.decoder(heat.float(), dist.float())
+        out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = self.net.decoder(heat.float(), dist.float())
+        return out
 
 
 def _conv_execution_order(net: CenterNet, x: torch.Tensor) -> list[str]:
@@ -53,7 +54,9 @@ def _conv_execution_order(net: CenterNet, x: torch.Tensor) -> list[str]:
     names = {id(m): n for n, m in net.named_modules()}
     order: list[str] = []
     hooks = [
-        m.register_forward_hook(lambda mod, _i, _o: order.append(names[id(mod)])) for m in net.modules() if isinstance(m, nn.Conv2d)
+        m.register_forward_hook(lambda mod, _i, _o: order.append(names[id(mod)]))
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d)
     ]
     try:
         with torch.no_grad():
@@ -68,8 +71,9 @@ def _name_conv_initializers(model: onnx.ModelProto, conv_names: list[str]) -> No
     """Give every Conv its own weight/bias initializers named after its module (undoes de-duplication)."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    # fp16 export may route weights through Cast/Constant nodes; resolve constants produced by nodes too
+    # the exporter may share identical tensors through Identity nodes, or emit Constant nodes: resolve both
     consts = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
     convs = [n for n in graph.node if n.op_type == "Conv"]
     if len(convs) != len(conv_names):
         raise RuntimeError(f"ONNX has {len(convs)} Conv nodes but the network ran {len(conv_names)} convs; export changed layout")
@@ -79,6 +83,8 @@ def _name_conv_initializers(model: onnx.ModelProto, conv_names: list[str]) -> No
             if len(node.input) <= slot:
                 continue
             src = node.input[slot]
+            while src in alias:
+                src = alias[src]
             if src in inits:
                 arr = numpy_helper.to_array(inits[src])
             elif src in consts:
@@ -88,13 +94,22 @@ def _name_conv_initializers(model: onnx.ModelProto, conv_names: list[str]) -> No
             new_name = f"{name}.{suffix}"
             new_inits.append(numpy_helper.from_array(np.array(arr), new_name))
             node.input[slot] = new_name
-    used = {i for n in graph.node for i in n.input}
-    keep = [i for i in graph.initializer if i.name in used and not any(i.name == t.name for t in new_inits)]
+    # drop Identity/Constant nodes nobody reads any more (or shadowed by a new initializer), then unread initializers
+    new_names = {t.name for t in new_inits}
+    while True:
+        used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        dead = [
+            n
+            for n in graph.node
+            if n.op_type in ("Identity", "Constant") and (n.output[0] not in used or n.output[0] in new_names)
+        ]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    keep = [i for i in graph.initializer if i.name in used and i.name not in new_names]
     del graph.initializer[:]
     graph.initializer.extend(keep + new_inits)
-    keep_nodes = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] not in used)]
-    del graph.node[:]
-    graph.node.extend(keep_nodes)
 
 
 def set_metadata(model: onnx.ModelProto, spec: ModelSpec, precision: str, extra: dict[str, str] | None = None) -> None:
@@ -138,7 +153,7 @@ def export_onnx(
         torch.onnx.export(
             module,
             (x,),
-            buf,
+            buf,  # type: ignore[arg-type]  # a file object is accepted
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
@@ -208,7 +223,12 @@ def quantize_int8(
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.Percentile,
-                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "CalibPercentile": 99.99},
+                extra_options={
+                    "ActivationSymmetric": True,
+                    "WeightSymmetric": True,
+                    "QuantizeBias": False,
+                    "CalibPercentile": 99.99,
+                },
             )
     finally:
         root.removeFilter(quiet)

@@ -46,7 +46,11 @@ def encode_golden(canvas: ImageArray, outputs: dict[str, RawOutputs]) -> dict[st
         "input_png_base64": base64.b64encode(png.tobytes()).decode("ascii"),
         "parity_min_score": PARITY_MIN_SCORE,
         "outputs": {
-            p: {"boxes": np.round(b.reshape(-1, 4), 3).tolist(), "scores": np.round(s.reshape(-1), 5).tolist(), "classes": c.reshape(-1).tolist()}
+            p: {
+                "boxes": np.round(b.reshape(-1, 4), 3).tolist(),
+                "scores": np.round(s.reshape(-1), 5).tolist(),
+                "classes": c.reshape(-1).tolist(),
+            }
             for p, (b, s, c) in outputs.items()
         },
     }
@@ -66,7 +70,7 @@ def load_golden(path: Path) -> Golden:
             np.asarray(o["scores"], np.float32).reshape(1, -1),
             np.asarray(o["classes"], np.int32).reshape(1, -1),
         )
-    return Golden(canvas, outs)
+    return Golden(np.asarray(canvas, np.uint8), outs)
 
 
 def _iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -78,8 +82,8 @@ def _iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[
 
 
 def _unmatched(ref: RawOutputs, test: RawOutputs, min_score: float, iou_min: float, score_tol: float) -> list[str]:
-    rb, rs, rc = (x.reshape(-1, 4) if i == 0 else x.reshape(-1) for i, x in enumerate(ref))
-    tb, ts, tc = (x.reshape(-1, 4) if i == 0 else x.reshape(-1) for i, x in enumerate(test))
+    rb, rs, rc = ref[0].reshape(-1, 4), ref[1].reshape(-1), ref[2].reshape(-1)
+    tb, ts, tc = test[0].reshape(-1, 4), test[1].reshape(-1), test[2].reshape(-1)
     problems = []
     cand = ts >= max(0.0, min_score - score_tol)
     for k in np.flatnonzero(rs >= min_score):
@@ -91,7 +95,8 @@ def _unmatched(ref: RawOutputs, test: RawOutputs, min_score: float, iou_min: flo
         j = int(np.argmax(ious))
         if ious[j] < iou_min or abs(float(ts[j] - rs[k])) > score_tol:
             problems.append(
-                f"class {int(rc[k])} score {rs[k]:.3f} at {np.round(rb[k], 1).tolist()}: best match IoU {ious[j]:.3f}, score {ts[j]:.3f}"
+                f"class {int(rc[k])} score {rs[k]:.3f} at {np.round(rb[k], 1).tolist()}: "
+                f"best match IoU {ious[j]:.3f}, score {ts[j]:.3f}"
             )
     return problems
 

@@ -106,7 +106,9 @@ def read_model_info(path: Path) -> ModelInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, OSError...
-        raise ConfigError(f"detector.model: '{path}' is not a readable ONNX file ({e}); point it at a .onnx written by 'sorter train'") from None
+        raise ConfigError(
+            f"detector.model: '{path}' is not a readable ONNX file ({e}); point it at a .onnx written by 'sorter train'"
+        ) from None
     meta = {p.key: p.value for p in model.metadata_props}
     if SPEC_METADATA_KEY not in meta:
         raise ConfigError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the torch convention)
 from torch import nn
 
 from sorter.detect.spec import ModelSpec
@@ -67,8 +67,10 @@ class PeakDecoder(nn.Module):
         s = float(spec.out_stride)
         ys, xs = torch.meshgrid(torch.arange(spec.heatmap_h), torch.arange(spec.heatmap_w), indexing="ij")
         # cell centres in network-input pixels; not in the state dict (derived from the spec)
-        self.register_buffer("cx", ((xs.reshape(-1).float() + 0.5) * s), persistent=False)
-        self.register_buffer("cy", ((ys.reshape(-1).float() + 0.5) * s), persistent=False)
+        self.cell_x: torch.Tensor
+        self.cell_y: torch.Tensor
+        self.register_buffer("cell_x", ((xs.reshape(-1).float() + 0.5) * s), persistent=False)
+        self.register_buffer("cell_y", ((ys.reshape(-1).float() + 0.5) * s), persistent=False)
 
     def forward(self, heat_logits: torch.Tensor, dist_px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decode raw maps.
@@ -89,8 +91,8 @@ class PeakDecoder(nn.Module):
         scores, idx = torch.topk(flat, self.top_k, dim=1)  # (B, K)
         classes = torch.gather(cls.reshape(b, -1), 1, idx).to(torch.int32)
         d = torch.gather(dist_px.reshape(b, 4, -1), 2, idx.unsqueeze(1).expand(b, 4, self.top_k))  # (B,4,K)
-        cx = self.cx[idx]
-        cy = self.cy[idx]
+        cx = self.cell_x[idx]
+        cy = self.cell_y[idx]
         boxes = torch.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], dim=2)
         return boxes, scores, classes
 
@@ -116,6 +118,7 @@ class CenterNet(nn.Module):
         self.head = ConvBNAct(m, m, 3)
         self.heat = nn.Conv2d(m, spec.num_classes, 1)
         self.box = nn.Conv2d(m, 4, 1)
+        assert self.heat.bias is not None and self.box.bias is not None
         nn.init.constant_(self.heat.bias, HEAT_PRIOR_BIAS)
         nn.init.normal_(self.box.weight, std=0.01)
         nn.init.constant_(self.box.bias, 0.0)
@@ -138,12 +141,14 @@ class CenterNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         heat, dist = self.forward_raw(x)
         # decode in fp32 whatever the body's precision (fp16 coordinates are too coarse)
-        return self.decoder(heat.float(), dist.float())
+        out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] = self.decoder(heat.float(), dist.float())
+        return out
 
 
 def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    k, s, p = conv.kernel_size, conv.stride, conv.padding
     fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True  # type: ignore[arg-type]
+        conv.in_channels, conv.out_channels, (k[0], k[1]), (s[0], s[1]), p if isinstance(p, str) else (p[0], p[1]), bias=True
     )
     assert bn.running_var is not None and bn.running_mean is not None
     std = torch.sqrt(bn.running_var + bn.eps)

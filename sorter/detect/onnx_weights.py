@@ -35,12 +35,16 @@ def load_fused_from_onnx(path: Path) -> CenterNet:
     state = net.state_dict()
     missing = [k for k in state if k not in inits]
     if missing:
-        raise ConfigError(f"'{path}' lacks weights {missing[:3]}... for its declared spec; re-export it with 'sorter train --export-only'")
+        raise ConfigError(
+            f"'{path}' lacks weights {missing[:3]}... for its declared spec; re-export it with 'sorter train --export-only'"
+        )
     loaded: dict[str, torch.Tensor] = {}
     for k, ref in state.items():
         arr = numpy_helper.to_array(inits[k]).astype(np.float32)
         if tuple(arr.shape) != tuple(ref.shape):
-            raise ConfigError(f"'{path}': weight {k} has shape {arr.shape}, the spec needs {tuple(ref.shape)}; the file is inconsistent")
+            raise ConfigError(
+                f"'{path}': weight {k} has shape {arr.shape}, the spec needs {tuple(ref.shape)}; the file is inconsistent"
+            )
         loaded[k] = torch.from_numpy(arr.copy())
     net.load_state_dict(loaded, strict=True)
     return net.eval()

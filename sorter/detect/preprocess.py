@@ -66,7 +66,9 @@ def letterbox_params(src_w_px: int, src_h_px: int, dst_w_px: int, dst_h_px: int)
     return Letterbox(scale, (dst_w_px - new_w) // 2, (dst_h_px - new_h) // 2, src_w_px, src_h_px, new_w, new_h)
 
 
-def letterbox_image(image: ImageArray, dst_w_px: int, dst_h_px: int, pad_value: int, out: ImageArray | None = None) -> tuple[ImageArray, Letterbox]:
+def letterbox_image(
+    image: ImageArray, dst_w_px: int, dst_h_px: int, pad_value: int, out: ImageArray | None = None
+) -> tuple[ImageArray, Letterbox]:
     """Resize ``image`` (HxWx3 uint8) into a ``dst_h x dst_w x 3`` canvas; returns the canvas and the placement.
 
     Downscaling uses area averaging (no aliasing of thin edges and labels).
@@ -79,7 +81,7 @@ def letterbox_image(image: ImageArray, dst_w_px: int, dst_h_px: int, pad_value: 
     if (lb.new_w_px, lb.new_h_px) == (w, h):
         resized = image
     else:
-        resized = cv2.resize(image, (lb.new_w_px, lb.new_h_px), interpolation=interp)
+        resized = np.asarray(cv2.resize(image, (lb.new_w_px, lb.new_h_px), interpolation=interp), np.uint8)
     canvas[lb.pad_y_px : lb.pad_y_px + lb.new_h_px, lb.pad_x_px : lb.pad_x_px + lb.new_w_px] = resized
     return canvas, lb
 
@@ -100,7 +102,9 @@ class Preprocessor:
         self._canvas = np.empty((spec.input_h_px, spec.input_w_px, 3), np.uint8)
         self._tensor = np.empty((1, 3, spec.input_h_px, spec.input_w_px), np.float32)
 
-    def __call__(self, image: ImageArray, out: npt.NDArray[np.float32] | None = None) -> tuple[npt.NDArray[np.float32], Letterbox]:
+    def __call__(
+        self, image: ImageArray, out: npt.NDArray[np.float32] | None = None
+    ) -> tuple[npt.NDArray[np.float32], Letterbox]:
         """Preprocess one BGR frame; the returned tensor is a reused buffer (or ``out``)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detector input must be an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")

@@ -42,7 +42,14 @@ RUNTIME_API: dict[str, tuple[str, ...]] = {
     "module": ("Logger", "Runtime", "TensorIOMode", "nptype"),
     "Logger": ("WARNING",),
     "Runtime": ("deserialize_cuda_engine",),
-    "ICudaEngine": ("num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype", "create_execution_context"),
+    "ICudaEngine": (
+        "num_io_tensors",
+        "get_tensor_name",
+        "get_tensor_mode",
+        "get_tensor_shape",
+        "get_tensor_dtype",
+        "create_execution_context",
+    ),
     "IExecutionContext": ("set_tensor_address", "execute_async_v3"),
     "TensorIOMode": ("INPUT", "OUTPUT"),
 }
@@ -70,7 +77,9 @@ class TrtEngine:
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(engine_bytes)
         if self._engine is None:
-            raise SorterError("TensorRT could not deserialize the engine (built by another version?); delete the engine cache and retry")
+            raise SorterError(
+                "TensorRT could not deserialize the engine (built by another version?); delete the engine cache and retry"
+            )
         self._context = self._engine.create_execution_context()
         self._stream: int = cuda.stream_create()
         self._host: dict[str, npt.NDArray[Any]] = {}

@@ -29,7 +29,9 @@ WARMUP_RUNS = 3
 class TorchEngine:
     """The detector network in torch on one device."""
 
-    def __init__(self, path: Path, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = True, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = True, threads: int | None = None
+    ) -> None:
         try:
             import torch
         except ImportError:
@@ -41,9 +43,15 @@ class TorchEngine:
             torch.set_num_threads(threads)
         dev = torch.device(device)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"detector.device = {device!r} but torch sees no CUDA device; set detector.device=cpu or install a CUDA build of torch")
+            raise ConfigError(
+                f"detector.device = {device!r} but torch sees no CUDA device; "
+                "set detector.device=cpu or install a CUDA build of torch"
+            )
         if precision == "int8":
-            raise ConfigError("detector.precision = 'int8' is not supported by the torch backend; use fp32/fp16, or the tensorrt backend for int8")
+            raise ConfigError(
+                "detector.precision = 'int8' is not supported by the torch backend; "
+                "use fp32/fp16, or the tensorrt backend for int8"
+            )
         if precision == "fp16" and dev.type != "cuda":
             log.warning("detector.precision = fp16 on the CPU is slow in torch; running fp32 instead")
             precision = "fp32"

@@ -60,6 +60,8 @@ def build_serialized_engine(trt: Any, onnx_bytes: bytes, precision: str, workspa
         config.set_flag(getattr(trt.BuilderFlag, name))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineBuildError(f"TensorRT {trt.__version__} failed to build a {precision} engine; run with -vv for the builder log")
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} failed to build a {precision} engine; run with -vv for the builder log"
+        )
     log.info("built a %s engine with TensorRT %s (%s plan)", precision, trt.__version__, plan.generation)
     return bytes(serialized)

@@ -59,7 +59,8 @@ def build_summary(
 ) -> dict[str, Any]:
     """The ``--summary`` JSON document."""
     lat = {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in latency.summary_ms().items()}
-    errors = score.get("fire_position_errors_mm", [])
+    robot = mode == "robot"
+    errors = score.get("pick_errors_mm" if robot else "fire_position_errors_mm", [])
     summary: dict[str, Any] = {
         "mode": mode,
         "frames": counters.frames,
@@ -67,8 +68,8 @@ def build_summary(
         "frames_dropped_fraction": round(counters.frames_dropped / max(1, counters.frames + counters.frames_dropped), 5),
         "objects_seen": score.get("objects_seen", 0),
         "targets_passed": score.get("targets_passed", 0),
-        "targets_ejected": score.get("targets_ejected", 0),
-        "nontargets_ejected": score.get("nontargets_ejected", 0),
+        "targets_ejected": score.get("targets_ejected", 0) + score.get("targets_picked", 0),
+        "nontargets_ejected": score.get("nontargets_ejected", 0) + score.get("nontargets_picked", 0),
         "recovery": score.get("recovery", 0.0),
         "purity": score.get("purity", 1.0),
         "commands_sent": counters.commands_sent,
@@ -85,10 +86,16 @@ def build_summary(
         "tracks_unconfirmed": counters.tracks_unconfirmed,
         "decisions": dict(sorted(counters.decisions.items())),
         "actuator": actuator_stats,
+        "pulses_without_object": score.get("pulses_without_object", 0),
     }
-    for key in ("picks_attempted", "picks_succeeded", "pick_success", "picks_per_min", "per_class"):
-        if key in score:
-            summary[key] = score[key]
+    if robot:
+        attempted = int(score.get("picks_attempted", 0))
+        summary["picks_attempted"] = attempted
+        summary["picks_succeeded"] = int(score.get("picks_succeeded", 0))
+        summary["pick_success"] = round(summary["picks_succeeded"] / attempted, 4) if attempted else 0.0
+        summary["picks_per_min"] = round(attempted * 60.0 / sim_duration_s, 2) if sim_duration_s > 0 else 0.0
+    if "per_class" in score:
+        summary["per_class"] = score["per_class"]
     return summary
 
 
@@ -103,7 +110,7 @@ def human_summary(s: dict[str, Any]) -> str:
         f"  recovery          {s['recovery']:.4f}   purity {s['purity']:.4f}",
         f"  commands          sent {s['commands_sent']}  late-dropped {s['commands_late_dropped']}  "
         f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}",
-        f"  position error mm p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
+        f"  {'pick' if s['mode'] == 'robot' else 'position'} error mm p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
     ]
     if "pick_success" in s:
         lines.append(

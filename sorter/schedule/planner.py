@@ -142,6 +142,8 @@ class AirjetPlanner:
                 continue
             if not decision_due(tr, is_retired, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm):
                 continue
+            if s_crossing(tr, p.y_eject_mm) + p.forget_after_mm < s_now_mm:
+                continue  # long gone (a stale track handed in again): decided before and forgotten
             decision, cmd = self._decide(tr, s_now_mm, speed_mm_s, t_now_ns)
             s_target = decision.s_target_mm if decision.s_target_mm is not None else s_now_mm
             self._ledger.add(tr.track_id, s_target + p.forget_after_mm)
@@ -198,17 +200,21 @@ class AirjetPlanner:
                 recent[tr.track_id] = tr
         if s_now_mm - self._recent_pruned_at_mm > 200.0:
             self._recent_pruned_at_mm = s_now_mm
-            limit = self.params.y_eject_mm + 500.0
-            gone = [tid for tid, tr in recent.items() if tr.predict(s_now_mm)[0] > limit]
+            limit = self.params.y_eject_mm + 500.0 - s_now_mm  # in belt-fixed u
+            gone = [tid for tid, tr in recent.items() if tr.u_mm > limit]
             for tid in gone:
                 del recent[tid]
 
     def _touching_nontargets(self, target: Track, s_target_mm: float) -> list[Track]:
         p = self.params
-        reach = target.length_mm + 1000.0  # anything further along the belt cannot touch
+        # coarse along-belt prefilter in belt-fixed u (100 mm of slack for residual motion), then the exact test
+        slack = p.policy.touching_gap_mm + 100.0 + target.length_mm / 2.0
+        u_t = target.u_mm
         near = [
             t
             for t in self._recent.values()
-            if t.track_id != target.track_id and abs(t.u_mm - target.u_mm) < reach and why_not_target(t, p.policy) is not None
+            if abs(t.u_mm - u_t) - t.length_mm / 2.0 < slack
+            and t.track_id != target.track_id
+            and why_not_target(t, p.policy) is not None
         ]
         return touching(target, near, s_target_mm, p.policy.touching_gap_mm)

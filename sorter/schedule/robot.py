@@ -46,6 +46,9 @@ class RobotParams:
         commit_before_mm: a planned pick is committed (sent) when the odometer
             is within this of its pick position.
         min_speed_mm_s: floor of the belt speed used to turn the pick period into travel.
+        edge_margin_mm: picks are planned at least this far inside the window
+            and the lateral range (prediction error; a pick exactly on the
+            edge may be refused by the robot).
         forget_after_mm: travel past the window after which a decided track id is forgotten.
     """
 
@@ -63,6 +66,7 @@ class RobotParams:
     commit_before_mm: float = 400.0
     min_speed_mm_s: float = 50.0
     forget_after_mm: float = 2000.0
+    edge_margin_mm: float = 10.0
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -77,7 +81,7 @@ class RobotParams:
             problems.append(f"RobotParams.max_picks_per_min = {self.max_picks_per_min!r} must be > 0")
         if self.min_speed_mm_s <= 0:
             problems.append(f"RobotParams.min_speed_mm_s = {self.min_speed_mm_s!r} must be > 0")
-        for k in ("safety_margin_mm", "decide_before_mm", "commit_before_mm", "forget_after_mm"):
+        for k in ("safety_margin_mm", "decide_before_mm", "commit_before_mm", "forget_after_mm", "edge_margin_mm"):
             if not getattr(self, k) >= 0:
                 problems.append(f"RobotParams.{k} = {getattr(self, k)!r} must be >= 0")
         if self.window_y_start_mm <= self.view_end_y_mm:
@@ -150,6 +154,8 @@ class RobotPlanner:
                 continue
             if not decision_due(tr, is_retired, s_now_mm, p.view_end_y_mm, p.window_y_start_mm, p.decide_before_mm):
                 continue
+            if s_crossing(tr, p.window_y_end_mm) + p.forget_after_mm < s_now_mm:
+                continue  # long gone (a stale track handed in again): decided before and forgotten
             reason = why_not_target(tr, p.policy)
             if reason is None:
                 self._pending[tid] = tr
@@ -164,17 +170,19 @@ class RobotPlanner:
     def _reach(self, tr: Track, s_now_mm: float) -> tuple[float, float, float]:
         """``(lo, hi, s_out)``: odometer span where the track is reachable and not yet too late."""
         p = self.params
-        s_in = s_crossing(tr, p.window_y_start_mm)
-        s_out = s_crossing(tr, p.window_y_end_mm)
+        m = p.edge_margin_mm
+        s_in = s_crossing(tr, p.window_y_start_mm + m)
+        s_out = s_crossing(tr, p.window_y_end_mm - m)
         lo = max(s_in, s_now_mm + p.safety_margin_mm)
         hi = s_out
         # lateral reach: x(s) is linear in s
+        x_lo, x_hi = p.x_min_mm + m, p.x_max_mm - m
         x_ref, dx = tr.x_mm, tr.dx_per_mm
         if abs(dx) > 1e-12:
-            s_a = tr.s_ref_mm + (p.x_min_mm - x_ref) / dx
-            s_b = tr.s_ref_mm + (p.x_max_mm - x_ref) / dx
+            s_a = tr.s_ref_mm + (x_lo - x_ref) / dx
+            s_b = tr.s_ref_mm + (x_hi - x_ref) / dx
             lo, hi = max(lo, min(s_a, s_b)), min(hi, max(s_a, s_b))
-        elif not p.x_min_mm <= x_ref <= p.x_max_mm:
+        elif not x_lo <= x_ref <= x_hi:
             hi = lo - 1.0
         return lo, hi, s_out
 

@@ -26,6 +26,11 @@ def s_crossing(track: Track, y_mm: float) -> float:
     return (y_mm - track.u_mm + (rel - 1.0) * track.s_ref_mm) / rel
 
 
+def y_at(track: Track, s_mm: float) -> float:
+    """Predicted world ``y_w_mm`` of the centre at odometer ``s_mm`` (``Track.predict`` without the sigmas)."""
+    return track.u_mm + track.du_per_mm * (s_mm - track.s_ref_mm) + s_mm
+
+
 def rel_speed(track: Track) -> float:
     """World mm the object moves per mm of belt travel (1 plus its residual motion)."""
     return max(1.0 + track.du_per_mm, _MIN_REL_SPEED)
@@ -42,7 +47,7 @@ def decision_due(
     """
     if retired:
         return True
-    y_now = track.predict(s_now_mm)[0]
+    y_now = y_at(track, s_now_mm)
     return y_now > view_end_y_mm or line_y_mm - y_now <= decide_before_mm
 
 

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 PulseListener = Callable[[PulseRecord], None]
 
 
+#: a pulse that hit nothing is attributed to the nearest object within this distance
+#: of the jet line (a plausible intended target); farther objects are unrelated.
+NEAR_MISS_MM = 250.0
+
+
 @dataclass(slots=True)
 class _Pulse:
     command_id: int
@@ -255,8 +260,9 @@ class ValveBankModel:
                     best_share, hit_id, error = share, spec.object_id, float(y_mid[i] - ye)
                 if float(acc.mean()) >= self.eject_min_coverage - 1e-9:
                     ejected.append(spec.object_id)
-            if hit_id is None and lateral.any():
-                cand = np.flatnonzero(lateral)
+            near = lateral & (np.abs(y_mid - ye) <= NEAR_MISS_MM)
+            if hit_id is None and near.any():
+                cand = np.flatnonzero(near)
                 j = int(cand[np.argmin(np.abs(y_mid[cand] - ye))])
                 hit_id, error = int(pop.ids[j]), float(y_mid[j] - ye)
         w.remove_objects(ejected, "ejected", t_off, p.command_id)

@@ -72,6 +72,54 @@ class PlaneView:
         return xy.reshape(self._shape[0], self._shape[1], 2).astype(np.float32)
 
 
+class SheetSampler:
+    """Samples a sheet image at fixed plane coordinates for any sheet position (maps computed once).
+
+    Args:
+        plane_xy_mm: ``(H*s, W*s, 2)`` plane coordinates per sub-pixel (from :class:`PlaneView`).
+        sheet: the printed sheet.
+        supersample: ``s`` of ``plane_xy_mm``.
+        background: grey level of the plane outside the sheet (the belt).
+        contrast: grey levels of printed black and of paper white.
+    """
+
+    def __init__(
+        self,
+        plane_xy_mm: F32,
+        sheet: BoardImage,
+        supersample: int,
+        background: int = 70,
+        contrast: tuple[int, int] = (25, 225),
+    ) -> None:
+        lo, hi = contrast
+        self.sheet = sheet
+        self.supersample = supersample
+        self.background = float(background)
+        self._tex = (sheet.image.astype(np.float32) * ((hi - lo) / 255.0) + lo).astype(np.float32)
+        ppm, m = sheet.px_per_mm, sheet.margin_mm
+        far = -1e6  # rays that miss the plane sample the background
+        self._mx = np.nan_to_num((plane_xy_mm[..., 0] + m) * ppm - 0.5, nan=far).astype(np.float32)
+        self._my = np.nan_to_num((plane_xy_mm[..., 1] + m) * ppm - 0.5, nan=far).astype(np.float32)
+
+    def render(self, offset_mm: tuple[float, float]) -> F32:
+        """Grey ``(H, W)`` float image with the sheet's board origin at plane position ``offset_mm``."""
+        import cv2
+
+        ppm = self.sheet.px_per_mm
+        big = cv2.remap(
+            self._tex,
+            self._mx - np.float32(offset_mm[0] * ppm),
+            self._my - np.float32(offset_mm[1] * ppm),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=self.background,
+        )
+        s = self.supersample
+        if s == 1:
+            return np.asarray(big, dtype=np.float32)
+        return np.asarray(cv2.resize(big, (big.shape[1] // s, big.shape[0] // s), interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
 def render_sheet(
     plane_xy_mm: F32,
     sheet: BoardImage,
@@ -93,28 +141,11 @@ def render_sheet(
     Returns:
         Grey ``(H, W)`` image.
     """
-    import cv2
-
-    lo, hi = contrast
-    tex = (sheet.image.astype(np.float32) * ((hi - lo) / 255.0) + lo).astype(np.float32)
-    mx = (plane_xy_mm[..., 0] - offset_mm[0] + sheet.margin_mm) * sheet.px_per_mm - 0.5
-    my = (plane_xy_mm[..., 1] - offset_mm[1] + sheet.margin_mm) * sheet.px_per_mm - 0.5
-    mx = np.nan_to_num(mx, nan=-1e6)
-    my = np.nan_to_num(my, nan=-1e6)
-    big = cv2.remap(
-        tex,
-        mx.astype(np.float32),
-        my.astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=float(background),
-    )
-    h, w = big.shape[0] // supersample, big.shape[1] // supersample
-    small = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA) if supersample > 1 else big
-    return np.clip(np.rint(small), 0, 255).astype(np.uint8)
+    img = SheetSampler(plane_xy_mm, sheet, supersample, background, contrast).render(offset_mm)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def _finish(gray_f: F64 | U8, noise_sigma: float, rng: np.random.Generator) -> U8:
+def _finish(gray_f: F64 | F32 | U8, noise_sigma: float, rng: np.random.Generator) -> U8:
     g = np.asarray(gray_f, dtype=np.float64)
     if noise_sigma > 0:
         g = g + rng.normal(0.0, noise_sigma, g.shape)
@@ -157,15 +188,19 @@ class BeltSheetScene:
         self.supersample = supersample
         self.noise_sigma = noise_sigma
         self._rng = np.random.default_rng(seed)
-        self._xy = PlaneView(camera, supersample).plane_xy_mm(np.array(camera.rvec), np.array(camera.tvec_mm))
+        xy = PlaneView(camera, supersample).plane_xy_mm(np.array(camera.rvec), np.array(camera.tvec_mm))
+        self._sampler = SheetSampler(xy, sheet, supersample)
 
     def render(self, s_mm: float = 0.0, blur_mm: float = 0.0) -> U8:
-        """BGR image with the belt at odometer ``s_mm``; ``blur_mm`` of travel during the exposure smears it."""
-        n = max(1, math.ceil(blur_mm / 0.5)) if blur_mm > 0 else 1
-        acc = np.zeros((self.camera.height_px, self.camera.width_px), np.float64)
+        """BGR image with the belt at odometer ``s_mm``; ``blur_mm`` of travel during the exposure smears it.
+
+        The blur averages one render per millimetre of travel (at least two when blurred).
+        """
+        n = max(2, math.ceil(blur_mm)) if blur_mm > 0 else 1
+        acc = np.zeros((self.camera.height_px, self.camera.width_px), np.float32)
         for k in range(n):
             ds = blur_mm * ((k + 0.5) / n - 0.5) if n > 1 else 0.0
-            acc += render_sheet(self._xy, self.sheet, (self.x_mm, self.y_mm + s_mm + ds), self.supersample)
+            acc += self._sampler.render((self.x_mm, self.y_mm + s_mm + ds))
         return _finish(acc / n, self.noise_sigma, self._rng)
 
 

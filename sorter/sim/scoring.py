@@ -157,6 +157,7 @@ class Scoreboard:
                 "picks_succeeded": self.picks_succeeded,
                 "picks_busy": self.picks_busy,
                 "pick_success": self.picks_succeeded / self.picks_attempted if self.picks_attempted else 0.0,
+                "pick_errors_mm": pick_errs,
                 "pick_error_mm_p50": _percentile(pick_errs, 50),
                 "per_class": {k: dict(v) for k, v in self.per_class.items()},
             }

@@ -45,6 +45,16 @@ class TrackerParams:
             while rejecting a touching neighbour.
         size_tolerance_mm: change of a measured extent attributed to noise; a
             larger change is treated as truncation (image border, occlusion).
+        max_cut_fraction: largest share of a tracked extent a measured box may
+            have lost to the image border or an occluding object; detectors
+            rarely report objects less than 40 % visible, so a box shrunk more
+            than that is not taken for a cut view of the track.
+        view_y_min_mm: upstream end of the camera view (world ``y_w_mm``), or
+            ``None`` if unknown. A box reaching it is cut there (the object is
+            entering), which tells the tracker on which side to correct.
+        view_y_max_mm: downstream end of the camera view, or ``None``.
+        view_edge_margin_mm: a box edge this close to a view end counts as
+            reaching it (box noise, lens distortion bending the image border).
         size_log_sigma: 1-sigma of the log ratio of measured to tracked extents
             in the association cost.
         class_weight: weight of the class-disagreement term in the cost.
@@ -68,6 +78,10 @@ class TrackerParams:
     max_residual_per_mm: float = 0.25
     gate_chi2: float = 25.0
     size_tolerance_mm: float = 8.0
+    max_cut_fraction: float = 0.6
+    view_y_min_mm: float | None = None
+    view_y_max_mm: float | None = None
+    view_edge_margin_mm: float = 10.0
     size_log_sigma: float = 0.35
     class_weight: float = 0.5
     tentative_penalty: float = 1.0
@@ -85,12 +99,14 @@ class TrackerParams:
             "gate_chi2": self.gate_chi2,
             "size_log_sigma": self.size_log_sigma,
             "tentative_max_unseen_travel_mm": self.tentative_max_unseen_travel_mm,
+            "max_cut_fraction": self.max_cut_fraction,
         }
         problems += [f"TrackerParams.{k} = {v!r} must be > 0" for k, v in positive.items() if not v > 0]
         non_negative = {
             "residual_process_sigma": self.residual_process_sigma,
             "size_tolerance_mm": self.size_tolerance_mm,
             "class_weight": self.class_weight,
+            "view_edge_margin_mm": self.view_edge_margin_mm,
             "tentative_penalty": self.tentative_penalty,
         }
         problems += [f"TrackerParams.{k} = {v!r} must be >= 0" for k, v in non_negative.items() if not v >= 0]

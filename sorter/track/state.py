@@ -61,15 +61,28 @@ def predict_filters(
     return pos_p, p00_p, p01_p, p11_p
 
 
-def cut_half_mm(d_size: F64, tol: float) -> F64:
+def cut_half_mm(d_size: F64, size: F64, ds: F64, params: TrackerParams) -> F64:
     """Centre shift explained by a change of extent, in mm.
 
     A box cut by the image border or by an overlapping object keeps its
     visible edge, so its centre moves by half the cut towards the visible
-    side. A change within ``tol`` is noise and explains no shift.
+    side. A change within ``size_tolerance_mm`` is noise and explains no
+    shift. Changes no cut can explain explain no shift either: a box cut by
+    more than ``max_cut_fraction`` of the tracked extent (detectors do not
+    report objects that hidden), or a track built from cut views growing by
+    more than the belt travel ``ds`` since its last view can have uncovered
+    (such a box more likely belongs to another object).
+
+    Args:
+        d_size: measured minus tracked extent.
+        size: tracked extent.
+        ds: belt travel since the track's last update (broadcast against ``d_size``).
+        params: tolerances.
     """
+    tol = params.size_tolerance_mm
     a = np.abs(d_size)
-    return np.where(a > tol, a / 2.0, 0.0)
+    plausible = np.where(d_size > 0, a <= np.abs(ds) + tol, a <= params.max_cut_fraction * size + tol)
+    return np.where((a > tol) & plausible, a / 2.0, 0.0)
 
 
 def cut_aware_distance2(d: F64, half: F64, var: F64, size: F64) -> F64:
@@ -77,13 +90,41 @@ def cut_aware_distance2(d: F64, half: F64, var: F64, size: F64) -> F64:
 
     Two explanations of a changed extent, the likelier one counts: a cut on
     one side (the residual should be ``half`` in magnitude), or a box grown or
-    shrunk on both sides by the detector (centre unchanged, but up to
-    ``SYMMETRIC_SIZE_NOISE`` of the extent of extra spread).
+    shrunk on both sides by the detector (centre nearly unchanged: extra
+    spread of half the shift, at most ``SYMMETRIC_SIZE_NOISE`` of the extent).
     """
     one_side = (np.abs(d) - half) ** 2 / var
-    sym = np.minimum(half, SYMMETRIC_SIZE_NOISE * size)
+    sym = 0.5 * np.minimum(half, SYMMETRIC_SIZE_NOISE * size)  # uneven growth of the two sides moves the centre a little
     both_sides = d * d / (var + sym * sym)
     out: F64 = np.minimum(one_side, both_sides)
+    return out
+
+
+def edge_cut_dir(y_w_mm: F64, length_mm: F64, params: TrackerParams) -> F64:
+    """Known cut side of each measured box from the camera view's along-belt ends.
+
+    Returns:
+        ``+1`` where the box reaches the upstream end of the view (the object
+        is entering: its hidden part is upstream, so the box centre lies
+        downstream of the object's), ``-1`` at the downstream end (leaving),
+        ``0`` elsewhere, at both ends, or when the view ends are not given.
+    """
+    out = np.zeros_like(y_w_mm)
+    m = params.view_edge_margin_mm
+    if params.view_y_min_mm is not None:
+        out += (y_w_mm - length_mm / 2.0) <= params.view_y_min_mm + m
+    if params.view_y_max_mm is not None:
+        out -= (y_w_mm + length_mm / 2.0) >= params.view_y_max_mm - m
+    return out
+
+
+def known_cut_shift(d_len: F64, cut_dir: F64) -> F64:
+    """Correction of the along-belt innovation for boxes cut at a known view end.
+
+    The residual ``measured - predicted`` minus this is free of the cut,
+    whichever of the two boxes (measurement or track) was cut more.
+    """
+    out: F64 = -cut_dir * d_len / 2.0
     return out
 
 
@@ -131,6 +172,7 @@ class TrackTable:
         width: F64,
         scores: F64,
         class_ids: npt.NDArray[np.int32],
+        cut_dir: F64,
     ) -> None:
         """Fuse one measurement into each of ``rows`` (vectorised Kalman update).
 
@@ -140,10 +182,13 @@ class TrackTable:
         ``size_tolerance_mm`` means one of the two boxes was cut (image
         border, occlusion), which shifts its centre by half the cut towards
         its visible side. A shorter measurement is moved back by half the
-        excess; a longer one means the *track* was built from cut views, so
-        the track's centre is moved instead (an object entering the view
-        grows frame by frame). The side is taken from the innovation's sign,
-        and a little variance is added for the risk of guessing wrong.
+        difference; a longer one means the *track* was built from cut views,
+        so the track's centre is moved instead (an object entering the view
+        grows frame by frame). Where the box reaches an end of the camera
+        view (``cut_dir``, see :func:`edge_cut_dir`) the cut side is known and
+        the whole length difference is used; elsewhere the side is taken from
+        the innovation's sign, changes within the tolerance are ignored, and a
+        little variance is added for the risk of guessing wrong.
         """
         if rows.size == 0:
             return
@@ -154,14 +199,18 @@ class TrackTable:
         z = np.column_stack([z_u, z_x])
         pos, p00, p01, p11 = (a[rows] for a in predicted)
         d_size = np.column_stack([length, width]) - sub[:, SIZE]
-        half = cut_half_mm(d_size, tol)
+        ds = (s_mm - sub[:, S_REF])[:, None]
+        half = cut_half_mm(d_size, sub[:, SIZE], ds, p)
         grew = d_size > 0
         # move whichever centre came from the cut box by half the cut towards the other one,
         # never past it (a box grown on both sides moves nothing)
         innov = z - pos
         shift = np.sign(innov) * np.minimum(half, np.abs(innov))
-        pos = pos + np.where(grew, shift, 0.0)
         risk = (half / 2.0) ** 2  # the cut side was guessed from the innovation's sign
+        known = cut_dir != 0
+        shift[:, 0] = np.where(known, known_cut_shift(d_size[:, 0], cut_dir), shift[:, 0])
+        risk[:, 0] = np.where(known, (tol / 4.0) ** 2, risk[:, 0])
+        pos = pos + np.where(grew, shift, 0.0)
         p00 = p00 + np.where(grew, risk, 0.0)
         r = p.measurement_sigma_mm**2 + np.where(grew, 0.0, risk)
         innov = innov - shift  # same residual whichever centre moved
@@ -173,15 +222,17 @@ class TrackTable:
         sub[:, P00] = (1.0 - k0) * p00
         sub[:, P01] = (1.0 - k0) * p01
         sub[:, P11] = p11 - k1 * p01
-        # extents: smooth within tolerance, jump up to a larger view, creep down slowly
+        # extents: smooth within tolerance, jump up to a larger view (it is less cut), creep down slowly
         gain = np.where(np.abs(d_size) <= tol, 0.3, np.where(grew, 1.0, 0.1))
+        # at a view end the box shows what is visible: follow it while the object enters, keep the full length as it leaves
+        gain[:, 0] = np.where(known, np.where(grew[:, 0], 1.0, 0.0), gain[:, 0])
         sub[:, SIZE] += gain * d_size
         sub[:, S_REF] = s_mm
         sub[:, SCORE_SUM] += scores
         f[rows] = sub
         cache = self._cache
-        for r in rows.tolist():
-            cache[r] = None
+        for row in rows.tolist():
+            cache[row] = None
         ii = self.i
         ii[rows, T_LAST] = t_ns
         ii[rows, HITS] += 1

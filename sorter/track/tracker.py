@@ -15,7 +15,9 @@ Cost of pairing track ``t`` with measurement ``m`` (only pairs inside the gate):
   changed by more than ``size_tolerance_mm`` the box may have been cut (image
   border, overlapping object), shifting its centre by half the cut; the
   distance is then the smaller of "shifted by half the cut" and "not shifted,
-  with more spread" (see ``state.cut_aware_distance2``). The log term makes
+  with more spread" (see ``state.cut_aware_distance2``); a box reaching an
+  end of the camera view (``TrackerParams.view_y_min_mm``/``view_y_max_mm``)
+  is cut on that side, so there the shift is known. The log term makes
   a vague young track pay for its wide prediction;
 * a size term: squared log ratios of length and width over ``size_log_sigma``;
 * a class term: ``-class_weight * log`` of the track's smoothed vote share for
@@ -37,7 +39,18 @@ import numpy.typing as npt
 from sorter.entities import BeltMeasurements, Track
 from sorter.track.assign import assign_pairs
 from sorter.track.params import TrackerOutput, TrackerParams
-from sorter.track.state import CONFIRMED, ID, LEN, S_REF, T_LAST, WID, TrackTable, cut_aware_distance2, cut_half_mm
+from sorter.track.state import (
+    CONFIRMED,
+    ID,
+    S_REF,
+    SIZE,
+    T_LAST,
+    TrackTable,
+    cut_aware_distance2,
+    cut_half_mm,
+    edge_cut_dir,
+    known_cut_shift,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +107,13 @@ class BeltTracker:
         width = np.maximum(np.asarray(meas.width_mm, np.float64), _MIN_EXTENT_MM)
         scores = np.asarray(meas.scores, np.float64)
         class_ids = np.asarray(meas.class_ids, np.int32)
+        cut_dir = edge_cut_dir(z_u + s_mm, length, self.params)
 
         matched_t = np.zeros(0, np.int64)
         matched_m = np.zeros(0, np.int64)
         if len(table) and n_meas:
             predicted = table.predict(s_mm)
-            rows, cols, cost = self._candidate_pairs(predicted, z_u, z_x, length, width, class_ids)
+            rows, cols, cost = self._candidate_pairs(s_mm, predicted, z_u, z_x, length, width, class_ids, cut_dir)
             matched_t, matched_m = assign_pairs(rows, cols, cost, len(table), n_meas)
             table.correct(
                 matched_t,
@@ -112,6 +126,7 @@ class BeltTracker:
                 width[matched_m],
                 scores[matched_m],
                 class_ids[matched_m],
+                cut_dir[matched_m],
             )
         meas_ids = np.zeros(n_meas, np.int64)
         meas_ids[matched_m] = table.i[matched_t, ID]
@@ -161,51 +176,60 @@ class BeltTracker:
 
     def _candidate_pairs(
         self,
+        s_mm: float,
         predicted: tuple[F64, F64, F64, F64],
         z_u: F64,
         z_x: F64,
         length: F64,
         width: F64,
         class_ids: npt.NDArray[np.int32],
+        cut_dir: F64,
     ) -> tuple[I64, I64, F64]:
-        """Gated (track, measurement) pairs and their association costs."""
+        """Gated (track, measurement) pairs and their association costs.
+
+        Pair quantities are ``(K, 2)`` arrays, column 0 along the belt and
+        column 1 across it, so each step serves both axes at once.
+        """
         p = self.params
         table = self._table
         pos, var = predicted[0], predicted[1]
-        u, x, var_u, var_x = pos[:, 0], pos[:, 1], var[:, 0], var[:, 1]
-        t_len = table.f[:, LEN]
-        t_wid = table.f[:, WID]
+        t_size = table.f[:, SIZE]
+        z_size = np.column_stack([length, width])
         # coarse dense gate: the hard radius widened by the largest possible truncation slack
-        slack_max = 0.5 * max(float(length.max()), float(width.max()), float(t_len.max()), float(t_wid.max()))
-        reach = p.gate_mm + slack_max
-        du_all = z_u[None, :] - u[:, None]
-        dx_all = z_x[None, :] - x[:, None]
-        rows, cols = np.nonzero((np.abs(du_all) < reach) & (np.abs(dx_all) < reach))
+        reach = p.gate_mm + 0.5 * max(float(z_size.max()), float(t_size.max()))
+        du_all = z_u[None, :] - pos[:, 0][:, None]  # (T, M): along the belt is the selective axis
+        rows, cols = np.nonzero(np.abs(du_all) < reach)
+        d = np.column_stack([du_all[rows, cols], z_x[cols] - pos[rows, 1]])
+        near = np.abs(d[:, 1]) < reach
+        rows, cols, d = rows[near], cols[near], d[near]
         if rows.size == 0:
             e = np.zeros(0, np.int64)
             return e, e.copy(), np.zeros(0)
-        du = du_all[rows, cols]
-        dx = dx_all[rows, cols]
-        tol = p.size_tolerance_mm
-        d_len = length[cols] - t_len[rows]
-        d_wid = width[cols] - t_wid[rows]
-        half_u = cut_half_mm(d_len, tol)
-        half_x = cut_half_mm(d_wid, tol)
-        du_eff = np.maximum(np.abs(du) - half_u, 0.0)
-        dx_eff = np.maximum(np.abs(dx) - half_x, 0.0)
+        size_t = t_size[rows]
+        size_m = z_size[cols]
+        ds = (s_mm - table.f[rows, S_REF])[:, None]
+        half = cut_half_mm(size_m - size_t, size_t, ds, p)
+        d_eff = np.maximum(np.abs(d) - half, 0.0)
         r0 = p.measurement_sigma_mm**2
-        s_u = var_u[rows] + r0
-        s_x = var_x[rows] + r0
-        d2 = cut_aware_distance2(du, half_u, s_u, t_len[rows]) + cut_aware_distance2(dx, half_x, s_x, t_wid[rows])
-        ok = (du_eff**2 + dx_eff**2 <= p.gate_mm**2) & (d2 <= p.gate_chi2)
-        rows, cols, d2 = rows[ok], cols[ok], d2[ok] + np.log(s_u[ok] * s_x[ok] / r0**2)
+        s_inn = var[rows] + r0
+        d2_axes = cut_aware_distance2(d, half, s_inn, size_t)
+        dir_m = cut_dir[cols]
+        known = dir_m != 0
+        if known.any():  # boxes at a view end: the cut side is known, the whole length change counts
+            du_known = d[:, 0] - known_cut_shift(size_m[:, 0] - size_t[:, 0], dir_m)
+            d_eff[:, 0] = np.where(known, np.abs(du_known), d_eff[:, 0])
+            d2_axes[:, 0] = np.where(known, du_known * du_known / s_inn[:, 0], d2_axes[:, 0])
+        d2 = d2_axes.sum(axis=1)
+        ok = ((d_eff * d_eff).sum(axis=1) <= p.gate_mm**2) & (d2 <= p.gate_chi2)
+        rows, cols = rows[ok], cols[ok]
         if rows.size == 0:
             e = np.zeros(0, np.int64)
             return e, e.copy(), np.zeros(0)
-        size_cost = np.log(length[cols] / t_len[rows]) ** 2 + np.log(width[cols] / t_wid[rows]) ** 2
-        size_cost = np.minimum(size_cost / p.size_log_sigma**2, _SIZE_COST_CAP)
+        s_inn = s_inn[ok]
+        nll = d2[ok] + np.log(s_inn[:, 0] * s_inn[:, 1] / r0**2)
+        log_ratio = np.log(size_m[ok] / size_t[ok])
+        size_cost = np.minimum((log_ratio * log_ratio).sum(axis=1) / p.size_log_sigma**2, _SIZE_COST_CAP)
         votes = table.votes
         share = (votes[rows, class_ids[cols]] + _VOTE_PRIOR) / (votes[rows].sum(axis=1) + _VOTE_PRIOR * p.n_classes)
-        cost = d2 + size_cost - p.class_weight * np.log(share)
-        cost = cost + p.tentative_penalty * (1 - table.i[rows, CONFIRMED])
+        cost = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - table.i[rows, CONFIRMED])
         return rows.astype(np.int64), cols.astype(np.int64), cost

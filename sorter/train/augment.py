@@ -71,7 +71,9 @@ def augment(
     out = image
     if (a, d, tx, ty) != (1.0, 1.0, 0.0, 0.0):
         m = np.array([[a, 0.0, tx], [0.0, d, ty]], np.float64)
-        out = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(pad_value,) * 3)
+        out = cv2.warpAffine(  # type: ignore[assignment]
+            image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(pad_value,) * 3
+        )
         xs = b[:, [0, 2]] * a + tx
         ys = b[:, [1, 3]] * d + ty
         b = np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1).astype(np.float32)
@@ -98,5 +100,5 @@ def augment(
         out = np.clip(f, 0, 255).astype(np.uint8)
     if cfg.blur_p and rng.random() < cfg.blur_p:
         k = int(rng.choice([3, 5]))
-        out = cv2.GaussianBlur(out, (k, k), 0)
+        out = np.asarray(cv2.GaussianBlur(out, (k, k), 0), np.uint8)
     return out, b[keep], ig[keep], keep

@@ -37,7 +37,9 @@ class CocoDataset:
         try:
             self.coco: dict[str, Any] = json.loads(ann_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"COCO annotation file '{ann_path}' does not exist; pass the path of its annotations JSON") from None
+            raise ConfigError(
+                f"COCO annotation file '{ann_path}' does not exist; pass the path of its annotations JSON"
+            ) from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"COCO annotation file '{ann_path}' is not valid JSON ({e})") from None
         for key in ("images", "annotations", "categories"):
@@ -64,7 +66,8 @@ class CocoDataset:
             log.warning("COCO '%s': skipped annotations of categories the model does not know: %s", ann_path, dict(skipped))
         if not cat_to_cls:
             raise ConfigError(
-                f"COCO file '{ann_path}': none of its categories {sorted(cat_names.values())} is a model class ({', '.join(class_names)}); "
+                f"COCO file '{ann_path}': none of its categories {sorted(cat_names.values())} "
+                f"is a model class ({', '.join(class_names)}); "
                 "rename the categories to the line's class names"
             )
 
@@ -90,7 +93,7 @@ class CocoDataset:
             boxes.append((x, y, x + w, y + h))
             classes.append(self._cat_to_cls[int(a["category_id"])])
             ignore.append(bool(a.get("iscrowd", 0)) or bool(a.get("ignore", 0)))
-        return make_sample(image, boxes, classes, ignore, int(info["id"]))
+        return make_sample(np.asarray(image, np.uint8), boxes, classes, ignore, int(info["id"]))
 
 
 def coco_dict(samples_meta: Iterable[tuple[dict[str, Any], Sample]], class_names: tuple[str, ...]) -> dict[str, Any]:
@@ -99,7 +102,8 @@ def coco_dict(samples_meta: Iterable[tuple[dict[str, Any], Sample]], class_names
     Ignored objects become ``iscrowd: 1`` so pycocotools neither rewards nor
     penalises detections on them.
     """
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for info, s in samples_meta:
         images.append(info)
         for b, c, ig in zip(s.boxes_px, s.class_ids, s.ignore, strict=True):
@@ -119,7 +123,9 @@ def coco_dict(samples_meta: Iterable[tuple[dict[str, Any], Sample]], class_names
     return {"images": images, "annotations": anns, "categories": cats}
 
 
-def write_coco(samples: Iterable[Sample], out_dir: str | Path, class_names: tuple[str, ...], ext: str = ".png", jpeg_quality: int = 95) -> Path:
+def write_coco(
+    samples: Iterable[Sample], out_dir: str | Path, class_names: tuple[str, ...], ext: str = ".png", jpeg_quality: int = 95
+) -> Path:
     """Write samples as a COCO dataset: ``out_dir/images/*`` and ``out_dir/annotations.json``.
 
     Returns:

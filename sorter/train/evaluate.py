@@ -68,8 +68,8 @@ def confusion_update(matrix: npt.NDArray[np.int64], sample: Sample, det: Detecti
             if float(np.max(iw * ih)) >= 0.5 * max(float((b[2] - b[0]) * (b[3] - b[1])), 1e-9):
                 continue  # on an ignored object: not a false positive
         matrix[bg, int(classes[d])] += 1
-    for j in np.flatnonzero(~matched):
-        matrix[int(gcls[j]), bg] += 1
+    for miss in np.flatnonzero(~matched):
+        matrix[int(gcls[miss]), bg] += 1
 
 
 def _mean_valid(p: npt.NDArray[np.float64]) -> float | None:
@@ -115,7 +115,11 @@ def coco_map(gt: dict[str, Any], results: list[dict[str, Any]], class_names: tup
     for a, bucket in enumerate(SIZE_BUCKETS):
         lo, hi = area_rng[a]
         n = sum(1 for g in gt["annotations"] if not g.get("iscrowd", 0) and lo <= g["area"] < hi)
-        out["per_size"][bucket] = {"map50": _mean_valid(prec[0, :, :, a, -1]), "map": _mean_valid(prec[:, :, :, a, -1]), "num_gt": n}
+        out["per_size"][bucket] = {
+            "map50": _mean_valid(prec[0, :, :, a, -1]),
+            "map": _mean_valid(prec[:, :, :, a, -1]),
+            "num_gt": n,
+        }
     return out
 
 

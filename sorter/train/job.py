@@ -22,7 +22,7 @@ from sorter.errors import ConfigError
 from sorter.train.coco import CocoDataset
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
 from sorter.train.synth import SynthDataset, SynthRecipe, scene_seeds
-from sorter.train.trainer import CHECKPOINT, Trainer, TrainConfig
+from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
 from sorter.train.variants import export_variants
 
 log = logging.getLogger(__name__)
@@ -94,13 +94,16 @@ def _synthetic(recipe: SynthRecipe, spec: ModelSpec, cache_dir: Path, desc: str)
 def run_job(opts: TrainOptions) -> dict[str, Any]:
     """Run the job; returns the metrics also written to ``out_dir/metrics.json``."""
     t_start = time.monotonic()
+    c_start = time.process_time()
     spec = opts.spec
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     train_r, val_r, held_r = opts.recipes()
     overlap = scene_seeds(held_r) & (scene_seeds(train_r) | scene_seeds(val_r))
     if overlap:
-        raise ConfigError(f"the held-out set shares simulator seeds {sorted(overlap)[:5]} with the training data; change --heldout-seed")
+        raise ConfigError(
+            f"the held-out set shares simulator seeds {sorted(overlap)[:5]} with the training data; change --heldout-seed"
+        )
     timings: dict[str, float] = {}
 
     t0 = time.monotonic()
@@ -136,9 +139,7 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         "sorter.train_command": opts.command,
         "sorter.data_recipe": json.dumps({"train": train_r.to_dict(), "coco": [str(a) for a, _ in opts.coco]}, sort_keys=True),
     }
-    paths = export_variants(
-        trainer.ema, out / MODEL_FILE, calib_src.images[: opts.calib_images], calib_src.images[0], provenance
-    )
+    paths = export_variants(trainer.ema, out / MODEL_FILE, calib_src.images[: opts.calib_images], calib_src.images[0], provenance)
     timings["export_s"] = round(time.monotonic() - t0, 1)
 
     heldout: dict[str, Any] = {}
@@ -147,6 +148,7 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         heldout = evaluate_models(paths["fp32"], tuple(p for p in ("fp32", "fp16", "int8") if p in paths), held_r)
         timings["heldout_eval_s"] = round(time.monotonic() - t0, 1)
     timings["total_s"] = round(time.monotonic() - t_start, 1)
+    timings["total_cpu_s"] = round(time.process_time() - c_start, 1)
     metrics = {
         "model": MODEL_FILE,
         "spec": json.loads(spec.to_json()),
@@ -178,7 +180,9 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
     return metrics
 
 
-def evaluate_models(base_model: Path, precisions: tuple[str, ...], recipe: SynthRecipe, min_score: float = 0.01) -> dict[str, Any]:
+def evaluate_models(
+    base_model: Path, precisions: tuple[str, ...], recipe: SynthRecipe, min_score: float = 0.01
+) -> dict[str, Any]:
     """Evaluate precision variants of a model with onnxruntime on a rendered set.
 
     The full run-time pipeline is scored: letterbox, network, mapping back to

@@ -119,7 +119,9 @@ def concat(sets: Sequence[PackedSet]) -> PackedSet:
     )
 
 
-def cached_pack(ds: SampleSet, spec: ModelSpec, class_names: tuple[str, ...], cache: Path | None, desc: str = "pack") -> PackedSet:
+def cached_pack(
+    ds: SampleSet, spec: ModelSpec, class_names: tuple[str, ...], cache: Path | None, desc: str = "pack"
+) -> PackedSet:
     """:func:`pack` with an on-disk cache at ``cache`` (None: no cache)."""
     if cache is not None and cache.exists():
         log.info("using cached packed dataset %s", cache)

@@ -43,7 +43,13 @@ class Targets:
 
 
 def build_targets(
-    boxes_px: F32, class_ids: npt.NDArray[np.int32], ignore: npt.NDArray[np.bool_], num_classes: int, heat_w: int, heat_h: int, stride: int
+    boxes_px: F32,
+    class_ids: npt.NDArray[np.int32],
+    ignore: npt.NDArray[np.bool_],
+    num_classes: int,
+    heat_w: int,
+    heat_h: int,
+    stride: int,
 ) -> Targets:
     """Targets for one image.
 

@@ -19,7 +19,9 @@ _COLOURS = [(40, 40, 200), (230, 230, 230), (190, 190, 195), (70, 120, 160), (23
 class ToyShapes:
     """``n`` images of ``size`` with 1-6 shapes each; image ``i`` depends only on ``(seed, i)``."""
 
-    def __init__(self, n: int, size: tuple[int, int] = (320, 180), seed: int = 0, class_names: tuple[str, ...] = MATERIAL_CLASSES) -> None:
+    def __init__(
+        self, n: int, size: tuple[int, int] = (320, 180), seed: int = 0, class_names: tuple[str, ...] = MATERIAL_CLASSES
+    ) -> None:
         self.n = n
         self.size = size
         self.seed = seed
@@ -35,7 +37,7 @@ class ToyShapes:
         w, h = self.size
         img = np.empty((h, w, 3), np.uint8)
         img[...] = rng.integers(30, 120, 3, dtype=np.uint8)
-        img = cv2.add(img, rng.integers(0, 12, (h, w, 3), dtype=np.uint8))
+        img = np.asarray(cv2.add(img, rng.integers(0, 12, (h, w, 3), dtype=np.uint8)), np.uint8)
         boxes, classes = [], []
         for _ in range(int(rng.integers(1, 7))):
             c = int(rng.integers(len(self.class_names)))

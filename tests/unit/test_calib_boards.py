@@ -58,7 +58,7 @@ def test_board_spec_rejects_impossible_boards_with_a_fix() -> None:
 
 def test_markers_from_another_dictionary_are_named() -> None:
     printed = BoardSpec("charuco", 5, 7, 40.0, 20.0, dictionary="DICT_4X4_50")
-    img = _grey_bgr(render_board(printed, 4.0, 10.0).image)
+    img = _grey_bgr(render_board(printed, 2.5, 10.0).image)
     assert detect_board(img, CHARUCO) is None
     msg = diagnose_missing_board(img, CHARUCO)
     assert "DICT_4X4_50" in msg and "--dictionary" in msg
@@ -69,15 +69,17 @@ def test_wrong_chessboard_size_is_diagnosed() -> None:
     too_big = BoardSpec("chessboard", 10, 6, 25.0)
     assert detect_board(img, too_big) is None
     assert "--cols 9 --rows 6" in diagnose_missing_board(img, too_big)
-    assert larger_chessboard(img, CHESS) is None
+    whole = detect_board(img, CHESS)
+    assert whole is not None and larger_chessboard(img, whole, CHESS) is None
 
 
 @needs_data
 def test_a_grid_smaller_than_the_real_board_is_caught() -> None:
     img = cv2.imread(str(DATA / "opencv_stereo_chessboard" / "left03.jpg"))
     too_small = BoardSpec("chessboard", 7, 6, 25.0)
-    assert detect_board(img, too_small) is not None  # OpenCV happily finds a 7x6 grid in the 9x6 board ...
-    assert larger_chessboard(img, too_small) == (9, 6)  # ... and this check finds the real size
+    part = detect_board(img, too_small)
+    assert part is not None  # OpenCV happily finds a 7x6 grid in the 9x6 board ...
+    assert larger_chessboard(img, part, too_small) == (9, 6)  # ... and this check finds the real size
 
 
 def test_blank_image_says_check_the_camera() -> None:

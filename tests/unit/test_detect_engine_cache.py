@@ -89,7 +89,7 @@ def test_force_rebuilds(tmp_path: Path) -> None:
     assert cache.load(_key()) == b"new"
 
 
-def _worker(root: str, counter: str, q: "mp.Queue[tuple[bytes, bool]]") -> None:
+def _worker(root: str, counter: str, q: mp.Queue[tuple[bytes, bool]]) -> None:
     def build() -> bytes:
         with open(counter, "a") as f:
             f.write("build\n")

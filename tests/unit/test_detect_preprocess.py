@@ -22,8 +22,13 @@ def test_letterbox_of_a_720p_frame_keeps_aspect_and_centres() -> None:
 
 
 @given(
-    st.integers(64, 4000), st.integers(64, 4000), st.sampled_from([(320, 192), (384, 224), (448, 256)]),
-    st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1),
+    st.integers(64, 4000),
+    st.integers(64, 4000),
+    st.sampled_from([(320, 192), (384, 224), (448, 256)]),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.floats(0, 1),
+    st.floats(0, 1),
 )
 def test_box_mapping_round_trips(w: int, h: int, dst: tuple[int, int], a: float, b: float, c: float, d: float) -> None:
     lb = letterbox_params(w, h, *dst)

@@ -46,7 +46,9 @@ def test_flips_move_boxes_with_the_pixels() -> None:
     img = np.full((192, 320, 3), 50, np.uint8)
     img[30:60, 200:260] = 255
     boxes = np.array([[200, 30, 260, 60]], np.float32)
-    cfg = AugmentConfig(flip_lr=1.0, flip_ud=1.0, zoom=0.0, shift=0.0, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0)
+    cfg = AugmentConfig(
+        flip_lr=1.0, flip_ud=1.0, zoom=0.0, shift=0.0, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0
+    )
     out, b, ig, keep = augment(img, boxes, np.array([False]), cfg, np.random.default_rng(0), 114)
     ys, xs = np.nonzero(out[:, :, 0] > 200)
     np.testing.assert_allclose(b[0], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1.0)
@@ -58,7 +60,9 @@ def test_zoom_and_shift_keep_boxes_on_the_drawn_object() -> None:
     cv2.rectangle(img, (100, 60), (179, 119), (255, 255, 255), -1)
     boxes = np.array([[100, 60, 180, 120]], np.float32)
     for seed in range(5):
-        cfg = AugmentConfig(flip_lr=0.5, flip_ud=0.5, zoom=0.2, shift=0.1, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0)
+        cfg = AugmentConfig(
+            flip_lr=0.5, flip_ud=0.5, zoom=0.2, shift=0.1, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0
+        )
         out, b, _ig, keep = augment(img, boxes, np.array([False]), cfg, np.random.default_rng(seed), 114)
         ys, xs = np.nonzero(out[:, :, 0] > 150)
         assert keep.all()
@@ -70,7 +74,9 @@ def test_objects_pushed_out_of_view_become_ignored_or_dropped() -> None:
     img[0:30, 0:30] = 255  # corner object, easily pushed out
     img[80:120, 140:180] = 255  # centre object, always fully visible: measures the zoom
     boxes = np.array([[0, 0, 30, 30], [140, 80, 180, 120]], np.float32)
-    cfg = AugmentConfig(flip_lr=0, flip_ud=0, zoom=0.2, shift=0.1, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0)
+    cfg = AugmentConfig(
+        flip_lr=0, flip_ud=0, zoom=0.2, shift=0.1, gain=0, brightness=0, contrast=0, gamma=0, noise_sigma_max=0, blur_p=0
+    )
     seen_ignored = seen_kept = 0
     for seed in range(40):
         _out, b, ig, keep = augment(img, boxes, np.array([False, False]), cfg, np.random.default_rng(seed), 114)

@@ -84,7 +84,9 @@ def test_pulse_clamps_are_centred_on_the_target(speed: float) -> None:
 
 
 def test_standstill_has_no_time_scale_so_no_clamp() -> None:
-    win = air_window(track(length_mm=2.0), 1200.0, margin_mm=0.0, sigma_k=0.0, speed_mm_s=0.0, min_pulse_ms=4.0, max_pulse_ms=80.0)
+    win = air_window(
+        track(length_mm=2.0), 1200.0, margin_mm=0.0, sigma_k=0.0, speed_mm_s=0.0, min_pulse_ms=4.0, max_pulse_ms=80.0
+    )
     assert win.clamped == "" and win.s_close_mm - win.s_open_mm == pytest.approx(2.0)
 
 

@@ -13,8 +13,8 @@ from sorter.track.assign import assign_pairs, hungarian
 def _brute_force_min(cost: np.ndarray) -> float:
     n, m = cost.shape
     if n <= m:
-        return min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(m), n))
-    return min(sum(cost[p[j], j] for j in range(m)) for p in itertools.permutations(range(n), m))
+        return min(float(sum(cost[i, p[i]] for i in range(n))) for p in itertools.permutations(range(m), n))
+    return min(float(sum(cost[p[j], j] for j in range(m))) for p in itertools.permutations(range(n), m))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (2, 4), (4, 2), (3, 5), (5, 3), (6, 6)])
