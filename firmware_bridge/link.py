@@ -66,6 +66,10 @@ class ControllerLink(Protocol):
         """Block until every submitted command has been answered (accepted, refused, failed)."""
         ...
 
+    def fetch_reports(self) -> None:
+        """The device has news: fetch it now (a PLC is polled at once; a serial controller pushes its reports)."""
+        ...
+
     def last_status(self) -> Status | None:
         """The most recent controller status (None before the first)."""
         ...

@@ -207,6 +207,12 @@ class ModbusLink:
                 self._changed.wait(min(left, 0.05))
             return True
 
+    def fetch_reports(self) -> None:
+        """Poll the PLC now instead of at the next poll period (the caller knows something executed)."""
+        if self._next_poll_ns != 0:
+            self._next_poll_ns = 0
+            self._kick.set()
+
     def last_status(self) -> Status | None:
         with self._lock:
             return self._status

@@ -120,6 +120,9 @@ class SerialLink:
                 self._changed.wait(min(left, 0.05))
             return True
 
+    def fetch_reports(self) -> None:
+        """Nothing to do: the controller pushes FIRED/PICKED as soon as a pulse ends."""
+
     def last_status(self) -> Status | None:
         with self._lock:
             return self.session.status

@@ -66,7 +66,9 @@ def serial_rig(inprocess: bool) -> Iterator[SerialLink]:
 
             stop = ValveControllerEmulator(pty.device_path, FreeRunningDevice(64, SPEED)).start().stop
         else:
-            proc = spawn("firmware_bridge.emulators.valve_controller", "--port", pty.device_path, "--speed-counts-per-s", str(SPEED))
+            proc = spawn(
+                "firmware_bridge.emulators.valve_controller", "--port", pty.device_path, "--speed-counts-per-s", str(SPEED)
+            )
             stop = proc.terminate
         link = SerialLink(pty.host_path)
         link.start()
@@ -102,8 +104,8 @@ def modbus_rig(inprocess: bool) -> Iterator[ModbusLink]:
         stop()
 
 
-def round_trips(link: SerialLink | ModbusLink, n: int) -> list[float]:
-    """Submit ``n`` commands one at a time; milliseconds from submit to answered."""
+def round_trips(link: SerialLink | ModbusLink, n: int) -> tuple[list[float], int]:
+    """Submit ``n`` commands one at a time; milliseconds from submit to answered, and how many were refused."""
     for _ in range(20):  # a fresh sync estimate (count and speed)
         link.ping(1.0)
         time.sleep(0.01)
@@ -111,7 +113,7 @@ def round_trips(link: SerialLink | ModbusLink, n: int) -> list[float]:
     for i in range(n):
         est = link.sync.count_at(time.monotonic_ns())
         assert est is not None
-        open_count = round(est + SPEED * 0.03)  # 30 ms ahead: never late, few queued at a time
+        open_count = round(est + SPEED * 0.1)  # 100 ms ahead: not late even on a busy machine
         t0 = time.perf_counter_ns()
         link.submit(Fire(1000 + i, i % 64, i % 64, open_count, open_count + 100))
         if not link.wait_idle(2.0):
@@ -120,11 +122,9 @@ def round_trips(link: SerialLink | ModbusLink, n: int) -> list[float]:
         if i % 50 == 0:
             link.ping(1.0)
         time.sleep(0.001)
-    events = link.poll_events()
-    bad = [e for e in events if e.status not in ("accepted", "executed")]
-    if bad:
-        raise RuntimeError(f"{len(bad)} commands were refused, e.g. {bad[0]}")
-    return out
+    time.sleep(0.2)
+    refused = sum(e.status not in ("accepted", "executed") for e in link.poll_events())
+    return out, refused
 
 
 def host_timed_jitter(pulses: int) -> tuple[list[float], dict[str, int]]:
@@ -166,17 +166,20 @@ def main() -> int:
     rows: list[tuple[str, int, float, float, float, str]] = []
     where = "in-process" if args.inprocess else "own process"
     with serial_rig(args.inprocess) as link:
-        rt = round_trips(link, args.n)
-        rows.append((f"serial/pty round trip (emulator {where})", len(rt), percentile(rt, 0.5), percentile(rt, 0.99), max(rt), ""))
+        rt, refused = round_trips(link, args.n)
+        name = f"serial/pty round trip (emulator {where})"
+        rows.append((name, len(rt), percentile(rt, 0.5), percentile(rt, 0.99), max(rt), f"refused {refused}"))
     with modbus_rig(args.inprocess) as mlink:
-        rt = round_trips(mlink, args.n)
-        rows.append((f"Modbus TCP round trip (PLC {where})", len(rt), percentile(rt, 0.5), percentile(rt, 0.99), max(rt), ""))
+        rt, refused = round_trips(mlink, args.n)
+        name = f"Modbus TCP round trip (PLC {where})"
+        rows.append((name, len(rt), percentile(rt, 0.5), percentile(rt, 0.99), max(rt), f"refused {refused}"))
     jit, st = host_timed_jitter(args.pulses)
     prio = "SCHED_FIFO" if st["realtime"] else "normal priority"
     note = f"{prio}; refused late {st['late_at_fire']}, switches {st['switches_timed']}"
     rows.append(("host-timed switch lateness", len(jit), percentile(jit, 0.5), percentile(jit, 0.99), max(jit), note))
 
-    print(f"\nbench_link: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, belt 2.5 m/s")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nbench_link: {os.cpu_count()} CPUs (load average {load:.1f}), Python {sys.version.split()[0]}, belt 2.5 m/s")
     head = f"{'measurement':<44} {'n':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  notes"
     print(head)
     print("-" * len(head))

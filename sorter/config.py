@@ -132,7 +132,7 @@ class PolicyConfig(Strict):
     min_confidence: float = Field(0.5, ge=0, le=1)
     min_length_mm: float = Field(15.0, ge=0)
     max_length_mm: float = Field(700.0, gt=0)
-    touching_nontarget: Literal["eject", "skip", "eject_if_larger"] = "eject_if_larger"
+    touching_nontarget: Literal["eject", "skip", "eject_if_larger"] = "eject"
     touching_gap_mm: float = Field(5.0, ge=0)
 
     @field_validator("targets")
@@ -173,6 +173,9 @@ class ActuatorConfig(Strict):
 
     type: Literal["virtual", "dry_run", "serial", "modbus", "host_timed"] = "virtual"
     emulator: bool = Field(True, description="with type serial/modbus in simulation: start the device emulator")
+    counts_per_mm: float | None = Field(
+        None, gt=0, description="position units per mm on the controller link; None: belt.encoder_counts_per_mm (finer if it interpolates)"
+    )
     serial: SerialLinkConfig = SerialLinkConfig()
     modbus: ModbusLinkConfig = ModbusLinkConfig()
 

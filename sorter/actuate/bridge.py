@@ -40,6 +40,11 @@ _I64 = 1 << 63
 _I32 = 1 << 31
 
 
+def link_counts_per_mm(cfg: Config) -> float:
+    """Position units per mm on the controller link: ``actuator.counts_per_mm``, else the belt encoder's."""
+    return float(cfg.actuator.counts_per_mm or cfg.belt.encoder_counts_per_mm)
+
+
 def to_wire(command: Command, counts_per_mm: float) -> Fire | Pick:
     """The wire command of a sorter command (positions rounded to the nearest count).
 
@@ -125,6 +130,7 @@ class BridgeActuator:
         if self._device_executions is None:
             return True
         while self.link.stats().get("executed", 0) < self._device_executions():
+            self.link.fetch_reports()  # a PLC is polled: ask now rather than at the next poll
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.0002)
@@ -195,7 +201,7 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
     """
     del clock
     a = cfg.actuator
-    cpm = cfg.belt.encoder_counts_per_mm
+    cpm = link_counts_per_mm(cfg)
     if a.type not in ("serial", "modbus"):
         raise ConfigError(f"actuator.type = {a.type!r} is not a bridge type; use 'serial' or 'modbus'")
     emulate = sim_world is not None and a.emulator
@@ -251,10 +257,12 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
 
                 pty = PtyPair().start()
                 stops.append(pty.close)
-                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate)
+                plc = PlcEmulator(
+                    device, _sim_limits(cfg, 64), transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate, scan_s=0.001
+                )
                 serial_url = pty.host_path
             else:
-                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="tcp", host="127.0.0.1", port=0)
+                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
             plc.start()
             stops.append(plc.stop)
             host, port = "127.0.0.1", plc.port

@@ -8,7 +8,8 @@ commanded position, so real bytes go through real transports while the physics
 and scoring stay those of ``sorter/sim``.
 
 Positions cross the wire in encoder counts; this adapter converts them back
-to odometer millimetres with ``belt.encoder_counts_per_mm``.
+to odometer millimetres with the link's counts per mm (``actuator.counts_per_mm``,
+by default ``belt.encoder_counts_per_mm``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class SimDevice:
     Args:
         world: the virtual line (its encoder and clock).
         device: a ``ValveBankModel`` (has ``schedule``) or a ``RobotModel`` (has ``schedule_pick``).
-        counts_per_mm: encoder resolution, ``belt.encoder_counts_per_mm``.
+        counts_per_mm: the emulated controller's position units per mm (``actuator.counts_per_mm``,
+            else ``belt.encoder_counts_per_mm``).
     """
 
     def __init__(self, world: SimWorld, device: Any, counts_per_mm: float) -> None:
@@ -51,7 +53,8 @@ class SimDevice:
         return int(getattr(self.device, "valve_count", 0))
 
     def encoder_count(self) -> int:
-        return self.world.encoder_count(self.world.now_ns)
+        # the controller's own count at its resolution (which may be finer than the belt encoder's)
+        return math.floor(self.world.odometer_mm(self.world.now_ns) * self.cpm)
 
     def speed_counts_per_s(self) -> float:
         return self.world.speed_mm_s(self.world.now_ns) * self.cpm

@@ -25,7 +25,6 @@ class VirtualActuator:
         self._reports: list[CommandReport] = []
         self._seen = 0
         self._is_bank = hasattr(device, "schedule")
-        self._latency_ns = round(world.sim.valve_latency_ms * 1e6)  # the bank is built with the sim's true latency
         self._stats = {"sent": 0, "accepted": 0, "late": 0, "rejected": 0, "cancelled": 0}
 
     def submit(self, commands: Sequence[Command]) -> None:
@@ -55,9 +54,7 @@ class VirtualActuator:
             out, self._reports = self._reports, []
         for r in records:
             if self._is_bank:
-                # where the valve was switched: air start minus the true valve latency
-                s_switch = w.odometer_mm(r.t_open_ns - self._latency_ns)
-                out.append(CommandReport(r.command_id, "executed", s_switch, "truncated" if r.truncated else ""))
+                out.append(CommandReport(r.command_id, "executed", r.s_switch_mm, "truncated" if r.truncated else ""))
             else:
                 out.append(CommandReport(r.command_id, "executed", r.s_mm, "picked" if r.success else "missed"))
         return out

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sorter.commands.common import add_config_arguments, load_or_report
 
@@ -41,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ):
         q = sub.add_parser(name, help=text, description=text)
         add_config_arguments(q)
-        q.add_argument("--emulate", action="store_true", help="start a device emulator (own encoder at the nominal belt speed) instead of hardware")
+        q.add_argument(
+            "--emulate",
+            action="store_true",
+            help="start a device emulator (own encoder at the nominal belt speed) instead of hardware",
+        )
         q.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to wait for the device (default 3)")
         if name == "ping":
             q.add_argument("--count", type=int, default=10, help="number of probes (default 10)")
@@ -102,13 +106,14 @@ def open_target(cfg: Config, arm: bool, emulate: bool) -> _Target:
     from firmware_bridge.host_session import SessionConfig
     from firmware_bridge.modbus_link import ModbusLink, ModbusLinkConfig
     from firmware_bridge.serial_link import SerialLink
+    from sorter.actuate.bridge import link_counts_per_mm
     from sorter.errors import ConfigError
 
     a = cfg.actuator
     if a.type not in ("serial", "modbus"):
         raise ConfigError(f"actuator.type = {a.type!r}: 'sorter hw' talks to a controller; set actuator.type to serial or modbus")
     stops: list[Callable[[], None]] = []
-    device = FreeRunningDevice(cfg.airjet.valves.count, cfg.belt.nominal_speed_mm_s * cfg.belt.encoder_counts_per_mm)
+    device = FreeRunningDevice(cfg.airjet.valves.count, cfg.belt.nominal_speed_mm_s * link_counts_per_mm(cfg))
     link: SerialLink | ModbusLink
     if a.type == "serial":
         url = a.serial.url
@@ -120,7 +125,9 @@ def open_target(cfg: Config, arm: bool, emulate: bool) -> _Target:
             stops.append(pty.close)
             stops.insert(0, ValveControllerEmulator(pty.device_path, device).start().stop)
             url = pty.host_path
-        cfg_s = SessionConfig(ack_timeout_ns=round(a.serial.ack_timeout_ms * 1e6), heartbeat_ns=round(a.serial.heartbeat_ms * 1e6))
+        cfg_s = SessionConfig(
+            ack_timeout_ns=round(a.serial.ack_timeout_ms * 1e6), heartbeat_ns=round(a.serial.heartbeat_ms * 1e6)
+        )
         link = SerialLink(url, a.serial.baudrate, cfg_s, arm=arm)
         where = f"valve controller on {url}" + (" (emulated)" if emulate else "")
     else:
@@ -132,7 +139,17 @@ def open_target(cfg: Config, arm: bool, emulate: bool) -> _Target:
             plc = PlcEmulator(device, port=0).start()
             stops.append(plc.stop)
             host, port = "127.0.0.1", plc.port
-        link = ModbusLink(m.transport, host, port, m.serial_url, m.baudrate, m.unit_id, m.timeout_ms, ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms), arm=arm)
+        link = ModbusLink(
+            m.transport,
+            host,
+            port,
+            m.serial_url,
+            m.baudrate,
+            m.unit_id,
+            m.timeout_ms,
+            ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms),
+            arm=arm,
+        )
         where = f"PLC at {host}:{port}" if m.transport == "tcp" else f"PLC (RTU) on {m.serial_url}"
         where += " (emulated)" if emulate else ""
     link.start()
@@ -148,17 +165,22 @@ def _connect(cfg: Config, args: argparse.Namespace, arm: bool) -> _Target | None
         print(f"cannot open the link: {e}", file=sys.stderr)
         return None
     if not t.link.wait_ready(args.timeout):
-        print(f"no answer from the {t.where} within {args.timeout:g} s; check the cable/network and actuator settings", file=sys.stderr)
+        print(
+            f"no answer from the {t.where} within {args.timeout:g} s; check the cable/network and actuator settings",
+            file=sys.stderr,
+        )
         t.close()
         return None
     return t
 
 
 def _ping(cfg: Config, args: argparse.Namespace) -> int:
+    from sorter.actuate.bridge import link_counts_per_mm
+
     t = _connect(cfg, args, arm=False)
     if t is None:
         return 2
-    cpm = cfg.belt.encoder_counts_per_mm
+    cpm = link_counts_per_mm(cfg)
     try:
         print(f"pinging the {t.where}")
         rtts: list[float] = []
@@ -169,13 +191,15 @@ def _ping(cfg: Config, args: argparse.Namespace) -> int:
             s = t.link.sync.latest()
             assert s is not None
             rtts.append(s.rtt_ns / 1e6)
-            print(f"  probe {k + 1}: round trip {s.rtt_ns / 1e6:7.3f} ms, encoder {s.encoder_count} ({s.encoder_count / cpm:.1f} mm)")
+            mm = s.encoder_count / cpm
+            print(f"  probe {k + 1}: round trip {s.rtt_ns / 1e6:7.3f} ms, encoder {s.encoder_count} ({mm:.1f} mm)")
             time.sleep(0.05)
         if not rtts:
             return 1
         speed = t.link.sync.speed_counts_per_s()
         off = t.link.sync.clock_offset_us()
-        print(f"round trip: min {min(rtts):.3f} / median {statistics.median(rtts):.3f} / max {max(rtts):.3f} ms ({len(rtts)}/{args.count} answered)")
+        med = statistics.median(rtts)
+        print(f"round trip: min {min(rtts):.3f} / median {med:.3f} / max {max(rtts):.3f} ms ({len(rtts)}/{args.count} answered)")
         if speed is not None:
             print(f"belt: {speed:.0f} counts/s = {speed / cpm:.0f} mm/s")
         if off is not None:
@@ -187,6 +211,7 @@ def _ping(cfg: Config, args: argparse.Namespace) -> int:
 
 def _status(cfg: Config, args: argparse.Namespace) -> int:
     from firmware_bridge.messages import FaultCode, StatusFlags
+    from sorter.actuate.bridge import link_counts_per_mm
 
     t = _connect(cfg, args, arm=False)
     if t is None:
@@ -198,12 +223,13 @@ def _status(cfg: Config, args: argparse.Namespace) -> int:
             return 1
         flags = [f.name or "" for f in StatusFlags if st.flags & f]
         fault = FaultCode(st.fault_code).name if st.fault_code in FaultCode._value2member_map_ else str(st.fault_code)
-        cpm = cfg.belt.encoder_counts_per_mm
+        cpm = link_counts_per_mm(cfg)
         print(f"{t.where}: protocol v{st.version}")
         print(f"  state:    {', '.join(flags) or 'disarmed'}; fault {fault}; session {st.session_id:08x}")
         print(f"  valves:   {st.valve_count}; queue {st.queue_len}/{st.queue_capacity}")
         print(f"  encoder:  {st.encoder_count} counts ({st.encoder_count / cpm:.1f} mm)")
-        print(f"  counters: executed {st.executed}, refused late {st.late}, rejected {st.rejected}, bad frames {st.bad_frames}, watchdog trips {st.watchdog_trips}")
+        print(f"  counters: executed {st.executed}, refused late {st.late}, rejected {st.rejected},")
+        print(f"            bad frames {st.bad_frames}, watchdog trips {st.watchdog_trips}")
         return 0 if st.fault_code == 0 else 1
     finally:
         t.close()
@@ -222,6 +248,7 @@ def _measure_speed(t: _Target, timeout_s: float) -> float | None:
 
 
 def _fire_test(cfg: Config, args: argparse.Namespace) -> int:
+    from firmware_bridge.link import LinkEvent
     from firmware_bridge.messages import Fire
 
     try:
@@ -233,7 +260,8 @@ def _fire_test(cfg: Config, args: argparse.Namespace) -> int:
         print("--pulse-ms, --gap-ms and --lead-ms must be positive", file=sys.stderr)
         return 2
     total_s = (args.lead_ms + args.gap_ms * len(valves)) / 1000.0
-    plan = f"{len(valves)} valve(s) {args.valves or f'0-{cfg.airjet.valves.count - 1}'}, {args.pulse_ms:g} ms each, one every {args.gap_ms:g} ms (about {total_s:.1f} s)"
+    which = args.valves or f"0-{cfg.airjet.valves.count - 1}"
+    plan = f"{len(valves)} valve(s) {which}, {args.pulse_ms:g} ms each, one every {args.gap_ms:g} ms (about {total_s:.1f} s)"
     if not args.dry_run and not args.yes:
         if not sys.stdin.isatty():
             print("fire-test blows air; confirm with --yes when not running interactively", file=sys.stderr)
@@ -271,23 +299,24 @@ def _fire_test(cfg: Config, args: argparse.Namespace) -> int:
             return 0
         for c in cmds:
             t.link.submit(c)
-        finals: dict[int, Any] = {}
+        finals: dict[int, LinkEvent] = {}
         deadline = time.monotonic() + total_s + args.timeout
         while len(finals) < len(cmds) and time.monotonic() < deadline:
-            for e in t.link.poll_events():
-                if e.status != "accepted":
-                    finals[e.command_id] = e
+            for ev in t.link.poll_events():
+                if ev.status != "accepted":
+                    finals[ev.command_id] = ev
             time.sleep(0.02)
         ok = 0
         for c in cmds:
-            e = finals.get(c.command_id)
-            if e is None:
+            fin = finals.get(c.command_id)
+            if fin is None:
                 print(f"  valve {c.valve_first:3d}: no answer")
-            elif e.status == "executed":
+            elif fin.status == "executed":
                 ok += 1
-                print(f"  valve {c.valve_first:3d}: fired at count {e.open_count} (commanded {c.open_count}), closed at {e.close_count}")
+                fired = f"fired at count {fin.open_count} (commanded {c.open_count}), closed at {fin.close_count}"
+                print(f"  valve {c.valve_first:3d}: {fired}")
             else:
-                print(f"  valve {c.valve_first:3d}: {e.status} {e.detail}")
+                print(f"  valve {c.valve_first:3d}: {fin.status} {fin.detail}")
         print(f"{ok}/{len(cmds)} valves fired")
         return 0 if ok == len(cmds) else 1
     finally:

@@ -15,6 +15,7 @@ class RunCounters:
 
     frames: int = 0
     frames_dropped: int = 0
+    frames_dropped_capture: int = 0
     commands_sent: int = 0
     commands_accepted: int = 0
     commands_late_dropped: int = 0
@@ -65,6 +66,7 @@ def build_summary(
         "mode": mode,
         "frames": counters.frames,
         "frames_dropped": counters.frames_dropped,
+        "frames_dropped_capture": counters.frames_dropped_capture,
         "frames_dropped_fraction": round(counters.frames_dropped / max(1, counters.frames + counters.frames_dropped), 5),
         "objects_seen": score.get("objects_seen", 0),
         "targets_passed": score.get("targets_passed", 0),

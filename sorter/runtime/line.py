@@ -127,7 +127,7 @@ def build_line(cfg: Config, *, fast: bool) -> Line:
         raise ValueError("--fast needs camera.type: sim")
 
     detector = create_detector(cfg, MATERIAL_CLASSES)
-    tracker = BeltTracker(tracker_params(cfg))
+    tracker = BeltTracker(tracker_params(cfg, camera))
     planner: Any
     if cfg.line.mode == "airjet":
         from sorter.schedule import AirjetPlanner
@@ -136,7 +136,7 @@ def build_line(cfg: Config, *, fast: bool) -> Line:
     else:
         from sorter.schedule import RobotPlanner
 
-        planner = RobotPlanner(robot_params(cfg))
+        planner = RobotPlanner(robot_params(cfg, camera))
     latency = LatencyRecorder()
     odometer = OdometerEstimator(window_ns=round(cfg.belt.speed_filter_ms * 1e6), nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s)
     pipeline = Pipeline(

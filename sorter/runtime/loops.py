@@ -121,7 +121,7 @@ class SimCaptureThread(threading.Thread):
         super().__init__(name="capture-sim", daemon=True)
         self._line = line
         self._slot = slot
-        self._stop = stop
+        self._stop_event = stop
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -132,24 +132,25 @@ class SimCaptureThread(threading.Thread):
         t0 = line.clock.now_ns()
         k = 0
         try:
-            while not self._stop.is_set():
+            while not self._stop_event.is_set():
                 target = t0 + k * period_ns
                 delay = (target - line.clock.now_ns()) / 1e9
                 if delay > 0:
-                    self._stop.wait(delay)
-                    if self._stop.is_set():
+                    self._stop_event.wait(delay)
+                    if self._stop_event.is_set():
                         break
                 now = line.clock.now_ns()
                 lag = (now - target) // period_ns
                 if lag > 0:  # the camera does not wait: frames we could not render in time are lost
                     line.counters.frames_dropped += int(lag)
+                    line.counters.frames_dropped_capture += int(lag)
                     k += int(lag)
                 frame = world.capture(max(now, world.now_ns), k, line.render_frames)
                 self._slot.put(frame)
                 k += 1
         except BaseException as e:  # reported by the main loop
             self.error = e
-            self._stop.set()
+            self._stop_event.set()
 
 
 def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from sorter.config import Config
 from sorter.entities import MATERIAL_CLASSES
 from sorter.geometry import CameraModel
@@ -14,8 +16,22 @@ def target_class_ids(cfg: Config) -> frozenset[int]:
     return frozenset(MATERIAL_CLASSES.index(c) for c in cfg.policy.targets)
 
 
-def tracker_params(cfg: Config) -> TrackerParams:
+def inner_view_y_mm(camera: CameraModel) -> tuple[float, float]:
+    """Along-belt range seen across the *whole* image width (the view's inner bounds).
+
+    With lens distortion and tilt the image's top and bottom edges are curves on
+    the belt; a box touching them is truncated wherever it lies across the belt,
+    so the tracker's truncation test uses the bounds that hold everywhere.
+    """
+    xs = np.linspace(0.0, camera.width_px - 1.0, 64)
+    top = camera.pixel_to_belt(np.column_stack([xs, np.zeros_like(xs)]))
+    bottom = camera.pixel_to_belt(np.column_stack([xs, np.full_like(xs, camera.height_px - 1.0)]))
+    return float(top[:, 1].max()), float(bottom[:, 1].min())
+
+
+def tracker_params(cfg: Config, camera: CameraModel) -> TrackerParams:
     t = cfg.tracker
+    view_y_min_mm, view_y_max_mm = inner_view_y_mm(camera)
     return TrackerParams(
         gate_mm=t.gate_mm,
         min_hits=t.min_hits,
@@ -24,6 +40,8 @@ def tracker_params(cfg: Config) -> TrackerParams:
         measurement_sigma_mm=t.measurement_sigma_mm,
         residual_process_sigma=t.residual_process_sigma,
         n_classes=len(MATERIAL_CLASSES),
+        view_y_min_mm=view_y_min_mm,
+        view_y_max_mm=view_y_max_mm,
     )
 
 
@@ -59,8 +77,9 @@ def airjet_params(cfg: Config, camera: CameraModel) -> AirjetParams:
     )
 
 
-def robot_params(cfg: Config) -> RobotParams:
+def robot_params(cfg: Config, camera: CameraModel) -> RobotParams:
     r = cfg.robot
+    _x0, _x1, _y0, view_end_y_mm = camera.view_extent_mm()
     values = {MATERIAL_CLASSES.index(k): float(v) for k, v in r.values.items()}
     return RobotParams(
         window_y_start_mm=r.window_y_start_mm,
@@ -69,5 +88,6 @@ def robot_params(cfg: Config) -> RobotParams:
         x_max_mm=r.x_max_mm,
         max_picks_per_min=r.max_picks_per_min,
         values=values,
+        view_end_y_mm=view_end_y_mm,
         policy=policy_params(cfg),
     )

@@ -31,7 +31,7 @@ class SimConfig(_Strict):
     """The simulated world: belt, objects, camera rendering and actuator physics."""
 
     seed: int = 1
-    density_per_m2: float = Field(3.0, ge=0, le=60, description="objects per square metre of belt")
+    density_per_m2: float = Field(1.0, ge=0, le=60, description="objects per square metre of belt")
     belt_speed_mm_s: float | None = Field(None, gt=0, description="true mean speed; None: belt.nominal_speed_mm_s")
     speed_drift_fraction: float = Field(0.02, ge=0, le=0.5, description="amplitude of slow speed drift")
     speed_drift_period_s: float = Field(23.0, gt=0)

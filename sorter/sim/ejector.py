@@ -50,6 +50,7 @@ class _Pulse:
     s_close_cmd_mm: float
     t_open_ns: int
     t_close_ns: int
+    t_switch_ns: int
     done: bool = False
 
 
@@ -146,7 +147,9 @@ class ValveBankModel:
                 self._stats["extended"] += 1
             t_open = max(t_open_cmd + self._latency_ns + self._jitter(), w.now_ns)
             t_close = max(t_close_cmd + self._latency_ns + self._jitter(), t_open + 1000)
-            pulse = _Pulse(command_id, valve_first, valve_last, float(s_open_mm), float(s_close_mm), t_open, t_close)
+            pulse = _Pulse(
+                command_id, valve_first, valve_last, float(s_open_mm), float(s_close_mm), t_open, t_close, max(t_open_cmd, w.now_ns)
+            )
             self._pending[command_id] = pulse
             w.push_event(t_close, functools.partial(self._on_close, pulse))
             return status
@@ -243,7 +246,7 @@ class ValveBankModel:
             hl, hw = pop.half_length_mm, pop.half_width_mm
             lateral = (x_mid + hw > lo) & (x_mid - hw < hi)
             crossing = lateral & (y_off + hl >= ye) & (y_on - hl <= ye)
-            best_share = 0.0
+            best_dist = math.inf
             for i in np.flatnonzero(crossing):
                 spec = pop.specs[i]
                 sm = spec.samples_mm
@@ -256,8 +259,11 @@ class ValveBankModel:
                     continue
                 acc = self._hits.setdefault(spec.object_id, np.zeros(len(sm), np.bool_))
                 acc |= hit
-                if share > best_share:
-                    best_share, hit_id, error = share, spec.object_id, float(y_mid[i] - ye)
+                # attribute the pulse to the hit object whose centre is nearest the pulse centre
+                # (the one it was aimed at; in a pile the most-covered object may be a neighbour)
+                dist = float(np.hypot(x_mid[i] - (lo + hi) / 2.0, y_mid[i] - ye))
+                if dist < best_dist:
+                    best_dist, hit_id, error = dist, spec.object_id, float(y_mid[i] - ye)
                 if float(acc.mean()) >= self.eject_min_coverage - 1e-9:
                     ejected.append(spec.object_id)
             near = lateral & (np.abs(y_mid - ye) <= NEAR_MISS_MM)
@@ -285,6 +291,7 @@ class ValveBankModel:
             hit_object_id=hit_id,
             fire_position_error_mm=error,
             truncated=truncated,
+            s_switch_mm=w.odometer_mm(p.t_switch_ns),
         )
         self._records.append(rec)
         self._stats["executed"] += 1

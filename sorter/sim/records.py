@@ -52,13 +52,16 @@ class PulseRecord:
         s_open_actual_mm: odometer when air started.
         s_close_actual_mm: odometer when air stopped.
         ejected_ids: objects this pulse ejected (targets or not).
-        hit_object_id: object whose footprint this pulse covered most, or, if
-            none was hit, the nearest object overlapping the valves laterally.
+        hit_object_id: among the objects this pulse hit, the one whose centre was
+            nearest the pulse centre (the one it was aimed at); if none was hit,
+            the nearest object overlapping the valves laterally within 250 mm.
         fire_position_error_mm: along-belt position of ``hit_object_id``'s
             centre minus the jet line at the middle of the air-on interval;
             positive means the object was downstream of the line (the air was
             late). ``None`` when no object was near the valves.
         truncated: closed early by the watchdog.
+        s_switch_mm: odometer when the valve was switched on (the commanded
+            position, or later if it arrived late: then the command was late).
     """
 
     command_id: int
@@ -74,6 +77,7 @@ class PulseRecord:
     hit_object_id: int | None
     fire_position_error_mm: float | None
     truncated: bool = False
+    s_switch_mm: float = float("nan")
 
 
 @dataclass(frozen=True, slots=True)

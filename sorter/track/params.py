@@ -62,7 +62,8 @@ class TrackerParams:
             track wins a detection over a young (possibly false) track.
         tentative_max_unseen_travel_mm: a tentative track not detected again
             within this travel is retired (false positives rarely repeat at the
-            same belt position; a real object is seen every ~40 mm of travel).
+            same belt position; a real object is seen every ~40 mm of travel,
+            so 250 mm survives a gap of five frames at 2.5 m/s).
             Capped by ``max_unseen_travel_mm``.
     """
 
@@ -85,7 +86,7 @@ class TrackerParams:
     size_log_sigma: float = 0.35
     class_weight: float = 0.5
     tentative_penalty: float = 1.0
-    tentative_max_unseen_travel_mm: float = 150.0
+    tentative_max_unseen_travel_mm: float = 250.0
 
     def __post_init__(self) -> None:
         problems: list[str] = []

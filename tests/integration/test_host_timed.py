@@ -15,7 +15,7 @@ import pytest
 from sorter.actuate.host_timed import HostTimedActuator, RecordingRelayOutput, create_host_timed_actuator
 from sorter.clock import ManualClock, MonotonicClock
 from sorter.config import load_config
-from sorter.entities import FireCommand, PickCommand
+from sorter.entities import CommandReport, FireCommand, PickCommand
 from sorter.errors import ConfigError
 
 SPEED_MM_S = 2500.0
@@ -53,7 +53,7 @@ def test_pulses_switch_on_time_and_late_ones_are_refused() -> None:
         cmds.append(fire(99, s_now - 5, s_now + 50))  # already passed
         act.submit(cmds)
         deadline = time.monotonic() + 3.0
-        reports = []
+        reports: list[CommandReport] = []
         while time.monotonic() < deadline and sum(r.status in ("executed", "late") for r in reports) < 21:
             reports += act.poll_reports()
             time.sleep(0.01)
@@ -127,7 +127,9 @@ def test_simulated_line_in_real_time() -> None:
         t0_ns=clock.now_ns(),
     )
     v = cfg.airjet.valves
-    bank = world.add_valve_bank(valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm)
+    bank = world.add_valve_bank(
+        valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
+    )
     act = create_host_timed_actuator(cfg, clock, world, bank)
     try:
         s_now = world.odometer_mm(clock.now_ns())

@@ -7,8 +7,8 @@ the other is driven through ``create_bridge_actuator`` (real bytes through a
 socat pseudo-terminal pair into the valve-controller emulator, whose device is
 that world's valve bank). The fast loop waits for the actuator to be idle
 before each step, as ``sorter run --fast`` does. Positions cross the wire as
-encoder counts (0.1 mm at 10 counts/mm), so commanded positions agree to half
-a count and the outcomes (ejected objects, fire position errors) agree.
+encoder counts of the emulated controller (``actuator.counts_per_mm``), so commanded
+positions agree to half a count and the outcomes (ejected objects, fire position errors) agree.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sorter.actuate.bridge import create_bridge_actuator
+from sorter.actuate.bridge import create_bridge_actuator, link_counts_per_mm
 from sorter.clock import ManualClock
 from sorter.config import Config, load_config
 from sorter.entities import MATERIAL_CLASSES, CommandReport, FireCommand
@@ -37,7 +37,9 @@ def make_world(cfg: Config) -> tuple[SimWorld, Any]:
         class_names=MATERIAL_CLASSES,
     )
     v = cfg.airjet.valves
-    bank = world.add_valve_bank(valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm)
+    bank = world.add_valve_bank(
+        valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
+    )
     return world, bank
 
 
@@ -121,14 +123,14 @@ def compare(cfg: Config, duration_s: float) -> dict[str, int]:
     pulses, reports, stats = run_bridged(cfg, duration_s)
     assert len(ref_pulses) >= 10, "the scenario should fire a fair number of pulses"
     assert [p.command_id for p in pulses] == [p.command_id for p in ref_pulses]
-    cpm = cfg.belt.encoder_counts_per_mm
+    cpm = link_counts_per_mm(cfg)
     for a, b in zip(pulses, ref_pulses, strict=True):
         assert abs(a.s_open_cmd_mm - b.s_open_cmd_mm) <= 0.5 / cpm + 1e-9
         assert abs(a.s_close_cmd_mm - b.s_close_cmd_mm) <= 0.5 / cpm + 1e-9
         assert a.ejected_ids == b.ejected_ids
         assert a.hit_object_id == b.hit_object_id
         if a.fire_position_error_mm is not None and b.fire_position_error_mm is not None:
-            assert abs(a.fire_position_error_mm - b.fire_position_error_mm) <= 0.1
+            assert abs(a.fire_position_error_mm - b.fire_position_error_mm) <= 1.0 / cpm + 1e-6
     by_status: dict[str, int] = {}
     for r in reports:
         by_status[r.status] = by_status.get(r.status, 0) + 1
@@ -136,9 +138,11 @@ def compare(cfg: Config, duration_s: float) -> dict[str, int]:
     assert by_status.get("accepted", 0) == ref_status["accepted"]
     assert by_status.get("late", 0) == ref_status["late"]
     assert by_status.get("executed", 0) == len(pulses)
-    tol = 2.0 / cpm  # as the runtime's accounting: executed past its commanded position = late execution
+    tol = 2.0 / cfg.belt.encoder_counts_per_mm  # as the runtime's accounting: past its commanded position = late
     want = {c: p.s_open_cmd_mm for c, p in ((p.command_id, p) for p in pulses)}
-    late_exec = [r for r in reports if r.status == "executed" and r.s_actual_mm is not None and r.s_actual_mm > want[r.command_id] + tol]
+    late_exec = [
+        r for r in reports if r.status == "executed" and r.s_actual_mm is not None and r.s_actual_mm > want[r.command_id] + tol
+    ]
     assert late_exec == []
     assert stats["link_watchdog_faults"] == 0
     return by_status
@@ -146,6 +150,15 @@ def compare(cfg: Config, duration_s: float) -> dict[str, int]:
 
 def test_serial_emulator_matches_the_in_process_bank() -> None:
     cfg = load_config(["sim-airjet-serial.yaml"], ["sim.density_per_m2=6"])
+    assert link_counts_per_mm(cfg) == 2560
     assert cfg.actuator.type == "serial"
     counts = compare(cfg, duration_s=6.0)
     assert counts["executed"] >= 10 and counts["late"] >= 2
+
+
+def test_whole_encoder_counts_round_positions_to_the_encoder_resolution() -> None:
+    """A controller that counts whole encoder edges (10 counts/mm): same pulses, positions within 0.05 mm."""
+    cfg = load_config(["sim-airjet-serial.yaml"], ["sim.density_per_m2=6", "actuator.counts_per_mm=null"])
+    assert link_counts_per_mm(cfg) == 10
+    counts = compare(cfg, duration_s=3.0)
+    assert counts["executed"] >= 5

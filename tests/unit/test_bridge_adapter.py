@@ -11,7 +11,17 @@ from sorter.entities import FireCommand, PickCommand
 
 
 def fire(cid: int = 5, s_open: float = 1234.56, s_close: float = 1260.04) -> FireCommand:
-    return FireCommand(cid, track_id=1, valve_first=3, valve_last=6, s_open_mm=s_open, s_close_mm=s_close, s_target_mm=1247.0, class_id=0, t_issue_ns=0)
+    return FireCommand(
+        cid,
+        track_id=1,
+        valve_first=3,
+        valve_last=6,
+        s_open_mm=s_open,
+        s_close_mm=s_close,
+        s_target_mm=1247.0,
+        class_id=0,
+        t_issue_ns=0,
+    )
 
 
 def test_fire_positions_round_to_the_nearest_count() -> None:

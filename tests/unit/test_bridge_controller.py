@@ -25,7 +25,9 @@ class FakeTime:
 def make(limits: ControllerLimits | None = None, speed: float = 10_000.0) -> tuple[ControllerCore, FreeRunningDevice, FakeTime]:
     t = FakeTime()
     dev = FreeRunningDevice(valve_count=8, speed_counts_per_s=speed, time_ns=t)  # 10 counts per ms
-    core = ControllerCore(dev, limits or ControllerLimits(queue_capacity=4, min_lead_us=0, min_pulse_us=1000, max_pulse_us=50_000))
+    core = ControllerCore(
+        dev, limits or ControllerLimits(queue_capacity=4, min_lead_us=0, min_pulse_us=1000, max_pulse_us=50_000)
+    )
     core.arm(session_id=1, wall_ns=t())
     return core, dev, t
 
@@ -68,7 +70,7 @@ def test_late_and_bad_fields_are_refused_with_reasons() -> None:
 
 
 def test_min_lead_refuses_commands_too_close_to_now() -> None:
-    core, _dev, t = make(ControllerLimits(min_lead_us=2000))  # 2 ms = 20 counts at 10 counts/ms
+    core, _dev, _t = make(ControllerLimits(min_lead_us=2000))  # 2 ms = 20 counts at 10 counts/ms
     assert core.submit(Fire(1, 0, 0, 15, 100)).code == NakReason.LATE
     assert core.submit(Fire(2, 0, 0, 25, 100)).code == AckResult.QUEUED
 
@@ -85,7 +87,7 @@ def test_queue_full_then_space_after_execution() -> None:
 
 
 def test_same_id_is_idempotent_and_conflicts_are_refused() -> None:
-    core, dev, t = make()
+    core, _dev, t = make()
     f = Fire(7, 1, 1, 100, 200)
     assert core.submit(f).code == AckResult.QUEUED
     assert core.submit(f).code == AckResult.DUPLICATE
@@ -101,7 +103,7 @@ def test_same_id_is_idempotent_and_conflicts_are_refused() -> None:
 
 
 def test_pulse_width_is_clamped() -> None:
-    core, dev, t = make()  # min 1 ms = 10 counts, max 50 ms = 500 counts
+    core, _dev, t = make()  # min 1 ms = 10 counts, max 50 ms = 500 counts
     core.submit(Fire(1, 0, 0, 100, 102))
     core.submit(Fire(2, 1, 1, 100, 5000))
     t.advance_ms(70)
@@ -141,7 +143,7 @@ def test_watchdog_closes_valves_drops_queue_and_latches_until_rearm() -> None:
 
 
 def test_new_session_forgets_ids_and_queue() -> None:
-    core, dev, t = make()
+    core, _dev, t = make()
     core.submit(Fire(1, 0, 0, 100, 200))
     core.arm(2, t())
     assert core.queue_len() == 0
@@ -149,7 +151,7 @@ def test_new_session_forgets_ids_and_queue() -> None:
 
 
 def test_cancel() -> None:
-    core, dev, t = make()
+    core, _dev, t = make()
     core.submit(Fire(1, 0, 0, 100, 200))
     core.submit(Fire(2, 0, 0, 150, 400))
     assert core.cancel(1).code == AckResult.CANCELLED
@@ -164,7 +166,7 @@ def test_cancel() -> None:
 
 
 def test_pick_executes_at_its_count() -> None:
-    core, dev, t = make()
+    core, _dev, t = make()
     assert core.submit(Pick(3, 1000, 2000, 150)).code == AckResult.QUEUED
     t.advance_ms(16)
     assert core.tick(t())[0] == [Execution(3, "pick", 150, 150)]

@@ -200,7 +200,7 @@ def test_watchdog_fault_is_rearmed_and_dropped_commands_resent() -> None:
     w.run(2)
     assert w.statuses(1) == ["accepted"]
     saved = w.host.poll
-    w.host.poll = lambda now: b""  # type: ignore[method-assign]  # the host hangs: no heartbeats
+    w.host.poll = lambda now_ns: b""  # type: ignore[method-assign]  # the host hangs: no heartbeats
     w.run(120)
     assert w.core.counters.watchdog_trips == 1 and not w.core.armed
     w.host.poll = saved  # type: ignore[method-assign]

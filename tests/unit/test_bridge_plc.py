@@ -22,7 +22,7 @@ class Plc:
     def arm(self, session: int = 0xABCD1234) -> None:
         assert self.regs.write_registers(rmap.REG_CONTROL, [rmap.CONTROL_ARM, *rmap.u32_to_regs(session)]) is None
 
-    def write_cmd(self, cmd: Fire) -> int | None | rmap.SlotResult:
+    def write_cmd(self, cmd: Fire) -> int | rmap.SlotResult | None:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
         rc = self.regs.write_registers(base, rmap.encode_slot(cmd))
         if rc is not None:

@@ -91,7 +91,7 @@ def test_cobs_round_trip_has_no_zero(data: bytes) -> None:
 
 # --------------------------------------------------------------- frames
 
-# Golden frames, also printed in PROTOCOL.md section 2.5 for firmware authors.
+# Golden frames, also printed in PROTOCOL.md section 2.3 for firmware authors.
 GOLDEN = [
     (Fire(7, 12, 15, 100000, 100450), 3, "03100302070101020c020f04a0860101010101046288010101010103c1fd00"),
     (Heartbeat(1), 1, "0313010201010103232d00"),
