@@ -174,7 +174,9 @@ class ActuatorConfig(Strict):
     type: Literal["virtual", "dry_run", "serial", "modbus", "host_timed"] = "virtual"
     emulator: bool = Field(True, description="with type serial/modbus in simulation: start the device emulator")
     counts_per_mm: float | None = Field(
-        None, gt=0, description="position units per mm on the controller link; None: belt.encoder_counts_per_mm (finer if it interpolates)"
+        None,
+        gt=0,
+        description="position units per mm on the controller link; None: belt.encoder_counts_per_mm (finer if it interpolates)",
     )
     serial: SerialLinkConfig = SerialLinkConfig()
     modbus: ModbusLinkConfig = ModbusLinkConfig()
@@ -236,7 +238,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file '{path}' does not exist; check the path or run 'sorter check' on a file from configs/") from None
+        raise ConfigError(
+            f"config file '{path}' does not exist; check the path or run 'sorter check' on a file from configs/"
+        ) from None
     except OSError as e:
         raise ConfigError(f"config file '{path}' cannot be read ({e.strerror}); check its permissions") from None
     try:
@@ -258,7 +262,9 @@ def _describe_validation_error(err: ValidationError, source: str) -> list[str]:
         kind = e["type"]
         msg = e["msg"]
         if kind == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{loc}' (value {value!r}); remove it or check its spelling against configs/reference.yaml")
+            lines.append(
+                f"{source}: unknown key '{loc}' (value {value!r}); remove it or check its spelling against configs/reference.yaml"
+            )
         elif kind == "missing":
             lines.append(f"{source}: '{loc}' is required; add it (see configs/reference.yaml)")
         else:
@@ -301,7 +307,9 @@ def physics_problems(cfg: Config) -> list[str]:
                 f"(view ends at y = {y1:.0f} mm); move the robot window downstream"
             )
         if r.window_y_end_mm <= r.window_y_start_mm:
-            problems.append(f"robot.window_y_end_mm = {r.window_y_end_mm:g} must exceed window_y_start_mm = {r.window_y_start_mm:g}")
+            problems.append(
+                f"robot.window_y_end_mm = {r.window_y_end_mm:g} must exceed window_y_start_mm = {r.window_y_start_mm:g}"
+            )
     max_speed = cfg.belt.nominal_speed_mm_s
     if cfg.camera.type == "sim":
         max_speed = max(max_speed, cfg.sim.max_speed_mm_s(cfg.belt.nominal_speed_mm_s))

@@ -18,8 +18,16 @@ HELP = "run the sorting line (default: the simulated air-jet line) with a live s
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="seconds of belt to run (default: until Ctrl-C; 60 with --fast)")
-    p.add_argument("--fast", action="store_true", help="simulated clock: as fast as possible, deterministic, processing time charged")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds of belt to run (default: until Ctrl-C; 60 with --fast)",
+    )
+    p.add_argument(
+        "--fast", action="store_true", help="simulated clock: as fast as possible, deterministic, processing time charged"
+    )
     p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no live status")
 

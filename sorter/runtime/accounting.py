@@ -105,14 +105,17 @@ def human_summary(s: dict[str, Any]) -> str:
     """A short text for the terminal."""
     fe = s["fire_position_error_mm"]
     lines = [
-        f"Run summary ({s['mode']}, {s['sim_duration_s']:.1f} s of belt in {s['wall_s']:.1f} s wall, x{s['realtime_factor']:.2f})",
+        f"Run summary ({s['mode']}, {s['sim_duration_s']:.1f} s of belt in {s['wall_s']:.1f} s wall, "
+        f"x{s['realtime_factor']:.2f})",
         f"  frames            {s['frames']}  dropped {s['frames_dropped']} ({100 * s['frames_dropped_fraction']:.2f} %)",
         f"  objects seen      {s['objects_seen']}",
-        f"  targets passed    {s['targets_passed']}  ejected {s['targets_ejected']}  non-targets ejected {s['nontargets_ejected']}",
+        f"  targets passed    {s['targets_passed']}  ejected {s['targets_ejected']}  "
+        f"non-targets ejected {s['nontargets_ejected']}",
         f"  recovery          {s['recovery']:.4f}   purity {s['purity']:.4f}",
         f"  commands          sent {s['commands_sent']}  late-dropped {s['commands_late_dropped']}  "
         f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}",
-        f"  {'pick' if s['mode'] == 'robot' else 'position'} error mm p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
+        f"  {'pick' if s['mode'] == 'robot' else 'position'} error mm "
+        f"p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
     ]
     if "pick_success" in s:
         lines.append(

@@ -37,7 +37,10 @@ def camera_model_for(cfg: Config) -> CameraModel:
         from sorter.calib_store import load_camera_model
 
         return load_camera_model(
-            cfg.camera.calibration_file, cfg.camera.width_px, cfg.camera.height_px, max_age_days=cfg.camera.calibration_max_age_days
+            cfg.camera.calibration_file,
+            cfg.camera.width_px,
+            cfg.camera.height_px,
+            max_age_days=cfg.camera.calibration_max_age_days,
         )
     if cfg.camera.type == "sim":
         return sim_camera_model(cfg)

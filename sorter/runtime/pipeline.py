@@ -26,9 +26,7 @@ class TrackerLike(Protocol):
 
 
 class PlannerLike(Protocol):
-    def plan(
-        self, active: Any, retired: Any, s_now_mm: float, speed_mm_s: float, t_now_ns: int
-    ) -> Any: ...
+    def plan(self, active: Any, retired: Any, s_now_mm: float, speed_mm_s: float, t_now_ns: int) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,7 +148,14 @@ class ValveBankModel:
             t_open = max(t_open_cmd + self._latency_ns + self._jitter(), w.now_ns)
             t_close = max(t_close_cmd + self._latency_ns + self._jitter(), t_open + 1000)
             pulse = _Pulse(
-                command_id, valve_first, valve_last, float(s_open_mm), float(s_close_mm), t_open, t_close, max(t_open_cmd, w.now_ns)
+                command_id,
+                valve_first,
+                valve_last,
+                float(s_open_mm),
+                float(s_close_mm),
+                t_open,
+                t_close,
+                max(t_open_cmd, w.now_ns),
             )
             self._pending[command_id] = pulse
             w.push_event(t_close, functools.partial(self._on_close, pulse))

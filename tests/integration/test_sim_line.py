@@ -34,8 +34,14 @@ def test_airjet_line_meets_sorting_thresholds(tmp_path: Path) -> None:
     assert s["purity"] >= 0.98
     assert s["commands_executed_late"] == 0
     assert s["fire_position_error_mm"]["p99"] <= 5.0
-    for key in ("frames_dropped", "objects_seen", "targets_ejected", "nontargets_ejected", "commands_sent",
-                "commands_late_dropped"):
+    for key in (
+        "frames_dropped",
+        "objects_seen",
+        "targets_ejected",
+        "nontargets_ejected",
+        "commands_sent",
+        "commands_late_dropped",
+    ):
         assert isinstance(s[key], int)
     for stage in ("detect", "track", "plan", "total"):
         assert s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
@@ -77,7 +83,11 @@ def test_live_mode_keeps_up_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sorter.cli", "run", "--quiet", "--summary", str(out)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(6.0)
     t0 = time.monotonic()

@@ -96,3 +96,26 @@ def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert cli_main(["check", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "belt.colour" in err
+
+
+def _flatten(d: dict[str, object], prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and k not in ("values", "class_mix"):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_reference_config_documents_every_key_with_its_default() -> None:
+    import yaml
+
+    from sorter.config import Config
+
+    ref = yaml.safe_load((CONFIG_DIR / "reference.yaml").read_text())
+    defaults = Config().model_dump(mode="json")
+    ref_flat, def_flat = _flatten(ref), _flatten(defaults)
+    assert set(ref_flat) == set(def_flat), f"missing {set(def_flat) - set(ref_flat)}, extra {set(ref_flat) - set(def_flat)}"
+    for key, value in def_flat.items():
+        assert ref_flat[key] == value or (isinstance(value, list) and list(ref_flat[key]) == value), key

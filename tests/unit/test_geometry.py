@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from sorter.geometry import CameraModel, boxes_to_belt, rodrigues, rotation_to_rvec
 
-CAM = CameraModel.looking_down(1280, 720, hfov_deg=60.0, height_mm=1100.0, centre_x_mm=600.0, tilt_deg=8.0,
-                               dist=(-0.04, 0.01, 0.001, -0.0005, 0.0))
+CAM = CameraModel.looking_down(
+    1280, 720, hfov_deg=60.0, height_mm=1100.0, centre_x_mm=600.0, tilt_deg=8.0, dist=(-0.04, 0.01, 0.001, -0.0005, 0.0)
+)
 
 
 @settings(max_examples=200, deadline=None)

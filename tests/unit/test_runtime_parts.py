@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from sorter.clock import ChargedClock
 from sorter.detect.oracle import OracleDetector
 from sorter.entities import MATERIAL_CLASSES, Frame, TruthObject
 from sorter.errors import SorterError
-from sorter.clock import ChargedClock
 from sorter.runtime.odometry import OdometerEstimator
 from sorter.runtime.slot import LatestSlot
 
@@ -90,7 +90,7 @@ def test_oracle_noise_rates_match_configuration() -> None:
         d = det.detect(Frame(np.zeros((0, 0, 3), np.uint8), k, 0.0, k, truth=truth))
         n_det += len(d)
         for b, c in zip(d.boxes_px, d.class_ids, strict=True):
-            i = int(round((float(b[0]) - 100.0) / 50.0))
+            i = round((float(b[0]) - 100.0) / 50.0)
             n_conf += int(c != truth[i].class_id)
     assert n_det / (500 * 20) == pytest.approx(0.95, abs=0.01)
     assert n_conf / n_det == pytest.approx(0.02, abs=0.006)
