@@ -77,7 +77,9 @@ class CudaRuntime:
     def device_name(self) -> str:
         """GPU product name."""
         buf = ctypes.create_string_buffer(_PROPS_BYTES)
-        self._check(self._lib.cudaGetDeviceProperties(buf, ctypes.c_int(self.device)), "cudaGetDeviceProperties")
+        # CUDA 12+ exports the current layout as *_v2 (the plain name is a header macro there)
+        fn = getattr(self._lib, "cudaGetDeviceProperties_v2", None) or self._lib.cudaGetDeviceProperties
+        self._check(fn(buf, ctypes.c_int(self.device)), "cudaGetDeviceProperties")
         return buf.raw[:256].split(b"\0", 1)[0].decode(errors="replace")
 
     def compute_capability(self) -> str:

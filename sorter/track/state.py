@@ -37,9 +37,6 @@ PVV, PVX = 8, 9  # velocity variance
 LEN, WID = 10, 11  # extents along and across the belt
 S_REF, SCORE_SUM = 12, 13
 N_FLOAT = 14
-#: smallest residual velocity (mm per mm of travel) reported; below it a still object's
-#: estimate is noise (measured: |du| p90 0.004 on still objects, sliders reach 0.016)
-RESIDUAL_SIGNIFICANCE = 0.004
 POS, VEL, P00, P01, P11, SIZE = (slice(k, k + 2) for k in (U, VU, PUU, PUV, PVV, LEN))
 # int columns
 ID, T_FIRST, T_LAST, HITS, CONFIRMED = 0, 1, 2, 3, 4
@@ -323,8 +320,8 @@ class TrackTable:
         vel = f[:, VEL]
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
-        # line costs millimetres (a hard threshold at RESIDUAL_SIGNIFICANCE sigma).
-        significant = np.abs(vel) > RESIDUAL_SIGNIFICANCE
+        # line costs millimetres.
+        significant = np.abs(vel) > self.params.min_residual_per_mm
         vel_eff = np.where(significant, vel, 0.0).T.tolist()
         ic = ii.T.tolist()
         # positional, in Track's field order (faster than keywords for a frozen dataclass)

@@ -8,6 +8,7 @@ generator. Pure numpy + OpenCV.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -37,6 +38,15 @@ class AugmentConfig:
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5)
+
+_NOISE_BANK_SIGMA = 20.0
+
+
+@functools.cache
+def _noise_bank() -> ImageArray:
+    """A fixed bank of Gaussian noise (grey 128 +- 20) cropped at random offsets: cheaper than fresh draws per image."""
+    bank = np.random.default_rng(20240611).standard_normal((1088, 1088, 3), dtype=np.float32)
+    return np.clip(128.0 + _NOISE_BANK_SIGMA * bank, 0, 255).astype(np.uint8)
 
 
 def augment(
@@ -84,20 +94,25 @@ def augment(
     frac = np.where(area0 > 0, area1 / np.maximum(area0, 1e-6), 0.0)
     keep = (frac > 0.05) & (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
     ig = ig | (frac < cfg.min_kept_fraction)
-    # --- photometry on a float copy
-    if cfg.gain or cfg.brightness or cfg.contrast or cfg.gamma or cfg.noise_sigma_max:
-        f = out.astype(np.float32)
-        if cfg.gamma:
-            g = float(np.exp(rng.uniform(-cfg.gamma, cfg.gamma)))
-            f = 255.0 * (f / 255.0) ** g
-        gains = 1.0 + rng.uniform(-cfg.gain, cfg.gain, 3).astype(np.float32)
-        c = 1.0 + float(rng.uniform(-cfg.contrast, cfg.contrast))
-        mean = float(f.mean())
-        f = (f - mean) * c + mean + float(rng.uniform(-cfg.brightness, cfg.brightness))
-        f *= gains
-        if cfg.noise_sigma_max:
-            f += rng.standard_normal(f.shape, dtype=np.float32) * float(rng.uniform(0.0, cfg.noise_sigma_max))
-        out = np.clip(f, 0, 255).astype(np.uint8)
+    # --- photometry: one per-channel lookup table (gamma, contrast about mid-grey, brightness, gain), then noise
+    if cfg.gain or cfg.brightness or cfg.contrast or cfg.gamma:
+        g = float(np.exp(rng.uniform(-cfg.gamma, cfg.gamma))) if cfg.gamma else 1.0
+        gains = 1.0 + rng.uniform(-cfg.gain, cfg.gain, 3) if cfg.gain else np.ones(3)
+        c = 1.0 + float(rng.uniform(-cfg.contrast, cfg.contrast)) if cfg.contrast else 1.0
+        bright = float(rng.uniform(-cfg.brightness, cfg.brightness)) if cfg.brightness else 0.0
+        x = 255.0 * (np.arange(256, dtype=np.float64) / 255.0) ** g
+        x = (x - 128.0) * c + 128.0 + bright
+        lut = np.clip(x[:, None] * gains[None, :], 0, 255).astype(np.uint8).reshape(256, 1, 3)
+        out = np.asarray(cv2.LUT(np.ascontiguousarray(out), lut), np.uint8)
+    if cfg.noise_sigma_max:
+        sigma = float(rng.uniform(0.0, cfg.noise_sigma_max))
+        bank = _noise_bank()
+        oy = int(rng.integers(0, bank.shape[0] - h + 1)) if bank.shape[0] >= h else 0
+        ox = int(rng.integers(0, bank.shape[1] - w + 1)) if bank.shape[1] >= w else 0
+        crop = bank[oy : oy + h, ox : ox + w]
+        if crop.shape[:2] == (h, w):
+            beta = sigma / _NOISE_BANK_SIGMA
+            out = np.asarray(cv2.addWeighted(out, 1.0, crop, beta, -128.0 * beta), np.uint8)
     if cfg.blur_p and rng.random() < cfg.blur_p:
         k = int(rng.choice([3, 5]))
         out = np.asarray(cv2.GaussianBlur(out, (k, k), 0), np.uint8)

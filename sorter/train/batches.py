@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from sorter.detect.preprocess import to_tensor
 from sorter.detect.spec import ModelSpec
 from sorter.train.augment import AugmentConfig, augment
 from sorter.train.packed import PackedSet
@@ -23,10 +22,10 @@ def make_batch(
     so a run is reproducible and a resumed run sees the same data.
 
     Returns:
-        ``images (B,3,H,W)``, ``heat (B,C,h,w)``, ``heat_mask (B,1,h,w)``, ``box (B,4,h,w)``, ``box_weight (B,1,h,w)``.
+        ``images (B,3,H,W)`` (channels-last memory, values as :func:`sorter.detect.preprocess.to_tensor`), ``heat (B,C,h,w)``, ``heat_mask (B,1,h,w)``, ``box (B,4,h,w)``, ``box_weight (B,1,h,w)``.
     """
     b = len(indices)
-    images = np.empty((b, 3, spec.input_h_px, spec.input_w_px), np.float32)
+    images = np.empty((b, spec.input_h_px, spec.input_w_px, 3), np.uint8)
     heat = np.empty((b, spec.num_classes, spec.heatmap_h, spec.heatmap_w), np.float32)
     mask = np.empty((b, 1, spec.heatmap_h, spec.heatmap_w), np.float32)
     box = np.empty((b, 4, spec.heatmap_h, spec.heatmap_w), np.float32)
@@ -35,11 +34,12 @@ def make_batch(
         rng = np.random.default_rng((seed, epoch, int(i)))
         boxes, classes, ignore = data.annotations(int(i))
         img, bx, ig, keep = augment(data.images[int(i)], boxes, ignore, aug, rng, spec.pad_value)
-        to_tensor(img, images[k : k + 1])
+        images[k] = img
         t = build_targets(bx, classes[keep], ig, spec.num_classes, spec.heatmap_w, spec.heatmap_h, spec.out_stride)
         heat[k], mask[k, 0], box[k], weight[k, 0] = t.heat, t.heat_mask, t.box, t.box_weight
     return {
-        "images": torch.from_numpy(images),
+        # NHWC bytes viewed as NCHW: a channels-last float tensor, the fast layout for CPU convolutions
+        "images": torch.from_numpy(images).permute(0, 3, 1, 2).float().mul_(1.0 / 255.0),
         "heat": torch.from_numpy(heat),
         "heat_mask": torch.from_numpy(mask),
         "box": torch.from_numpy(box),

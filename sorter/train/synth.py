@@ -59,7 +59,7 @@ class SynthRecipe:
     height_px: int = 720
     frames_per_scene: int = 4
     frame_gap_s: float = 0.45
-    density_per_m2: tuple[float, float] = (1.0, 9.0)
+    density_per_m2: tuple[float, float] = (1.0, 6.0)
     speed_mm_s: tuple[float, float] = (1000.0, 4000.0)
     mount_height_mm: tuple[float, float] = (950.0, 1250.0)
     hfov_deg: tuple[float, float] = (54.0, 66.0)

@@ -59,6 +59,8 @@ class TrainConfig:
         threads: torch intra-op threads (None: torch's default).
         augment: augmentation strengths.
         time_budget_s: stop after the epoch that crosses this wall time (None: no limit).
+        bf16: run forward/backward under bfloat16 autocast (FP32 master weights and loss); None: where the CPU
+            has native bfloat16 (AVX512-BF16/AMX), where it doubles the speed of a step.
     """
 
     seed: int = 0
@@ -72,6 +74,16 @@ class TrainConfig:
     threads: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     time_budget_s: float | None = None
+    bf16: bool | None = None
+
+
+def cpu_has_bf16() -> bool:
+    """True when oneDNN runs bfloat16 natively on this CPU."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(torch.backends.mkldnn.is_available() and check is not None and check())
+    except RuntimeError:
+        return False
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -153,7 +165,10 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
+        if cfg.bf16 is None:
+            cfg.bf16 = cpu_has_bf16()
         self.net = _load_init(init, spec) if init is not None else CenterNet(spec)
+        self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.ema = copy.deepcopy(self.net).eval()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.epoch = 0  # epochs completed
@@ -227,8 +242,9 @@ class Trainer:
                     lr = _lr_at(self.step, total, cfg)
                     for g in self.opt.param_groups:
                         g["lr"] = lr
-                    heat, dist = self.net.forward_raw(batch["images"])
-                    loss, parts = detection_loss(heat, dist, batch, spec)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.bf16)):
+                        heat, dist = self.net.forward_raw(batch["images"])
+                    loss, parts = detection_loss(heat.float(), dist.float(), batch, spec)
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), 10.0)

@@ -10,6 +10,8 @@ measurement a track took and checks that it never changes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -293,7 +295,9 @@ def test_known_view_ends_remove_the_bias_of_boxes_cut_at_the_border() -> None:
     ]
     scene = Scene(objects=objs, duration_s=(3000.0 + 800.0) / speed, speed_mm_s=speed, seed=3, fp_per_frame=0.0)
     bias = {}
-    for name, params in (("known", PARAMS), ("unknown", TrackerParams())):
+    # the filter's own estimate is under test here, so nothing is thresholded away on output
+    raw = {"min_residual_per_mm": 0.0}
+    for name, params in (("known", replace(PARAMS, **raw)), ("unknown", TrackerParams(**raw))):
         res = run(scene, params)
         assert_one_track_per_object(res, len(objs))
         du = [res.final[t].du_per_mm for t in res.track_objects]
@@ -398,3 +402,20 @@ def test_output_tracks_and_parameter_checks() -> None:
         tracker.update(_meas(33_333_333, 83.3, [(300.0, 83.3)], cls=9))
     with pytest.raises(ValueError, match="gate_mm"):
         TrackerParams(gate_mm=0.0)
+
+
+def test_insignificant_residual_is_reported_as_still_but_a_slide_is_kept() -> None:
+    # a still object's estimate is noise: reporting it would be extrapolated over a metre to the
+    # ejection line; a real slide (well above the threshold) is reported as estimated
+    speed = 2500.0
+    objs = [
+        Obj(u_mm=-500.0, x_mm=300.0, length_mm=120.0, width_mm=70.0, class_id=0),
+        Obj(u_mm=-900.0, x_mm=800.0, length_mm=120.0, width_mm=70.0, class_id=0, vu_mm_s=40.0),
+    ]
+    scene = Scene(objects=objs, duration_s=1800.0 / speed, speed_mm_s=speed, seed=1, fp_per_frame=0.0, sigma_mm=1.0)
+    for params, still_zero in ((PARAMS, True), (replace(PARAMS, min_residual_per_mm=0.0), False)):
+        res = run(scene, params)
+        assert_one_track_per_object(res, len(objs))
+        by_obj = {c.most_common(1)[0][0]: res.final[t] for t, c in res.track_objects.items()}
+        assert by_obj[1].du_per_mm == pytest.approx(40.0 / speed, abs=0.004)
+        assert (by_obj[0].du_per_mm == 0.0) == still_zero
