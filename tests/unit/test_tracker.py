@@ -10,11 +10,9 @@ measurement a track took and checks that it never changes.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
