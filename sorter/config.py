@@ -109,7 +109,7 @@ class ValveBankConfig(Strict):
 class AirjetConfig(Strict):
     """Air-jet ejection geometry."""
 
-    y_eject_mm: float = Field(1200.0, description="ejection line, along the belt from the camera reference")
+    y_eject_mm: float = Field(800.0, description="ejection line, along the belt from the camera reference")
     valves: ValveBankConfig = ValveBankConfig()
     decide_before_mm: float = Field(150.0, gt=0, description="final decision this far upstream of the line")
 

@@ -215,9 +215,13 @@ class CameraModel:
 def boxes_to_belt(camera: CameraModel, boxes_px: F64) -> tuple[F64, F64, F64, F64]:
     """Project axis-aligned pixel boxes onto the belt.
 
-    Each box's four corners and edge midpoints are back-projected; the belt
-    extent is the bounding box of those points. Objects are treated as flat
-    (their height above the belt is ignored).
+    The along-belt extent comes from the midpoints of the box's top and bottom
+    edges, the lateral extent from the midpoints of its left and right edges:
+    that is where a detector's box touches the object's outline. The box
+    *corners* lie outside the outline, and under lens distortion their
+    back-projection is biased by an amount that changes across the image, which
+    a tracker would read as motion. Objects are treated as flat (their height
+    above the belt is ignored).
 
     Args:
         camera: the camera model.
@@ -236,18 +240,16 @@ def boxes_to_belt(camera: CameraModel, boxes_px: F64) -> tuple[F64, F64, F64, F6
     ym = (b[:, 1] + b[:, 3]) / 2.0
     pts = np.stack(
         [
-            np.column_stack([b[:, 0], b[:, 1]]),
-            np.column_stack([b[:, 2], b[:, 1]]),
-            np.column_stack([b[:, 0], b[:, 3]]),
-            np.column_stack([b[:, 2], b[:, 3]]),
-            np.column_stack([xm, ym]),
+            np.column_stack([xm, b[:, 1]]),  # top edge midpoint
+            np.column_stack([xm, b[:, 3]]),  # bottom edge midpoint
+            np.column_stack([b[:, 0], ym]),  # left edge midpoint
+            np.column_stack([b[:, 2], ym]),  # right edge midpoint
         ],
         axis=1,
-    )  # (N, 5, 2)
-    w = camera.pixel_to_belt(pts.reshape(-1, 2)).reshape(n, 5, 2)
-    corners = w[:, :4, :]
-    x_min = corners[:, :, 0].min(axis=1)
-    x_max = corners[:, :, 0].max(axis=1)
-    y_min = corners[:, :, 1].min(axis=1)
-    y_max = corners[:, :, 1].max(axis=1)
+    )  # (N, 4, 2)
+    w = camera.pixel_to_belt(pts.reshape(-1, 2)).reshape(n, 4, 2)
+    y_a, y_b = w[:, 0, 1], w[:, 1, 1]
+    x_a, x_b = w[:, 2, 0], w[:, 3, 0]
+    y_min, y_max = np.minimum(y_a, y_b), np.maximum(y_a, y_b)
+    x_min, x_max = np.minimum(x_a, x_b), np.maximum(x_a, x_b)
     return (x_min + x_max) / 2.0, (y_min + y_max) / 2.0, y_max - y_min, x_max - x_min

@@ -73,6 +73,7 @@ def build_summary(
         "targets_ejected": score.get("targets_ejected", 0) + score.get("targets_picked", 0),
         "nontargets_ejected": score.get("nontargets_ejected", 0) + score.get("nontargets_picked", 0),
         "recovery": score.get("recovery", 0.0),
+        "recovery_visible": score.get("recovery_visible", 0.0),
         "purity": score.get("purity", 1.0),
         "commands_sent": counters.commands_sent,
         "commands_late_dropped": counters.commands_late_dropped,

@@ -27,6 +27,8 @@ class ObjectFate:
             upstream of the view after the world started); objects placed
             already inside or past the view at start are not counted.
         command_id: the pulse or pick that removed it, ``None`` when passed.
+        max_visible_fraction: the most of it any captured frame showed (0 when
+            no frame was captured while it was in view, or it was always hidden).
     """
 
     object_id: int
@@ -35,6 +37,7 @@ class ObjectFate:
     t_ns: int
     counted: bool
     command_id: int | None = None
+    max_visible_fraction: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

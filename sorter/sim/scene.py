@@ -22,6 +22,9 @@ F64 = npt.NDArray[np.float64]
 
 _SHIFT = 4  # fractional bits of cv2 polygon coordinates
 _OCCLUSION_BITS = 2
+#: Objects less opaque than this do not occlude those under them (film, clear PET).
+TRANSLUCENT_ALPHA = 0.7
+
 #: Downscale of the label image used to estimate occlusion (visible_fraction).
 OCCLUSION_SCALE = 1 << _OCCLUSION_BITS
 
@@ -112,14 +115,19 @@ def truth_of(camera: CameraModel, visible: Sequence[VisibleObject]) -> tuple[Tru
     ``box_px`` is the bounding box of the projected footprint clipped to the
     image; ``visible_fraction`` is estimated on a label image downscaled by
     :data:`OCCLUSION_SCALE` where objects are drawn in z-order, so it accounts
-    for clipping and for occlusion by objects lying on top.
+    for clipping and for occlusion by opaque objects lying on top (translucent
+    ones, alpha below :data:`TRANSLUCENT_ALPHA`, hide nothing).
     """
     if not visible:
         return ()
     w, h = camera.width_px, camera.height_px
     sc = OCCLUSION_SCALE
     labels = np.zeros(((h + sc - 1) // sc, (w + sc - 1) // sc), np.uint16)
-    for k, v in enumerate(visible):
+    # Translucent objects (film, clear bottles) do not hide what lies under them from the
+    # camera: label them first, so only opaque objects occlude (in z-order).
+    order = sorted(range(len(visible)), key=lambda k: visible[k].spec.alpha >= TRANSLUCENT_ALPHA)
+    for k in order:
+        v = visible[k]
         cv2.fillPoly(labels, [v.outline_cv], k + 1, cv2.LINE_8, _SHIFT + _OCCLUSION_BITS)  # more fractional bits = downscale
     counts = np.bincount(labels.ravel(), minlength=len(visible) + 1)
     out: list[TruthObject] = []

@@ -22,6 +22,10 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else None
 
 
+#: a target at least this visible in some frame could have been seen by a camera
+VISIBLE_FRACTION = 0.5
+
+
 class Scoreboard:
     """Counts for one sorting task.
 
@@ -57,6 +61,8 @@ class Scoreboard:
             n: {"seen": 0, "ejected": 0, "picked": 0, "passed": 0} for n in self.class_names
         }
         self.fire_position_errors_mm: list[float] = []
+        self.targets_passed_visible = 0
+        self.targets_removed_visible = 0
         self.pulses = 0
         self.pulses_truncated = 0
         self.pulses_without_object = 0
@@ -80,6 +86,9 @@ class Scoreboard:
                 pc[fate.fate] += 1
             if target:
                 self.targets_passed += 1
+                if fate.max_visible_fraction >= VISIBLE_FRACTION:
+                    self.targets_passed_visible += 1
+                    self.targets_removed_visible += int(fate.fate in ("ejected", "picked"))
             if fate.fate == "ejected":
                 if target:
                     self.targets_ejected += 1
@@ -145,6 +154,10 @@ class Scoreboard:
                 "nontargets_ejected": self.nontargets_ejected,
                 "nontargets_picked": self.nontargets_picked,
                 "recovery": self.recovery or 0.0,
+                "targets_passed_visible": self.targets_passed_visible,
+                "recovery_visible": (
+                    self.targets_removed_visible / self.targets_passed_visible if self.targets_passed_visible else 0.0
+                ),
                 "purity": self.purity,
                 "pulses": self.pulses,
                 "pulses_truncated": self.pulses_truncated,

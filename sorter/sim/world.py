@@ -159,6 +159,7 @@ class SimWorld:
         self._device_lines_mm: list[float] = []
         self._device_count = 0
         self._fates: list[ObjectFate] = []
+        self._max_visible: dict[int, float] = {}  # object id -> largest visible fraction in any frame
         self._scoreboards: list[Scoreboard] = []
         self._style = style or RenderStyle.from_sim(sim)
         self._renderer: Renderer | None = None
@@ -245,7 +246,7 @@ class SimWorld:
         _x, y = self.population.centres(self.t_s(t_ns), self.odometer_mm(t_ns))
         gone = self.population.remove(y - self.population.half_length_mm > line)
         for spec, counted in gone:
-            self._record(ObjectFate(spec.object_id, spec.class_id, "passed", t_ns, counted))
+            self._record(ObjectFate(spec.object_id, spec.class_id, "passed", t_ns, counted, None, self._seen(spec.object_id)))
 
     # ------------------------------------------------------------------ for device models
     def push_event(self, t_ns: int, handler: Callable[[int], None]) -> None:
@@ -271,7 +272,10 @@ class SimWorld:
             return
         mask = np.isin(self.population.ids, np.fromiter(ids, dtype=np.int64))
         for spec, counted in self.population.remove(mask):
-            self._record(ObjectFate(spec.object_id, spec.class_id, fate, t_ns, counted, command_id))
+            self._record(ObjectFate(spec.object_id, spec.class_id, fate, t_ns, counted, command_id, self._seen(spec.object_id)))
+
+    def _seen(self, object_id: int) -> float:
+        return self._max_visible.pop(object_id, 0.0)
 
     def publish_pulse(self, record: PulseRecord) -> None:
         """Feed an executed pulse to the scoreboards."""
@@ -453,6 +457,10 @@ class SimWorld:
             specs = list(self.population.specs)
         visible = find_visible(self.camera, self.view_mm, specs, x, y)
         truth = truth_of(self.camera, visible)
+        seen = self._max_visible
+        for tob in truth:
+            if tob.visible_fraction > seen.get(tob.object_id, 0.0):
+                seen[tob.object_id] = tob.visible_fraction
         if render:
             image: ImageArray = self._get_renderer().render(visible, s_mm=s, speed_mm_s=speed, t_s=t_s, frame_index=frame_index)
         else:

@@ -217,6 +217,10 @@ class TrackTable:
         s_inn = p00 + r
         k0 = p00 / s_inn
         k1 = p01 / s_inn
+        # a box cut at a view end says where the object is, but its centre moves with the
+        # cut as the object enters or leaves: learning a residual velocity from it invents
+        # a drift that is then extrapolated to the ejection line. Only full views teach it.
+        k1[:, 0] = np.where(known, 0.0, k1[:, 0])
         sub[:, POS] = pos + k0 * innov
         sub[:, VEL] = np.clip(sub[:, VEL] + k1 * innov, -p.max_residual_per_mm, p.max_residual_per_mm)
         sub[:, P00] = (1.0 - k0) * p00
