@@ -16,9 +16,8 @@ import threading
 from typing import Any
 
 from sorter.config import load_config
-from sorter.runtime.accounting import build_summary
 from sorter.runtime.line import build_line
-from sorter.runtime.loops import run_fast, run_realtime
+from sorter.runtime.loops import run_line
 
 SCENARIOS: dict[str, list[str]] = {
     "airjet low (0.5/m2)": ["sim.density_per_m2=0.5"],
@@ -31,20 +30,7 @@ SCENARIOS: dict[str, list[str]] = {
 def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | None = None) -> dict[str, Any]:
     cfg = load_config(files, overrides)
     line = build_line(cfg, fast=not live)
-    try:
-        stop = threading.Event()
-        res = (run_realtime if live else run_fast)(line, duration_s, stop, None)
-        return build_summary(
-            counters=line.counters,
-            latency=line.latency,
-            score=line.score(),
-            sim_duration_s=res.sim_duration_s,
-            wall_s=res.wall_s,
-            mode=cfg.line.mode,
-            actuator_stats=line.actuator.stats(),
-        )
-    finally:
-        line.close()
+    return run_line(line, duration_s, not live, threading.Event())
 
 
 def main() -> None:

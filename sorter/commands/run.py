@@ -51,9 +51,9 @@ def main(args: argparse.Namespace) -> int:
     if cfg is None:
         return 2
     from sorter.errors import SorterError
-    from sorter.runtime.accounting import build_summary, human_summary
+    from sorter.runtime.accounting import human_summary
     from sorter.runtime.line import build_line
-    from sorter.runtime.loops import run_fast, run_realtime
+    from sorter.runtime.loops import run_line
 
     duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if args.fast else None))
     try:
@@ -70,22 +70,8 @@ def main(args: argparse.Namespace) -> int:
     old_int = signal.signal(signal.SIGINT, on_signal)
     status = None if args.quiet else _status_printer(sys.stdout.isatty())
     try:
-        if args.fast:
-            assert duration is not None
-            result = run_fast(line, duration, stop, status)
-        else:
-            result = run_realtime(line, duration, stop, status)
-        summary = build_summary(
-            counters=line.counters,
-            latency=line.latency,
-            score=line.score(),
-            sim_duration_s=result.sim_duration_s,
-            wall_s=result.wall_s,
-            mode=cfg.line.mode,
-            actuator_stats=line.actuator.stats(),
-        )
+        summary = run_line(line, duration, args.fast, stop, status)
     finally:
-        line.close()
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
     print(human_summary(summary))

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sorter.clock import ChargedClock, Clock
 from sorter.entities import Frame
@@ -187,3 +187,29 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
     _collect_reports(line)
     wall = time.perf_counter() - wall0
     return RunResult(sim_duration_s=(clock.now_ns() - t_start) / 1e9, wall_s=wall, interrupted=False)
+
+
+def run_line(
+    line: Line, duration_s: float | None, fast: bool, stop: threading.Event, status: StatusCallback | None = None
+) -> dict[str, Any]:
+    """Run a built line (fast or live) and return the run summary; always closes the line."""
+    from sorter.runtime.accounting import build_summary
+
+    try:
+        if fast:
+            if duration_s is None:
+                raise ValueError("--fast needs a duration")
+            result = run_fast(line, duration_s, stop, status)
+        else:
+            result = run_realtime(line, duration_s, stop, status)
+        return build_summary(
+            counters=line.counters,
+            latency=line.latency,
+            score=line.score(),
+            sim_duration_s=result.sim_duration_s,
+            wall_s=result.wall_s,
+            mode=line.cfg.line.mode,
+            actuator_stats=line.actuator.stats(),
+        )
+    finally:
+        line.close()
