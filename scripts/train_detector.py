@@ -45,7 +45,8 @@ def readme(metrics: dict[str, Any]) -> str:
     lines = [
         "# Shipped detector model",
         "",
-        "`default.onnx` is the detector `sorter run` uses when `detector.model` is not set. It was trained only on",
+        "`default.onnx` is the model the learned detector backends (`onnxruntime`, `tensorrt`, `torch`) load when"
+        " `detector.model` is not set. It was trained only on",
         "images rendered by `sorter/sim` (no downloaded data or weights). Beside it: `default.fp16.onnx` (FP16 weights and",
         "body, FP32 decode), `default.int8.onnx` (INT8 Q/DQ, symmetric, per-channel weights, calibrated on rendered frames),",
         "`default.golden.json` (one letterboxed rendered input and the ONNX Runtime CPU outputs of each variant, for the",

@@ -45,7 +45,6 @@ def main(args: argparse.Namespace) -> int:
     from sorter.detect.registry import LEARNED_BACKENDS
     from sorter.entities import MATERIAL_CLASSES, Frame
     from sorter.train.evaluate import evaluate
-    from sorter.train.job import HELDOUT_SEED
     from sorter.train.samples import SampleSet
 
     try:
@@ -61,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
             data = CocoDataset(args.coco, args.coco_images, MATERIAL_CLASSES)
             source = {"coco": str(args.coco), "images": str(args.coco_images or args.coco.parent)}
         else:
-            from sorter.train.synth import SynthDataset, SynthRecipe
+            from sorter.train.synth import HELDOUT_SEED, SynthDataset, SynthRecipe
 
             recipe = SynthRecipe(
                 n_images=args.heldout_images, seed=HELDOUT_SEED if args.heldout_seed is None else args.heldout_seed

@@ -22,6 +22,12 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _command_line() -> str:
+    """The command as a user would type it (``python -m sorter.cli train`` is recorded as ``sorter train``)."""
+    prog = Path(sys.argv[0]).name
+    return shlex.join(["sorter" if prog in ("cli.py", "__main__.py", "sorter") else prog, *sys.argv[1:]])
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default {DEFAULT_OUT})")
@@ -30,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     m = p.add_argument_group("model")
     m.add_argument(
-        "--input-size", type=_size, default=(320, 192), metavar="WxH", help="network input, multiples of 32 (default 320x192)"
+        "--input-size", type=_size, default=(384, 224), metavar="WxH", help="network input, multiples of 32 (default 384x224)"
     )
     m.add_argument("--width", type=int, default=16, help="base channels of the backbone (default 16)")
     m.add_argument("--stride", type=int, default=4, choices=(4, 8), help="heatmap stride (default 4)")
@@ -38,13 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--init", type=Path, metavar="PATH", help="fine-tune from a checkpoint.pt or a sorter .onnx")
     t = p.add_argument_group("training")
     t.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
-    t.add_argument("--epochs", type=int, default=24)
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--epochs", type=int, default=28)
+    t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (use ~5e-4 when fine-tuning)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--time-budget-min", type=float, default=None, help="stop after the epoch that crosses this many minutes")
     d = p.add_argument_group("data")
-    d.add_argument("--train-images", type=int, default=4000, help="rendered training images (0: COCO only; default 4000)")
+    d.add_argument("--train-images", type=int, default=3000, help="rendered training images (0: COCO only; default 3000)")
     d.add_argument("--val-images", type=int, default=200, help="rendered validation images (default 200)")
     d.add_argument("--heldout-images", type=int, default=300, help="rendered held-out images for the final evaluation (0: skip)")
     d.add_argument(
@@ -113,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         export_only=args.export_only,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
-        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        command=_command_line(),
     )
     try:
         metrics = run_job(opts)

@@ -46,7 +46,8 @@ _NOISE_BANK_SIGMA = 20.0
 def _noise_bank() -> ImageArray:
     """A fixed bank of Gaussian noise (grey 128 +- 20) cropped at random offsets: cheaper than fresh draws per image."""
     bank = np.random.default_rng(20240611).standard_normal((1088, 1088, 3), dtype=np.float32)
-    return np.clip(128.0 + _NOISE_BANK_SIGMA * bank, 0, 255).astype(np.uint8)
+    out: ImageArray = np.clip(128.0 + _NOISE_BANK_SIGMA * bank, 0, 255).astype(np.uint8)
+    return out
 
 
 def augment(

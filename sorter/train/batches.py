@@ -22,7 +22,8 @@ def make_batch(
     so a run is reproducible and a resumed run sees the same data.
 
     Returns:
-        ``images (B,3,H,W)`` (channels-last memory, values as :func:`sorter.detect.preprocess.to_tensor`), ``heat (B,C,h,w)``, ``heat_mask (B,1,h,w)``, ``box (B,4,h,w)``, ``box_weight (B,1,h,w)``.
+        ``images (B,3,H,W)`` (channels-last memory, values as :func:`sorter.detect.preprocess.to_tensor`),
+        ``heat (B,C,h,w)``, ``heat_mask (B,1,h,w)``, ``box (B,4,h,w)``, ``box_weight (B,1,h,w)``.
     """
     b = len(indices)
     images = np.empty((b, spec.input_h_px, spec.input_w_px, 3), np.uint8)

@@ -21,15 +21,12 @@ from sorter.entities import MATERIAL_CLASSES, Frame, ImageArray
 from sorter.errors import ConfigError
 from sorter.train.coco import CocoDataset
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
-from sorter.train.synth import SynthDataset, SynthRecipe, scene_seeds
+from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, SynthDataset, SynthRecipe, scene_seeds
 from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
 from sorter.train.variants import export_variants
 
 log = logging.getLogger(__name__)
 
-#: Base seed of the held-out evaluation set; never used for training or validation data.
-HELDOUT_SEED = 1_000_003
-HELDOUT_IMAGES = 300
 MODEL_FILE = "model.onnx"
 
 
@@ -58,7 +55,7 @@ class TrainOptions:
     out_dir: Path
     spec: ModelSpec = field(default_factory=ModelSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
-    train_images: int = 4000
+    train_images: int = 3000
     val_images: int = 200
     heldout_images: int = HELDOUT_IMAGES
     heldout_seed: int = HELDOUT_SEED

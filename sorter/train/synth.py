@@ -27,6 +27,10 @@ from sorter.geometry import CameraModel
 from sorter.train.samples import Sample, make_sample
 
 RECIPE_VERSION = 1
+#: Base seed of the held-out evaluation set; training uses ``2 * seed`` and validation ``2 * seed + 1``
+#: (``sorter train`` checks that their simulator seeds are disjoint).
+HELDOUT_SEED = 1_000_003
+HELDOUT_IMAGES = 300
 
 
 @dataclass(frozen=True)

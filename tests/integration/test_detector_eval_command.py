@@ -46,6 +46,7 @@ def test_same_frames_as_coco_files_score_identically(rendered_eval: tuple[dict, 
 
 
 def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = cli_main(["eval-detector", "--model", str(tmp_path / "none.onnx"), "--summary", str(tmp_path / "s.json"), "--heldout-images", "1"])
+    missing = str(tmp_path / "none.onnx")
+    rc = cli_main(["eval-detector", "--model", missing, "--summary", str(tmp_path / "s.json"), "--heldout-images", "1"])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err

@@ -43,7 +43,8 @@ def test_tensorrt_detector_detects_rendered_objects(trt_and_cuda, tmp_path: Path
     from sorter.detect.tensorrt_backend import create
     from sorter.train.synth import SynthDataset, SynthRecipe
 
-    det = create(DetectorConfig(type="tensorrt", precision="fp16", device="cuda:0", engine_cache_dir=str(tmp_path)), MATERIAL_CLASSES)
+    cfg = DetectorConfig(type="tensorrt", precision="fp16", device="cuda:0", engine_cache_dir=str(tmp_path))
+    det = create(cfg, MATERIAL_CLASSES)
     assert det.engine.name.startswith("tensorrt")
     s = SynthDataset(SynthRecipe(n_images=1, seed=1_000_005))[0]
     out = det.detect(Frame(image=s.image, t_capture_ns=0, s_capture_mm=0.0, frame_index=0))
