@@ -45,11 +45,12 @@ def readme(metrics: dict[str, Any]) -> str:
     lines = [
         "# Shipped detector model",
         "",
-        "`default.onnx` is the model the learned detector backends (`onnxruntime`, `tensorrt`, `torch`) load when"
-        " `detector.model` is not set. It was trained only on",
-        "images rendered by `sorter/sim` (no downloaded data or weights). Beside it: `default.fp16.onnx` (FP16 weights and",
-        "body, FP32 decode), `default.int8.onnx` (INT8 Q/DQ, symmetric, per-channel weights, calibrated on rendered frames),",
-        "`default.golden.json` (one letterboxed rendered input and the ONNX Runtime CPU outputs of each variant, for the",
+        "`default.onnx` is the model the learned detector backends (`onnxruntime`, `tensorrt`, `torch`) load when",
+        "`detector.model` is not set; `sorter run` uses it on the simulated line. It was trained only on images rendered",
+        "by `sorter/sim` (no downloaded data or weights). Beside it: `default.fp16.onnx` (FP16 weights and body, FP32",
+        "decode), `default.int8.onnx` (INT8 Q/DQ: symmetric per-channel weights, activations calibrated on 64 rendered",
+        "frames, the two output convolutions and the decode kept FP32), `default.golden.json` (one letterboxed rendered",
+        "input and the ONNX Runtime CPU outputs of each variant, for the",
         "TensorRT parity self-test) and `metrics.json` (the full training and evaluation record).",
         "",
         "## Model",

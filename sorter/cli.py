@@ -25,6 +25,9 @@ COMMANDS: dict[str, str] = {
     "train": "sorter.commands.train",
     "eval-detector": "sorter.commands.eval_detector",
     "hw": "sorter.commands.hw",
+    "record": "sorter.commands.record",
+    "replay": "sorter.commands.replay",
+    "report": "sorter.commands.report",
 }
 
 

@@ -190,6 +190,23 @@ class RuntimeConfig(Strict):
     join_timeout_s: float = Field(1.0, gt=0)
 
 
+class ServiceConfig(Strict):
+    """The service around the loop: HTTP endpoint and the token guarding its controls."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = Field(None, ge=0, le=65535, description="null: no endpoint; 0: any free port")
+    token: str | None = Field(None, description="bearer token for pause/resume/reload; SORTER_TOKEN overrides")
+
+
+class AnalyticsConfig(Strict):
+    """Event store: one event per finished track."""
+
+    store: str | None = Field(None, description="SQLite file path (or sqlite:///path); null: no events stored")
+    batch_size: int = Field(256, ge=1, le=100_000)
+    flush_interval_s: float = Field(0.5, gt=0, le=60)
+    outcome_wait_s: float = Field(5.0, ge=0, le=600, description="how long an event waits for the controller's report")
+
+
 class Config(Strict):
     """The whole configuration of one line."""
 
@@ -204,6 +221,8 @@ class Config(Strict):
     actuator: ActuatorConfig = ActuatorConfig()
     sim: SimConfig = SimConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    service: ServiceConfig = ServiceConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
 
 
 # ---------------------------------------------------------------------- loading

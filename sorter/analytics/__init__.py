@@ -1,1 +1,39 @@
-"""analytics."""
+"""Analytics: every finished track becomes a :class:`TrackEvent`, written off the hot path into an event store.
+
+``EventWriter`` (a daemon thread, bounded queue, batches) feeds a store opened by
+``open_store`` (SQLite by default: ``SqliteEventStore``); reports query the store.
+"""
+
+from __future__ import annotations
+
+from sorter.analytics.events import TrackEvent
+from sorter.analytics.sqlite_store import SqliteEventStore
+from sorter.analytics.store import (
+    EventSink,
+    EventStore,
+    EventStoreCorruptError,
+    EventStoreError,
+    EventStoreFullError,
+    EventStoreLocationError,
+    EventStoreReadOnlyError,
+    EventStoreSchemaError,
+    EventStoreUrlError,
+    open_store,
+)
+from sorter.analytics.writer import EventWriter
+
+__all__ = [
+    "EventSink",
+    "EventStore",
+    "EventStoreCorruptError",
+    "EventStoreError",
+    "EventStoreFullError",
+    "EventStoreLocationError",
+    "EventStoreReadOnlyError",
+    "EventStoreSchemaError",
+    "EventStoreUrlError",
+    "EventWriter",
+    "SqliteEventStore",
+    "TrackEvent",
+    "open_store",
+]

@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from sorter.entities import Frame
+
+#: Odometer at a monotonic time: ``odometer(t_ns) -> s_mm``. Called from the capture thread.
+Odometer = Callable[[int], float]
+CaptureState = Literal["starting", "streaming", "reconnecting", "stale", "ended", "closed"]
+
+
+def no_odometer(t_ns: int) -> float:
+    """Default odometer: 0 mm at every time (no encoder and no speed source wired)."""
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureHealth:
+    """A snapshot of a source's condition, for status pages and the actuation interlock.
+
+    Attributes:
+        state: "starting" | "streaming" | "reconnecting" | "stale" | "ended" | "closed".
+        reason: why the state is not plain "streaming" (empty when it is).
+        last_frame_age_ms: age of the newest captured frame on the source's clock; ``None`` before the first.
+        frames: frames captured since start.
+        frames_dropped: frames overwritten in the slot before anyone read them.
+        reconnects: successful reopenings after the device was lost.
+    """
+
+    state: CaptureState
+    reason: str
+    last_frame_age_ms: float | None
+    frames: int
+    frames_dropped: int
+    reconnects: int
 
 
 class FrameSource(Protocol):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sorter.commands.common import add_config_arguments, load_or_report
 
-HELP = "validate a configuration (schema and physics) and explain each problem; exit 2 on error"
+HELP = "validate a configuration and run the start-up checks (calibration, model, camera, controller, store); exit 2 on error"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
+    p.add_argument("--config-only", action="store_true", help="validate the configuration only; open no device")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for a camera frame or a controller")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,4 +41,16 @@ def main(args: argparse.Namespace) -> int:
         r = cfg.robot
         print(f"    robot window y {r.window_y_start_mm:g}..{r.window_y_end_mm:g} mm, up to {r.max_picks_per_min:g} picks/min")
     print(f"    detector {cfg.detector.type}, actuator {cfg.actuator.type}, targets {', '.join(cfg.policy.targets)}")
+    if args.config_only:
+        return 0
+    from sorter.runtime.preflight import preflight
+
+    print("Start-up checks:")
+    results = preflight(cfg, args.timeout)
+    for res in results:
+        print(f"  {'PASS' if res.ok else 'FAIL'}  {res.name:12s} {res.detail}")
+    failed = [res.name for res in results if not res.ok]
+    if failed:
+        print(f"NOT READY: {', '.join(failed)} failed; fix the above before starting the service", file=sys.stderr)
+        return 2
     return 0

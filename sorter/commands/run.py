@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from sorter.commands.common import add_config_arguments, load_or_report
+from sorter.config import Config, load_config
 
 HELP = "run the sorting line (default: the simulated air-jet line) with a live status and a final summary"
 
@@ -50,15 +51,37 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_or_report(args)
     if cfg is None:
         return 2
+    return execute(args, cfg)
+
+
+def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = None, record_dir: Path | None = None) -> int:
+    """Build the line, run it (live, ``--fast``, or a replay of ``replay_dir``), print and write the summary."""
     from sorter.errors import SorterError
     from sorter.runtime.accounting import human_summary
     from sorter.runtime.line import build_line
     from sorter.runtime.loops import run_line
+    from sorter.runtime.service_setup import start_service
 
-    duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if args.fast else None))
+    fast = bool(getattr(args, "fast", False))
+    duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if fast else None))
+    replay_source = None
     try:
-        line = build_line(cfg, fast=args.fast)
+        if replay_dir is not None:
+            from sorter.capture.recording import RecordingSource
+
+            replay_source = RecordingSource(replay_dir)
+        line = build_line(cfg, fast=fast, replay=replay_dir is not None)
     except (SorterError, ValueError) as e:
+        print(f"cannot start: {e}", file=sys.stderr)
+        return 2
+    try:
+        if record_dir is not None:
+            from sorter.capture.recording import RecordingWriter
+
+            line.recorder = RecordingWriter(record_dir, cfg.camera.fps, cfg.line.name)
+        service, server = start_service(line, lambda: load_config(args.config, args.set))
+    except (SorterError, OSError) as e:
+        line.close()
         print(f"cannot start: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
@@ -66,14 +89,23 @@ def main(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    def on_hup(signum: int, _frame: FrameType | None) -> None:
+        # reload waits for the main loop to apply it between frames: never from the main thread itself
+        threading.Thread(target=service.reload, name="reload", daemon=True).start()
+
     old_term = signal.signal(signal.SIGTERM, on_signal)
     old_int = signal.signal(signal.SIGINT, on_signal)
+    old_hup = signal.signal(signal.SIGHUP, on_hup)
     status = None if args.quiet else _status_printer(sys.stdout.isatty())
     try:
-        summary = run_line(line, duration, args.fast, stop, status)
+        summary = run_line(line, duration, fast, stop, status, replay_source=replay_source)
     finally:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGHUP, old_hup)
+        if server is not None:
+            server.close()
+        service.notifier.close()
     print(human_summary(summary))
     if args.summary is not None:
         args.summary.parent.mkdir(parents=True, exist_ok=True)

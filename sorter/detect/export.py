@@ -34,6 +34,9 @@ from sorter.detect.spec import INPUT_NAME, OUTPUT_NAMES, PRECISION_METADATA_KEY,
 log = logging.getLogger(__name__)
 
 OPSET = 17
+#: The two output convolutions (class heatmap logits, box distances) stay FP32 in the INT8 variant: quantizing
+#: them costs 0.025 mAP@0.5 on the held-out set, the rest of the network costs under 0.001.
+FLOAT_HEAD_CONVS = ("/heat/Conv", "/box/Conv")
 
 
 class _HalfBody(nn.Module):
@@ -181,17 +184,25 @@ def quantize_int8(
     out_path: str | Path,
     calibration: npt.NDArray[np.float32],
     extra_metadata: dict[str, str] | None = None,
+    *,
+    method: str = "percentile",
+    percentile: float = 99.99,
+    keep_float: tuple[str, ...] = FLOAT_HEAD_CONVS,
 ) -> Path:
     """Make the INT8 Q/DQ variant with ONNX Runtime's static quantizer.
 
     Convs get symmetric per-channel INT8 weights and symmetric per-tensor INT8
-    activations (what TensorRT's explicit quantization expects); the decoder
-    stays FP32. Activation ranges come from ``calibration``.
+    activations (what TensorRT's explicit quantization expects); the output
+    convolutions named in ``keep_float`` and the decoder stay FP32.
 
     Args:
         fp32_path: the FP32 ONNX model.
         out_path: where to write the INT8 model.
         calibration: ``(N, 3, H, W)`` preprocessed network inputs, e.g. letterboxed rendered frames.
+        extra_metadata: strings stored in the model's metadata.
+        method: activation-range calibration, ``percentile``, ``minmax`` or ``entropy``.
+        percentile: the percentile of ``method="percentile"``.
+        keep_float: Conv node names left unquantized (each must exist in the graph).
 
     Returns:
         The path written.
@@ -206,6 +217,10 @@ def quantize_int8(
             nxt = next(self._it, None)
             return None if nxt is None else {INPUT_NAME: nxt[None].astype(np.float32)}
 
+    conv_names = {n.name for n in onnx.load(str(fp32_path), load_external_data=False).graph.node if n.op_type == "Conv"}
+    missing = sorted(set(keep_float) - conv_names)
+    if missing:
+        raise ValueError(f"keep_float names {missing} are not Conv nodes of {fp32_path}")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -222,12 +237,17 @@ def quantize_int8(
                 per_channel=True,
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.Percentile,
+                calibrate_method={
+                    "percentile": CalibrationMethod.Percentile,
+                    "minmax": CalibrationMethod.MinMax,
+                    "entropy": CalibrationMethod.Entropy,
+                }[method],
+                nodes_to_exclude=list(keep_float),
                 extra_options={
                     "ActivationSymmetric": True,
                     "WeightSymmetric": True,
                     "QuantizeBias": False,
-                    "CalibPercentile": 99.99,
+                    "CalibPercentile": percentile,
                 },
             )
     finally:

@@ -24,7 +24,9 @@ class RunCounters:
     commands_executed_late: int = 0
     tracks_confirmed: int = 0
     tracks_unconfirmed: int = 0
+    commands_held: int = 0  # decided while actuation was paused: never sent
     decisions: dict[str, int] = field(default_factory=dict)
+    objects_by_class: dict[str, int] = field(default_factory=dict)
     command_pos_mm: dict[int, float] = field(default_factory=dict)
 
     def on_commands(self, commands: tuple[FireCommand | PickCommand, ...]) -> None:
@@ -56,6 +58,7 @@ def build_summary(
     sim_duration_s: float,
     wall_s: float,
     mode: str,
+    detector: str,
     actuator_stats: dict[str, int],
 ) -> dict[str, Any]:
     """The ``--summary`` JSON document."""
@@ -64,6 +67,7 @@ def build_summary(
     errors = score.get("pick_errors_mm" if robot else "fire_position_errors_mm", [])
     summary: dict[str, Any] = {
         "mode": mode,
+        "detector": detector,
         "frames": counters.frames,
         "frames_dropped": counters.frames_dropped,
         "frames_dropped_capture": counters.frames_dropped_capture,
@@ -88,6 +92,7 @@ def build_summary(
         "tracks_confirmed": counters.tracks_confirmed,
         "tracks_unconfirmed": counters.tracks_unconfirmed,
         "decisions": dict(sorted(counters.decisions.items())),
+        "objects_by_class": dict(sorted(counters.objects_by_class.items())),
         "actuator": actuator_stats,
         "pulses_without_object": score.get("pulses_without_object", 0),
     }
@@ -106,18 +111,27 @@ def human_summary(s: dict[str, Any]) -> str:
     """A short text for the terminal."""
     fe = s["fire_position_error_mm"]
     lines = [
-        f"Run summary ({s['mode']}, {s['sim_duration_s']:.1f} s of belt in {s['wall_s']:.1f} s wall, "
-        f"x{s['realtime_factor']:.2f})",
+        f"Run summary ({s['mode']}, detector {s.get('detector', '?')}, "
+        f"{s['sim_duration_s']:.1f} s of belt in {s['wall_s']:.1f} s wall, x{s['realtime_factor']:.2f})",
         f"  frames            {s['frames']}  dropped {s['frames_dropped']} ({100 * s['frames_dropped_fraction']:.2f} %)",
-        f"  objects seen      {s['objects_seen']}",
-        f"  targets passed    {s['targets_passed']}  ejected {s['targets_ejected']}  "
-        f"non-targets ejected {s['nontargets_ejected']}",
-        f"  recovery          {s['recovery']:.4f}   purity {s['purity']:.4f}",
+    ]
+    by_class = ", ".join(f"{k} {v}" for k, v in s.get("objects_by_class", {}).items())
+    if s["objects_seen"] or not by_class:  # scored against the simulator's ground truth
+        lines += [
+            f"  objects seen      {s['objects_seen']}",
+            f"  targets passed    {s['targets_passed']}  ejected {s['targets_ejected']}  "
+            f"non-targets ejected {s['nontargets_ejected']}",
+            f"  recovery          {s['recovery']:.4f}   purity {s['purity']:.4f}",
+        ]
+    else:  # no ground truth (a real camera or a replay): what the tracker confirmed
+        lines.append(f"  objects tracked   {s['tracks_confirmed']} ({by_class})")
+    lines += [
         f"  commands          sent {s['commands_sent']}  late-dropped {s['commands_late_dropped']}  "
         f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}",
-        f"  {'pick' if s['mode'] == 'robot' else 'position'} error mm "
-        f"p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}",
     ]
+    if fe["p50"] or fe["max"]:
+        what = "pick" if s["mode"] == "robot" else "position"
+        lines.append(f"  {what} error mm p50 {fe['p50']:.2f}  p99 {fe['p99']:.2f}  max {fe['max']:.2f}")
     if "pick_success" in s:
         lines.append(
             f"  picks             {s.get('picks_succeeded', 0)}/{s.get('picks_attempted', 0)} ok "

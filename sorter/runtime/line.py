@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sorter.actuate.base import Actuator
-from sorter.clock import ChargedClock, Clock, MonotonicClock
+from sorter.clock import ChargedClock, Clock, ManualClock, MonotonicClock
 from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
@@ -42,13 +42,29 @@ class Line:
     scoreboard: Any
     render_frames: bool
     execution_tolerance_mm: float
+    source: Any = None  # sorter.capture.base.FrameSource of a real camera (None for the simulated camera)
+    service: Any = None  # sorter.runtime.service.LineService when run as a service (HTTP, pause, reload)
+    events: Any = None  # sorter.runtime.events.EventRecorder when analytics.store is set
+    recorder: Any = None  # sorter.capture.recording.RecordingWriter for `sorter record`
 
     def close(self) -> None:
-        """Close the actuator (valves shut) and the detector."""
+        """Close the actuator (valves shut), the event store (queued events flushed) and the detector."""
         try:
             self.actuator.close()
         finally:
-            self.detector.close()
+            try:
+                if self.events is not None:
+                    self.events.close(self.cfg.runtime.join_timeout_s)
+                if self.recorder is not None:
+                    self.recorder_summary = self.recorder.close()
+            finally:
+                self.detector.close()
+
+    recorder_summary: dict[str, Any] | None = None
+
+    def events_stats(self) -> dict[str, int]:
+        """Event-store counters (empty without a store)."""
+        return {} if self.events is None else dict(self.events.stats())
 
     def score(self) -> dict[str, Any]:
         if self.scoreboard is None:
@@ -82,22 +98,30 @@ def _build_actuator(cfg: Config, clock: Clock, world: Any, device: Any) -> Actua
     raise ValueError(f"actuator.type {kind!r} unknown")
 
 
-def build_line(cfg: Config, *, fast: bool) -> Line:
+def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     """Build a line: simulated world (if any), detector, tracker, planner, actuator.
 
     Args:
         cfg: validated configuration.
         fast: use the simulated, processing-time-charged clock (``--fast``).
+        replay: for ``sorter replay``: a manual clock moved to each recorded frame's stamp, no simulated world,
+            no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
     from sorter.track import BeltTracker
 
-    clock: Clock = ChargedClock() if fast else MonotonicClock()
+    if replay:
+        if cfg.detector.type == "oracle":
+            raise ValueError(
+                "replay needs a detector that looks at pixels (detector.type onnxruntime, tensorrt or torch), not oracle"
+            )
+        cfg = cfg.model_copy(update={"actuator": cfg.actuator.model_copy(update={"type": "dry_run"})})
+    clock: Clock = ManualClock() if replay else ChargedClock() if fast else MonotonicClock()
     camera = camera_model_for(cfg)
     world: Any = None
     device: Any = None
     scoreboard: Any = None
     targets = target_class_ids(cfg)
-    if cfg.camera.type == "sim":
+    if cfg.camera.type == "sim" and not replay:
         from sorter.sim.world import SimWorld
 
         world = SimWorld(
@@ -123,8 +147,15 @@ def build_line(cfg: Config, *, fast: bool) -> Line:
                 x_max_mm=r.x_max_mm,
             )
         scoreboard = world.scoreboard(target_class_ids=targets)
-    elif fast:
+    elif fast and not replay:
         raise ValueError("--fast needs camera.type: sim")
+    source: Any = None
+    if cfg.camera.type != "sim" and not replay:
+        from sorter.capture.registry import create_frame_source
+
+        # no encoder reading on this path yet: the odometer integrates the nominal belt speed from start
+        t0_ns, speed = clock.now_ns(), cfg.belt.nominal_speed_mm_s
+        source = create_frame_source(cfg.camera, clock, lambda t_ns: (t_ns - t0_ns) * speed / 1e9)
 
     detector = create_detector(cfg, MATERIAL_CLASSES)
     tracker = BeltTracker(tracker_params(cfg, camera))
@@ -150,6 +181,14 @@ def build_line(cfg: Config, *, fast: bool) -> Line:
         min_score=cfg.detector.min_score,
     )
     actuator = _build_actuator(cfg, clock, world, device)
+    try:
+        from sorter.runtime.events import create_event_recorder
+
+        events = create_event_recorder(cfg.analytics, clock)
+    except BaseException:
+        actuator.close()
+        detector.close()
+        raise
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
     return Line(
         cfg=cfg,
@@ -164,4 +203,6 @@ def build_line(cfg: Config, *, fast: bool) -> Line:
         scoreboard=scoreboard,
         render_frames=render,
         execution_tolerance_mm=max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm),
+        events=events,
+        source=source,
     )

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sorter.clock import ChargedClock, Clock
-from sorter.entities import Frame
+from sorter.clock import ChargedClock, Clock, ManualClock
+from sorter.entities import MATERIAL_CLASSES, Frame
 from sorter.runtime.pipeline import CycleResult
 from sorter.runtime.slot import LatestSlot
 
@@ -51,19 +51,47 @@ def _after_cycle(line: Line, result: CycleResult, t_start_ns: int, clock: Clock)
     for tr in result.retired:
         if tr.confirmed:
             c.tracks_confirmed += 1
+            name = MATERIAL_CLASSES[tr.class_id]
+            c.objects_by_class[name] = c.objects_by_class.get(name, 0) + 1
         else:
             c.tracks_unconfirmed += 1
     t0 = time.perf_counter_ns()
+    service = line.service
     if result.commands:
-        line.actuator.submit(result.commands)
-        c.on_commands(result.commands)
+        if service is None or service.actuation_enabled:
+            line.actuator.submit(result.commands)
+            c.on_commands(result.commands)
+        else:
+            c.commands_held += len(result.commands)
     line.latency.add("actuate", time.perf_counter_ns() - t0)
     line.latency.add("total", clock.now_ns() - result.frame.t_capture_ns)
+    if line.recorder is not None:
+        line.recorder.add_frame(result.frame)
+    if line.events is not None:
+        line.events.on_cycle(result, service is None or service.actuation_enabled)
+    if service is not None:
+        service.end_cycle(result)
     del t_start_ns
 
 
+def _live_cycle(line: Line, frame: Frame, clock: Clock, status: StatusCallback | None, last_status: float, t0_ns: int) -> float:
+    """One frame through the pipeline and out to the actuator; shows the status when due. Returns the last status time."""
+    result = line.pipeline.process(frame)
+    _after_cycle(line, result, frame.t_capture_ns, clock)
+    _collect_reports(line)
+    if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
+        status(line, (clock.now_ns() - t0_ns) / 1e9)
+        return time.perf_counter()
+    return last_status
+
+
 def _collect_reports(line: Line) -> None:
-    line.counters.on_reports(line.actuator.poll_reports(), tolerance_mm=line.execution_tolerance_mm)
+    reports = line.actuator.poll_reports()
+    line.counters.on_reports(reports, tolerance_mm=line.execution_tolerance_mm)
+    if line.events is not None and reports:
+        line.events.on_reports(reports)
+    if line.recorder is not None and reports:
+        line.recorder.add_reports(line.clock.now_ns(), reports)
 
 
 def run_fast(line: Line, duration_s: float, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
@@ -95,6 +123,8 @@ def run_fast(line: Line, duration_s: float, stop: threading.Event, status: Statu
     while pending is not None and not stop.is_set():
         frame, pending = pending, None
         clock.begin_cycle(frame.t_capture_ns)
+        if line.service is not None:
+            line.service.begin_cycle()
         result = line.pipeline.process(frame)
         t_done = clock.now_ns()
         capture_until(t_done)
@@ -153,63 +183,158 @@ class SimCaptureThread(threading.Thread):
             self._stop_event.set()
 
 
+class _SimFeed:
+    """The simulated camera as a frame source: a render thread filling a latest-frame slot."""
+
+    def __init__(self, line: Line, stop: threading.Event) -> None:
+        self.slot: LatestSlot[Frame] = LatestSlot()
+        self.thread = SimCaptureThread(line, self.slot, stop)
+        self._join_s = line.cfg.runtime.join_timeout_s
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def latest(self, timeout_s: float) -> Frame | None:
+        return self.slot.take(timeout_s=timeout_s)
+
+    @property
+    def frames_dropped(self) -> int:
+        return self.slot.dropped
+
+    def close(self) -> None:
+        self.thread.join(timeout=self._join_s)
+        if self.thread.error is not None:
+            raise self.thread.error
+
+
+STARTUP_GRACE_NS = 5_000_000_000
+
+
+def _camera_trouble(line: Line, source: Any, t_since_frame_ns: int, stale_ns: int) -> str | None:
+    """Why the camera is not delivering (None when it is): the source's own health, else frame age."""
+    health = getattr(source, "health", None)
+    if health is not None:
+        h = health()
+        if h.state in ("reconnecting", "stale"):
+            return f"camera {h.state}: {h.reason}"
+    if t_since_frame_ns > stale_ns:
+        return f"no fresh frame for more than {stale_ns / 1e6:.0f} ms"
+    return None
+
+
 def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
-    """Run live: capture thread, main loop, actuator thread(s)."""
-    if line.world is None:
-        raise RuntimeError("live capture from real cameras is configured through camera.type; only 'sim' is wired here")
-    slot: LatestSlot[Frame] = LatestSlot()
-    cap = SimCaptureThread(line, slot, stop)
+    """Run live: capture thread (simulated or real camera), main loop, actuator thread(s).
+
+    A camera that stops delivering (stale, reconnecting) degrades the service and
+    pauses actuation until frames flow again; a video file that ends stops the run.
+    """
+    source: Any = line.source if line.source is not None else _SimFeed(line, stop)
     clock = line.clock
     t_start = clock.now_ns()
     wall0 = time.perf_counter()
     last_status = wall0
-    cap.start()
+    service = line.service
+    stale_ns = round(line.cfg.camera.stale_after_ms * 1e6)
+    source.start()
+    t_last_frame = clock.now_ns()
+    got_frame = False
     try:
         while not stop.is_set():
             if duration_s is not None and (clock.now_ns() - t_start) / 1e9 >= duration_s:
                 break
-            frame = slot.take(timeout_s=0.5)
+            if service is not None:
+                service.begin_cycle()
+            frame = source.latest(min(0.5, stale_ns / 2e9))
             if frame is None:
+                if getattr(source, "ended", False):
+                    log.info("the camera source ended (end of the video or image folder)")
+                    break
+                if service is not None:
+                    # before the first frame, allow the camera its start-up time
+                    limit_ns = stale_ns if got_frame else max(stale_ns, STARTUP_GRACE_NS)
+                    service.set_degraded("camera", _camera_trouble(line, source, clock.now_ns() - t_last_frame, limit_ns))
                 continue
-            result = line.pipeline.process(frame)
-            _after_cycle(line, result, frame.t_capture_ns, clock)
-            _collect_reports(line)
-            if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
-                last_status = time.perf_counter()
-                status(line, (clock.now_ns() - t_start) / 1e9)
+            got_frame = True
+            t_last_frame = clock.now_ns()
+            if service is not None:
+                service.set_degraded("camera", None)
+            last_status = _live_cycle(line, frame, clock, status, last_status, t_start)
     finally:
+        if service is not None:
+            service.stopping()
         stop.set()
-        cap.join(timeout=line.cfg.runtime.join_timeout_s)
-    if cap.error is not None:
-        raise cap.error
-    line.counters.frames_dropped += slot.dropped
+        source.close()
+    line.counters.frames_dropped += source.frames_dropped
     line.actuator.wait_idle(1.0)
     _collect_reports(line)
     wall = time.perf_counter() - wall0
     return RunResult(sim_duration_s=(clock.now_ns() - t_start) / 1e9, wall_s=wall, interrupted=False)
 
 
+def run_replay(line: Line, source: Any, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
+    """Re-run the pipeline on recorded frames, deterministically: the clock is each frame's recorded stamp."""
+    clock = line.clock
+    if not isinstance(clock, ManualClock):
+        raise RuntimeError("replay needs a ManualClock (build_line(..., replay=True))")
+    wall0 = time.perf_counter()
+    last_status = wall0
+    t_first: int | None = None
+    source.start()
+    try:
+        while not stop.is_set():
+            frame = source.latest(0.0)
+            if frame is None:
+                break
+            t_first = frame.t_capture_ns if t_first is None else t_first
+            clock.set_ns(max(clock.now_ns(), frame.t_capture_ns))
+            last_status = _live_cycle(line, frame, clock, status, last_status, t_first)
+    finally:
+        source.close()
+    sim_s = 0.0 if t_first is None else (clock.now_ns() - t_first) / 1e9
+    return RunResult(sim_duration_s=sim_s, wall_s=time.perf_counter() - wall0, interrupted=stop.is_set())
+
+
+def _detector_name(line: Line) -> str:
+    """The backend that actually ran (``tensorrt`` may have fallen back to ``onnxruntime``), e.g. ``onnxruntime:cpu``."""
+    engine = getattr(line.pipeline.detector, "engine", None)
+    name = getattr(engine, "name", None)
+    return str(name) if name else line.cfg.detector.type
+
+
 def run_line(
-    line: Line, duration_s: float | None, fast: bool, stop: threading.Event, status: StatusCallback | None = None
+    line: Line,
+    duration_s: float | None,
+    fast: bool,
+    stop: threading.Event,
+    status: StatusCallback | None = None,
+    replay_source: Any = None,
 ) -> dict[str, Any]:
-    """Run a built line (fast or live) and return the run summary; always closes the line."""
+    """Run a built line (fast, live, or a replay of ``replay_source``) and return the run summary; always closes the line."""
     from sorter.runtime.accounting import build_summary
 
     try:
-        if fast:
+        if replay_source is not None:
+            result = run_replay(line, replay_source, stop, status)
+        elif fast:
             if duration_s is None:
                 raise ValueError("--fast needs a duration")
             result = run_fast(line, duration_s, stop, status)
         else:
             result = run_realtime(line, duration_s, stop, status)
-        return build_summary(
+        summary = build_summary(
             counters=line.counters,
             latency=line.latency,
             score=line.score(),
             sim_duration_s=result.sim_duration_s,
             wall_s=result.wall_s,
             mode=line.cfg.line.mode,
+            detector=_detector_name(line),
             actuator_stats=line.actuator.stats(),
         )
     finally:
         line.close()
+    if line.events is not None:
+        summary["events"] = line.events_stats()  # after close: every queued event flushed
+    if line.recorder_summary is not None:
+        summary["recording"] = line.recorder_summary
+    return summary

@@ -55,7 +55,7 @@ class TrainOptions:
     out_dir: Path
     spec: ModelSpec = field(default_factory=ModelSpec)
     train: TrainConfig = field(default_factory=TrainConfig)
-    train_images: int = 3000
+    train_images: int = 4000
     val_images: int = 200
     heldout_images: int = HELDOUT_IMAGES
     heldout_seed: int = HELDOUT_SEED

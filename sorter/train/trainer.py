@@ -64,7 +64,7 @@ class TrainConfig:
     """
 
     seed: int = 0
-    epochs: int = 28
+    epochs: int = 21
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 5e-4

