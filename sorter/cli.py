@@ -54,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     level = logging.WARNING - 10 * min(int(args.verbose), 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sorter.runtime.logsetup import configure_logging
+
+    configure_logging(level)
     rc: int = _load(args.command).main(args)
     return rc
 

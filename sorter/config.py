@@ -49,7 +49,7 @@ class BeltConfig(Strict):
 class CameraConfig(Strict):
     """Frame source. ``type: sim`` renders from the simulator."""
 
-    type: Literal["sim", "opencv", "video", "images", "rtsp", "gstreamer"] = "sim"
+    type: Literal["sim", "opencv", "video", "images", "rtsp", "gstreamer", "aravis"] = "sim"
     uri: str | None = None
     width_px: int = Field(1280, ge=64, le=8192)
     height_px: int = Field(720, ge=64, le=8192)
@@ -196,14 +196,24 @@ class ServiceConfig(Strict):
     http_host: str = "127.0.0.1"
     http_port: int | None = Field(None, ge=0, le=65535, description="null: no endpoint; 0: any free port")
     token: str | None = Field(None, description="bearer token for pause/resume/reload; SORTER_TOKEN overrides")
+    flight_recorder_dir: str | None = Field(None, description="where the last cycles are dumped on a fault; null: off")
+    flight_recorder_cycles: int = Field(600, ge=10, le=100_000)
 
 
 class AnalyticsConfig(Strict):
     """Event store: one event per finished track."""
 
-    store: str | None = Field(None, description="SQLite file path (or sqlite:///path); null: no events stored")
+    store: str | None = Field(
+        None, description="SQLite file path (or sqlite:///path), or postgresql://user@host/db; null: no events stored"
+    )
     batch_size: int = Field(256, ge=1, le=100_000)
     flush_interval_s: float = Field(0.5, gt=0, le=60)
+    retry_for_s: float = Field(
+        30.0, ge=0, le=3600, description="how long a failing batch is retried (disk full, database down) before it is given up"
+    )
+    min_free_mb: float = Field(
+        100.0, ge=0, description="least free space on the SQLite store's disk; less refuses start-up and degrades at run time"
+    )
     outcome_wait_s: float = Field(5.0, ge=0, le=600, description="how long an event waits for the controller's report")
 
 
@@ -363,17 +373,19 @@ def resolve_config_path(path: str | Path) -> Path:
     return shipped if shipped.exists() else p
 
 
-def load_config(files: Sequence[str | Path] | None = None, overrides: Iterable[str] = ()) -> Config:
+def load_config(files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Load, merge and validate configuration.
 
     Args:
-        files: YAML files merged in order (later ones override earlier ones).
+        files: YAML files merged in order (later ones override earlier ones), or one file.
             ``None`` or empty loads the default simulated air-jet line.
         overrides: ``key.path=value`` strings applied last (values parsed as YAML).
 
     Raises:
         ConfigError: with one line per problem.
     """
+    if isinstance(files, str | Path):  # one file: not a sequence of one-letter paths
+        files = [files]
     paths = [resolve_config_path(f) for f in (files or [DEFAULT_CONFIG])]
     merged: dict[str, Any] = {}
     for p in paths:

@@ -85,6 +85,8 @@ class BridgeActuator:
         device_executions: in simulation, the number of commands the device has executed so far;
             ``wait_idle`` then also waits until their reports have come back over the link, so
             fast runs do not depend on thread timing.
+        emulator: in simulation, the device emulator started with the link (a PLC or valve-controller
+            emulator); kept so that a simulated run can take the controller off the network and back.
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class BridgeActuator:
         counts_per_mm: float,
         on_close: Callable[[], None] | None = None,
         device_executions: Callable[[], int] | None = None,
+        emulator: Any = None,
     ) -> None:
         self.link = link
+        self.emulator = emulator
         self.cpm = float(counts_per_mm)
         self._on_close = on_close
         self._device_executions = device_executions
@@ -218,6 +222,7 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
         stops.clear()
 
     device_executions: Callable[[], int] | None = None
+    emulator: Any = None
     if emulate:
         from sorter.actuate.sim_device import SimDevice
 
@@ -235,8 +240,8 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
 
             pty = PtyPair().start()
             stops.append(pty.close)
-            emu = ValveControllerEmulator(pty.device_path, device, _sim_limits(cfg, 256)).start()
-            stops.append(emu.stop)
+            emulator = ValveControllerEmulator(pty.device_path, device, _sim_limits(cfg, 256)).start()
+            stops.append(emulator.stop)
             url = pty.host_path
         session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
         link = SerialLink(url, s.baudrate, session)
@@ -265,6 +270,7 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
                 plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
             plc.start()
             stops.append(plc.stop)
+            emulator = plc
             host, port = "127.0.0.1", plc.port
         link = ModbusLink(
             m.transport,
@@ -285,4 +291,4 @@ def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim
     link.start()
     _ready_or_raise(link, what, fix, stop_all)
     log.info("actuator: %s ready", what)
-    return BridgeActuator(link, cpm, on_close=stop_all, device_executions=device_executions)
+    return BridgeActuator(link, cpm, on_close=stop_all, device_executions=device_executions, emulator=emulator)

@@ -1,6 +1,6 @@
 """The event store's interface, its errors, and :func:`open_store` (URL or path -> store).
 
-Backends live in their own modules (``sqlite_store``; PostgreSQL is planned) and
+Backends live in their own modules (``sqlite_store``, ``postgres_store``) and
 are imported only by :func:`open_store`, so that importing this module costs
 nothing and a missing driver fails when that backend is asked for, not before.
 
@@ -9,11 +9,14 @@ Supported locations::
     /var/lib/sorter/events.db           a plain path: SQLite
     sqlite:///events.db                 SQLite, relative path (SQLAlchemy convention: three slashes)
     sqlite:////var/lib/sorter/events.db SQLite, absolute path (four slashes)
+    postgresql://user@host:5432/plant   PostgreSQL (also postgres://); rows carry the line's name
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from sorter.analytics.events import TrackEvent
@@ -79,26 +82,69 @@ class EventStore(EventSink, Protocol):
         ...
 
 
-def open_store(url_or_path: str) -> EventStore:
+def sqlite_path(url_or_path: str) -> Path | None:
+    """The file of an SQLite store (``sqlite:///`` prefix removed); None for PostgreSQL."""
+    text = url_or_path.strip()
+    if is_postgres(text):
+        return None
+    return Path(text[len("sqlite:///") :] if text.lower().startswith("sqlite:///") else text).expanduser().absolute()
+
+
+def check_free_space(url_or_path: str, min_free_mb: float) -> float | None:
+    """Free MB on the disk of an SQLite store (None for PostgreSQL, whose disk is the server's).
+
+    Raises:
+        EventStoreFullError: less than ``min_free_mb`` is free; the message names the folder and the fix.
+    """
+    path = sqlite_path(url_or_path)
+    if path is None or not path.parent.is_dir():
+        return None
+    free_mb = shutil.disk_usage(path.parent).free / 1e6
+    if free_mb < min_free_mb:
+        raise EventStoreFullError(
+            f"event store {path}: only {free_mb:.0f} MB free on {path.parent} (analytics.min_free_mb = {min_free_mb:g}); "
+            f"free space there (df -h {path.parent}), move the store to a bigger disk, or lower analytics.min_free_mb"
+        )
+    return free_mb
+
+
+def describe_store(url_or_path: str) -> str:
+    """The store's location for messages: the path, or the PostgreSQL URL without its password."""
+    if is_postgres(url_or_path):
+        from sorter.analytics.postgres_store import describe_url
+
+        return describe_url(url_or_path.strip())
+    return url_or_path
+
+
+def is_postgres(url_or_path: str) -> bool:
+    """True when ``url_or_path`` names a PostgreSQL store."""
+    return url_or_path.strip().lower().startswith(_POSTGRES)
+
+
+def open_store(url_or_path: str, *, line: str = "line") -> EventStore:
     """Open (creating if needed) the event store at ``url_or_path``.
 
     Args:
-        url_or_path: a file path or ``sqlite:///path`` (SQLite); see the module docstring.
+        url_or_path: a file path, ``sqlite:///path`` or ``postgresql://...``; see the module docstring.
+        line: the line's name (``line.name``); a PostgreSQL store shared by lines keeps each line's rows apart by it.
 
     Returns:
-        A :class:`sorter.analytics.sqlite_store.SqliteEventStore` for SQLite locations.
+        A :class:`sorter.analytics.sqlite_store.SqliteEventStore` or a
+        :class:`sorter.analytics.postgres_store.PostgresEventStore`.
 
     Raises:
-        EventStoreUrlError: PostgreSQL (not built yet) or an unknown scheme.
-        EventStoreError: the SQLite file cannot be used (the message says why and what to do).
+        EventStoreUrlError: an unknown scheme, or PostgreSQL without its driver installed.
+        EventStoreError: the store cannot be used (the message says why and what to do).
     """
     text = url_or_path.strip()
     lower = text.lower()
     if lower.startswith(_POSTGRES):
-        raise EventStoreUrlError(
-            f"event store {text!r}: PostgreSQL is not built yet (it will need the Python package 'psycopg'); "
-            f"use SQLite for now, e.g. sqlite:////var/lib/sorter/events.db or a plain file path"
-        )
+        from sorter.analytics.postgres_store import PostgresEventStore
+
+        if lower.startswith("postgresql+psycopg://"):  # SQLAlchemy spelling; libpq wants plain postgresql://
+            text = "postgresql://" + text[len("postgresql+psycopg://") :]
+        return PostgresEventStore(text, line=line)
     if lower.startswith("sqlite:"):
         if not lower.startswith("sqlite:///") or not text[len("sqlite:///") :]:
             raise EventStoreUrlError(
@@ -108,7 +154,7 @@ def open_store(url_or_path: str) -> EventStore:
     elif "://" in text or not text:
         raise EventStoreUrlError(
             f"event store {text!r}: unsupported location; use a file path or one of: {', '.join(s + '...' for s in SCHEMES)} "
-            "(sqlite:/// is built; postgresql:// is planned)"
+            "(or a plain file path for SQLite)"
         )
     else:
         path = text

@@ -9,9 +9,11 @@ record is better than stalling the sorting line or growing memory without bound.
 The thread writes a batch when ``batch_size`` events are queued or when the
 oldest queued event has waited ``flush_interval_s`` (by the injected clock),
 so at most one batch (plus what is queued) is lost on ``kill -9``. A failing
-write (disk full...) is logged once per kind of error, counted and retried a
-bounded number of times; then the batch is given up (counted in ``lost``) and
-the writer carries on. Nothing it does ever raises into the caller of ``submit``.
+write (disk full, database down...) is logged once per kind of error, counted
+and retried with growing pauses, ``max_retries`` times or, with ``retry_for_s``,
+for that long (so a database restart loses nothing; newer events queue up
+meanwhile); then the batch is given up (counted in ``lost``) and the writer
+carries on. Nothing it does ever raises into the caller of ``submit``.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ class EventWriter:
         batch_size: events per transaction (>= 1).
         flush_interval_s: longest time an event waits in the queue before it is written (s).
         max_queue: queued events beyond which :meth:`submit` drops (bounds memory).
-        max_retries: extra attempts for a batch whose write fails, before it is given up.
-        retry_backoff_s: wait before the first retry (s); doubles for each further one.
+        max_retries: extra attempts for a batch whose write fails, before it is given up (when ``retry_for_s`` is None).
+        retry_backoff_s: wait before the first retry (s); doubles for each further one, up to ``max_backoff_s``.
+        retry_for_s: when set, a failing batch is retried for this long (real s) instead of ``max_retries`` times.
+        max_backoff_s: the longest pause between two attempts (s).
         clock: monotonic time source for the flush interval (a ManualClock in tests).
 
     Attributes (counters, read from any thread):
@@ -58,10 +62,15 @@ class EventWriter:
         *,
         max_retries: int = 3,
         retry_backoff_s: float = 0.05,
+        retry_for_s: float | None = None,
+        max_backoff_s: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
         if batch_size < 1 or max_queue < 1 or flush_interval_s <= 0 or max_retries < 0 or retry_backoff_s < 0:
             raise ValueError("EventWriter: need batch_size, max_queue >= 1, flush_interval_s > 0, retries, backoff >= 0")
+        if (retry_for_s is not None and retry_for_s < 0) or max_backoff_s < 0:
+            raise ValueError("EventWriter: retry_for_s and max_backoff_s must be >= 0")
+        self._retry_for_s, self._max_backoff_s = retry_for_s, max_backoff_s
         self._store, self._batch_size, self._max_queue = store, batch_size, max_queue
         self._interval_ns = int(flush_interval_s * 1e9)
         self._max_retries, self._backoff_s = max_retries, retry_backoff_s
@@ -79,6 +88,11 @@ class EventWriter:
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def failing(self) -> bool:
+        """True from a failed write until the next successful one (the store cannot take events now)."""
+        return self._failing
 
     @property
     def queued(self) -> int:
@@ -173,7 +187,9 @@ class EventWriter:
     def _write(self, batch: list[TrackEvent]) -> bool:
         """Write one batch, retrying with backoff; True on success. Catches everything: the writer must survive."""
         backoff_s = self._backoff_s
-        for attempt in range(self._max_retries + 1):
+        t_first_s = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 self._store.add_batch(batch)
             except Exception as e:
@@ -186,13 +202,19 @@ class EventWriter:
                 else:
                     log.debug("event store write failed again: %s", e)
                 self._failing = True
-                if attempt < self._max_retries:
-                    self._stop.wait(backoff_s)  # a real pause (the disk needs real time), cut short by close()
-                    backoff_s *= 2
+                attempt += 1
+                if self._retry_for_s is not None:
+                    more = time.monotonic() - t_first_s < self._retry_for_s and not self._stop.is_set()
+                else:
+                    more = attempt <= self._max_retries
+                if not more:
+                    break  # _failing stays set: the store still does not work
+                self._stop.wait(backoff_s)  # a real pause (the disk or server needs real time), cut short by close()
+                backoff_s = min(backoff_s * 2, self._max_backoff_s)
                 continue
             if self._failing:
                 self._failing = False
                 log.info("event store writes work again (%d failed attempts so far)", self.write_errors)
             return True
-        log.error("event store: gave up %d events after %d attempts (%s)", len(batch), self._max_retries + 1, self.last_error)
+        log.error("event store: gave up %d events after %d attempts (%s)", len(batch), attempt, self.last_error)
         return False

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-class _FrameSlot:
+class FrameSlot:
     """One-frame slot between the capture thread and the consumer."""
 
     def __init__(self) -> None:
@@ -117,7 +117,7 @@ class OpenCvSource:
         self._backoff = backoff or Backoff()
         self._open_timeout_s, self._read_timeout_s, self._join_timeout_s = open_timeout_s, read_timeout_s, join_timeout_s
         self._what = f"camera {camera_id!r} (camera.type = {cfg.type}, camera.uri = {cfg.uri!r})"
-        self._slot = _FrameSlot()
+        self._slot = FrameSlot()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cap: cv2.VideoCapture | None = None

@@ -1,8 +1,8 @@
 """Explicit registry of real frame sources, keyed by ``camera.type``.
 
 ``sim`` is not here: the simulated camera renders from the simulator's world,
-which only the runtime owns, so the runtime wires it. GenICam/Aravis cameras
-are not built yet and have no entry (an unknown type lists the valid ones).
+which only the runtime owns, so the runtime wires it. GenICam cameras (``aravis``)
+import Aravis only when built.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def _images(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, realtime
     return ImageFolderSource(cfg, clock, odometer, realtime=realtime, loop=loop)
 
 
+def _aravis(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, realtime: bool, loop: bool, wait: bool) -> FrameSource:
+    from sorter.capture.aravis_source import AravisSource
+
+    return AravisSource(cfg, clock, odometer, wait_for_device=wait)
+
+
 #: camera.type -> factory ``(cfg, clock, odometer, realtime, loop, wait_for_device) -> FrameSource``.
 SOURCES: dict[str, Callable[[CameraConfig, Clock, Odometer | None, bool, bool, bool], FrameSource]] = {
     "opencv": _opencv,
@@ -35,6 +41,7 @@ SOURCES: dict[str, Callable[[CameraConfig, Clock, Odometer | None, bool, bool, b
     "rtsp": _opencv,
     "gstreamer": _opencv,
     "images": _images,
+    "aravis": _aravis,
 }
 
 

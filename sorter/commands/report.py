@@ -44,6 +44,7 @@ def parse_duration_s(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--store", default=None, metavar="PATH", help="event store (default: analytics.store of the config)")
+    p.add_argument("--line", default=None, help="the line to report from a shared PostgreSQL store (default: line.name)")
     p.add_argument("--since", default="24h", help="start: 30m, 2h, 7d or an ISO time (default 24h)")
     p.add_argument("--until", default="now", help="end: like --since (default now)")
     p.add_argument("--bucket", default=None, help="time bucket, e.g. 1m, 1h (default: about 48 buckets)")
@@ -54,12 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from sorter.analytics.render import to_csv, to_html, to_png
     from sorter.analytics.report import build_report
-    from sorter.analytics.store import open_store
+    from sorter.analytics.store import describe_store, is_postgres, open_store
     from sorter.config import load_config
     from sorter.errors import SorterError
 
     try:
-        store_path = args.store or load_config(args.config, args.set).analytics.store
+        cfg = load_config(args.config, args.set)
+        store_path = args.store or cfg.analytics.store
+        line = args.line or cfg.line.name
         if store_path is None:
             raise ValueError("no event store: pass --store PATH or set analytics.store in the config")
         now = time.time_ns()
@@ -69,9 +72,11 @@ def main(args: argparse.Namespace) -> int:
         bucket_s = parse_duration_s(args.bucket) if args.bucket else max(1.0, (t1 - t0) / 48e9)
         if args.format != "csv" and args.out is None:
             raise ValueError(f"--format {args.format} needs --out FILE")
-        if not Path(str(store_path).removeprefix("sqlite:///")).exists():
+        if not is_postgres(str(store_path)) and not Path(str(store_path).removeprefix("sqlite:///")).exists():
             raise ValueError(f"event store {store_path} does not exist (is analytics.store set on the running line?)")
-        store = open_store(str(store_path))
+        store = open_store(str(store_path), line=line)
+        if is_postgres(str(store_path)):
+            store_path = f"{describe_store(str(store_path))} (line {line})"  # never print a password
         try:
             events = store.events(since_ns=t0, until_ns=t1)
         finally:

@@ -16,6 +16,7 @@ class RunCounters:
     frames: int = 0
     frames_dropped: int = 0
     frames_dropped_capture: int = 0
+    frames_dropped_slot_live: int = 0  # overwritten in the latest-frame slot so far (added to frames_dropped at the end)
     commands_sent: int = 0
     commands_accepted: int = 0
     commands_late_dropped: int = 0

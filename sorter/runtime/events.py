@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sorter.analytics.events import TrackEvent
-from sorter.analytics.store import EventStore, open_store
+from sorter.analytics.store import EventStore, check_free_space, open_store
 from sorter.analytics.writer import EventWriter
 from sorter.clock import Clock
 from sorter.entities import MATERIAL_CLASSES, CommandReport, Track
@@ -130,10 +130,11 @@ def _with_outcome(ev: TrackEvent, outcome: str) -> TrackEvent:
     return replace(ev, outcome=outcome)
 
 
-def create_event_recorder(cfg: AnalyticsConfig, clock: Clock) -> EventRecorder | None:
+def create_event_recorder(cfg: AnalyticsConfig, clock: Clock, line: str = "line") -> EventRecorder | None:
     """The recorder for ``analytics.store`` (None when no store is configured); raises a clear error when it cannot open."""
     if cfg.store is None:
         return None
-    store = open_store(cfg.store)
-    writer = EventWriter(store, batch_size=cfg.batch_size, flush_interval_s=cfg.flush_interval_s)
+    check_free_space(cfg.store, cfg.min_free_mb)
+    store = open_store(cfg.store, line=line)
+    writer = EventWriter(store, batch_size=cfg.batch_size, flush_interval_s=cfg.flush_interval_s, retry_for_s=cfg.retry_for_s)
     return EventRecorder(store, writer, clock, cfg.outcome_wait_s)

@@ -184,7 +184,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     try:
         from sorter.runtime.events import create_event_recorder
 
-        events = create_event_recorder(cfg.analytics, clock)
+        events = create_event_recorder(cfg.analytics, clock, line=cfg.line.name)
     except BaseException:
         actuator.close()
         detector.close()

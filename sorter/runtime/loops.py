@@ -245,6 +245,7 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
             if service is not None:
                 service.begin_cycle()
             frame = source.latest(min(0.5, stale_ns / 2e9))
+            line.counters.frames_dropped_slot_live = source.frames_dropped
             if frame is None:
                 if getattr(source, "ended", False):
                     log.info("the camera source ended (end of the video or image folder)")
@@ -265,6 +266,7 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
         stop.set()
         source.close()
     line.counters.frames_dropped += source.frames_dropped
+    line.counters.frames_dropped_slot_live = 0
     line.actuator.wait_idle(1.0)
     _collect_reports(line)
     wall = time.perf_counter() - wall0

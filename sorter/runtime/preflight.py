@@ -103,14 +103,16 @@ def _controller(cfg: Config, timeout_s: float) -> str:
 def _event_store(cfg: Config) -> str:
     if cfg.analytics.store is None:
         return "no event store configured (analytics.store)"
-    from sorter.analytics.store import open_store
+    from sorter.analytics.store import check_free_space, describe_store, open_store
 
-    store = open_store(cfg.analytics.store)
+    free_mb = check_free_space(cfg.analytics.store, cfg.analytics.min_free_mb)
+    store = open_store(cfg.analytics.store, line=cfg.line.name)
     try:
         n = store.count()
     finally:
         store.close()
-    return f"{cfg.analytics.store}: writable, {n} events"
+    free = f", {free_mb:.0f} MB free" if free_mb is not None else ""
+    return f"{describe_store(cfg.analytics.store)}: writable, {n} events of line {cfg.line.name!r}{free}"
 
 
 def _http_port(cfg: Config) -> str:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from sorter.analytics.store import EventStoreError, check_free_space, sqlite_path
 from sorter.config import Config
 from sorter.errors import ConfigError
+from sorter.runtime.flight_recorder import FlightRecorder
 from sorter.runtime.metrics_text import MetricsSnapshot
 from sorter.runtime.reload import changed_keys, unsafe_changes
 from sorter.runtime.sdnotify import SystemdNotifier
@@ -50,7 +52,10 @@ class LineService:
         self._fps = 0.0
         self._fps_mark = (time.monotonic(), 0)
         self.reloads = 0
-        self._event_errors_seen = 0
+        store = line.cfg.analytics.store
+        self._store_file = sqlite_path(store) if store is not None and line.events is not None else None
+        fr = line.cfg.service
+        self.flight = FlightRecorder(fr.flight_recorder_dir, fr.flight_recorder_cycles) if fr.flight_recorder_dir else None
 
     # --- main-loop side -------------------------------------------------------------------------------------------
     @property
@@ -69,6 +74,8 @@ class LineService:
     def end_cycle(self, result: CycleResult) -> None:
         first = self._last is None
         self._last = result
+        if self.flight is not None:
+            self.flight.record(result, time.monotonic_ns())
         if first:
             self.notifier.ready(f"running: {self.line.cfg.line.name}")
         elif self.notifier.watchdog_due():
@@ -85,16 +92,23 @@ class LineService:
             self.health_tick()
 
     def health_tick(self) -> None:
-        """Degrade while the controller link is down or the event store cannot write; clear when they recover."""
+        """Degrade while the controller link is down, the event store cannot write or its disk runs out of space."""
         stats = self.line.actuator.stats()
         if "link_connected" in stats:
             self.set_degraded("controller", None if stats["link_connected"] else "controller link down, reconnecting")
         events = self.line.events
         if events is not None:
-            errors = int(events.writer.write_errors)
-            failing = errors > self._event_errors_seen
-            self._event_errors_seen = errors
-            self.set_degraded("event store", f"cannot write events: {events.writer.last_error}" if failing else None)
+            w = events.writer
+            self.set_degraded("event store", f"cannot write events: {w.last_error}" if w.failing else None)
+        if self._store_file is not None:
+            try:
+                check_free_space(str(self._store_file), self.line.cfg.analytics.min_free_mb)
+                low = None
+            except EventStoreError as e:
+                low = str(e)
+            except OSError as e:
+                low = f"cannot read the free space of {self._store_file.parent}: {e}"
+            self.set_degraded("disk", low)
 
     def set_degraded(self, kind: str, reason: str | None) -> None:
         """Raise (``reason``) or clear (``None``) a degraded condition; each raise counts as a fault of ``kind``."""
@@ -102,12 +116,15 @@ class LineService:
             if reason is None:
                 if self._degraded.pop(kind, None) is None:
                     return
-                log.warning("recovered: %s", kind)
+                log.warning("recovered: %s", kind, extra={"journal": {"SORTER_FAULT": kind, "SORTER_STATE": "recovered"}})
             else:
                 new = self._degraded.get(kind) != reason
                 if kind not in self._degraded:
                     self.faults[kind] = self.faults.get(kind, 0) + 1
-                    log.error("degraded: %s: %s", kind, reason)
+                    log.error("degraded: %s: %s", kind, reason,
+                              extra={"journal": {"SORTER_FAULT": kind, "SORTER_STATE": "degraded", "SORTER_REASON": reason}})
+                    if self.flight is not None:
+                        self.flight.dump(kind, reason)
                 self._degraded[kind] = reason
                 if not new:
                     return
@@ -201,7 +218,7 @@ class LineService:
             state=self.state,
             uptime_s=time.monotonic() - self._t_start,
             frames=c.frames,
-            frames_dropped=c.frames_dropped,
+            frames_dropped=c.frames_dropped + c.frames_dropped_slot_live,
             fps=self._fps,
             latency_ms=self.line.latency.summary_ms(),
             commands={
@@ -238,8 +255,17 @@ class LineService:
             "events": dict(m.events),
             "targets": list(cfg.policy.targets),
             "reloads": self.reloads,
-            "score": self.line.score(),
+            "score": self._score(),
         }
+
+    def _score(self) -> dict[str, Any]:
+        """The simulator's scoreboard, read from the HTTP thread while the loop updates it: retried once, else empty."""
+        for _ in range(2):
+            try:
+                return self.line.score()
+            except RuntimeError:  # a dict changed size while being read
+                continue
+        return {}
 
     def frame_jpeg(self) -> bytes | None:
         last = self._last

@@ -14,8 +14,9 @@ def render_status(line: Line, t_s: float) -> str:
     score = line.score()
     lat = line.latency.summary_ms()
     fps = c.frames / t_s if t_s > 0 else 0.0
+    dropped = c.frames_dropped + c.frames_dropped_slot_live
     rows = [
-        f"sorter | {line.cfg.line.name} ({line.cfg.line.mode}) | t={t_s:7.1f} s | {fps:5.1f} fps | dropped {c.frames_dropped}",
+        f"sorter | {line.cfg.line.name} ({line.cfg.line.mode}) | t={t_s:7.1f} s | {fps:5.1f} fps | dropped {dropped}",
         f"objects seen {score.get('objects_seen', 0):6d} | targets passed {score.get('targets_passed', 0):5d} "
         f"ejected {score.get('targets_ejected', 0):5d} | non-targets ejected {score.get('nontargets_ejected', 0):4d}",
         f"recovery {score.get('recovery', 0.0):.3f} | purity {score.get('purity', 1.0):.3f} | "

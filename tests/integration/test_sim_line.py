@@ -29,7 +29,7 @@ def _run(tmp_path: Path, *args: str, detector: tuple[str, ...] = ORACLE) -> dict
 
 
 def test_airjet_line_meets_sorting_thresholds(tmp_path: Path) -> None:
-    # the scenario of the numbers to reach: default config with the oracle detector, 60 s of belt
+    # the reference scenario: default config with the oracle detector, 60 s of belt
     s = _run(tmp_path, "--fast", "--duration", "60")
     assert s["frames"] >= 0.99 * 60 * 60
     assert s["targets_passed"] >= 40

@@ -6,6 +6,7 @@ import logging
 import os
 import sqlite3
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -207,7 +208,8 @@ def test_open_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     s = open_store("sqlite:///rel.db")
     assert isinstance(s, SqliteEventStore) and s.path == tmp_path / "rel.db"
     s.close()
-    with pytest.raises(EventStoreUrlError, match=r"PostgreSQL is not built yet.*psycopg") as pg:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # a box without the PostgreSQL driver: import psycopg fails
+    with pytest.raises(EventStoreUrlError, match=r"needs the Python package 'psycopg'.*sorter\[postgres\]") as pg:
         open_store("postgresql://sorter@db/events")
     assert isinstance(pg.value, ConfigError)
     with pytest.raises(EventStoreUrlError, match=r"unsupported location.*sqlite:///.*postgresql://"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_service_degrades_on_a_lost_link_or_a_failing_store_and_recovers() -> No
     from sorter.runtime.service import LineService
 
     link = {"link_connected": 1}
-    writer = SimpleNamespace(write_errors=0, last_error=None)
+    writer = SimpleNamespace(failing=False, last_error=None)
     line = SimpleNamespace(
         actuator=SimpleNamespace(stats=lambda: dict(link)),
         events=SimpleNamespace(writer=writer),
@@ -109,12 +110,164 @@ def test_service_degrades_on_a_lost_link_or_a_failing_store_and_recovers() -> No
     svc.health_tick()
     assert svc.state == "running"
     link["link_connected"] = 0
-    writer.write_errors, writer.last_error = 2, "EventStoreFullError: disk full"
+    writer.failing, writer.last_error = True, "EventStoreFullError: disk full"
     svc.health_tick()
     assert svc.state == "degraded"
     assert "controller link down" in svc.reason() and "disk full" in svc.reason()
     assert svc.health() == (False, svc.reason())
     assert svc.actuation_enabled  # only a camera problem pauses actuation
     link["link_connected"] = 1
-    svc.health_tick()  # no new write errors since the last tick: the store recovered
+    svc.health_tick()
+    assert svc.state == "degraded" and "controller" not in svc.reason()  # the store still fails
+    writer.failing = False  # a write succeeded again
+    svc.health_tick()
     assert svc.state == "running" and svc.faults == {"controller": 1, "event store": 1}
+
+
+def test_service_degrades_when_the_store_disk_runs_low(tmp_path: Path) -> None:
+    import shutil
+    from types import SimpleNamespace
+
+    from sorter.analytics import EventStoreFullError
+    from sorter.runtime.accounting import RunCounters
+    from sorter.runtime.events import create_event_recorder
+    from sorter.runtime.service import LineService
+
+    free_mb = shutil.disk_usage(tmp_path).free / 1e6
+    cfg = load_config(None, [f"analytics.store={tmp_path / 'events.db'}", f"analytics.min_free_mb={free_mb * 0.5:.0f}"])
+    line = SimpleNamespace(actuator=SimpleNamespace(stats=dict), events=SimpleNamespace(writer=SimpleNamespace(failing=False)),
+                           counters=RunCounters(), cfg=cfg)
+    svc = LineService(line, notifier=SystemdNotifier({}))  # type: ignore[arg-type]
+    svc._last = object()  # type: ignore[assignment]
+    svc.health_tick()
+    assert svc.state == "running"
+    # the disk "fills up": the real free space is now below the threshold (raised live, as another writer would)
+    line.cfg = cfg.model_copy(update={"analytics": cfg.analytics.model_copy(update={"min_free_mb": free_mb * 100})})
+    svc.health_tick()
+    assert svc.state == "degraded" and "MB free on" in svc.reason() and "analytics.min_free_mb" in svc.reason()
+    line.cfg = cfg
+    svc.health_tick()
+    assert svc.state == "running" and svc.faults == {"disk": 1}
+    # at start-up the same shortage refuses to open the store, naming the folder and the fix
+    short = load_config(None, [f"analytics.store={tmp_path / 'events.db'}", f"analytics.min_free_mb={free_mb * 100:.0f}"])
+    with pytest.raises(EventStoreFullError, match=rf"only \d+ MB free on {tmp_path}.*df -h"):
+        create_event_recorder(short.analytics, clock=None, line="x")  # type: ignore[arg-type]
+
+
+def test_journald_lines_carry_the_syslog_priority() -> None:
+    import logging
+
+    from sorter.runtime.logsetup import JournalFormatter, configure_logging
+
+    rec = logging.LogRecord("sorter.x", logging.WARNING, __file__, 1, "camera %s", ("lost",), None)
+    assert JournalFormatter().format(rec) == "<4>sorter.x: camera lost"
+    rec.levelno = logging.ERROR
+    assert JournalFormatter().format(rec).startswith("<3>")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        h = configure_logging(logging.INFO, {"JOURNAL_STREAM": "8:1234", "SORTER_JOURNAL_SOCKET": "/nonexistent/journal"})
+        assert isinstance(h.formatter, JournalFormatter) and root.handlers == [h]
+        h = configure_logging(logging.INFO, {})
+        assert not isinstance(h.formatter, JournalFormatter)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_flight_recorder_dumps_the_last_cycles_on_a_new_fault(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sorter.entities import Detections, Frame
+    from sorter.runtime.accounting import RunCounters
+    from sorter.runtime.pipeline import CycleResult
+    from sorter.runtime.service import LineService
+
+    cfg = load_config(None, [f"service.flight_recorder_dir={tmp_path / 'flight'}", "service.flight_recorder_cycles=10"])
+    line = SimpleNamespace(actuator=SimpleNamespace(stats=dict), events=None, counters=RunCounters(), cfg=cfg)
+    svc = LineService(line, notifier=SystemdNotifier({}))  # type: ignore[arg-type]
+    assert svc.flight is not None
+    empty = Detections(boxes_px=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32), class_ids=np.zeros(0, np.int32))
+    for k in range(25):
+        frame = Frame(image=np.zeros((0, 0, 3), np.uint8), t_capture_ns=k * 16_666_667, s_capture_mm=k * 41.7, frame_index=k)
+        svc.end_cycle(CycleResult(frame, empty, (), (), (), 0, (), k * 41.7, 2500.0))
+    svc.set_degraded("camera", "no fresh frame")
+    svc.set_degraded("camera", "no fresh frame")  # the same fault again: no second dump
+    assert svc.flight.dumps == 1
+    for _ in range(100):
+        files = list((tmp_path / "flight").glob("flight-*-camera-0.json"))
+        if files:
+            break
+        import time
+
+        time.sleep(0.02)
+    doc = json.loads(files[0].read_text())
+    assert doc["fault"] == "camera" and doc["reason"] == "no fresh frame"
+    assert [c["frame_index"] for c in doc["cycles"]] == list(range(15, 25))  # the last 10 cycles, in order
+
+
+def _parse_journal_datagram(data: bytes) -> dict[str, str]:
+    """journald's native protocol, read the way journald reads it (systemd's journal-native docs)."""
+    import struct
+
+    fields: dict[str, str] = {}
+    i = 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            k, v = line.split(b"=", 1)
+            fields[k.decode()] = v.decode()
+            i = nl + 1
+        else:
+            (n,) = struct.unpack("<Q", data[nl + 1 : nl + 9])
+            fields[line.decode()] = data[nl + 9 : nl + 9 + n].decode()
+            assert data[nl + 9 + n : nl + 10 + n] == b"\n"
+            i = nl + 10 + n
+    return fields
+
+
+def test_journal_entries_are_structured_with_fault_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    from sorter.runtime.accounting import RunCounters
+    from sorter.runtime.logsetup import JournalHandler, configure_logging
+    from sorter.runtime.service import LineService
+
+    path = str(tmp_path / "journal.sock")
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # stands where journald's socket is
+    journal.bind(path)
+    journal.settimeout(2.0)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        h = configure_logging(logging.INFO, {"JOURNAL_STREAM": "8:1234", "SORTER_JOURNAL_SOCKET": path})
+        assert isinstance(h, JournalHandler)
+        try:
+            raise OSError("read failed")
+        except OSError:
+            logging.getLogger("sorter.capture").exception("camera lost")
+        e = _parse_journal_datagram(journal.recv(65536))
+        assert e["PRIORITY"] == "3" and e["SYSLOG_IDENTIFIER"] == "sorter" and e["LOGGER"] == "sorter.capture"
+        assert e["MESSAGE"].startswith("camera lost\nTraceback") and "OSError: read failed" in e["MESSAGE"]
+        assert e["CODE_FUNC"] == "test_journal_entries_are_structured_with_fault_fields" and int(e["CODE_LINE"]) > 0
+
+        line = SimpleNamespace(actuator=SimpleNamespace(stats=lambda: {"link_connected": 0}), events=None,
+                               counters=RunCounters(), cfg=load_config(None))
+        svc = LineService(line, notifier=SystemdNotifier({}))  # type: ignore[arg-type]
+        svc.health_tick()
+        e = _parse_journal_datagram(journal.recv(65536))
+        assert e["SORTER_FAULT"] == "controller" and e["SORTER_STATE"] == "degraded" and e["PRIORITY"] == "3"
+        assert e["SORTER_REASON"] == "controller link down, reconnecting"
+
+        journal.close()  # journald gone: the entry still comes out, as a priority-tagged stderr line
+        os.unlink(path)
+        logging.getLogger("sorter.x").warning("still here")
+        assert "<4>sorter.x: still here" in capsys.readouterr().err
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
