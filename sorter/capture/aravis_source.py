@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import CaptureHealth, CaptureState, Odometer, no_odometer
+from sorter.capture.base import CaptureHealth, CaptureState, Odometer, judge_health, no_odometer
 from sorter.capture.opencv_source import FrameSlot
 from sorter.entities import Frame, ImageArray
 from sorter.errors import ConfigError, DeviceNotConnectedError
@@ -202,13 +202,9 @@ class AravisSource:
         with self._lock:
             state, reason, last_ns = self._state, self._reason, self._last_t_ns
             frames, reconnects = self._frames, self._reconnects
-        age_ms = None if last_ns is None else (now_ns - last_ns) / 1e6
-        limit_ms = self._cfg.stale_after_ms
-        if state == "streaming" and age_ms is not None and age_ms > limit_ms:
-            state, reason = "stale", f"no fresh frame for {age_ms:.0f} ms (camera.stale_after_ms = {limit_ms:g})"
-        elif state == "starting" and self._t_start_ns is not None and (now_ns - self._t_start_ns) / 1e6 > limit_ms:
-            state, reason = "stale", f"no frame yet {(now_ns - self._t_start_ns) / 1e6:.0f} ms after start"
-        return CaptureHealth(state, reason, age_ms, frames, self._slot.dropped, reconnects)
+        return judge_health(state, reason, now_ns=now_ns, last_frame_ns=last_ns, started_ns=self._t_start_ns,
+                            stale_after_ms=self._cfg.stale_after_ms, frames=frames, frames_dropped=self._slot.dropped,
+                            reconnects=reconnects)
 
     def close(self) -> None:
         """Stop the capture thread and release the camera."""

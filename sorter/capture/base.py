@@ -39,6 +39,34 @@ class CaptureHealth:
     reconnects: int
 
 
+def judge_health(
+    state: CaptureState,
+    reason: str,
+    *,
+    now_ns: int,
+    last_frame_ns: int | None,
+    started_ns: int | None,
+    stale_after_ms: float,
+    frames: int,
+    frames_dropped: int,
+    reconnects: int,
+    staleness_applies: bool = True,
+) -> CaptureHealth:
+    """The health of a live source from its own state and stamps (pure; shared by the real sources).
+
+    A "streaming" source whose newest frame is older than ``stale_after_ms``, or a "starting" one that
+    has given no frame that long after start, is reported "stale" with the age in the reason.
+    ``staleness_applies`` is False for sources that wait on their consumer (replay), never stale.
+    """
+    age_ms = None if last_frame_ns is None else (now_ns - last_frame_ns) / 1e6
+    if staleness_applies and state == "streaming" and age_ms is not None and age_ms > stale_after_ms:
+        state, reason = "stale", f"no fresh frame for {age_ms:.0f} ms (camera.stale_after_ms = {stale_after_ms:g})"
+    elif state == "starting" and started_ns is not None and (now_ns - started_ns) / 1e6 > stale_after_ms:
+        waited_ms = (now_ns - started_ns) / 1e6
+        state, reason = "stale", f"no frame yet {waited_ms:.0f} ms after start (camera.stale_after_ms = {stale_after_ms:g})"
+    return CaptureHealth(state, reason, age_ms, frames, frames_dropped, reconnects)
+
+
 class FrameSource(Protocol):
     """A source of frames stamped at capture.
 

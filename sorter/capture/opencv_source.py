@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 import cv2
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import CaptureHealth, CaptureState, Odometer, no_odometer
+from sorter.capture.base import CaptureHealth, CaptureState, Odometer, judge_health, no_odometer
 from sorter.capture.opencv_open import HINTS as _HINTS
 from sorter.capture.opencv_open import open_with_timeout
 from sorter.entities import Frame, ImageArray
@@ -189,14 +189,9 @@ class OpenCvSource:
         with self._lock:
             state, reason, last_ns = self._state, self._reason, self._last_t_ns
             frames, reconnects = self._frames, self._reconnects
-        age_ms = None if last_ns is None else (now_ns - last_ns) / 1e6
-        limit_ms = self._cfg.stale_after_ms
-        if state == "streaming" and not self._throttled and age_ms is not None and age_ms > limit_ms:
-            state, reason = "stale", f"no fresh frame for {age_ms:.0f} ms (camera.stale_after_ms = {limit_ms:g})"
-        elif state == "starting" and self._t_start_ns is not None and (now_ns - self._t_start_ns) / 1e6 > limit_ms:
-            waited_ms = (now_ns - self._t_start_ns) / 1e6
-            state, reason = "stale", f"no frame yet {waited_ms:.0f} ms after start (camera.stale_after_ms = {limit_ms:g})"
-        return CaptureHealth(state, reason, age_ms, frames, self._slot.dropped, reconnects)
+        return judge_health(state, reason, now_ns=now_ns, last_frame_ns=last_ns, started_ns=self._t_start_ns,
+                            stale_after_ms=self._cfg.stale_after_ms, frames=frames, frames_dropped=self._slot.dropped,
+                            reconnects=reconnects, staleness_applies=not self._throttled)
 
     def close(self) -> None:
         """Stop the capture thread (joined with a timeout) and release the device."""
