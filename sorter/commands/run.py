@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -85,8 +86,11 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
         print(f"cannot start: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
+    t_signal: list[float] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not t_signal:
+            t_signal.append(time.monotonic())
         stop.set()
 
     def on_hup(signum: int, _frame: FrameType | None) -> None:
@@ -99,6 +103,8 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     status = None if args.quiet else _status_printer(sys.stdout.isatty())
     try:
         summary = run_line(line, duration, fast, stop, status, replay_source=replay_source)
+        if t_signal:  # SIGTERM/SIGINT to everything stopped, valves closed and events stored
+            summary["drain_s"] = round(time.monotonic() - t_signal[0], 3)
     finally:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)

@@ -6,6 +6,7 @@ This is the only place that imports every stage (DESIGN.md section 2).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ class Line:
     service: Any = None  # sorter.runtime.service.LineService when run as a service (HTTP, pause, reload)
     events: Any = None  # sorter.runtime.events.EventRecorder when analytics.store is set
     recorder: Any = None  # sorter.capture.recording.RecordingWriter for `sorter record`
+    odometer_source: str = "none"  # where s_capture_mm comes from: simulated encoder, controller encoder, nominal speed
 
     def close(self) -> None:
         """Close the actuator (valves shut), the event store (queued events flushed) and the detector."""
@@ -96,6 +98,28 @@ def _build_actuator(cfg: Config, clock: Clock, world: Any, device: Any) -> Actua
         act2: Actuator = create_host_timed_actuator(cfg, clock, world, device)
         return act2
     raise ValueError(f"actuator.type {kind!r} unknown")
+
+
+def _real_camera(cfg: Config, clock: Clock, actuator: Actuator) -> tuple[Any, str]:
+    """The camera's frame source, with the belt odometer read from the controller's encoder where the link has it."""
+    from sorter.capture.registry import create_frame_source
+    from sorter.runtime.odometry import encoder_odometer, nominal_odometer
+
+    nominal = nominal_odometer(clock.now_ns(), cfg.belt.nominal_speed_mm_s)
+    sync = getattr(getattr(actuator, "link", None), "sync", None)
+    if sync is not None:
+        from sorter.actuate.bridge import link_counts_per_mm
+
+        odometer, what = encoder_odometer(sync, link_counts_per_mm(cfg), nominal), "controller encoder"
+        deadline = time.monotonic() + 2.0  # the link probes every few ms: a speed needs two probes 0.1 s apart
+        while sync.speed_counts_per_s() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if sync.speed_counts_per_s() is None:
+            log.warning("no belt speed from the controller's encoder yet: the first frames use the nominal speed")
+    else:
+        odometer, what = nominal, f"nominal belt speed {cfg.belt.nominal_speed_mm_s:g} mm/s (no encoder on this actuator)"
+    log.info("belt odometer of the camera: %s", what)
+    return create_frame_source(cfg.camera, clock, odometer), what
 
 
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
@@ -149,14 +173,6 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         scoreboard = world.scoreboard(target_class_ids=targets)
     elif fast and not replay:
         raise ValueError("--fast needs camera.type: sim")
-    source: Any = None
-    if cfg.camera.type != "sim" and not replay:
-        from sorter.capture.registry import create_frame_source
-
-        # no encoder reading on this path yet: the odometer integrates the nominal belt speed from start
-        t0_ns, speed = clock.now_ns(), cfg.belt.nominal_speed_mm_s
-        source = create_frame_source(cfg.camera, clock, lambda t_ns: (t_ns - t0_ns) * speed / 1e9)
-
     detector = create_detector(cfg, MATERIAL_CLASSES)
     tracker = BeltTracker(tracker_params(cfg, camera))
     planner: Any
@@ -181,7 +197,11 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         min_score=cfg.detector.min_score,
     )
     actuator = _build_actuator(cfg, clock, world, device)
+    source: Any = None
+    odometer_source = "simulated encoder" if world is not None else "none"
     try:
+        if cfg.camera.type != "sim" and not replay:
+            source, odometer_source = _real_camera(cfg, clock, actuator)
         from sorter.runtime.events import create_event_recorder
 
         events = create_event_recorder(cfg.analytics, clock, line=cfg.line.name)
@@ -205,4 +225,5 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         execution_tolerance_mm=max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm),
         events=events,
         source=source,
+        odometer_source=odometer_source,
     )

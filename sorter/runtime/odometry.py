@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
+from typing import Protocol
 
 
 class OdometerEstimator:
@@ -42,3 +44,30 @@ class OdometerEstimator:
             return 0.0
         t_last, s_last = self._samples[-1]
         return s_last + self._speed_mm_s * (t_ns - t_last) / 1e9
+
+
+class EncoderReading(Protocol):
+    """What a controller link knows of the belt encoder (``firmware_bridge.sync.SyncEstimator`` qualifies)."""
+
+    def count_at(self, host_ns: int) -> float | None:
+        """The controller's encoder count at host monotonic time ``host_ns``; None before the first reading."""
+        ...
+
+
+def nominal_odometer(t0_ns: int, speed_mm_s: float) -> Callable[[int], float]:
+    """``s(t) = (t - t0) * speed``: the belt assumed to run at its nominal speed (no encoder reading)."""
+    return lambda t_ns: (t_ns - t0_ns) * speed_mm_s / 1e9
+
+
+def encoder_odometer(reading: EncoderReading, counts_per_mm: float, fallback: Callable[[int], float]) -> Callable[[int], float]:
+    """``s(t)`` in mm from the controller's encoder (the count commands are written in), ``fallback`` before any reading.
+
+    With it a real camera's ``s_capture_mm`` is on the same scale as the positions the controller
+    fires at, whatever the belt's real speed does: a slowing belt no longer shifts the shots.
+    """
+
+    def s_mm(t_ns: int) -> float:
+        count = reading.count_at(t_ns)
+        return fallback(t_ns) if count is None else count / counts_per_mm
+
+    return s_mm

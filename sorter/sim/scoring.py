@@ -72,6 +72,11 @@ class Scoreboard:
         self.pick_errors_mm: list[float] = []
 
     # ------------------------------------------------------------------ feeding
+    def set_targets(self, target_class_ids: frozenset[int]) -> None:
+        """Score objects decided from now on against these targets (a live reload of ``policy.targets``)."""
+        with self._lock:
+            self.target_class_ids = frozenset(int(c) for c in target_class_ids)
+
     def record_fate(self, fate: ObjectFate) -> None:
         """Count one decided object."""
         with self._lock:

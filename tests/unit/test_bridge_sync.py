@@ -45,3 +45,18 @@ def test_window_forgets_old_probes() -> None:
 def test_no_estimate_before_probes() -> None:
     s = SyncEstimator()
     assert s.best() is None and s.count_at(0) is None and s.speed_counts_per_s() is None
+
+
+def test_count_is_extrapolated_from_a_recent_good_probe_not_an_old_best_one() -> None:
+    s = SyncEstimator(window_ns=2000 * MS, min_baseline_ns=50 * MS)
+    s.add(0, 100_000, 0, 0)  # the best round trip of the window, but 1.5 s old
+    s.add(1000 * MS, 1000 * MS + 250_000, 0, 25_003)  # rtt 0.25 ms: within 0.2 ms of the best
+    s.add(1500 * MS, 1500 * MS + 5 * MS, 0, 37_562)  # recent but slow: not trusted
+    anchor = s.anchor()
+    assert anchor is not None and anchor.encoder_count == 25_003
+    # the belt sped up: the old best probe and the anchor give a different speed history; the anchor limits
+    # the extrapolation to 0.5 s, from its own reading
+    est = s.count_at(1500 * MS)
+    speed = s.speed_counts_per_s()
+    assert est is not None and speed is not None
+    assert abs(est - (25_003 + speed * (1500 * MS - anchor.host_mid_ns) / 1e9)) < 1e-6

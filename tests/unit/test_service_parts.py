@@ -271,3 +271,34 @@ def test_journal_entries_are_structured_with_fault_fields(tmp_path: Path, capsys
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_reloaded_targets_score_the_objects_that_follow() -> None:
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+    from typing import Any
+
+    from sorter.entities import MATERIAL_CLASSES
+    from sorter.runtime.accounting import RunCounters
+    from sorter.runtime.params import policy_params
+    from sorter.runtime.service import LineService
+    from sorter.sim.records import ObjectFate
+    from sorter.sim.scoring import Scoreboard
+
+    cfg = load_config(None, ["policy.targets=[pet_bottle]"])
+    board = Scoreboard(frozenset({MATERIAL_CLASSES.index("pet_bottle")}))
+    @dataclass(frozen=True)
+    class Params:  # the planner's params, as far as a reload touches them
+        policy: Any
+
+    planner = SimpleNamespace(params=Params(policy_params(cfg)))
+    line = SimpleNamespace(cfg=cfg, scoreboard=board, counters=RunCounters(), events=None,
+                           pipeline=SimpleNamespace(planner=planner, min_score=cfg.detector.min_score),
+                           actuator=SimpleNamespace(stats=dict))
+    svc = LineService(line, notifier=SystemdNotifier({}))  # type: ignore[arg-type]
+    can = MATERIAL_CLASSES.index("alu_can")
+    svc._apply(load_config(None, ["policy.targets=[alu_can]"]))
+    assert board.target_class_ids == frozenset({can})
+    assert planner.params.policy != policy_params(cfg)  # the planner took the new targets as well
+    board.record_fate(ObjectFate(object_id=1, class_id=can, fate="passed", t_ns=0, counted=True))
+    assert board.targets_passed == 1 and board.recovery == 0.0  # a missed can now counts against recovery

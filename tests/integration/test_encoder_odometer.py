@@ -1,0 +1,92 @@
+"""A real camera on a line with a real controller link: the frames' belt odometer is the controller's encoder.
+
+The camera is the recorded conveyor video decoded by OpenCV; the controller is the valve-controller
+emulator behind a socat pseudo-terminal, whose encoder runs at a speed of the test's choosing (not the
+config's nominal speed). Every frame's ``s_capture_mm`` must be the controller's count at ``t_capture_ns``,
+so that a belt running slower or faster than nominal never shifts the shots.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_bridge.controller import ControllerLimits
+from firmware_bridge.device import FreeRunningDevice
+from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+from firmware_bridge.pty_pair import PtyPair
+from sorter.calib_store import CalibrationStore
+from sorter.config import load_config
+from sorter.geometry import CameraModel
+from sorter.runtime.line import build_line
+
+ROOT = Path(__file__).resolve().parents[2]
+VIDEO = ROOT.parent / "shared" / "data" / "video" / "delta_robot_green_belt" / "conveyor_belt.mp4"
+W_PX, H_PX = 368, 656
+SPEED_COUNTS_S = 15_000.0  # 1.5 m/s at 10 counts/mm, while the config's nominal speed says 2.5 m/s
+
+
+@pytest.fixture
+def controller() -> Iterator[tuple[PtyPair, FreeRunningDevice]]:
+    pty = PtyPair().start()
+    device = FreeRunningDevice(64, SPEED_COUNTS_S, start_count=1_234_567)
+    emu = ValveControllerEmulator(pty.device_path, device, ControllerLimits(queue_capacity=256)).start()
+    try:
+        yield pty, device
+    finally:
+        emu.stop()
+        pty.close()
+
+
+def _calibration(tmp_path: Path) -> Path:
+    cam = CameraModel.looking_down(W_PX, H_PX, 40.0, 900.0, 600.0)
+    lens = {"width_px": W_PX, "height_px": H_PX, "fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy, "dist": list(cam.dist)}
+    store = CalibrationStore(tmp_path / "calib", "enc-line")
+    now = datetime.now(UTC)
+    store.add("intrinsics", {**lens, "rms_px": 0.3, "passed": True, "problems": []}, now)
+    store.add("belt", {**lens, "rvec": list(cam.rvec), "tvec_mm": list(cam.tvec_mm), "rms_mm": 0.4, "passed": True,
+                       "problems": []}, now)
+    return tmp_path / "calib" / "enc-line"
+
+
+def test_real_camera_frames_carry_the_controller_encoder(tmp_path: Path,
+                                                          controller: tuple[PtyPair, FreeRunningDevice]) -> None:
+    pty, device = controller
+    video = tmp_path / "cam.mp4"
+    shutil.copyfile(VIDEO, video)
+    cfg = load_config(None, [
+        "line.name=enc-line", "belt.nominal_speed_mm_s=2500", "camera.type=video", f"camera.uri={video}",
+        f"camera.width_px={W_PX}", f"camera.height_px={H_PX}", "camera.fps=30",
+        f"camera.calibration_file={_calibration(tmp_path)}", "detector.type=onnxruntime",
+        "actuator.type=serial", "actuator.emulator=false", f"actuator.serial.url={pty.host_path}",
+    ])
+    line = build_line(cfg, fast=False)
+    try:
+        assert line.odometer_source == "controller encoder"
+        line.source.start()
+        errors_mm, stamps = [], []
+        t_end = time.monotonic() + 2.0
+        while time.monotonic() < t_end:
+            f = line.source.latest(0.5)
+            if f is None:
+                continue
+            now_ns = time.monotonic_ns()
+            expected_mm = (device.encoder_count() - SPEED_COUNTS_S * (now_ns - f.t_capture_ns) / 1e9) / 10.0
+            errors_mm.append(f.s_capture_mm - expected_mm)
+            stamps.append((f.t_capture_ns, f.s_capture_mm))
+    finally:
+        line.close()
+    assert len(stamps) >= 40  # 30 fps for 2 s
+    err = np.abs(np.array(errors_mm))
+    # measured on 2 cores beside a live soak: median 0.06 mm, max 0.15 mm (about 0.1 ms of belt travel)
+    assert np.median(err) < 0.3 and err.max() < 1.0, (np.median(err), err.max())
+    (t0, s0), (t1, s1) = stamps[0], stamps[-1]
+    speed_mm_s = (s1 - s0) * 1e9 / (t1 - t0)
+    assert speed_mm_s == pytest.approx(1500.0, rel=0.02)  # the belt's real speed, not the nominal 2500
+    assert s0 > 123_000  # the controller's own count (1,234,567 counts at 10 counts/mm), not zero at start
