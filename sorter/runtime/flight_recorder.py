@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sorter.errors import SorterError
 
 if TYPE_CHECKING:
     from sorter.runtime.pipeline import CycleResult
@@ -23,12 +26,25 @@ log = logging.getLogger(__name__)
 
 
 class FlightRecorder:
-    """Keeps the last ``capacity`` cycles; :meth:`dump` writes them with the fault's reason into ``out_dir``."""
+    """Keeps the last ``capacity`` cycles; :meth:`dump` writes them with the fault's reason into ``out_dir``.
+
+    Raises:
+        SorterError: ``out_dir`` cannot be created or written (checked at start-up, not at the first fault).
+    """
 
     def __init__(self, out_dir: str | Path, capacity: int = 600) -> None:
         self.dir = Path(out_dir)
         self._cycles: deque[dict[str, Any]] = deque(maxlen=capacity)
         self.dumps = 0
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.dir, prefix=".write-test-"):
+                pass
+        except OSError as e:
+            raise SorterError(
+                f"service.flight_recorder_dir {str(self.dir)!r} is not a writable folder ({e.strerror or e}); "
+                "create it and give the service user write access, or set it to null"
+            ) from e
 
     def record(self, result: CycleResult, t_done_ns: int) -> None:
         f = result.frame

@@ -79,3 +79,13 @@ def test_too_little_free_disk_stops_start_up_with_a_reason(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert "cannot start" in err and f"MB free on {tmp_path}" in err and "analytics.min_free_mb" in err
     assert not (tmp_path / "e.db").exists()
+
+
+def test_unwritable_flight_recorder_folder_stops_start_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be\n")
+    rc = cli_main(["run", "--fast", "--duration", "1", "--quiet", *ORACLE,
+                   "--set", f"service.flight_recorder_dir={blocker / 'flight'}"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "service.flight_recorder_dir" in err and "not a writable folder" in err
