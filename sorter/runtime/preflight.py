@@ -1,4 +1,5 @@
-"""Start-up checks of a line before the loop runs: calibration, model, camera, controller, event store, HTTP port.
+"""Start-up checks of a line before the loop runs: calibration, model, camera, controller, event store, HTTP port,
+flight-recorder folder.
 
 Each check opens the real thing and closes it again, and says what to do when
 it fails. ``sorter check`` prints them; the systemd unit runs that command
@@ -128,6 +129,16 @@ def _http_port(cfg: Config) -> str:
     return f"{cfg.service.http_host}:{port} free"
 
 
+def _flight_recorder(cfg: Config) -> str:
+    folder = cfg.service.flight_recorder_dir
+    if folder is None:
+        return "no flight recorder (service.flight_recorder_dir)"
+    from sorter.runtime.flight_recorder import FlightRecorder
+
+    FlightRecorder(folder, cfg.service.flight_recorder_cycles)  # creates the folder and tries a write
+    return f"{folder}: writable"
+
+
 def preflight(cfg: Config, timeout_s: float = 5.0) -> list[CheckResult]:
     """Run every check; the service may start only if all are ``ok``."""
     return [
@@ -137,4 +148,5 @@ def preflight(cfg: Config, timeout_s: float = 5.0) -> list[CheckResult]:
         _run("controller", lambda: _controller(cfg, timeout_s)),
         _run("event store", lambda: _event_store(cfg)),
         _run("http port", lambda: _http_port(cfg)),
+        _run("flight recorder", lambda: _flight_recorder(cfg)),
     ]

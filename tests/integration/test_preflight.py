@@ -13,11 +13,12 @@ from sorter.cli import main as cli_main
 def test_default_line_passes_every_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["check"]) == 0
     out = capsys.readouterr().out
-    assert out.count("  PASS  ") == 6
+    assert out.count("  PASS  ") == 7
     assert "onnxruntime" in out  # the shipped model really loaded
 
 
 def test_failures_are_named_with_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -27,12 +28,14 @@ def test_failures_are_named_with_what_to_do(tmp_path: Path, capsys: pytest.Captu
             "--set", "actuator.emulator=false", "--set", f"actuator.serial.url={tmp_path / 'ttyNOPE'}",
             "--set", f"analytics.store={tmp_path / 'missing' / 'events.db'}",
             "--set", f"service.http_port={port}",
+            "--set", f"service.flight_recorder_dir={tmp_path / 'a-file' / 'flight'}",
         ])
     assert rc == 2
     cap = capsys.readouterr()
     fails = {ln.split()[1] for ln in cap.out.splitlines() if ln.startswith("  FAIL")}
-    assert fails == {"controller", "event", "http"}
+    assert fails == {"controller", "event", "http", "flight"}
     assert "ttyNOPE" in cap.out and "mkdir -p" in cap.out and f"service.http_port {port}" in cap.out
+    assert "flight_recorder_dir" in cap.out and "not a writable folder" in cap.out
     assert "NOT READY" in cap.err
     assert not (tmp_path / "missing").exists()
 
