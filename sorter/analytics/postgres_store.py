@@ -139,7 +139,9 @@ class PostgresEventStore:
         """Open the connection and check or create the schema. Caller holds the lock."""
         psycopg = self._psycopg
         try:
-            conn = psycopg.connect(self.url, connect_timeout=self._timeout_s, application_name=f"sorter {self.line}")
+            conn = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=self._timeout_s, application_name=f"sorter {self.line}"
+            )  # autocommit: every transaction is an explicit conn.transaction() block, none left open
         except psycopg.Error as e:
             raise translate_error(e, self.where) from e
         try:
