@@ -23,6 +23,7 @@ import socket
 import struct
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 #: Python level -> syslog priority (sd-daemon(3) prefixes).
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
@@ -37,6 +38,25 @@ class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prio = _PRIORITY.get(record.levelno, 3 if record.levelno > logging.ERROR else 6)
         return f"<{prio}>{super().format(record)}"
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is at each record, not the one it was made with.
+
+    ``sorter`` may be run several times in one process (tests, embedding); a handler bound to an old,
+    since-closed stderr would fail on every later record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
@@ -73,7 +93,7 @@ class JournalHandler(logging.Handler):
         super().__init__()
         self.socket_path, self.identifier = socket_path, identifier
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._fallback = logging.StreamHandler(sys.stderr)
+        self._fallback = StderrHandler()
         self._fallback.setFormatter(JournalFormatter())
         self.setFormatter(logging.Formatter("%(message)s"))
 
@@ -119,10 +139,10 @@ def configure_logging(level: int, env: Mapping[str, str] | None = None) -> loggi
     if e.get("JOURNAL_STREAM") and os.path.exists(sock):
         handler = JournalHandler(sock)
     elif e.get("JOURNAL_STREAM"):
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.setFormatter(JournalFormatter())
     else:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for h in list(root.handlers):

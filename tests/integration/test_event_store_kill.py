@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -100,7 +101,9 @@ def test_sigkill_mid_write_loses_at_most_the_unflushed_batch(tmp_path: Path) -> 
         proc.send_signal(signal.SIGKILL)
         rest, _ = proc.communicate(timeout=10)
         assert proc.returncode == -signal.SIGKILL
-        reported = [int(line.split()[1]) for line in lines + rest.splitlines() if line.startswith("written")]
+        # only whole lines: the kill may cut the child's last line in the middle ("writ", "written 12")
+        whole = [ln for ln in lines + rest.splitlines(keepends=True) if ln.endswith("\n")]
+        reported = [int(m.group(1)) for ln in whole if (m := re.fullmatch(r"written (\d+)\n", ln))]
         assert len(reported) >= 3 + round_
         last_written = reported[-1]
         assert Path(str(path) + "-wal").exists()  # died with a live WAL: the next open has to recover it
