@@ -75,8 +75,25 @@ class Line:
         return s
 
 
+def _preload(cfg: Config) -> None:
+    """Import now what the loop and the service will import on first use.
+
+    A controller link starts its heartbeat as soon as the actuator is built, and a first
+    import of OpenCV or the renderer holds the interpreter for tens of milliseconds: done
+    after the link is up, a few of them in a row starve the heartbeat past the PLC's 100 ms
+    watchdog (seen as a watchdog trip at every start of the Modbus line).
+    """
+    import importlib
+
+    names = ["cv2", "sorter.runtime.http_api", "sorter.runtime.overlay", "sorter.runtime.loops"]
+    names.append("sorter.sim.render" if cfg.camera.type == "sim" else "sorter.capture.registry")
+    for name in names:
+        importlib.import_module(name)
+
+
 def _build_actuator(cfg: Config, clock: Clock, world: Any, device: Any) -> Actuator:
     kind = cfg.actuator.type
+    _preload(cfg)
     if kind == "virtual":
         if world is None:
             raise ValueError("actuator.type 'virtual' needs the simulated line (camera.type: sim)")
@@ -196,6 +213,9 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         latency=latency,
         min_score=cfg.detector.min_score,
     )
+    render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
+    if world is not None and render:
+        world.prepare_renderer()  # before the controller link starts its heartbeat
     actuator = _build_actuator(cfg, clock, world, device)
     source: Any = None
     odometer_source = "simulated encoder" if world is not None else "none"
@@ -209,7 +229,6 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         actuator.close()
         detector.close()
         raise
-    render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
     return Line(
         cfg=cfg,
         clock=clock,

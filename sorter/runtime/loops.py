@@ -13,6 +13,7 @@ owns its own link thread where it has one).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -314,6 +315,11 @@ def run_line(
     """Run a built line (fast, live, or a replay of ``replay_source``) and return the run summary; always closes the line."""
     from sorter.runtime.accounting import build_summary
 
+    # Everything built so far (modules, model, configs) lives as long as the process: keep it out of the
+    # collector's full passes, which otherwise stop every thread (the controller link's heartbeat included)
+    # for time proportional to all live objects, 100 ms and more in a process holding PyTorch.
+    gc.collect()
+    gc.freeze()
     try:
         if replay_source is not None:
             result = run_replay(line, replay_source, stop, status)

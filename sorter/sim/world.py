@@ -432,11 +432,23 @@ class SimWorld:
         if renderer is not None:
             renderer.set_style(style)
 
+    def prepare_renderer(self) -> None:
+        """Build the renderer now (belt texture and lookup tables, about 0.1 s) rather than at the first frame."""
+        self._get_renderer()
+
     def _get_renderer(self) -> Renderer:
         with self._lock:
-            if self._renderer is None:
-                self._renderer = Renderer(self.camera, self._style, self.sim.seed)
-            return self._renderer
+            renderer, style = self._renderer, self._style
+        if renderer is None:
+            # built outside the lock: the world keeps answering (an emulated PLC reads its encoder) meanwhile
+            built = Renderer(self.camera, style, self.sim.seed)
+            with self._lock:
+                if self._renderer is None:
+                    self._renderer = built
+                renderer, latest = self._renderer, self._style
+            if latest is not style:  # the style changed while it was being built
+                renderer.set_style(latest)
+        return renderer
 
     def capture(self, t_ns: int, frame_index: int, render: bool = True, camera_id: str = "cam0") -> Frame:
         """Expose the virtual camera at ``t_ns`` (advancing the world to it).

@@ -9,6 +9,7 @@ answer, what executed did so at its commanded count, no valve is left open.
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import time
 from collections.abc import Iterator
@@ -54,6 +55,11 @@ class Rig:
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
+    # As the service does once started (sorter.runtime.loops.run_line): the objects already alive (here the whole
+    # test session's imports, 250k objects) are left out of full collections, whose pauses would otherwise stop the
+    # link's heartbeat thread past the PLC's 100 ms watchdog.
+    gc.collect()
+    gc.freeze()
     device = FreeRunningDevice(64, SPEED)
     plc = PlcEmulator(device, ControllerLimits(queue_capacity=32)).start()  # fewer pulses than slots
     link = ModbusLink(
