@@ -128,7 +128,7 @@ def _real_camera(cfg: Config, clock: Clock, actuator: Actuator) -> tuple[Any, st
         from sorter.actuate.bridge import link_counts_per_mm
 
         odometer, what = encoder_odometer(sync, link_counts_per_mm(cfg), nominal), "controller encoder"
-        deadline = time.monotonic() + 2.0  # the link probes every few ms: a speed needs two probes 0.1 s apart
+        deadline = time.monotonic() + 2.0  # the link probes the encoder periodically; a speed needs probes 0.1 s apart
         while sync.speed_counts_per_s() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         if sync.speed_counts_per_s() is None:
