@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import CaptureHealth, CaptureState, Odometer, judge_health, no_odometer
-from sorter.capture.opencv_source import FrameSlot
+from sorter.capture.base import Odometer, no_odometer
+from sorter.capture.live import LiveSource
 from sorter.entities import Frame, ImageArray
 from sorter.errors import ConfigError, DeviceNotConnectedError
 
@@ -99,7 +99,7 @@ def to_bgr(data: bytes, width: int, height: int, pixel_format: str) -> np.ndarra
     return img.copy() if code is None else cast(np.ndarray, cv2.cvtColor(img, code))
 
 
-class AravisSource:
+class AravisSource(LiveSource):
     """``FrameSource`` over an Aravis camera (``camera.type: aravis``).
 
     Args:
@@ -128,21 +128,13 @@ class AravisSource:
     ) -> None:
         if cfg.type != "aravis":
             raise ConfigError(f"camera.type = {cfg.type!r} is not an Aravis camera")
-        self._cfg, self._clock, self._odometer = cfg, clock, odometer or no_odometer
-        self._camera_id, self._wait = camera_id, wait_for_device
+        what = f"camera {camera_id!r} (camera.type = aravis, camera.uri = {cfg.uri!r})"
+        super().__init__(cfg, clock, camera_id, what, join_timeout_s)
+        self._odometer = odometer or no_odometer
+        self._wait = wait_for_device
         self._backoff = backoff or Backoff()
-        self._read_timeout_s, self._join_timeout_s = read_timeout_s, join_timeout_s
-        self._what = f"camera {camera_id!r} (camera.type = aravis, camera.uri = {cfg.uri!r})"
-        self._slot = FrameSlot()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._state: CaptureState = "starting"
-        self._reason = "not started"
-        self._frames = self._reconnects = self._incomplete = 0
-        self._t_start_ns: int | None = None
-        self._last_t_ns: int | None = None
-        self._index = 0
+        self._read_timeout_s = read_timeout_s
+        self._incomplete = 0
         self._arv: Any = None
         self._camera: Any = None
         self._stream: Any = None
@@ -167,17 +159,7 @@ class AravisSource:
                 raise
             log.warning("%s; waiting for the camera (wait_for_device)", exc)
             self._set("reconnecting", f"waiting for the camera: {exc}")
-        self._thread = threading.Thread(target=self._run, name=f"capture-{self._camera_id}", daemon=True)
-        self._thread.start()
-
-    def latest(self, timeout_s: float) -> Frame | None:
-        """Return the newest frame not returned before, waiting up to ``timeout_s``; ``None`` on timeout."""
-        return self._slot.take(timeout_s)
-
-    @property
-    def frames_dropped(self) -> int:
-        """Frames captured but overwritten before anyone read them."""
-        return self._slot.dropped
+        self._start_thread(self._run)
 
     @property
     def incomplete_frames(self) -> int:
@@ -186,36 +168,13 @@ class AravisSource:
             return self._incomplete
 
     @property
-    def reconnects(self) -> int:
-        """Successful reopenings after the camera was lost."""
-        with self._lock:
-            return self._reconnects
-
-    @property
     def ended(self) -> bool:
         """A camera never ends by itself."""
         return False
 
-    def health(self) -> CaptureHealth:
-        """Snapshot of the source's condition; "stale" when no frame arrived for ``camera.stale_after_ms``."""
-        now_ns = self._clock.now_ns()
-        with self._lock:
-            state, reason, last_ns = self._state, self._reason, self._last_t_ns
-            frames, reconnects = self._frames, self._reconnects
-        return judge_health(state, reason, now_ns=now_ns, last_frame_ns=last_ns, started_ns=self._t_start_ns,
-                            stale_after_ms=self._cfg.stale_after_ms, frames=frames, frames_dropped=self._slot.dropped,
-                            reconnects=reconnects)
-
     def close(self) -> None:
         """Stop the capture thread and release the camera."""
-        self._stop.set()
-        self._slot.finish()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(self._join_timeout_s)
-            if thread.is_alive():
-                log.warning("%s: capture thread still blocked after %.1f s", self._what, self._join_timeout_s)
-        else:
+        if not self._stop_thread():
             self._release()
         self._set("closed", "closed")
 
@@ -336,12 +295,7 @@ class AravisSource:
             stream.push_buffer(buf)
         frame = Frame(cast(ImageArray, image), t_ns, float(self._odometer(t_ns)), self._index, self._camera_id)
         self._index += 1
-        with self._lock:
-            self._frames += 1
-            self._last_t_ns = t_ns
-            if self._state != "streaming":
-                self._state, self._reason = "streaming", ""
-        self._slot.put(frame)
+        self._deliver_frame(frame)
         return True
 
     def _reconnect(self) -> None:
@@ -356,10 +310,4 @@ class AravisSource:
             return
         log.info("%s: reopened after %d attempt(s)", self._what, self._backoff.attempts)
         self._backoff.reset()
-        with self._lock:
-            self._reconnects += self._frames > 0
-            self._reason = "reopened, waiting for the first frame"
-
-    def _set(self, state: CaptureState, reason: str) -> None:
-        with self._lock:
-            self._state, self._reason = state, reason
+        self._reopened()

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 from typing import TYPE_CHECKING, cast
 
 import cv2
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import CaptureHealth, CaptureState, Odometer, judge_health, no_odometer
+from sorter.capture.base import Odometer, no_odometer
+from sorter.capture.live import LiveSource
 from sorter.capture.opencv_open import HINTS as _HINTS
 from sorter.capture.opencv_open import open_with_timeout
 from sorter.entities import Frame, ImageArray
@@ -32,47 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-class FrameSlot:
-    """One-frame slot between the capture thread and the consumer."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._frame: Frame | None = None
-        self.finished = False  # no more frames will come (ended or closed)
-        self.dropped = 0
-
-    def put(self, frame: Frame) -> None:
-        with self._cond:
-            self.dropped += self._frame is not None
-            self._frame = frame
-            self._cond.notify_all()
-
-    def wait_empty(self, stop: threading.Event) -> bool:
-        """Block until the consumer took the pending frame; ``False`` if stopping."""
-        with self._cond:
-            while self._frame is not None and not stop.is_set():
-                self._cond.wait(0.05)
-        return not stop.is_set()
-
-    def take(self, timeout_s: float) -> Frame | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._frame is not None or self.finished, max(0.0, timeout_s))
-            frame, self._frame = self._frame, None
-            self._cond.notify_all()
-            return frame
-
-    @property
-    def pending(self) -> bool:
-        with self._cond:
-            return self._frame is not None
-
-    def finish(self) -> None:
-        with self._cond:
-            self.finished = True
-            self._cond.notify_all()
-
-
-class OpenCvSource:
+class OpenCvSource(LiveSource):
     """``FrameSource`` over ``cv2.VideoCapture`` for ``camera.type`` opencv, video, rtsp and gstreamer.
 
     Args:
@@ -110,25 +70,16 @@ class OpenCvSource:
             raise ConfigError(f"camera.type = {cfg.type!r} is not an OpenCV source; valid: {', '.join(_HINTS)}")
         if cfg.uri is None and cfg.type != "opencv":
             raise ConfigError(f"camera.uri is required for camera.type = {cfg.type!r}; set it to the {cfg.type} to open")
-        self._cfg, self._clock, self._odometer = cfg, clock, odometer or no_odometer
-        self._camera_id, self._loop, self._wait = camera_id, loop, wait_for_device
+        what = f"camera {camera_id!r} (camera.type = {cfg.type}, camera.uri = {cfg.uri!r})"
+        super().__init__(cfg, clock, camera_id, what, join_timeout_s)
+        self._odometer = odometer or no_odometer
+        self._loop, self._wait = loop, wait_for_device
         self._is_file = cfg.type == "video"
         self._paced, self._throttled = self._is_file and realtime, self._is_file and not realtime
         self._backoff = backoff or Backoff()
-        self._open_timeout_s, self._read_timeout_s, self._join_timeout_s = open_timeout_s, read_timeout_s, join_timeout_s
-        self._what = f"camera {camera_id!r} (camera.type = {cfg.type}, camera.uri = {cfg.uri!r})"
-        self._slot = FrameSlot()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._open_timeout_s, self._read_timeout_s = open_timeout_s, read_timeout_s
         self._cap: cv2.VideoCapture | None = None
-        self._lock = threading.Lock()  # guards the fields health() reads
-        self._state: CaptureState = "starting"
-        self._reason = "not started"
         self._lost = ""  # why the device was lost, kept while reconnecting
-        self._frames = self._reconnects = 0
-        self._t_start_ns: int | None = None
-        self._last_t_ns: int | None = None
-        self._index = 0  # frame_index at the source, never reset
         self._file_pos = 0  # frames read from the file in this pass (resume point after a reconnect)
         self._file_frames = 0  # CAP_PROP_FRAME_COUNT, 0 when unknown
         self._resuming = False  # reopened at _file_pos and no frame read yet
@@ -160,49 +111,19 @@ class OpenCvSource:
             log.warning("%s; waiting for the device (wait_for_device)", exc)
             self._lost = "waiting for the device"
             self._set("reconnecting", f"{self._lost}: {exc}")
-        self._thread = threading.Thread(target=self._run, name=f"capture-{self._camera_id}", daemon=True)
-        self._thread.start()
-
-    def latest(self, timeout_s: float) -> Frame | None:
-        """Return the newest frame not returned before, waiting up to ``timeout_s``; ``None`` on timeout or end."""
-        return self._slot.take(timeout_s)
-
-    @property
-    def frames_dropped(self) -> int:
-        """Frames captured but overwritten before anyone read them."""
-        return self._slot.dropped
-
-    @property
-    def reconnects(self) -> int:
-        """Successful reopenings after the device was lost."""
-        with self._lock:
-            return self._reconnects
+        self._start_thread(self._run)
 
     @property
     def ended(self) -> bool:
         """True once a video file has ended (``loop=False``) and its last frame was taken."""
         return self.health().state == "ended" and not self._slot.pending
 
-    def health(self) -> CaptureHealth:
-        """Snapshot of the source's condition; "stale" when no frame arrived for ``camera.stale_after_ms``."""
-        now_ns = self._clock.now_ns()
-        with self._lock:
-            state, reason, last_ns = self._state, self._reason, self._last_t_ns
-            frames, reconnects = self._frames, self._reconnects
-        return judge_health(state, reason, now_ns=now_ns, last_frame_ns=last_ns, started_ns=self._t_start_ns,
-                            stale_after_ms=self._cfg.stale_after_ms, frames=frames, frames_dropped=self._slot.dropped,
-                            reconnects=reconnects, staleness_applies=not self._throttled)
+    def _staleness_applies(self) -> bool:
+        return not self._throttled  # a replayed file waits on its consumer: never stale
 
     def close(self) -> None:
         """Stop the capture thread (joined with a timeout) and release the device."""
-        self._stop.set()
-        self._slot.finish()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(self._join_timeout_s)
-            if thread.is_alive():
-                log.warning("%s: capture thread still blocked in a read after %.1f s", self._what, self._join_timeout_s)
-        elif self._cap is not None:
+        if not self._stop_thread() and self._cap is not None:
             self._cap.release()
         self._set("closed", "closed")
 
@@ -254,12 +175,7 @@ class OpenCvSource:
         # from now (no burst of catch-up frames after a stall).
         due_ns = self._next_due_ns + self._period_ns
         self._next_due_ns = due_ns if due_ns > t_ns else t_ns + self._period_ns
-        with self._lock:
-            self._frames += 1
-            self._last_t_ns = t_ns
-            if self._state != "streaming":
-                self._state, self._reason = "streaming", ""
-        self._slot.put(frame)
+        self._deliver_frame(frame)
 
     def _read_failed(self) -> bool:
         """Handle a failed grab/retrieve; returns True when the stream has ended for good."""
@@ -301,9 +217,7 @@ class OpenCvSource:
         log.info("%s: reopened after %d attempt(s)", self._what, self._backoff.attempts)
         self._backoff.reset()
         self._cap = cap
-        with self._lock:
-            self._reconnects += self._frames > 0  # the first open of wait_for_device is not a reconnect
-            self._reason = "reopened, waiting for the first frame"
+        self._reopened()
 
     def _open(self) -> cv2.VideoCapture:
         cfg, read_ms = self._cfg, round(self._read_timeout_s * 1000)
@@ -333,7 +247,3 @@ class OpenCvSource:
         size = f"{cap.get(cv2.CAP_PROP_FRAME_WIDTH):.0f}x{cap.get(cv2.CAP_PROP_FRAME_HEIGHT):.0f}"
         log.info("%s opened: %s, %s @ %.1f fps", self._what, cap.getBackendName(), size, cap.get(cv2.CAP_PROP_FPS))
         return cap
-
-    def _set(self, state: CaptureState, reason: str) -> None:
-        with self._lock:
-            self._state, self._reason = state, reason

@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from sorter.analytics.render import to_csv, to_html, to_png
     from sorter.analytics.report import build_report
-    from sorter.analytics.store import describe_store, is_postgres, open_store
+    from sorter.analytics.store import describe_store, is_postgres, open_store, sqlite_path
     from sorter.config import load_config
     from sorter.errors import SorterError
 
@@ -72,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
         bucket_s = parse_duration_s(args.bucket) if args.bucket else max(1.0, (t1 - t0) / 48e9)
         if args.format != "csv" and args.out is None:
             raise ValueError(f"--format {args.format} needs --out FILE")
-        if not is_postgres(str(store_path)) and not Path(str(store_path).removeprefix("sqlite:///")).exists():
+        sqlite_file = sqlite_path(str(store_path))
+        if sqlite_file is not None and not sqlite_file.exists():
             raise ValueError(f"event store {store_path} does not exist (is analytics.store set on the running line?)")
         store = open_store(str(store_path), line=line)
         if is_postgres(str(store_path)):

@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 from sorter.capture.backoff import Backoff
+from sorter.capture.base import CaptureHealth
 from sorter.capture.folder_source import ImageFolderSource
-from sorter.capture.opencv_source import CaptureHealth, OpenCvSource, open_with_timeout
+from sorter.capture.opencv_source import OpenCvSource, open_with_timeout
 from sorter.capture.registry import create_frame_source
 from sorter.clock import MonotonicClock
 from sorter.config import CameraConfig
