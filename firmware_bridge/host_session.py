@@ -23,15 +23,10 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
-from collections import OrderedDict
-from dataclasses import dataclass
-from enum import Enum
 
 from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, encode_frame
-from firmware_bridge.link import EventStatus, LinkEvent
+from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import (
     Ack,
     AckResult,
@@ -54,79 +49,21 @@ from firmware_bridge.messages import (
     StatusRequest,
 )
 from firmware_bridge.ratelimit import BurstLog
+from firmware_bridge.serial_commands import (
+    COUNTERS,
+    MS,
+    CommandQueue,
+    CommandState,
+    PendingFrame,
+    QueuedCommand,
+    SessionConfig,
+    first_count,
+)
 from firmware_bridge.sync import SyncEstimator
 
+__all__ = ["HostSession", "SessionConfig"]
+
 log = logging.getLogger(__name__)
-
-MS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class SessionConfig:
-    """Timing of the host side (all host monotonic nanoseconds).
-
-    Attributes:
-        ack_timeout_ns: no ACK/NAK within this -> retransmit.
-        max_retries: retransmissions per command after the first send.
-        heartbeat_ns: HEARTBEAT period (must be well under the controller's watchdog, 100 ms).
-        ping_ns: PING period for clock/encoder sync.
-        status_ns: STATUS_REQUEST period.
-        window: commands sent but not yet answered, at most.
-        backoff_min_ns: first pause after a QUEUE_FULL.
-        backoff_max_ns: longest pause (doubling from the first).
-        predict_late: also skip sending when the *extrapolated* count says the position has passed
-            (needs a belt that moves in host time; leave off in a simulation with its own clock).
-        late_guard_ns: with ``predict_late``, time margin added to the one-way delay.
-    """
-
-    ack_timeout_ns: int = 20 * MS
-    max_retries: int = 3
-    heartbeat_ns: int = 25 * MS
-    ping_ns: int = 200 * MS
-    status_ns: int = 500 * MS
-    window: int = 32
-    backoff_min_ns: int = 2 * MS
-    backoff_max_ns: int = 200 * MS
-    predict_late: bool = False
-    late_guard_ns: int = 1 * MS
-
-
-class _State(Enum):
-    WAITING = "waiting"  # to be sent (or resent)
-    IN_FLIGHT = "in_flight"  # sent, awaiting ACK/NAK
-    ACCEPTED = "accepted"  # queued in the controller, awaiting FIRED/PICKED
-
-
-@dataclass(slots=True)
-class _Cmd:
-    command: Fire | Pick
-    state: _State = _State.WAITING
-    sent_ns: int = 0
-    tries: int = 0
-    not_before_ns: int = 0
-    accepted_reported: bool = False
-    order: int = 0  # submission order: commands are sent first-in first-out
-    token: int = 0  # identifies its current heap entries (older entries are stale)
-    overdue_since_ns: int = 0  # when the encoder was first seen past its end without a report
-    queries: int = 0  # resent to ask for a lost report
-    query: bool = False  # being resent as a query (its position has passed on purpose)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A non-command frame awaiting its ACK (ARM, DISARM, CANCEL)."""
-
-    message: Message
-    sent_ns: int
-    tries: int = 1
-
-
-def _first_count(c: Fire | Pick) -> int:
-    return c.open_count if isinstance(c, Fire) else c.pick_count
-
-
-def _last_count_of(c: Fire | Pick) -> int:
-    return c.close_count if isinstance(c, Fire) else c.pick_count
 
 
 class HostSession:
@@ -149,51 +86,12 @@ class HostSession:
         self.armed = False
         self.status: Status | None = None
         self.fault: FaultCode | None = None
-        self.counters: dict[str, int] = {
-            k: 0
-            for k in (
-                "sent",
-                "retransmits",
-                "acked",
-                "accepted",
-                "executed",
-                "late",
-                "late_local",
-                "rejected",
-                "cancelled",
-                "nak_queue_full",
-                "nak_other",
-                "no_answer",
-                "bad_frames",
-                "faults",
-                "watchdog_faults",
-                "rearms",
-                "reconnects",
-                "heartbeats",
-                "resent_after_rearm",
-                "backoffs",
-                "report_queries",
-            )
-        }
-        self._cmds: dict[int, _Cmd] = {}
-        # per-state indexes, so timers cost O(window), not O(queue), with 10,000 commands queued
-        self._waiting: dict[int, None] = {}
-        self._in_flight: dict[int, None] = {}
-        self._accepted: dict[int, None] = {}
-        # waiting commands, twice: in submission order (sent first-in first-out, so the controller
-        # sees them in the planner's order) and by first position (expired from the top);
-        # entries (key, token, id); an entry is stale once the command left WAITING
-        self._send_order: list[tuple[int, int, int]] = []
-        self._by_position: list[tuple[int, int, int]] = []
-        self._orders = itertools.count()
-        self._queries: list[int] = []  # waiting queries whose positions passed: sent before anything else
-        self._tokens = itertools.count(1)
-        self._finished: OrderedDict[int, EventStatus] = OrderedDict()
-        self._events: list[LinkEvent] = []
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._q = CommandQueue(self.counters, on_finish=self._forget_cancel)
         self._out = bytearray()
         self._seq = 0
-        self._control: dict[int, _Pending] = {}  # seq -> ARM/DISARM awaiting ACK
-        self._cancels: dict[int, _Pending] = {}  # command id -> CANCEL awaiting ACK
+        self._control: dict[int, PendingFrame] = {}  # seq -> ARM/DISARM awaiting ACK
+        self._cancels: dict[int, PendingFrame] = {}  # command id -> CANCEL awaiting ACK
         self._pings: dict[int, int] = {}  # host_time_ns -> sent
         self._hb_counter = 0
         self._next_heartbeat_ns = 0
@@ -236,22 +134,18 @@ class HostSession:
 
     def submit(self, command: Fire | Pick, now_ns: int) -> None:
         """Queue a command (duplicates of a known id are ignored)."""
-        cid = command.command_id
-        if cid in self._cmds or cid in self._finished:
-            return
-        self._cmds[cid] = _Cmd(command, order=next(self._orders))
-        self._set_state(cid, self._cmds[cid], _State.WAITING)
+        self._q.add(command)
 
     def cancel(self, command_id: int, now_ns: int) -> None:
         """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
-        c = self._cmds.get(command_id)
+        c = self._q.cmds.get(command_id)
         if c is None:
             return
-        if c.state == _State.WAITING and c.tries == 0:
-            self._finish(command_id, "cancelled", detail="cancelled before sending")
+        if c.state == CommandState.WAITING and c.tries == 0:
+            self._q.finish(command_id, "cancelled", detail="cancelled before sending")
             return
         if command_id not in self._cancels and self.armed:
-            self._cancels[command_id] = _Pending(Cancel(command_id), now_ns)
+            self._cancels[command_id] = PendingFrame(Cancel(command_id), now_ns)
             self._write(Cancel(command_id))
 
     def disarm(self, now_ns: int) -> None:
@@ -278,7 +172,7 @@ class HostSession:
             if self.armed:
                 self._send_commands(now_ns)
         else:
-            self._expire_unsendable(now_ns)
+            self._q.expire(self._floor())
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -286,17 +180,14 @@ class HostSession:
     def next_deadline_ns(self, now_ns: int) -> int:
         """Latest time at which ``poll`` must be called again."""
         t = now_ns + 50 * MS
-        floor = self._floor()
-        while self._by_position and self._valid(self._by_position[0]) is None:
-            heapq.heappop(self._by_position)
-        if self._by_position and self._by_position[0][0] <= floor:
+        if self._q.first_expirable(self._floor()):
             return now_ns  # more expirations to do
-        top = self._top()
+        top = self._q.top()
         if self.connected:
             t = min(t, self._next_heartbeat_ns, self._next_ping_ns, self._next_status_ns)
-            for cid in self._in_flight:
-                t = min(t, self._cmds[cid].sent_ns + self.cfg.ack_timeout_ns)
-            if self._queries:
+            for cid in self._q.in_flight:
+                t = min(t, self._q.cmds[cid].sent_ns + self.cfg.ack_timeout_ns)
+            if self._q.queries:
                 t = now_ns
             elif top is not None:
                 t = min(t, max(top.not_before_ns, self._paused_until_ns))
@@ -306,46 +197,17 @@ class HostSession:
 
     def take_events(self) -> list[LinkEvent]:
         """Return and clear the events."""
-        ev, self._events = self._events, []
-        return ev
+        return self._q.take_events()
 
     def idle(self) -> bool:
         """True when every submitted command has been answered (none waiting or in flight)."""
-        return not self._waiting and not self._in_flight
+        return not self._q.waiting and not self._q.in_flight
 
     def outstanding(self) -> int:
         """Commands not yet final (waiting, in flight or accepted)."""
-        return len(self._cmds)
+        return len(self._q.cmds)
 
     # --------------------------------------------------------------- internals
-
-    def _set_state(self, cid: int, c: _Cmd, state: _State) -> None:
-        for index in (self._waiting, self._in_flight, self._accepted):
-            index.pop(cid, None)
-        c.state = state
-        if state == _State.WAITING:
-            self._waiting[cid] = None
-            c.token = next(self._tokens)
-            heapq.heappush(self._send_order, (c.order, c.token, cid))
-            heapq.heappush(self._by_position, (_first_count(c.command), c.token, cid))
-        elif state == _State.IN_FLIGHT:
-            self._in_flight[cid] = None
-        else:
-            self._accepted[cid] = None
-
-    def _valid(self, entry: tuple[int, int, int]) -> _Cmd | None:
-        c = self._cmds.get(entry[2])
-        return c if c is not None and c.state == _State.WAITING and c.token == entry[1] else None
-
-    def _top(self) -> _Cmd | None:
-        """The next waiting command to send (stale heap entries dropped)."""
-        heap = self._send_order
-        while heap:
-            c = self._valid(heap[0])
-            if c is not None:
-                return c
-            heapq.heappop(heap)
-        return None
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFF
@@ -360,28 +222,15 @@ class HostSession:
 
     def _send_control(self, message: Message, now_ns: int) -> None:
         seq = self._write(message)
-        self._control[seq] = _Pending(message, now_ns)
+        self._control[seq] = PendingFrame(message, now_ns)
 
-    def _event(self, cid: int, status: EventStatus, **kw: object) -> None:
-        self._events.append(LinkEvent(cid, status, **kw))  # type: ignore[arg-type]
-
-    def _finish(self, cid: int, status: EventStatus, **kw: object) -> None:
-        c = self._cmds.pop(cid, None)
-        if c is None:
-            return
-        for index in (self._waiting, self._in_flight, self._accepted):
-            index.pop(cid, None)
-        self.counters[status] = self.counters.get(status, 0) + 1
-        self._event(cid, status, **kw)
+    def _forget_cancel(self, cid: int) -> None:
         self._cancels.pop(cid, None)
-        self._finished[cid] = status
-        while len(self._finished) > 8192:
-            self._finished.popitem(last=False)
 
     def _known_passed(self, c: Fire | Pick, now_ns: int, retransmission: bool = False) -> bool:
         """True when the first position has passed: certainly (the last count seen), or probably
         (extrapolated from the sync estimate) with ``predict_late`` or before a retransmission."""
-        first = _first_count(c)
+        first = first_count(c)
         if self._last_count is not None and first <= self._last_count:
             return True
         if self.cfg.predict_late or retransmission:
@@ -411,95 +260,58 @@ class HostSession:
             if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
                 del self._control[seq]
                 new_seq = self._write(p.message)
-                self._control[new_seq] = _Pending(p.message, now_ns, p.tries + 1)
+                self._control[new_seq] = PendingFrame(p.message, now_ns, p.tries + 1)
         for cid, p in list(self._cancels.items()):
             if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
                 if p.tries > cfg.max_retries:
                     del self._cancels[cid]
                     continue
                 self._write(p.message)
-                self._cancels[cid] = _Pending(p.message, now_ns, p.tries + 1)
-        for cid in list(self._in_flight):
-            c = self._cmds[cid]
+                self._cancels[cid] = PendingFrame(p.message, now_ns, p.tries + 1)
+        for cid in list(self._q.in_flight):
+            c = self._q.cmds[cid]
             if now_ns - c.sent_ns < cfg.ack_timeout_ns:
                 continue
             if c.tries > cfg.max_retries:
                 self.counters["no_answer"] += 1
-                self._finish(cid, "rejected", detail=f"no ACK after {c.tries} transmissions")
-                self._cancels[cid] = _Pending(Cancel(cid), now_ns)
+                self._q.finish(cid, "rejected", detail=f"no ACK after {c.tries} transmissions")
+                self._cancels[cid] = PendingFrame(Cancel(cid), now_ns)
                 self._write(Cancel(cid))
             else:
-                self._set_state(cid, c, _State.WAITING)
+                self._q.set_state(cid, c, CommandState.WAITING)
                 c.not_before_ns = 0
-        self._query_overdue(now_ns)
-        self._expire_unsendable(now_ns)
-
-    def _query_overdue(self, now_ns: int) -> None:
-        """An accepted command past its end without a report: the report was lost; resend to get it again."""
-        if self._last_count is None:
-            return
-        for cid in list(self._accepted):
-            c = self._cmds[cid]
-            if self._last_count <= _last_count_of(c.command):
-                continue
-            if c.overdue_since_ns == 0:
-                c.overdue_since_ns = now_ns
-            elif now_ns - c.overdue_since_ns >= 2 * self.cfg.ack_timeout_ns:
-                if c.queries >= self.cfg.max_retries:
-                    self._finish(cid, "rejected", detail="accepted, but no execution report despite queries")
-                    continue
-                c.queries += 1
-                c.query = True
-                self._set_state(cid, c, _State.WAITING)
-                c.tries = 0
-                c.overdue_since_ns = 0
-                self.counters["report_queries"] += 1
+        if self._last_count is not None:
+            self._q.query_overdue(self._last_count, now_ns, 2 * self.cfg.ack_timeout_ns, self.cfg.max_retries)
+        self._q.expire(self._floor())
 
     def _floor(self) -> int:
         """Positions at or below this have certainly passed (last count seen, or a position refused late)."""
         known = [v for v in (self._last_count, self._late_floor) if v is not None]
         return max(known) if known else -(1 << 63)
 
-    def _expire_unsendable(self, now_ns: int) -> None:
-        """Waiting commands whose position has passed are reported late, never sent (queries excepted)."""
-        floor = self._floor()
-        budget = 1000  # a flood expires in slices, so one poll never holds up the heartbeat
-        heap = self._by_position
-        while heap and heap[0][0] <= floor and budget > 0:
-            budget -= 1
-            entry = heapq.heappop(heap)
-            c = self._valid(entry)
-            if c is None:
-                continue
-            if c.query:
-                self._queries.append(entry[2])  # must reach the controller anyway (DONE or LATE tells)
-                continue
-            self.counters["late_local"] += 1
-            self._finish(entry[2], "late", detail="position passed before it could be sent")
-
     def _send_commands(self, now_ns: int) -> None:
         if now_ns < self._paused_until_ns:
             return
         # after a QUEUE_FULL the window restarts at one command and grows by one per acceptance
         window = min(self._window, self.cfg.window)
-        while self._queries and len(self._in_flight) < window:
-            cid = self._queries.pop(0)
-            c = self._cmds.get(cid)
-            if c is not None and c.state == _State.WAITING:
+        while self._q.queries and len(self._q.in_flight) < window:
+            cid = self._q.queries.pop(0)
+            c = self._q.cmds.get(cid)
+            if c is not None and c.state == CommandState.WAITING:
                 self._send(cid, c, now_ns)
-        while len(self._in_flight) < window:
-            c = self._top()
+        while len(self._q.in_flight) < window:
+            c = self._q.top()
             if c is None or now_ns < c.not_before_ns:
                 return
-            cid = heapq.heappop(self._send_order)[2]
+            cid = self._q.pop_top()
             if c.tries > 0 and not c.query and self._known_passed(c.command, now_ns, retransmission=True):
                 self.counters["late_local"] += 1
-                self._finish(cid, "late", detail="position passed before it could be resent")
+                self._q.finish(cid, "late", detail="position passed before it could be resent")
                 continue
             self._send(cid, c, now_ns)
 
-    def _send(self, cid: int, c: _Cmd, now_ns: int) -> None:
-        self._set_state(cid, c, _State.IN_FLIGHT)
+    def _send(self, cid: int, c: QueuedCommand, now_ns: int) -> None:
+        self._q.set_state(cid, c, CommandState.IN_FLIGHT)
         c.sent_ns = now_ns
         if c.tries > 0 and not c.accepted_reported:
             self.counters["retransmits"] += 1
@@ -509,15 +321,7 @@ class HostSession:
 
     def _requeue_outstanding(self, now_ns: int) -> None:
         """After a reconnect or a fault: everything not executed must be (re)sent."""
-        for cid, c in self._cmds.items():
-            if c.state == _State.ACCEPTED:
-                # the controller had it: ask again even if its position has passed (DONE or LATE will tell)
-                self.counters["resent_after_rearm"] += 1
-                c.tries = 0
-                c.query = True
-            if c.state != _State.WAITING:
-                self._set_state(cid, c, _State.WAITING)
-            c.not_before_ns = 0
+        self._q.requeue_all()
         self._cancels.clear()
 
     def _handle(self, frame: DecodedFrame, now_ns: int) -> None:
@@ -528,10 +332,10 @@ class HostSession:
             self._on_nak(m, now_ns)
         elif isinstance(m, Fired):
             self._last_count = m.open_count if self._last_count is None else max(self._last_count, m.open_count)
-            self._finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
+            self._q.finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
         elif isinstance(m, Picked):
             self._last_count = m.pick_count if self._last_count is None else max(self._last_count, m.pick_count)
-            self._finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
+            self._q.finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
         elif isinstance(m, Pong):
             sent = self._pings.pop(m.host_time_ns, None)
             if sent is not None:
@@ -560,13 +364,13 @@ class HostSession:
         if m.result in (AckResult.CANCELLED, AckResult.UNKNOWN_ID):
             self._cancels.pop(m.command_id, None)
             if m.result == AckResult.CANCELLED:
-                self._finish(m.command_id, "cancelled", detail="cancelled by the controller")
+                self._q.finish(m.command_id, "cancelled", detail="cancelled by the controller")
             return
-        c = self._cmds.get(m.command_id)
+        c = self._q.cmds.get(m.command_id)
         if c is None:
             return
-        if c.state in (_State.IN_FLIGHT, _State.WAITING):
-            self._set_state(m.command_id, c, _State.ACCEPTED)
+        if c.state in (CommandState.IN_FLIGHT, CommandState.WAITING):
+            self._q.set_state(m.command_id, c, CommandState.ACCEPTED)
         c.query = False
         if c.sent_ns > self._pause_started_ns:
             self._backoff_ns = 0
@@ -574,7 +378,7 @@ class HostSession:
         if not c.accepted_reported:
             c.accepted_reported = True
             self.counters["accepted"] += 1
-            self._event(m.command_id, "accepted")
+            self._q.event(m.command_id, "accepted")
 
     def _on_nak(self, m: Nak, now_ns: int) -> None:
         if m.reason in (NakReason.BAD_CRC, NakReason.MALFORMED) and m.command_id == 0:
@@ -586,7 +390,7 @@ class HostSession:
         if ctrl is not None:
             log.error("controller refused %s: %s", type(ctrl.message).__name__, NakReason(m.reason).name)
             return
-        c = self._cmds.get(m.command_id)
+        c = self._q.cmds.get(m.command_id)
         if c is None:
             return
         if m.reason == NakReason.QUEUE_FULL:
@@ -598,21 +402,21 @@ class HostSession:
                 self._paused_until_ns = now_ns + self._backoff_ns
                 self._window = 1
                 self.counters["backoffs"] += 1
-            self._set_state(m.command_id, c, _State.WAITING)
+            self._q.set_state(m.command_id, c, CommandState.WAITING)
             c.tries = 0
             c.not_before_ns = self._paused_until_ns
             return
         if m.reason == NakReason.NOT_ARMED:
-            self._set_state(m.command_id, c, _State.WAITING)
+            self._q.set_state(m.command_id, c, CommandState.WAITING)
             c.tries = 0
             self._rearm(now_ns)
             return
         self.counters["nak_other"] += 1
         reason = NakReason(m.reason) if m.reason in NakReason._value2member_map_ else m.reason
         name = reason.name if isinstance(reason, NakReason) else str(reason)
-        self._finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
+        self._q.finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
         if m.reason == NakReason.LATE:  # the belt only moves forward: whatever opens earlier is late too
-            first = _first_count(c.command)
+            first = first_count(c.command)
             self._late_floor = first if self._late_floor is None else max(self._late_floor, first)
 
     def _on_fault(self, m: Fault, now_ns: int) -> None:
@@ -627,8 +431,8 @@ class HostSession:
             return
         log.error("controller fault %s: valves closed; commands refused until an operator re-arms", code.name)
         self.armed = False
-        for cid in list(self._cmds):
-            self._finish(cid, "rejected", detail=f"controller fault {code.name}")
+        for cid in list(self._q.cmds):
+            self._q.finish(cid, "rejected", detail=f"controller fault {code.name}")
 
     def ready(self) -> bool:
         """Connected, and armed unless this is a monitor."""

@@ -28,6 +28,15 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from firmware_bridge.modbus_errors import (
+    EXC_DEVICE_BUSY,
+    EXC_DEVICE_FAILURE,
+    EXC_ILLEGAL_ADDRESS,
+    EXC_ILLEGAL_VALUE,
+    ModbusExceptionError,
+    ModbusLinkError,
+)
+
 log = logging.getLogger(__name__)
 
 PYMODBUS_VERSION = "3.16.1"
@@ -36,34 +45,25 @@ if pymodbus.__version__ != PYMODBUS_VERSION:  # pragma: no cover - guarded by th
 
 Transport = Literal["tcp", "rtu"]
 
+__all__ = [
+    "EXC_DEVICE_BUSY",
+    "EXC_DEVICE_FAILURE",
+    "EXC_ILLEGAL_ADDRESS",
+    "EXC_ILLEGAL_VALUE",
+    "ModbusExceptionError",
+    "ModbusLinkError",
+    "RegisterClient",
+    "RegisterHandler",
+    "RegisterServer",
+    "Transport",
+    "quiet_pymodbus",
+]
+
 
 def quiet_pymodbus() -> None:
     """pymodbus logs every failed (re)connect at ERROR; the links report outages themselves, once."""
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
-
-
-class ModbusLinkError(Exception):
-    """No (valid) answer: timeout, connection refused or reset. The connection has been closed."""
-
-
-class ModbusExceptionError(Exception):
-    """The device answered with a Modbus exception.
-
-    Attributes:
-        code: the exception code (2 illegal address, 3 illegal value, 6 device busy...).
-    """
-
-    def __init__(self, function_code: int, code: int) -> None:
-        super().__init__(f"Modbus exception {code} to function {function_code}")
-        self.function_code = function_code
-        self.code = code
-
-
-EXC_ILLEGAL_ADDRESS = int(ExcCodes.ILLEGAL_ADDRESS)
-EXC_ILLEGAL_VALUE = int(ExcCodes.ILLEGAL_VALUE)
-EXC_DEVICE_FAILURE = int(ExcCodes.DEVICE_FAILURE)
-EXC_DEVICE_BUSY = int(ExcCodes.DEVICE_BUSY)
 
 
 class RegisterClient:

@@ -1,0 +1,273 @@
+"""The commands of a Modbus session and their slots (pure book-keeping, no I/O, no clock).
+
+Which commands are still to be written (in submission order, and by first position
+so the passed ones expire from the top), which slot each outstanding command holds,
+which cancels are pending, and every command's one outcome as a ``LinkEvent``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from firmware_bridge import registers as rmap
+from firmware_bridge.link import EventStatus, LinkEvent
+from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
+from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY
+
+COUNTERS = (
+    "sent",
+    "retransmits",
+    "accepted",
+    "executed",
+    "late",
+    "late_local",
+    "rejected",
+    "cancelled",
+    "nak_queue_full",
+    "no_answer",
+    "transactions",
+    "timeouts",
+    "exceptions",
+    "faults",
+    "watchdog_faults",
+    "rearms",
+    "reconnects",
+    "heartbeats",
+    "polls",
+    "backoffs",
+)
+
+
+@dataclass(slots=True)
+class PendingCommand:
+    """A command without an outcome yet.
+
+    Attributes:
+        command: what was submitted.
+        accepted: its slot was seen QUEUED.
+        tries: writes since the last reset (a busy slot or a lost slot resets it).
+        not_before_ns: host time before which it is not (re)written (queue-full back-off).
+    """
+
+    command: Fire | Pick
+    accepted: bool = False
+    tries: int = 0
+    not_before_ns: int = 0
+
+
+def first_count(c: Fire | Pick) -> int:
+    """The first position of a command (open count, or pick count)."""
+    return c.open_count if isinstance(c, Fire) else c.pick_count
+
+
+class CommandBook:
+    """Commands, slots, cancels and outcomes of one Modbus session."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.cancels: dict[int, int] = {}  # command id -> tries
+        self.last_count: int | None = None  # the encoder count of the last poll
+        self.late_floor: int | None = None  # a position the PLC called late
+        self._cmds: dict[int, PendingCommand] = {}
+        self._to_write: OrderedDict[int, None] = OrderedDict()  # ids whose slot must be (re)written, in order
+        self._by_position: list[tuple[int, int]] = []  # heap of (first count, id) of those
+        self._written: dict[int, None] = {}  # ids written and not final: their slot states are polled
+        self._slot_owner: dict[int, int] = {}  # slot -> the outstanding id written there (never overwritten)
+        self._finished: OrderedDict[int, EventStatus] = OrderedDict()
+        self._events: list[LinkEvent] = []
+
+    # ------------------------------------------------------------ queries
+
+    def outstanding(self) -> int:
+        return len(self._cmds)
+
+    def has_unwritten(self) -> bool:
+        return bool(self._to_write)
+
+    def first_not_before_ns(self) -> int | None:
+        """The back-off time of the next command to write (None: nothing to write)."""
+        if not self._to_write:
+            return None
+        return self._cmds[next(iter(self._to_write))].not_before_ns
+
+    def take_events(self) -> list[LinkEvent]:
+        ev, self._events = self._events, []
+        return ev
+
+    # ------------------------------------------------------------ inputs
+
+    def add(self, command: Fire | Pick) -> None:
+        cid = command.command_id
+        if cid not in self._cmds and cid not in self._finished:
+            self._cmds[cid] = PendingCommand(command)
+            self._mark_write(cid)
+
+    def cancel_requested(self, command_id: int) -> None:
+        c = self._cmds.get(command_id)
+        if c is None:
+            return
+        if command_id in self._to_write and c.tries == 0 and not c.accepted:
+            self.finish(command_id, "cancelled", detail="cancelled before sending")
+        else:
+            self.cancels.setdefault(command_id, 0)
+
+    # ------------------------------------------------------------ writing
+
+    def _mark_write(self, cid: int, front: bool = False) -> None:
+        c = self._cmds[cid]
+        self._written.pop(cid, None)
+        self._to_write[cid] = None
+        if front:
+            self._to_write.move_to_end(cid, last=False)
+        heapq.heappush(self._by_position, (first_count(c.command), cid))
+
+    def _floor(self) -> int:
+        """Positions at or below this have certainly passed (last count seen, or a position refused late)."""
+        known = [v for v in (self.last_count, self.late_floor) if v is not None]
+        return max(known) if known else -(1 << 63)
+
+    def expire_unsendable(self) -> None:
+        """Commands not written yet whose position has passed are reported late, never written."""
+        heap = self._by_position
+        budget = 1000  # a flood expires in slices, so one cycle never holds up the heartbeat
+        floor = self._floor()
+        while heap and heap[0][0] <= floor and budget > 0:
+            budget -= 1
+            _first, cid = heapq.heappop(heap)
+            if cid in self._to_write:
+                self.counters["late_local"] += 1
+                self.finish(cid, "late", detail="position passed before it could be sent")
+        if len(heap) > 4 * len(self._to_write) + 64:
+            self._by_position = [(f, i) for f, i in heap if i in self._to_write]
+            heapq.heapify(self._by_position)
+
+    def next_to_write(self, now_ns: int) -> PendingCommand | None:
+        """The first command to write whose slot is not held by another outstanding command."""
+        for cid in itertools.islice(self._to_write, 128):
+            c = self._cmds[cid]
+            if c.not_before_ns > now_ns:
+                return None
+            owner = self._slot_owner.get(rmap.slot_of(cid))
+            if owner is None or owner == cid:
+                return c
+        return None
+
+    def give_up(self, c: PendingCommand) -> None:
+        """Too many writes without an answer: reported rejected, and cancelled in case the PLC has it."""
+        cid = c.command.command_id
+        self.counters["no_answer"] += 1
+        self.finish(cid, "rejected", detail=f"no answer after {c.tries} writes")
+        self.cancels[cid] = 0
+
+    def refused_write(self, command_id: int, code: int) -> bool:
+        """A command write answered with an exception; True when it is "queue full" (busy slot: retry later)."""
+        c = self._cmds.get(command_id)
+        if code != EXC_DEVICE_BUSY:
+            self.finish(command_id, "rejected", detail=f"PLC exception {code}")
+            return False
+        self.counters["nak_queue_full"] += 1
+        if c is not None:
+            c.tries = 0
+        return True
+
+    def not_before(self, command_id: int, t_ns: int) -> None:
+        c = self._cmds.get(command_id)
+        if c is not None:
+            c.not_before_ns = t_ns
+
+    # ------------------------------------------------------------ answers
+
+    def apply_slot(self, command_id: int, res: rmap.SlotResult) -> bool:
+        """What the PLC wrote in a command's slot; returns False when it says it is not armed."""
+        entry = self._cmds.get(command_id)
+        if entry is None:
+            return True
+        cid = command_id
+        st = res.state
+        if st == rmap.SlotState.QUEUED:
+            self._to_write.pop(cid, None)
+            self._written[cid] = None
+            self._slot_owner[rmap.slot_of(cid)] = cid
+            self._accepted(entry)
+        elif st == rmap.SlotState.EXECUTED:
+            self._accepted(entry)
+            self.finish(cid, "executed", open_count=res.open_count, close_count=res.close_count)
+        elif st == rmap.SlotState.LATE:
+            self.finish(cid, "late", detail="PLC refused: LATE")
+            # the belt only moves forward: whatever opens earlier is late too
+            first = first_count(entry.command)
+            self.late_floor = first if self.late_floor is None else max(self.late_floor, first)
+        elif st == rmap.SlotState.CANCELLED:
+            self.finish(cid, "cancelled", detail="cancelled by the PLC")
+        elif st == rmap.SlotState.REJECTED:
+            if res.reason == NakReason.NOT_ARMED:
+                entry.tries = 0
+                self._mark_write(cid, front=True)
+                return False
+            name = NakReason(res.reason).name if res.reason in NakReason._value2member_map_ else str(res.reason)
+            self.finish(cid, "rejected", detail=f"PLC refused: {name}")
+        else:  # EMPTY or DROPPED: the PLC lost it (restart, fault): write it again
+            entry.tries = 0
+            self._mark_write(cid, front=True)
+        return True
+
+    def _accepted(self, entry: PendingCommand) -> None:
+        if not entry.accepted:
+            entry.accepted = True
+            self.counters["accepted"] += 1
+            self._events.append(LinkEvent(entry.command.command_id, "accepted"))
+
+    def apply_mirror(self, mirror: Sequence[int]) -> tuple[list[int], bool]:
+        """The slot state mirror of a poll: final states applied; returns the executed ids (their counts are read
+        next) and False when a slot says the PLC is not armed."""
+        executed: list[int] = []
+        armed = True
+        for cid in list(self._written):
+            st = mirror[rmap.slot_of(cid)] & 0xFF
+            if st == rmap.SlotState.EXECUTED:
+                executed.append(cid)
+            elif st != rmap.SlotState.QUEUED:
+                state = rmap.SlotState(st) if st in rmap.SlotState._value2member_map_ else rmap.SlotState.EMPTY
+                armed &= self.apply_slot(cid, rmap.SlotResult(state, mirror[rmap.slot_of(cid)] >> 8, 0, 0))
+        return executed, armed
+
+    def next_cancel(self, max_retries: int) -> int | None:
+        """The next cancel to write (None: none left); each is tried ``max_retries + 1`` times at most."""
+        while self.cancels:
+            cid, tries = next(iter(self.cancels.items()))
+            if tries > max_retries:
+                del self.cancels[cid]
+                continue
+            self.cancels[cid] = tries + 1
+            return cid
+        return None
+
+    def cancel_answered(self, command_id: int, result: int) -> None:
+        self.cancels.pop(command_id, None)
+        if result == AckResult.CANCELLED:
+            self.finish(command_id, "cancelled", detail="cancelled by the PLC")
+
+    # ------------------------------------------------------------ outcomes
+
+    def finish_all(self, status: EventStatus, detail: str) -> None:
+        for cid in list(self._cmds):
+            self.finish(cid, status, detail=detail)
+
+    def finish(self, cid: int, status: EventStatus, **kw: object) -> None:
+        """The one outcome of a command (later ones for the same id are ignored)."""
+        self._to_write.pop(cid, None)
+        self._written.pop(cid, None)
+        if self._slot_owner.get(rmap.slot_of(cid)) == cid:
+            del self._slot_owner[rmap.slot_of(cid)]
+        if self._cmds.pop(cid, None) is None:
+            return
+        self.cancels.pop(cid, None)
+        self.counters[status] = self.counters.get(status, 0) + 1
+        self._events.append(LinkEvent(cid, status, **kw))  # type: ignore[arg-type]
+        self._finished[cid] = status
+        while len(self._finished) > 8192:
+            self._finished.popitem(last=False)

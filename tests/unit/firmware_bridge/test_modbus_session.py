@@ -1,0 +1,283 @@
+"""The sans-IO Modbus session against the PLC program (``PlcRegisters``), in memory, with made-up time.
+
+Every test checks the exact register transactions the session asks for (golden sequences: addresses,
+values, function codes, and when), and the outcomes it reports. Each transaction takes 0.1 ms of fake
+time; a ``Wait`` jumps the time to its deadline and runs one PLC scan.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from firmware_bridge import registers as rmap
+from firmware_bridge.controller import ControllerCore, ControllerLimits
+from firmware_bridge.device import FreeRunningDevice
+from firmware_bridge.emulators.plc import PlcRegisters
+from firmware_bridge.messages import FaultCode, Fire
+from firmware_bridge.modbus_actions import (
+    Action,
+    Connect,
+    ModbusLinkConfig,
+    ReadRegisters,
+    Wait,
+    WriteReadRegisters,
+    WriteRegister,
+    WriteRegisters,
+)
+from firmware_bridge.modbus_errors import EXC_ILLEGAL_ADDRESS, ModbusExceptionError
+from firmware_bridge.modbus_session import ModbusSession
+
+MS = 1_000_000
+T0 = 1_000 * MS
+SID = 0x12345678
+POLL = ReadRegisters(0, 104)
+ARM = WriteRegisters(33, (1, 0x1234, 0x5678))
+DISARM = WriteRegisters(33, (2, 0x1234, 0x5678))
+
+
+def hb(n: int) -> WriteRegister:
+    return WriteRegister(32, n)
+
+
+def at(ms: float) -> int:
+    return T0 + round(ms * MS)
+
+
+class Bench:
+    """A session wired to an in-memory PLC; ``online`` False makes every transaction and connection fail."""
+
+    def __init__(self, arm: bool = True, start_count: int = 95_000, queue_capacity: int = 8) -> None:
+        self.t = T0
+        self.device = FreeRunningDevice(16, 10_000.0, time_ns=lambda: self.t, start_count=start_count)
+        self.core = ControllerCore(self.device, ControllerLimits(queue_capacity=queue_capacity, min_lead_us=0))
+        self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t)
+        self.session = ModbusSession(ModbusLinkConfig(), SID, arm=arm)
+        self.online = True
+        self.log: list[tuple[float, Action]] = []
+
+    def step(self) -> Action:
+        s = self.session
+        a = s.next_action(self.t)
+        self.log.append((round((self.t - T0) / MS, 1), a))
+        if isinstance(a, Wait):
+            self.t = max(self.t, a.until_ns)
+            self.plc.tick()
+        elif isinstance(a, Connect):
+            s.connect_result(self.online, self.t)
+        else:
+            t_sent, self.t = self.t, self.t + 100_000
+            if not self.online:
+                s.no_answer("timed out", self.t)
+                return a
+            if isinstance(a, ReadRegisters):
+                r = self.plc.read_registers(a.address, a.count)
+            elif isinstance(a, WriteRegister):
+                r = self.plc.write_registers(a.address, [a.value]) or []
+            elif isinstance(a, WriteRegisters):
+                r = self.plc.write_registers(a.address, list(a.values)) or []
+            else:
+                r = self.plc.write_registers(a.write_address, list(a.values))
+                r = self.plc.read_registers(a.read_address, a.read_count) if r is None else r
+            if isinstance(r, int):
+                s.refused(r, self.t)
+            else:
+                s.answered(r, t_sent, self.t)
+        return a
+
+    def run_until(self, t_ns: int) -> list[tuple[float, Action]]:
+        n = len(self.log)
+        while self.t < t_ns:
+            self.step()
+        return self.log[n:]
+
+    def steps(self, n: int) -> list[tuple[float, Action]]:
+        for _ in range(n):
+            self.step()
+        return self.log[-n:]
+
+
+def transactions(log: list[tuple[float, Action]]) -> list[tuple[float, Action]]:
+    return [(t, a) for t, a in log if not isinstance(a, Wait)]
+
+
+def test_connect_arm_heartbeat_and_idle_polls() -> None:
+    b = Bench()
+    assert b.steps(5) == [(0.0, Connect()), (0.0, POLL), (0.1, ARM), (0.2, hb(1)), (0.3, Wait(at(25)))]
+    assert b.session.ready() and b.plc.core.session_id == SID
+    # heartbeat every 25 ms, the idle poll every 50 ms (measured from the poll before arming)
+    assert b.run_until(at(101)) == [
+        (25.0, hb(2)), (25.1, Wait(at(50))),
+        (50.0, hb(3)), (50.1, POLL), (50.2, Wait(at(75))),
+        (75.0, hb(4)), (75.1, Wait(at(100))),
+        (100.0, hb(5)), (100.1, POLL), (100.2, Wait(at(125))),
+    ]
+    assert b.session.counters["heartbeats"] == 5 and b.session.counters["polls"] == 3
+
+
+def test_a_command_is_one_fc23_with_the_slot_of_protocol_md_then_polled_until_executed() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(70, 12, 15, 100_000, 100_450), b.t)  # a submission ends the wait: written at once
+    # PROTOCOL.md 6.4: FIRE id 70 goes to slot 6 (registers 344..367): write 344 x 13, read back 357 x 11
+    slot_write = WriteReadRegisters(344, (0, 70, 1, 12, 15, 0, 0, 1, 0x86A0, 0, 0, 1, 0x8862), 357, 11)
+    assert b.steps(2) == [(0.3, slot_write), (0.4, Wait(at(25)))]
+    assert [e.status for e in b.session.take_events()] == ["accepted"]
+    # outstanding: polled every 5 ms; the valves close at count 100450 (545 ms): the next poll sees EXECUTED
+    log = b.run_until(at(560))
+    polls = [t for t, a in log if a == POLL]
+    assert polls[:3] == [50.1, 55.1, 60.1] and all(4.9 <= t2 - t1 <= 5.1 for t1, t2 in itertools.pairwise(polls))
+    assert [(t, a) for t, a in transactions(log) if a != POLL and not isinstance(a, WriteRegister)] == [
+        (545.2, ReadRegisters(344, 24))
+    ]
+    (ev,) = b.session.take_events()
+    assert (ev.command_id, ev.status, ev.open_count, ev.close_count) == (70, "executed", 100_000, 100_450)
+    assert b.session.outstanding() == 0 and b.session.counters["sent"] == 1
+
+
+def test_busy_slot_backs_off_doubling_then_writes_again() -> None:
+    b = Bench(queue_capacity=1)
+    b.steps(4)
+    first, second = Fire(1, 0, 0, 99_000, 99_100), Fire(2, 1, 1, 100_000, 100_100)  # 400 ms and 500 ms ahead
+    b.session.submit(first, b.t)
+    b.session.submit(second, b.t)
+    w1 = WriteReadRegisters(224, tuple(rmap.encode_slot(first)), 237, 11)
+    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(second)), 261, 11)
+    # the PLC's queue holds one command: the second write is answered with exception 6 (busy), then retried after
+    # 2, 4, 8, 16... ms of pause
+    assert b.run_until(at(31)) == [
+        (0.3, w1), (0.4, w2), (0.5, Wait(at(2.5))),
+        (2.5, w2), (2.6, Wait(at(6.6))),
+        (6.6, w2), (6.7, Wait(at(14.7))),
+        (14.7, w2), (14.8, Wait(at(25))),
+        (25.0, hb(2)), (25.1, Wait(at(30.8))),
+        (30.8, w2), (30.9, Wait(at(50))),
+    ]
+    assert b.session.counters["nak_queue_full"] == 5 and b.session.counters["backoffs"] == 5
+    b.run_until(at(600))
+    assert [(e.command_id, e.status) for e in b.session.take_events()] == [
+        (1, "accepted"), (1, "executed"), (2, "accepted"), (2, "executed"),
+    ]
+
+
+def test_cancel_is_a_fc23_on_the_cancel_registers() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(9, 0, 0, 99_000, 99_100), b.t)
+    b.steps(2)
+    b.session.cancel(9, b.t)
+    assert b.steps(3) == [(25.0, hb(2)), (25.1, WriteReadRegisters(36, (0, 9), 38, 1)), (25.2, Wait(at(50)))]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("accepted", ""), ("cancelled", "cancelled by the PLC")]
+    assert not b.plc.core.is_pending(9)
+
+
+def test_cancel_before_writing_never_reaches_the_plc() -> None:
+    b = Bench()
+    b.steps(2)  # connected, poll sent: the next command is taken at the next cycle
+    b.session.submit(Fire(9, 0, 0, 99_000, 99_100), b.t)
+    b.session.cancel(9, b.t)
+    log = b.run_until(at(60))
+    assert all(not isinstance(a, WriteReadRegisters) for _t, a in log)
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("cancelled", "cancelled before sending")]
+
+
+def test_late_answer_and_the_late_floor() -> None:
+    b = Bench()
+    b.steps(4)  # the poll before arming read count 95000
+    late, earlier = Fire(3, 0, 0, 95_300, 95_600), Fire(4, 0, 0, 95_200, 95_500)
+    b.session.submit(late, b.t)
+    b.session.submit(earlier, b.t)
+    b.t = at(40)  # the belt ran 400 counts while this host was busy
+    assert b.steps(3) == [(40.0, hb(2)), (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late)), 285, 11)),
+                          (40.2, Wait(at(50)))]
+    # the PLC refused 3 as late, so 4 (earlier on the belt) is late too and never written
+    assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
+        (3, "late", "PLC refused: LATE"), (4, "late", "position passed before it could be sent"),
+    ]
+    assert b.session.counters["late_local"] == 1 and b.session.counters["sent"] == 1
+
+
+def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
+    b = Bench()
+    b.steps(4)
+    b.online = False
+    assert b.steps(7) == [
+        (0.3, Wait(at(25))),
+        (25.0, hb(2)),  # no answer: the transport has closed the connection
+        (25.1, Connect()), (25.1, Wait(at(75.1))),
+        (75.1, Connect()), (75.1, Wait(at(175.1))),
+        (175.1, Connect()),
+    ]
+    assert b.session.counters["timeouts"] == 1 and b.session.counters["reconnects"] == 1
+    assert b.plc.core.fault == FaultCode.WATCHDOG  # no heartbeat for 175 ms
+    b.t = at(200)
+    b.online = True
+    cmd = Fire(5, 0, 0, 100_000, 100_100)
+    b.session.submit(cmd, b.t)  # a submission is worth a reconnection attempt at once
+    assert b.steps(6) == [
+        (200.0, Connect()), (200.0, POLL), (200.1, ARM), (200.2, hb(3)),
+        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd)), 333, 11)), (200.4, Wait(at(205))),
+    ]
+    assert b.session.counters["rearms"] == 0  # the lost connection had already disarmed it in the session's view
+
+
+def test_watchdog_fault_is_rearmed_and_the_dropped_command_written_again() -> None:
+    b = Bench()
+    b.steps(4)
+    cmd = Fire(11, 2, 2, 100_000, 100_100)
+    b.session.submit(cmd, b.t)
+    b.steps(2)
+    assert [e.status for e in b.session.take_events()] == ["accepted"]
+    b.t = at(150)  # the host hung for 150 ms: no heartbeat
+    b.plc.tick()
+    assert b.plc.core.fault == FaultCode.WATCHDOG
+    write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd)), 477, 11)
+    assert b.steps(8) == [
+        (150.0, hb(2)), (150.1, POLL), (150.2, Wait(at(155.1))),  # the poll shows the fault and the DROPPED slot
+        (155.1, POLL), (155.2, ARM), (155.3, hb(3)), (155.4, write), (155.5, Wait(at(160.1))),
+    ]
+    assert b.session.counters["rearms"] == 1 and b.session.counters["watchdog_faults"] == 1
+    assert b.plc.core.is_pending(11) and b.session.take_events() == []
+
+
+def test_a_monitor_only_reads() -> None:
+    b = Bench(arm=False)
+    log = b.run_until(at(200))
+    assert {type(a) for _t, a in log} == {Connect, ReadRegisters, Wait}
+    assert [t for t, a in log if a == POLL] == [0.0, 50.0, 100.0, 150.0]
+    assert b.session.ready() and b.plc.core.session_id != SID
+
+
+def test_disarm_on_request() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.request_disarm(b.t)
+    assert b.steps(2) == [(0.3, DISARM), (0.4, Wait(at(50.4)))]
+    assert not b.session.armed and not b.session.disarm_requested
+
+
+def test_an_exception_to_the_poll_stops_protocol_version_1() -> None:
+    b = Bench()
+    b.step()
+    assert b.session.next_action(b.t) == POLL
+    with pytest.raises(ModbusExceptionError) as e:
+        b.session.refused(EXC_ILLEGAL_ADDRESS, b.t)
+    assert (e.value.function_code, e.value.code) == (3, EXC_ILLEGAL_ADDRESS)
+
+
+def test_another_register_map_drops_the_connection() -> None:
+    b = Bench()
+    b.step()
+    assert b.session.next_action(b.t) == POLL
+    b.session.answered([0x1234] + [0] * 103, b.t, b.t + 100_000)
+    assert not b.session.connected and b.session.counters["timeouts"] == 1
+    assert b.session.next_action(b.t) == Connect()
+
+
+def test_a_transaction_must_be_answered_first() -> None:
+    b = Bench()
+    b.step()
+    b.session.next_action(b.t)
+    with pytest.raises(RuntimeError, match="not been answered"):
+        b.session.next_action(b.t)
