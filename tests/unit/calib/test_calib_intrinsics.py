@@ -20,7 +20,7 @@ from sorter.errors import CalibrationError
 from sorter.geometry import CameraModel
 from sorter.sim.marker_sheet import PlaneView, board_poses, render_board_view
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "calib"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "calib"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared calibration data (../shared/data/calib) not present")
 
 CHESS = BoardSpec("chessboard", 9, 6, 25.0)

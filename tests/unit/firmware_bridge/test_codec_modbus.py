@@ -21,7 +21,7 @@ from firmware_bridge.crc import crc16_modbus
 from firmware_bridge.messages import Fire, Pick
 from firmware_bridge.modbus_wire import MbapError, build_mbap, build_rtu, parse_mbap_stream, rtu_crc_ok
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "modbus"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "modbus"
 VECTORS = DATA / "modbus_framing_vectors.json"
 DECODES = sorted((DATA / "reference_decodes").glob("*.tshark.tsv"))
 

@@ -19,7 +19,7 @@ from sorter.calib.boards import (
 )
 from sorter.errors import CalibrationError
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "calib"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "calib"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared calibration data (../shared/data/calib) not present")
 
 CHARUCO = BoardSpec("charuco", 5, 7, 40.0, 20.0, dictionary="DICT_6X6_250")

@@ -22,7 +22,7 @@ from sorter.errors import CalibrationError
 from sorter.geometry import CameraModel
 from sorter.sim.marker_sheet import BeltSheetScene
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "calib"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "calib"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared calibration data (../shared/data/calib) not present")
 
 SHEET = BoardSpec("charuco", 11, 7, 100.0, 70.0, dictionary="DICT_5X5_100")
