@@ -15,9 +15,9 @@ import json
 import threading
 from typing import Any
 
-from sorter.config import load_config
 from sorter.runtime.line import build_line
 from sorter.runtime.loops import run_line
+from sorter.runtime.preflight import load_line_config
 
 SCENARIOS: dict[str, list[str]] = {
     "airjet low (0.5/m2)": ["sim.density_per_m2=0.5"],
@@ -28,7 +28,7 @@ SCENARIOS: dict[str, list[str]] = {
 
 
 def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | None = None) -> dict[str, Any]:
-    cfg = load_config(files, overrides)
+    cfg = load_line_config(files, overrides)
     line = build_line(cfg, fast=not live)
     return run_line(line, duration_s, not live, threading.Event())
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from sorter.config import Config
 from sorter.entities import Frame
-from sorter.runtime.calibration_source import sim_camera_model
+from sorter.sim.mount import sim_camera_model
 from sorter.sim.render import RenderStyle
 from sorter.sim.world import SimWorld
 

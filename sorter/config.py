@@ -2,14 +2,15 @@
 
 Every section forbids unknown keys. ``load_config`` merges several YAML files
 (a base plus per-site overrides) and ``key.path=value`` overrides, validates,
-and then refuses physically impossible setups. Every problem is reported as
-one line naming the key path, the bad value and what is expected.
+and runs the checks its caller passes (the runtime refuses physically impossible
+setups, which needs the camera model: ``sorter.runtime.preflight``). Every problem
+is reported as one line naming the key path, the bad value and what is expected.
+This module imports nothing above the schema (entities, errors, plugin names).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,9 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sorter.entities import MATERIAL_CLASSES
 from sorter.errors import ConfigError
+from sorter.plugins import check_type_name
 from sorter.sim.config import SimConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+#: built-in ``type`` values of the stages (their registries: ``sorter.capture.registry.SOURCES`` plus the simulated
+#: camera, ``sorter.detect.registry.DETECTORS``, ``sorter.actuate.registry.ACTUATORS``); plugins add more
+CAMERA_TYPES = ("sim", "opencv", "video", "images", "rtsp", "gstreamer", "aravis")
+DETECTOR_TYPES = ("oracle", "onnxruntime", "tensorrt", "torch")
+ACTUATOR_TYPES = ("virtual", "dry_run", "serial", "modbus", "host_timed")
 DEFAULT_CONFIG = "sim-airjet.yaml"
 
 
@@ -49,7 +57,7 @@ class BeltConfig(Strict):
 class CameraConfig(Strict):
     """Frame source. ``type: sim`` renders from the simulator."""
 
-    type: Literal["sim", "opencv", "video", "images", "rtsp", "gstreamer", "aravis"] = "sim"
+    type: str = Field("sim", description=f"one of {', '.join(CAMERA_TYPES)}, or a camera plugin's name")
     uri: str | None = None
     width_px: int = Field(1280, ge=64, le=8192)
     height_px: int = Field(720, ge=64, le=8192)
@@ -57,6 +65,12 @@ class CameraConfig(Strict):
     calibration_file: str | None = None
     calibration_max_age_days: float = Field(180.0, gt=0, description="warn when the calibration is older than this")
     stale_after_ms: float = Field(250.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of a camera plugin (free-form)")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        return check_type_name("camera", v, CAMERA_TYPES)
 
 
 class OracleConfig(Strict):
@@ -73,13 +87,19 @@ class OracleConfig(Strict):
 class DetectorConfig(Strict):
     """Detector backend and its settings."""
 
-    type: Literal["oracle", "onnxruntime", "tensorrt", "torch"] = "oracle"
+    type: str = Field("oracle", description=f"one of {', '.join(DETECTOR_TYPES)}, or a detector plugin's name")
     model: str | None = None
     min_score: float = Field(0.3, ge=0, le=1)
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     device: str = "cpu"
     engine_cache_dir: str | None = None
     oracle: OracleConfig = OracleConfig()
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of a detector plugin (free-form)")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        return check_type_name("detector", v, DETECTOR_TYPES)
 
 
 class TrackerConfig(Strict):
@@ -171,7 +191,7 @@ class ModbusLinkConfig(Strict):
 class ActuatorConfig(Strict):
     """Where commands go."""
 
-    type: Literal["virtual", "dry_run", "serial", "modbus", "host_timed"] = "virtual"
+    type: str = Field("virtual", description=f"one of {', '.join(ACTUATOR_TYPES)}, or an actuator plugin's name")
     emulator: bool = Field(True, description="with type serial/modbus in simulation: start the device emulator")
     counts_per_mm: float | None = Field(
         None,
@@ -180,6 +200,12 @@ class ActuatorConfig(Strict):
     )
     serial: SerialLinkConfig = SerialLinkConfig()
     modbus: ModbusLinkConfig = ModbusLinkConfig()
+    options: dict[str, Any] = Field(default_factory=dict, description="settings of an actuator plugin (free-form)")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        return check_type_name("actuator", v, ACTUATOR_TYPES)
 
 
 class RuntimeConfig(Strict):
@@ -304,61 +330,21 @@ def _describe_validation_error(err: ValidationError, source: str) -> list[str]:
     return lines
 
 
-def physics_problems(cfg: Config) -> list[str]:
-    """Return reasons why this setup cannot work physically (empty when fine)."""
-    from sorter.runtime.calibration_source import camera_model_for
-
-    problems: list[str] = []
-    cam = camera_model_for(cfg)
-    _x0, _x1, y0, y1 = cam.view_extent_mm()
-    view_len_mm = y1 - y0
-    if cfg.line.mode == "airjet":
-        if cfg.airjet.y_eject_mm <= y1:
-            problems.append(
-                f"airjet.y_eject_mm = {cfg.airjet.y_eject_mm:g} lies inside or upstream of the camera view "
-                f"(view ends at y = {y1:.0f} mm); the ejection line must be downstream of the view, e.g. {y1 + 300:.0f}"
-            )
-        v = cfg.airjet.valves
-        bank_mm = v.count * v.pitch_mm
-        if v.x_first_mm < -1e-6 or v.x_first_mm + bank_mm > cfg.belt.width_mm + 1e-6:
-            problems.append(
-                f"airjet.valves: {v.count} valves x {v.pitch_mm:g} mm from x = {v.x_first_mm:g} mm span "
-                f"{v.x_first_mm:g}..{v.x_first_mm + bank_mm:g} mm, wider than the belt (belt.width_mm = {cfg.belt.width_mm:g}); "
-                "reduce airjet.valves.count or pitch_mm"
-            )
-        if v.min_pulse_ms > v.max_pulse_ms:
-            problems.append(f"airjet.valves.min_pulse_ms = {v.min_pulse_ms:g} exceeds max_pulse_ms = {v.max_pulse_ms:g}")
-    else:
-        r = cfg.robot
-        if r.window_y_start_mm <= y1:
-            problems.append(
-                f"robot.window_y_start_mm = {r.window_y_start_mm:g} lies inside or upstream of the camera view "
-                f"(view ends at y = {y1:.0f} mm); move the robot window downstream"
-            )
-        if r.window_y_end_mm <= r.window_y_start_mm:
-            problems.append(
-                f"robot.window_y_end_mm = {r.window_y_end_mm:g} must exceed window_y_start_mm = {r.window_y_start_mm:g}"
-            )
-    max_speed = cfg.belt.nominal_speed_mm_s
-    if cfg.camera.type == "sim":
-        max_speed = max(max_speed, cfg.sim.max_speed_mm_s(cfg.belt.nominal_speed_mm_s))
-    views = view_len_mm * cfg.camera.fps / max_speed if max_speed > 0 else math.inf
-    if views < 3.0:
-        need_fps = 3.0 * max_speed / max(view_len_mm, 1e-9)
-        problems.append(
-            f"camera.fps = {cfg.camera.fps:g} is too low: at {max_speed:g} mm/s over a {view_len_mm:.0f} mm view each object "
-            f"is seen only {views:.1f} times (at least 3 needed); raise camera.fps to >= {need_fps:.0f} or slow the belt"
-        )
-    return problems
+#: a check of a whole configuration that needs more than the schema (files, models): one line per problem
+ConfigCheck = Callable[["Config"], list[str]]
 
 
-def validate_config_dict(data: Mapping[str, Any], source: str = "config") -> Config:
-    """Validate a merged mapping and check physics; raise ``ConfigError`` listing every problem."""
+def validate_config_dict(data: Mapping[str, Any], source: str = "config", checks: Sequence[ConfigCheck] = ()) -> Config:
+    """Validate a merged mapping, then run ``checks``; raise ``ConfigError`` listing every problem.
+
+    The schema is checked here; what needs files or other parts (the camera model of a calibration file, the
+    physics of the line) is a check the caller passes (``sorter.runtime.preflight.physics_problems``).
+    """
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_describe_validation_error(e, source)) from None
-    problems = physics_problems(cfg)
+    problems = [p for check in checks for p in check(cfg)]
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg
@@ -373,13 +359,16 @@ def resolve_config_path(path: str | Path) -> Path:
     return shipped if shipped.exists() else p
 
 
-def load_config(files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+def load_config(
+    files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = (), checks: Sequence[ConfigCheck] = ()
+) -> Config:
     """Load, merge and validate configuration.
 
     Args:
         files: YAML files merged in order (later ones override earlier ones), or one file.
             ``None`` or empty loads the default simulated air-jet line.
         overrides: ``key.path=value`` strings applied last (values parsed as YAML).
+        checks: further checks of the validated configuration (see :func:`validate_config_dict`).
 
     Raises:
         ConfigError: with one line per problem.
@@ -393,4 +382,4 @@ def load_config(files: Sequence[str | Path] | str | Path | None = None, override
     for o in overrides:
         merged = _deep_merge(merged, _parse_override(o))
     source = ", ".join(str(p) for p in paths)
-    return validate_config_dict(merged, source)
+    return validate_config_dict(merged, source, checks)

@@ -212,6 +212,58 @@ class CameraModel:
         return float(w[:, 0].min()), float(w[:, 0].max()), float(w[:, 1].min()), float(w[:, 1].max())
 
 
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Lens and sensor model without a pose.
+
+    Attributes:
+        width_px: image width the calibration was made at.
+        height_px: image height.
+        fx: focal length along x, pixels.
+        fy: focal length along y, pixels.
+        cx: principal point x, pixels.
+        cy: principal point y, pixels.
+        dist: OpenCV ``(k1, k2, p1, p2, k3)``.
+    """
+
+    width_px: int
+    height_px: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    dist: tuple[float, float, float, float, float]
+
+    @property
+    def k_matrix(self) -> F64:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def dist_array(self) -> F64:
+        return np.array(self.dist, dtype=np.float64)
+
+    def with_pose(self, rvec: F64, tvec_mm: F64) -> CameraModel:
+        """A :class:`CameraModel` with this lens and a world->camera pose."""
+        r = np.asarray(rvec, dtype=np.float64).reshape(3)
+        t = np.asarray(tvec_mm, dtype=np.float64).reshape(3)
+        return CameraModel(
+            width_px=self.width_px,
+            height_px=self.height_px,
+            fx=self.fx,
+            fy=self.fy,
+            cx=self.cx,
+            cy=self.cy,
+            dist=self.dist,
+            rvec=(float(r[0]), float(r[1]), float(r[2])),
+            tvec_mm=(float(t[0]), float(t[1]), float(t[2])),
+        )
+
+    @staticmethod
+    def of(camera: CameraModel) -> CameraIntrinsics:
+        return CameraIntrinsics(camera.width_px, camera.height_px, camera.fx, camera.fy, camera.cx, camera.cy, camera.dist)
+
+
+
 def boxes_to_belt(camera: CameraModel, boxes_px: F64) -> tuple[F64, F64, F64, F64]:
     """Project axis-aligned pixel boxes onto the belt.
 

@@ -5,11 +5,10 @@ The sorter side of ``firmware_bridge``: converts ``FireCommand``/``PickCommand``
 ``belt.encoder_counts_per_mm``), hands them to the link's thread, and turns
 the controller's answers back into ``CommandReport``s.
 
-With ``camera.type: sim`` and ``actuator.emulator: true`` the factory also
-starts the matching device emulator, whose device model is the simulator's
-valve bank (or robot): a socat pseudo-terminal pair for ``serial``, a pymodbus
-server on a free loopback port for ``modbus`` (or a pseudo-terminal pair for
-Modbus RTU), so the run pushes real bytes through real transports.
+With a simulated plant and ``actuator.emulator: true`` the link is opened
+(``sorter.actuate.links``) against the matching device emulator, whose device
+model the plant lends (the simulator's valve bank or robot), so the run pushes
+real bytes through real transports.
 """
 
 from __future__ import annotations
@@ -17,20 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from firmware_bridge.controller import ControllerLimits
-from firmware_bridge.host_session import SessionConfig
 from firmware_bridge.link import ControllerLink, LinkEvent
 from firmware_bridge.messages import Fire, Pick
-from firmware_bridge.modbus_link import ModbusLink, ModbusLinkConfig
-from firmware_bridge.serial_link import SerialLink
-from sorter.actuate.base import Actuator
+from sorter.actuate.base import Actuator, EncoderReading, PlantPort
+from sorter.actuate.links import link_counts_per_mm, open_link, simulation_limits
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
-from sorter.errors import ConfigError, DeviceNotConnectedError
 
 if TYPE_CHECKING:
+    from firmware_bridge.emulators.plc import PlcEmulator
+    from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
     from sorter.config import Config
 
 log = logging.getLogger(__name__)
@@ -38,11 +35,6 @@ log = logging.getLogger(__name__)
 _U32 = 0xFFFFFFFF
 _I64 = 1 << 63
 _I32 = 1 << 31
-
-
-def link_counts_per_mm(cfg: Config) -> float:
-    """Position units per mm on the controller link: ``actuator.counts_per_mm``, else the belt encoder's."""
-    return float(cfg.actuator.counts_per_mm or cfg.belt.encoder_counts_per_mm)
 
 
 def to_wire(command: Command, counts_per_mm: float) -> Fire | Pick:
@@ -95,7 +87,7 @@ class BridgeActuator:
         counts_per_mm: float,
         on_close: Callable[[], None] | None = None,
         device_executions: Callable[[], int] | None = None,
-        emulator: Any = None,
+        emulator: ValveControllerEmulator | PlcEmulator | None = None,
     ) -> None:
         self.link = link
         self.emulator = emulator
@@ -140,6 +132,10 @@ class BridgeActuator:
             time.sleep(0.0002)
         return True
 
+    def encoder(self) -> EncoderReading | None:
+        """The controller's encoder, synchronised by the link's probes."""
+        return self.link.sync
+
     def stats(self) -> dict[str, int]:
         s = {f"link_{k}": int(v) for k, v in self.link.stats().items()}
         st = self.link.last_status()
@@ -167,128 +163,33 @@ class BridgeActuator:
                 self._on_close()
 
 
-# ------------------------------------------------------------------ factories
+# ------------------------------------------------------------------ factory
 
 
-def _sim_limits(cfg: Config, queue_capacity: int) -> ControllerLimits:
-    """Emulator limits in simulation: refuse late exactly as the simulator does, clamp only absurd pulses."""
-    v = cfg.airjet.valves
-    return ControllerLimits(
-        queue_capacity=queue_capacity,
-        watchdog_ms=100.0,
-        min_lead_us=0,
-        min_pulse_us=0,
-        max_pulse_us=int(max(4 * v.max_pulse_ms * 1000, 200_000)),
-    )
-
-
-def _ready_or_raise(link: ControllerLink, what: str, fix: str, on_fail: Callable[[], None], timeout_s: float = 3.0) -> None:
-    if link.wait_ready(timeout_s):
-        return
-    link.close()
-    on_fail()
-    raise DeviceNotConnectedError(f"{what} did not answer within {timeout_s:g} s; {fix}")
-
-
-def create_bridge_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim_bank: Any | None) -> Actuator:
+def create_bridge_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actuator:
     """Build the actuator for ``actuator.type`` ``serial`` or ``modbus``.
 
     Args:
         cfg: the configuration.
         clock: the sorter's clock (unused by the link, which keeps wall time for timeouts and heartbeats).
-        sim_world: the simulated world, or None on a real line.
-        sim_bank: the simulator's valve bank (or robot) to drive through the emulator.
+        plant: a simulated plant lends the device an emulator drives (with ``actuator.emulator``); a real one nothing.
 
     Raises:
-        ConfigError: unknown type, or an emulator asked for without a simulated line.
+        ConfigError: not a controller link type.
         DeviceNotConnectedError: the controller did not answer at start-up.
     """
     del clock
     a = cfg.actuator
     cpm = link_counts_per_mm(cfg)
-    if a.type not in ("serial", "modbus"):
-        raise ConfigError(f"actuator.type = {a.type!r} is not a bridge type; use 'serial' or 'modbus'")
-    emulate = sim_world is not None and a.emulator
-    if a.emulator and sim_world is not None and sim_bank is None:
-        raise ConfigError("actuator.emulator needs the simulated valve bank or robot; check line.mode and camera.type: sim")
-    stops: list[Callable[[], None]] = []
-
-    def stop_all() -> None:
-        for s in reversed(stops):
-            try:
-                s()
-            except Exception:
-                log.exception("error while stopping the emulator")
-        stops.clear()
-
-    device_executions: Callable[[], int] | None = None
-    emulator: Any = None
-    if emulate:
-        from sorter.actuate.sim_device import SimDevice
-
-        assert sim_world is not None
-        device = SimDevice(sim_world, sim_bank, cpm)
-        device_executions = device.executions_recorded
-
-    link: SerialLink | ModbusLink
-    if a.type == "serial":
-        s = a.serial
-        url = s.url
-        if emulate:
-            from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
-            from firmware_bridge.pty_pair import PtyPair
-
-            pty = PtyPair().start()
-            stops.append(pty.close)
-            emulator = ValveControllerEmulator(pty.device_path, device, _sim_limits(cfg, 256)).start()
-            stops.append(emulator.stop)
-            url = pty.host_path
-        session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
-        link = SerialLink(url, s.baudrate, session)
-        fix = (
-            "the emulator did not start; check that socat is installed"
-            if emulate
-            else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
-        )
-        what = f"valve controller on {url}"
-    else:
-        m = a.modbus
-        host, port, serial_url = m.host, m.port, m.serial_url
-        if emulate:
-            from firmware_bridge.emulators.plc import PlcEmulator
-
-            if m.transport == "rtu":
-                from firmware_bridge.pty_pair import PtyPair
-
-                pty = PtyPair().start()
-                stops.append(pty.close)
-                plc = PlcEmulator(
-                    device, _sim_limits(cfg, 64), transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate, scan_s=0.001
-                )
-                serial_url = pty.host_path
-            else:
-                plc = PlcEmulator(device, _sim_limits(cfg, 64), transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
-            plc.start()
-            stops.append(plc.stop)
-            emulator = plc
-            host, port = "127.0.0.1", plc.port
-        link = ModbusLink(
-            m.transport,
-            host,
-            port,
-            serial_url,
-            m.baudrate,
-            m.unit_id,
-            m.timeout_ms,
-            ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms),
-        )
-        where = f"{host}:{port}" if m.transport == "tcp" else str(serial_url)
-        what = f"PLC (Modbus {m.transport.upper()}) at {where}"
-        fix = (
-            "check actuator.modbus (host, port, unit_id), the network, "
-            "and that the PLC runs the register map of firmware_bridge/PROTOCOL.md"
-        )
-    link.start()
-    _ready_or_raise(link, what, fix, stop_all)
-    log.info("actuator: %s ready", what)
-    return BridgeActuator(link, cpm, on_close=stop_all, device_executions=device_executions, emulator=emulator)
+    device = plant.emulated_device(cpm) if a.emulator else None
+    limits = simulation_limits(cfg.airjet.valves.max_pulse_ms) if device is not None else None
+    opened = open_link(a, emulate=device, limits=limits)
+    opened.wait_ready_or_raise(3.0)
+    log.info("actuator: %s ready", opened.where)
+    return BridgeActuator(
+        opened.link,
+        cpm,
+        on_close=opened.stop_emulator,
+        device_executions=device.executions_recorded if device is not None else None,
+        emulator=opened.emulator,
+    )

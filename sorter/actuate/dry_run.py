@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from sorter.actuate.base import Actuator, EncoderReading, PlantPort
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport
+
+if TYPE_CHECKING:
+    from sorter.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -46,5 +51,15 @@ class DryRunActuator:
     def stats(self) -> dict[str, int]:
         return {"sent": len(self.sent), "cancelled": self._cancelled}
 
+    def encoder(self) -> EncoderReading | None:
+        """None: no controller, so no encoder."""
+        return None
+
     def close(self) -> None:
         return None
+
+
+def create_dry_run_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actuator:
+    """``actuator.type: dry_run``: log and record commands, execute nothing (on any line)."""
+    del cfg, plant
+    return DryRunActuator(clock)

@@ -25,9 +25,9 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from sorter.actuate.base import Actuator
+from sorter.actuate.base import Actuator, EncoderReading, OdometerSource, PlantPort, RelayOutput
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
 from sorter.errors import ConfigError
@@ -36,34 +36,6 @@ if TYPE_CHECKING:
     from sorter.config import Config
 
 log = logging.getLogger(__name__)
-
-
-class OdometerSource(Protocol):
-    """Belt odometer and speed at a host time (the encoder reading, or the simulator's belt)."""
-
-    def odometer_mm(self, t_ns: int) -> float: ...
-
-    def speed_mm_s(self, t_ns: int) -> float: ...
-
-
-class RelayOutput(Protocol):
-    """Outputs that switch when told.
-
-    ``command_id`` and ``s_close_mm`` are for outputs that model or log pulses
-    (the simulator); a relay board ignores them.
-    """
-
-    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
-        """Switch valves on now; False if the output refused."""
-        ...
-
-    def close(self, valve_first: int, valve_last: int, command_id: int) -> None:
-        """Switch valves off now."""
-        ...
-
-    def close_all(self) -> None:
-        """Switch every valve off now."""
-        ...
 
 
 class RecordingRelayOutput:
@@ -85,41 +57,6 @@ class RecordingRelayOutput:
 
     def close_all(self) -> None:
         self.open_valves.clear()
-
-
-class SimRelayOutput:
-    """The simulator's valve bank switched "now": a pulse from the current odometer to the commanded close."""
-
-    def __init__(self, world: Any, bank: Any, clock: Clock) -> None:
-        self.world = world
-        self.bank = bank
-        self.clock = clock
-
-    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
-        with self.world.lock:  # the world must not advance between reading "now" and switching
-            t = max(self.clock.now_ns(), self.world.now_ns)
-            s_now = self.world.odometer_mm(t) + 1e-6
-            result = self.bank.schedule(command_id, valve_first, valve_last, s_now, max(s_close_mm, s_now + 0.1))
-        return str(result) == "accepted"
-
-    def close(self, valve_first: int, valve_last: int, command_id: int) -> None:
-        """The simulated pulse ends at its commanded close (scheduled at open)."""
-
-    def close_all(self) -> None:
-        self.bank.close_all()
-
-
-class WorldOdometer:
-    """``OdometerSource`` of the simulated belt."""
-
-    def __init__(self, world: Any) -> None:
-        self.world = world
-
-    def odometer_mm(self, t_ns: int) -> float:
-        return float(self.world.odometer_mm(t_ns))
-
-    def speed_mm_s(self, t_ns: int) -> float:
-        return float(self.world.speed_mm_s(t_ns))
 
 
 @dataclass(order=True, slots=True)
@@ -265,6 +202,10 @@ class HostTimedActuator:
         with self._lock:
             return list(self._jitter_ns)
 
+    def encoder(self) -> EncoderReading | None:
+        """None: the relay board has no encoder (the odometer is the host's)."""
+        return None
+
     def close(self) -> None:
         self._stop.set()
         with self._wake:
@@ -367,11 +308,11 @@ class HostTimedActuator:
             self._report(c.command_id, "executed", s_actual_mm=s_open)
 
 
-def create_host_timed_actuator(cfg: Config, clock: Clock, sim_world: Any | None, sim_bank: Any | None) -> Actuator:
+def create_host_timed_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actuator:
     """Build the host-timed actuator (``actuator.type: host_timed``).
 
-    In simulation it drives the simulator's valve bank "now" and reads the
-    simulated belt's odometer. On a real line the runtime must construct
+    In simulation the plant lends the simulator's valve bank switched "now" and
+    the simulated belt's odometer. On a real line the runtime must construct
     ``HostTimedActuator`` itself with its measured odometer and a relay driver.
 
     Raises:
@@ -383,12 +324,12 @@ def create_host_timed_actuator(cfg: Config, clock: Clock, sim_world: Any | None,
         raise ConfigError(
             "actuator.type 'host_timed' times valves on the real clock; run without --fast, or use 'serial'/'modbus'"
         )
-    if sim_world is None or sim_bank is None or not hasattr(sim_bank, "schedule"):
+    parts = plant.relay_output(clock)
+    if parts is None:
         raise ConfigError(
             "actuator.type 'host_timed' is available in the simulated air-jet line only (camera.type: sim, line.mode: airjet); "
             "on a real line use a position-stamped controller (actuator.type: serial or modbus)"
         )
+    odometer, output = parts
     v = cfg.airjet.valves
-    return HostTimedActuator(
-        clock, WorldOdometer(sim_world), SimRelayOutput(sim_world, sim_bank, clock), v.count, max_pulse_ms=v.max_pulse_ms
-    )
+    return HostTimedActuator(clock, odometer, output, v.count, max_pulse_ms=v.max_pulse_ms)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from sorter.calib.boards import BoardDetection
 from sorter.calib.intrinsics import CameraIntrinsics
+from sorter.calib_store import camera_from_belt_dict as camera_from_belt_dict  # read from a file: the store's job
 from sorter.errors import CalibrationError
 from sorter.geometry import CameraModel
 
@@ -226,18 +227,3 @@ def belt_fit_to_dict(
             for p, b, r in zip(fit.image_points_px, fit.belt_points_mm, fit.residuals_mm, strict=True)
         ],
     }
-
-
-def camera_from_belt_dict(data: dict[str, Any]) -> CameraModel:
-    """Rebuild the :class:`CameraModel` stored in a belt section."""
-    from sorter.calib.intrinsics import intrinsics_from_dict
-
-    intr = intrinsics_from_dict(data)
-    try:
-        rvec = np.array([float(v) for v in data["rvec"]])
-        tvec = np.array([float(v) for v in data["tvec_mm"]])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CalibrationError(f"belt pose is incomplete or malformed ({e}); re-run 'sorter calibrate belt'") from None
-    if rvec.shape != (3,) or tvec.shape != (3,):
-        raise CalibrationError("belt pose needs rvec and tvec_mm of 3 numbers each; re-run 'sorter calibrate belt'")
-    return intr.with_pose(rvec, tvec)

@@ -16,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from sorter.calib.boards import BoardDetection, BoardSpec
+from sorter.calib_store import intrinsics_from_dict as intrinsics_from_dict  # read from a file: the store's job
 from sorter.errors import CalibrationError
-from sorter.geometry import CameraModel
+from sorter.geometry import CameraIntrinsics as CameraIntrinsics  # the lens model lives with the camera model
 
 log = logging.getLogger(__name__)
 
@@ -26,57 +27,6 @@ F64 = npt.NDArray[np.float64]
 DistortionModel = Literal["none", "k1", "k1k2", "radial", "k1k2p1p2", "full5", "auto"]
 #: Distortion models from simplest to fullest; ``auto`` picks among them.
 DISTORTION_MODELS: tuple[str, ...] = ("none", "k1", "k1k2", "radial", "k1k2p1p2", "full5", "auto")
-
-
-@dataclass(frozen=True)
-class CameraIntrinsics:
-    """Lens and sensor model without a pose.
-
-    Attributes:
-        width_px: image width the calibration was made at.
-        height_px: image height.
-        fx: focal length along x, pixels.
-        fy: focal length along y, pixels.
-        cx: principal point x, pixels.
-        cy: principal point y, pixels.
-        dist: OpenCV ``(k1, k2, p1, p2, k3)``.
-    """
-
-    width_px: int
-    height_px: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    dist: tuple[float, float, float, float, float]
-
-    @property
-    def k_matrix(self) -> F64:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    @property
-    def dist_array(self) -> F64:
-        return np.array(self.dist, dtype=np.float64)
-
-    def with_pose(self, rvec: F64, tvec_mm: F64) -> CameraModel:
-        """A :class:`CameraModel` with this lens and a world->camera pose."""
-        r = np.asarray(rvec, dtype=np.float64).reshape(3)
-        t = np.asarray(tvec_mm, dtype=np.float64).reshape(3)
-        return CameraModel(
-            width_px=self.width_px,
-            height_px=self.height_px,
-            fx=self.fx,
-            fy=self.fy,
-            cx=self.cx,
-            cy=self.cy,
-            dist=self.dist,
-            rvec=(float(r[0]), float(r[1]), float(r[2])),
-            tvec_mm=(float(t[0]), float(t[1]), float(t[2])),
-        )
-
-    @staticmethod
-    def of(camera: CameraModel) -> CameraIntrinsics:
-        return CameraIntrinsics(camera.width_px, camera.height_px, camera.fx, camera.fy, camera.cx, camera.cy, camera.dist)
 
 
 @dataclass(frozen=True)
@@ -445,22 +395,3 @@ def result_to_dict(result: IntrinsicsResult, board: BoardSpec) -> dict[str, Any]
         ],
         "rejected": [{"source": r.source, "reason": r.reason} for r in result.rejected],
     }
-
-
-def intrinsics_from_dict(data: dict[str, Any]) -> CameraIntrinsics:
-    """Read the lens model from a calibration section (``intrinsics`` or ``belt``)."""
-    try:
-        dist = [float(v) for v in data["dist"]]
-        if len(dist) != 5:
-            raise ValueError(f"dist has {len(dist)} coefficients, expected 5 (k1, k2, p1, p2, k3)")
-        return CameraIntrinsics(
-            width_px=int(data["width_px"]),
-            height_px=int(data["height_px"]),
-            fx=float(data["fx"]),
-            fy=float(data["fy"]),
-            cx=float(data["cx"]),
-            cy=float(data["cy"]),
-            dist=(dist[0], dist[1], dist[2], dist[3], dist[4]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise CalibrationError(f"intrinsics are incomplete or malformed ({e}); re-run 'sorter calibrate intrinsics'") from None

@@ -1,7 +1,9 @@
-"""Where calibration images come from: image folders, recorded frames with encoder counts, a live camera, the simulator.
+"""Where calibration images come from: image folders, recorded frames with encoder counts, a live camera.
 
 I/O only; every source returns plain images (BGR uint8) with names, times and
-counts, and says clearly what is wrong when it cannot.
+counts, and says clearly what is wrong when it cannot. The simulated line's views
+(boards in front of the virtual camera, the sheet on the virtual belt) are the
+simulator's: ``sorter.sim.calib_views``.
 """
 
 from __future__ import annotations
@@ -11,18 +13,12 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sorter.errors import CalibrationError, DeviceNotConnectedError
-
-if TYPE_CHECKING:
-    from sorter.calib.boards import BoardSpec
-    from sorter.calib.homography import SheetPlacement
-    from sorter.config import Config
-    from sorter.geometry import CameraModel
 
 log = logging.getLogger(__name__)
 
@@ -132,88 +128,3 @@ class LiveCamera:
 
     def close(self) -> None:
         self._cap.release()
-
-
-# ---------------------------------------------------------------------- simulator
-
-
-def sim_camera(cfg: Config) -> CameraModel:
-    """The simulated camera's true model (what a perfect calibration would find)."""
-    from sorter.runtime.calibration_source import sim_camera_model
-
-    return sim_camera_model(cfg)
-
-
-def sim_board_views(cfg: Config, board: BoardSpec, n_views: int, seed: int = 0) -> list[tuple[str, U8]]:
-    """Views of a board held in front of the simulated camera at varied positions and tilts."""
-    from sorter.calib.boards import render_board
-    from sorter.sim.marker_sheet import PlaneView, board_poses, render_board_view
-
-    cam = sim_camera(cfg)
-    fill = 0.45
-    # texture finer than the camera's sub-pixels on the board (board spans `fill` of the width, 2x supersampling)
-    ppm = max(2.0, 4.0 * fill * cam.width_px / board.pattern_size_mm()[0])
-    img = render_board(board, ppm, margin_mm=max(board.square_mm, board.marker_mm) * 0.5)
-    view = PlaneView(cam, supersample=2)
-    poses = board_poses(cam, board.pattern_size_mm(), n_views, seed=seed, fill=fill)
-    return [
-        (f"sim_view_{i:02d}", render_board_view(view, img, p, noise_sigma=cfg.sim.noise_sigma, seed=seed + i))
-        for i, p in enumerate(poses)
-    ]
-
-
-def sim_sheet_placement(cfg: Config, board: BoardSpec) -> SheetPlacement:
-    """Where the simulated sheet lies: centred in the camera's view of the belt."""
-    from sorter.calib.homography import SheetPlacement
-
-    x0, x1, y0, y1 = sim_camera(cfg).view_extent_mm()
-    w, h = board.pattern_size_mm()
-    return SheetPlacement(x_mm=round((x0 + x1 - w) / 2.0), y_mm=round((y0 + y1 - h) / 2.0))
-
-
-def sim_belt_image(cfg: Config, board: BoardSpec, placement: SheetPlacement, seed: int = 0) -> U8:
-    """The simulated camera's view of the sheet lying on the belt at ``placement``."""
-    from sorter.calib.boards import render_board
-    from sorter.sim.marker_sheet import BeltSheetScene
-
-    scene = BeltSheetScene(
-        sim_camera(cfg),
-        render_board(board, 2.0, 10.0),
-        placement.x_mm,
-        placement.y_mm,
-        noise_sigma=cfg.sim.noise_sigma,
-        seed=seed,
-    )
-    return scene.render(0.0)
-
-
-def sim_speed_frames(cfg: Config, board: BoardSpec, x_mm: float, max_frames: int = 200) -> Iterator[RecordedFrame]:
-    """Frames of the sheet riding the simulated belt through the view, with the virtual encoder's counts.
-
-    The sheet starts just upstream of the view; frames come at ``camera.fps``
-    from the simulated world's belt profile, until the sheet has left the view.
-    """
-    from sorter.calib.boards import render_board
-    from sorter.sim.marker_sheet import BeltSheetScene
-    from sorter.sim.world import SimWorld
-
-    cam = sim_camera(cfg)
-    world = SimWorld(
-        cfg.sim.model_copy(update={"density_per_m2": 0.0}),
-        belt_width_mm=cfg.belt.width_mm,
-        nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s,
-        encoder_counts_per_mm=cfg.belt.encoder_counts_per_mm,
-        camera=cam,
-    )
-    _x0, _x1, y0, y1 = cam.view_extent_mm()
-    _w, h = board.pattern_size_mm()
-    y_start = y0 - h + 0.25 * h  # a quarter of the sheet already in view
-    scene = BeltSheetScene(cam, render_board(board, 2.0, 10.0), x_mm, y_start, noise_sigma=cfg.sim.noise_sigma)
-    dt_ns = round(1e9 / cfg.camera.fps)
-    for i in range(max_frames):
-        t_ns = i * dt_ns
-        s = world.odometer_mm(t_ns)
-        if y_start + s > y1 - 0.25 * h:
-            break
-        blur = world.speed_mm_s(t_ns) * cfg.sim.exposure_ms * 1e-3
-        yield RecordedFrame(f"sim_frame_{i:03d}", scene.render(s, blur_mm=blur), t_ns, world.encoder_count(t_ns))

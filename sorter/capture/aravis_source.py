@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import Odometer, no_odometer
+from sorter.capture.base import FrameSource, Odometer, SourceOptions, no_odometer
 from sorter.capture.live import LiveSource
 from sorter.entities import Frame, ImageArray
 from sorter.errors import ConfigError, DeviceNotConnectedError
@@ -311,3 +311,8 @@ class AravisSource(LiveSource):
         log.info("%s: reopened after %d attempt(s)", self._what, self._backoff.attempts)
         self._backoff.reset()
         self._reopened()
+
+
+def create(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, options: SourceOptions) -> FrameSource:
+    """The ``capture`` registry's factory for this source (``sorter.capture.registry.SOURCES``)."""
+    return AravisSource(cfg, clock, odometer, wait_for_device=options.wait_for_device)

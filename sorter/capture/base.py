@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from sorter.entities import Frame
 
@@ -16,6 +16,21 @@ CaptureState = Literal["starting", "streaming", "reconnecting", "stale", "ended"
 def no_odometer(t_ns: int) -> float:
     """Default odometer: 0 mm at every time (no encoder and no speed source wired)."""
     return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """How a frame source is run (the same for every camera type).
+
+    Attributes:
+        realtime: files and image folders are paced at their frame rate; False delivers every frame (replay).
+        loop: files and image folders restart at the end.
+        wait_for_device: live devices absent at start are retried instead of failing ``start()``.
+    """
+
+    realtime: bool = True
+    loop: bool = False
+    wait_for_device: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +82,7 @@ def judge_health(
     return CaptureHealth(state, reason, age_ms, frames, frames_dropped, reconnects)
 
 
+@runtime_checkable
 class FrameSource(Protocol):
     """A source of frames stamped at capture.
 

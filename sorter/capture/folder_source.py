@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 
 import cv2
 
-from sorter.capture.base import CaptureHealth, CaptureState, Odometer, no_odometer
+from sorter.capture.base import CaptureHealth, CaptureState, FrameSource, Odometer, SourceOptions, no_odometer
 from sorter.entities import Frame, ImageArray
 from sorter.errors import ConfigError, DeviceNotConnectedError
 
@@ -165,3 +165,8 @@ class ImageFolderSource:
         """Stop; a ``latest()`` waiting for the next due image returns ``None``."""
         self._stop.set()
         self._state, self._reason = "closed", "closed"
+
+
+def create(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, options: SourceOptions) -> FrameSource:
+    """The ``capture`` registry's factory for this source (``sorter.capture.registry.SOURCES``)."""
+    return ImageFolderSource(cfg, clock, odometer, realtime=options.realtime, loop=options.loop)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, cast
 import cv2
 
 from sorter.capture.backoff import Backoff
-from sorter.capture.base import Odometer, no_odometer
+from sorter.capture.base import FrameSource, Odometer, SourceOptions, no_odometer
 from sorter.capture.live import LiveSource
 from sorter.capture.opencv_open import HINTS as _HINTS
 from sorter.capture.opencv_open import open_with_timeout
@@ -247,3 +247,9 @@ class OpenCvSource(LiveSource):
         size = f"{cap.get(cv2.CAP_PROP_FRAME_WIDTH):.0f}x{cap.get(cv2.CAP_PROP_FRAME_HEIGHT):.0f}"
         log.info("%s opened: %s, %s @ %.1f fps", self._what, cap.getBackendName(), size, cap.get(cv2.CAP_PROP_FPS))
         return cap
+
+
+def create(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, options: SourceOptions) -> FrameSource:
+    """The ``capture`` registry's factory for this source (``sorter.capture.registry.SOURCES``)."""
+    o = options
+    return OpenCvSource(cfg, clock, odometer, realtime=o.realtime, loop=o.loop, wait_for_device=o.wait_for_device)

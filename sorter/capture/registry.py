@@ -1,47 +1,30 @@
-"""Explicit registry of real frame sources, keyed by ``camera.type``.
+"""Registry of real frame sources, keyed by ``camera.type``: built-ins below, plugins through entry points.
 
-``sim`` is not here: the simulated camera renders from the simulator's world,
-which only the runtime owns, so the runtime wires it. GenICam cameras (``aravis``)
-import Aravis only when built.
+Every factory has the signature ``(cfg: CameraConfig, clock, odometer, options: SourceOptions) -> FrameSource``
+and is imported only when its type is used (GenICam cameras import Aravis only then). ``sim`` is not here:
+the simulated camera renders the simulated plant's world, so the plant (``sorter.sim.plant``) builds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sorter.capture.base import FrameSource, Odometer
-from sorter.capture.folder_source import ImageFolderSource
-from sorter.capture.opencv_source import OpenCvSource
+from sorter.capture.base import FrameSource, Odometer, SourceOptions
 from sorter.errors import ConfigError
+from sorter.plugins import check_built, load, resolve
 
 if TYPE_CHECKING:
     from sorter.clock import Clock
     from sorter.config import CameraConfig
 
-
-def _opencv(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, realtime: bool, loop: bool, wait: bool) -> FrameSource:
-    return OpenCvSource(cfg, clock, odometer, realtime=realtime, loop=loop, wait_for_device=wait)
-
-
-def _images(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, realtime: bool, loop: bool, wait: bool) -> FrameSource:
-    return ImageFolderSource(cfg, clock, odometer, realtime=realtime, loop=loop)
-
-
-def _aravis(cfg: CameraConfig, clock: Clock, odometer: Odometer | None, realtime: bool, loop: bool, wait: bool) -> FrameSource:
-    from sorter.capture.aravis_source import AravisSource
-
-    return AravisSource(cfg, clock, odometer, wait_for_device=wait)
-
-
-#: camera.type -> factory ``(cfg, clock, odometer, realtime, loop, wait_for_device) -> FrameSource``.
-SOURCES: dict[str, Callable[[CameraConfig, Clock, Odometer | None, bool, bool, bool], FrameSource]] = {
-    "opencv": _opencv,
-    "video": _opencv,
-    "rtsp": _opencv,
-    "gstreamer": _opencv,
-    "images": _images,
-    "aravis": _aravis,
+#: camera.type -> ``module:function`` of its factory
+SOURCES: dict[str, str] = {
+    "opencv": "sorter.capture.opencv_source:create",
+    "video": "sorter.capture.opencv_source:create",
+    "rtsp": "sorter.capture.opencv_source:create",
+    "gstreamer": "sorter.capture.opencv_source:create",
+    "images": "sorter.capture.folder_source:create",
+    "aravis": "sorter.capture.aravis_source:create",
 }
 
 
@@ -72,7 +55,7 @@ def create_frame_source(
             "camera.type = 'sim' is wired by the runtime (the simulated camera renders the simulator's world), "
             "not by sorter.capture.registry; call create_frame_source only for real sources"
         )
-    factory = SOURCES.get(cfg.type)
-    if factory is None:
-        raise ConfigError(f"camera.type = {cfg.type!r} is unknown; valid: sim, {', '.join(SOURCES)}")
-    return factory(cfg, clock, odometer, realtime, loop, wait_for_device)
+    ref = resolve("camera", cfg.type, SOURCES, "camera.type", wired_elsewhere=("sim",))
+    source = load(ref)(cfg, clock, odometer, SourceOptions(realtime, loop, wait_for_device))
+    check_built(ref, source, FrameSource)
+    return source  # type: ignore[no-any-return]

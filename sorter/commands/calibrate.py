@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sorter.calib.boards import BoardSpec
     from sorter.calib.guide import Guide
     from sorter.calib.procedures import Outputs
+    from sorter.calib.timing_rig import PulseRig
     from sorter.config import Config
 
 HELP = "guided calibration: intrinsics, belt pose, encoder scale, valve timing; print sheets; list history"
@@ -162,11 +163,11 @@ def _board(args: argparse.Namespace, sheet_defaults: bool) -> BoardSpec:
 
 
 def _config(args: argparse.Namespace, needed: bool) -> Config | None:
-    from sorter.config import load_config
+    from sorter.runtime.preflight import load_line_config
 
     if not needed and not args.config and not args.set:
         return None
-    return load_config(args.config, args.set)
+    return load_line_config(args.config, args.set)
 
 
 def _outputs(args: argparse.Namespace, cfg: Config | None) -> Outputs:
@@ -236,7 +237,8 @@ def _valves(text: str, count: int) -> list[int]:
 def _intrinsics(args: argparse.Namespace) -> int:
     from sorter.calib.intrinsics import IntrinsicsOptions
     from sorter.calib.procedures import live_views, run_intrinsics
-    from sorter.calib.sources import LiveCamera, image_files, images_in, sim_board_views
+    from sorter.calib.sources import LiveCamera, image_files, images_in
+    from sorter.sim.calib_views import sim_board_views
 
     cfg = _config(args, needed=bool(args.sim))
     board = _board(args, sheet_defaults=False)
@@ -268,7 +270,8 @@ def _belt(args: argparse.Namespace) -> int:
     from sorter.calib.homography import BeltThresholds, SheetPlacement
     from sorter.calib.intrinsics import intrinsics_from_dict
     from sorter.calib.procedures import run_belt
-    from sorter.calib.sources import LiveCamera, read_image, sim_belt_image, sim_camera, sim_sheet_placement
+    from sorter.calib.sources import LiveCamera, read_image
+    from sorter.sim.calib_views import sim_belt_image, sim_camera, sim_sheet_placement
 
     cfg = _config(args, needed=bool(args.sim))
     sheet = _board(args, sheet_defaults=True)
@@ -313,9 +316,10 @@ def _belt(args: argparse.Namespace) -> int:
 def _speed(args: argparse.Namespace) -> int:
     from sorter.calib.homography import camera_from_belt_dict
     from sorter.calib.procedures import run_speed, run_speed_from_length
-    from sorter.calib.sources import recorded_frames, sim_camera, sim_sheet_placement, sim_speed_frames
+    from sorter.calib.sources import recorded_frames
     from sorter.calib.speed import SpeedThresholds
     from sorter.errors import CalibrationError
+    from sorter.sim.calib_views import sim_camera, sim_sheet_placement, sim_speed_frames
 
     cfg = _config(args, needed=bool(args.sim))
     outputs = _outputs(args, cfg)
@@ -344,7 +348,6 @@ def _speed(args: argparse.Namespace) -> int:
 def _timing(args: argparse.Namespace) -> int:
     from sorter.calib.procedures import run_timing
     from sorter.calib.timing import TimingThresholds, ValveGeometry
-    from sorter.calib.timing_rig import PulseRig, SimHitObserver, SimPulseRig, ValveTruth
 
     cfg = _config(args, needed=True)
     assert cfg is not None
@@ -356,24 +359,38 @@ def _timing(args: argparse.Namespace) -> int:
     thresholds = TimingThresholds(max_jitter_ms=args.max_jitter_ms)
     rig: PulseRig
     if args.sim:
-        from sorter.calib.sources import sim_camera
-        from sorter.sim.world import SimWorld
+        from sorter.sim.calib_views import sim_pulse_rig
 
-        world = SimWorld(
-            cfg.sim.model_copy(update={"density_per_m2": 0.0}),
-            belt_width_mm=cfg.belt.width_mm,
-            nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s,
-            encoder_counts_per_mm=cfg.belt.encoder_counts_per_mm,
-            camera=sim_camera(cfg),
-        )
-        truth = ValveTruth(latency_ms=cfg.sim.valve_latency_ms, jitter_ms=cfg.sim.valve_jitter_ms)
-        rig = SimPulseRig(world, cfg.belt.encoder_counts_per_mm, SimHitObserver(truth, geometry, seed=cfg.sim.seed))
+        rig = sim_pulse_rig(cfg, geometry)
     else:
-        from sorter.calib.bridge_rig import open_bridge_rig
-
-        rig = open_bridge_rig(cfg, args.link, emulator=args.emulator)
+        rig = _bridge_rig(cfg, args.link, args.emulator)
     truth_ms = cfg.sim.valve_latency_ms if (args.sim or args.emulator) else None
     return run_timing(rig, geometry, valves, args.repeats, thresholds, guide, outputs, truth_ms)
+
+
+def _bridge_rig(cfg: Config, link_type: str, emulator: bool) -> PulseRig:
+    """Test pulses through a controller link: on a real line (not possible yet), or through the emulator of the
+    configured link whose device is the simulator's valve bank with its true latency and jitter."""
+    from sorter.actuate.links import link_counts_per_mm, open_link, simulation_limits
+    from sorter.calib.bridge_rig import BridgePulseRig
+    from sorter.errors import CalibrationError, DeviceNotConnectedError
+    from sorter.sim.calib_views import valve_bench
+
+    if not emulator:
+        raise CalibrationError(
+            "observing the air hits on a real line needs the camera procedure for blown targets, which this version "
+            f"does not have; run 'sorter calibrate timing --link {link_type} --emulator' against the emulator, or --sim"
+        )
+    cpm = link_counts_per_mm(cfg)
+    bench = valve_bench(cfg, cpm)
+    limits = simulation_limits(cfg.airjet.valves.max_pulse_ms)
+    opened = open_link(cfg.actuator, link_type=link_type, emulate=bench.device, limits=limits)
+    if not opened.link.wait_ready(3.0):
+        opened.close()
+        raise DeviceNotConnectedError(
+            f"the {link_type} controller emulator did not answer within 3 s (serial needs socat installed)"
+        )
+    return BridgePulseRig(opened.link, cpm, bench.hits, bench.belt, on_close=opened.stop_emulator)
 
 
 def _sheet(args: argparse.Namespace) -> int:

@@ -20,9 +20,10 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_or_report(args)
     if cfg is None:
         return 2
-    from sorter.runtime.calibration_source import camera_model_for
+    from sorter.plugins import all_plugins
+    from sorter.runtime.plant import camera_model
 
-    cam = camera_model_for(cfg)
+    cam = camera_model(cfg)
     x0, x1, y0, y1 = cam.view_extent_mm()
     print(
         f"OK: line '{cfg.line.name}' ({cfg.line.mode}), camera {cfg.camera.type} "
@@ -41,6 +42,8 @@ def main(args: argparse.Namespace) -> int:
         r = cfg.robot
         print(f"    robot window y {r.window_y_start_mm:g}..{r.window_y_end_mm:g} mm, up to {r.max_picks_per_min:g} picks/min")
     print(f"    detector {cfg.detector.type}, actuator {cfg.actuator.type}, targets {', '.join(cfg.policy.targets)}")
+    for ref in all_plugins():
+        print(f"    plugin {ref.kind} {ref.name!r}: {ref.origin} ({ref.target})")
     if args.config_only:
         return 0
     from sorter.runtime.preflight import preflight

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sorter.config import Config, load_config
+from sorter.config import Config
 from sorter.errors import ConfigError
 
 
@@ -20,9 +20,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_or_report(args: argparse.Namespace) -> Config | None:
-    """Load the config named by the arguments; print every problem and return None on error."""
+    """Load the config named by the arguments (schema and physics); print every problem and return None on error."""
+    from sorter.runtime.preflight import load_line_config
+
     try:
-        return load_config(args.config, args.set)
+        return load_line_config(args.config, args.set)
     except ConfigError as e:
         print("Configuration problems:", file=sys.stderr)
         for p in e.problems:

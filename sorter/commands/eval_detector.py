@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -41,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from sorter.config import DetectorConfig
-    from sorter.detect.registry import LEARNED_BACKENDS
+    from sorter.config import Config, DetectorConfig
+    from sorter.detect.registry import create_detector
     from sorter.entities import MATERIAL_CLASSES, Frame
     from sorter.train.evaluate import evaluate
     from sorter.train.samples import SampleSet
@@ -51,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = DetectorConfig(
             type=args.backend, model=args.model, precision=args.precision, device=args.device, min_score=args.min_score
         )
-        detector = importlib.import_module(LEARNED_BACKENDS[args.backend]).create(cfg, MATERIAL_CLASSES)
+        detector = create_detector(Config(detector=cfg), MATERIAL_CLASSES)
         data: SampleSet
         source: dict[str, Any]
         if args.coco is not None:

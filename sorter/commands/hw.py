@@ -6,7 +6,8 @@
   ``--yes``); ``--dry-run`` prints the plan and sends nothing.
 
 The link comes from the config (``actuator.type`` serial or modbus and its
-section). ``--emulate`` starts a device emulator with its own encoder instead,
+section), opened by ``sorter.actuate.links`` as the running line opens it.
+``--emulate`` starts a device emulator with its own encoder instead,
 to try the commands without hardware. ``ping`` and ``status`` never arm the
 controller nor feed its watchdog, so they are safe next to a running sorter
 on Modbus (a serial port can only be opened by one program at a time).
@@ -19,14 +20,12 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sorter.commands.common import add_config_arguments, load_or_report
 
 if TYPE_CHECKING:
-    from firmware_bridge.modbus_link import ModbusLink
-    from firmware_bridge.serial_link import SerialLink
+    from sorter.actuate.links import OpenedLink
     from sorter.config import Config
 
 HELP = "talk to the valve controller or PLC: ping, status, fire-test (commissioning)"
@@ -84,79 +83,24 @@ def parse_valves(text: str | None, count: int) -> list[int]:
     return out
 
 
-class _Target:
-    """An opened link (and the emulator started for it, if any)."""
-
-    def __init__(self, link: SerialLink | ModbusLink, where: str, stops: list[Callable[[], None]]) -> None:
-        self.link = link
-        self.where = where
-        self._stops = stops
-
-    def close(self) -> None:
-        try:
-            self.link.close()
-        finally:
-            for s in reversed(self._stops):
-                s()
-
-
-def open_target(cfg: Config, arm: bool, emulate: bool) -> _Target:
-    """Open the configured link (``arm`` False: monitor only), starting an emulator with ``emulate``."""
+def open_target(cfg: Config, arm: bool, emulate: bool) -> OpenedLink:
+    """Open the configured link (``arm`` False: monitor only); ``emulate`` runs an emulator with its own encoder
+    (at the nominal belt speed) instead of talking to hardware."""
     from firmware_bridge.device import FreeRunningDevice
-    from firmware_bridge.host_session import SessionConfig
-    from firmware_bridge.modbus_link import ModbusLink, ModbusLinkConfig
-    from firmware_bridge.serial_link import SerialLink
-    from sorter.actuate.bridge import link_counts_per_mm
+    from sorter.actuate.links import link_counts_per_mm, open_link
     from sorter.errors import ConfigError
 
-    a = cfg.actuator
-    if a.type not in ("serial", "modbus"):
-        raise ConfigError(f"actuator.type = {a.type!r}: 'sorter hw' talks to a controller; set actuator.type to serial or modbus")
-    stops: list[Callable[[], None]] = []
+    if cfg.actuator.type not in ("serial", "modbus"):
+        raise ConfigError(
+            f"actuator.type = {cfg.actuator.type!r}: 'sorter hw' talks to a controller; set actuator.type to serial or modbus"
+        )
+    if not emulate:
+        return open_link(cfg.actuator, arm=arm)
     device = FreeRunningDevice(cfg.airjet.valves.count, cfg.belt.nominal_speed_mm_s * link_counts_per_mm(cfg))
-    link: SerialLink | ModbusLink
-    if a.type == "serial":
-        url = a.serial.url
-        if emulate:
-            from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
-            from firmware_bridge.pty_pair import PtyPair
-
-            pty = PtyPair().start()
-            stops.append(pty.close)
-            stops.insert(0, ValveControllerEmulator(pty.device_path, device).start().stop)
-            url = pty.host_path
-        cfg_s = SessionConfig(
-            ack_timeout_ns=round(a.serial.ack_timeout_ms * 1e6), heartbeat_ns=round(a.serial.heartbeat_ms * 1e6)
-        )
-        link = SerialLink(url, a.serial.baudrate, cfg_s, arm=arm)
-        where = f"valve controller on {url}" + (" (emulated)" if emulate else "")
-    else:
-        m = a.modbus
-        host, port = m.host, m.port
-        if emulate:
-            from firmware_bridge.emulators.plc import PlcEmulator
-
-            plc = PlcEmulator(device, port=0).start()
-            stops.append(plc.stop)
-            host, port = "127.0.0.1", plc.port
-        link = ModbusLink(
-            m.transport,
-            host,
-            port,
-            m.serial_url,
-            m.baudrate,
-            m.unit_id,
-            m.timeout_ms,
-            ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms),
-            arm=arm,
-        )
-        where = f"PLC at {host}:{port}" if m.transport == "tcp" else f"PLC (RTU) on {m.serial_url}"
-        where += " (emulated)" if emulate else ""
-    link.start()
-    return _Target(link, where, stops)
+    return open_link(cfg.actuator, arm=arm, emulate=device)
 
 
-def _connect(cfg: Config, args: argparse.Namespace, arm: bool) -> _Target | None:
+def _connect(cfg: Config, args: argparse.Namespace, arm: bool) -> OpenedLink | None:
     from sorter.errors import SorterError
 
     try:
@@ -175,7 +119,7 @@ def _connect(cfg: Config, args: argparse.Namespace, arm: bool) -> _Target | None
 
 
 def _ping(cfg: Config, args: argparse.Namespace) -> int:
-    from sorter.actuate.bridge import link_counts_per_mm
+    from sorter.actuate.links import link_counts_per_mm
 
     t = _connect(cfg, args, arm=False)
     if t is None:
@@ -211,7 +155,7 @@ def _ping(cfg: Config, args: argparse.Namespace) -> int:
 
 def _status(cfg: Config, args: argparse.Namespace) -> int:
     from firmware_bridge.messages import FaultCode, StatusFlags
-    from sorter.actuate.bridge import link_counts_per_mm
+    from sorter.actuate.links import link_counts_per_mm
 
     t = _connect(cfg, args, arm=False)
     if t is None:
@@ -235,7 +179,7 @@ def _status(cfg: Config, args: argparse.Namespace) -> int:
         t.close()
 
 
-def _measure_speed(t: _Target, timeout_s: float) -> float | None:
+def _measure_speed(t: OpenedLink, timeout_s: float) -> float | None:
     """Belt speed in counts/s from probes spread over ~0.3 s (None if the encoder does not move)."""
     deadline = time.monotonic() + max(timeout_s, 0.5)
     while time.monotonic() < deadline:

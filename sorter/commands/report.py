@@ -56,11 +56,11 @@ def main(args: argparse.Namespace) -> int:
     from sorter.analytics.render import to_csv, to_html, to_png
     from sorter.analytics.report import build_report
     from sorter.analytics.store import describe_store, is_postgres, open_store, sqlite_path
-    from sorter.config import load_config
     from sorter.errors import SorterError
+    from sorter.runtime.preflight import load_line_config
 
     try:
-        cfg = load_config(args.config, args.set)
+        cfg = load_line_config(args.config, args.set)
         store_path = args.store or cfg.analytics.store
         line = args.line or cfg.line.name
         if store_path is None:

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from sorter.commands.common import add_config_arguments, load_or_report
-from sorter.config import Config, load_config
+from sorter.config import Config
 
 HELP = "run the sorting line (default: the simulated air-jet line) with a live status and a final summary"
 
@@ -61,6 +61,7 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     from sorter.runtime.accounting import human_summary
     from sorter.runtime.line import build_line
     from sorter.runtime.loops import run_line
+    from sorter.runtime.preflight import load_line_config
     from sorter.runtime.service_setup import start_service
 
     fast = bool(getattr(args, "fast", False))
@@ -80,7 +81,7 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
             from sorter.capture.recording import RecordingWriter
 
             line.recorder = RecordingWriter(record_dir, cfg.camera.fps, cfg.line.name)
-        service, server = start_service(line, lambda: load_config(args.config, args.set))
+        service, server = start_service(line, lambda: load_line_config(args.config, args.set))
     except (SorterError, OSError) as e:
         line.close()
         print(f"cannot start: {e}", file=sys.stderr)

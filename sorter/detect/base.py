@@ -1,12 +1,13 @@
-"""The Detector protocol every backend implements, and the backend registry."""
+"""The Detector protocol every backend implements (the registry is ``sorter.detect.registry``)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sorter.entities import Detections, Frame
 
 
+@runtime_checkable
 class Detector(Protocol):
     """Turns a frame into detections in image pixels.
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sorter.config import DetectorConfig
+from sorter.config import Config, DetectorConfig
 from sorter.detect.model_files import read_model_info, resolve_model
 from sorter.detect.pipeline import EngineDetector, RawOutputs
 from sorter.detect.spec import INPUT_NAME, OUTPUT_NAMES
@@ -73,3 +73,8 @@ def create(cfg: DetectorConfig, class_names: tuple[str, ...], threads: int | Non
     info = read_model_info(path)
     engine = OrtEngine(path, cfg.device, threads)
     return EngineDetector(engine, info.spec, class_names, cfg.min_score)
+
+
+def from_config(cfg: Config, class_names: tuple[str, ...]) -> EngineDetector:
+    """The ``detect`` registry's factory (``sorter.detect.registry.DETECTORS``): :func:`create` with ``detector.*``."""
+    return create(cfg.detector, class_names)

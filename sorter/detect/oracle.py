@@ -18,10 +18,15 @@ Noise model (all rates configurable, deterministic per frame index):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from sorter.entities import Detections, Frame
-from sorter.errors import SorterError
+from sorter.errors import ConfigError, SorterError
+
+if TYPE_CHECKING:
+    from sorter.config import Config
 
 
 class OracleDetector:
@@ -94,3 +99,23 @@ class OracleDetector:
 
     def close(self) -> None:
         return None
+
+
+def create(cfg: Config, class_names: tuple[str, ...]) -> OracleDetector:
+    """The ``detect`` registry's factory for ``detector.type: oracle`` (needs the simulated camera's ground truth)."""
+    if cfg.camera.type != "sim":
+        raise ConfigError(
+            f"detector.type = 'oracle' needs the simulated camera, but camera.type = {cfg.camera.type!r}; "
+            "use one of onnxruntime, tensorrt, torch"
+        )
+    o = cfg.detector.oracle
+    return OracleDetector(
+        class_names,
+        miss_rate=o.miss_rate,
+        class_confusion=o.class_confusion,
+        false_positives_per_frame=o.false_positives_per_frame,
+        box_jitter_px=o.box_jitter_px,
+        min_visible_fraction=o.min_visible_fraction,
+        seed=o.seed,
+        image_size_px=(cfg.camera.width_px, cfg.camera.height_px),
+    )

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sorter.config import DetectorConfig
+from sorter.config import Config, DetectorConfig
 from sorter.detect.engine_cache import EngineCache, EngineKey, default_cache_dir
 from sorter.detect.golden import compare, load_golden
 from sorter.detect.model_files import file_sha256, golden_path, read_model_info, resolve_model
@@ -227,3 +227,8 @@ def _fallback(cfg: DetectorConfig, class_names: tuple[str, ...]) -> EngineDetect
     from sorter.detect import onnxruntime_backend
 
     return onnxruntime_backend.create(cfg.model_copy(update={"type": "onnxruntime", "device": "cpu"}), class_names)
+
+
+def from_config(cfg: Config, class_names: tuple[str, ...]) -> EngineDetector:
+    """The ``detect`` registry's factory (``sorter.detect.registry.DETECTORS``): :func:`create` with ``detector.*``."""
+    return create(cfg.detector, class_names)

@@ -30,6 +30,11 @@ class RunCounters:
     objects_by_class: dict[str, int] = field(default_factory=dict)
     command_pos_mm: dict[int, float] = field(default_factory=dict)
 
+    def on_capture_lost(self, n: int) -> None:
+        """The camera lost ``n`` frames while busy (a live simulated camera rendering late)."""
+        self.frames_dropped += n
+        self.frames_dropped_capture += n
+
     def on_commands(self, commands: tuple[FireCommand | PickCommand, ...]) -> None:
         self.commands_sent += len(commands)
         for c in commands:

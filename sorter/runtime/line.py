@@ -1,16 +1,17 @@
-"""Wiring: build every stage of a line from its configuration.
+"""Wiring: a line is a plant (simulated or real) plus the stages, built from its configuration.
 
-This is the only place that imports every stage (DESIGN.md section 2).
+This is the only place that imports every stage (DESIGN.md section 2). How a simulated
+world is made is the simulated plant's business (``sorter.sim.plant``).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sorter.actuate.base import Actuator
+from sorter.actuate.registry import create_actuator
+from sorter.capture.base import FrameSource
 from sorter.clock import ChargedClock, Clock, ManualClock, MonotonicClock
 from sorter.config import Config
 from sorter.detect.base import Detector
@@ -18,13 +19,15 @@ from sorter.detect.registry import create_detector
 from sorter.entities import MATERIAL_CLASSES
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
-from sorter.runtime.calibration_source import camera_model_for, sim_camera_model
-from sorter.runtime.odometry import OdometerEstimator
-from sorter.runtime.params import airjet_params, robot_params, target_class_ids, tracker_params
-from sorter.runtime.pipeline import Pipeline
+from sorter.runtime.params import target_class_ids
+from sorter.runtime.pipeline import Pipeline, build_pipeline
+from sorter.runtime.plant import Plant, Scoreboard, build_plant, camera_model
 from sorter.runtime.stats import LatencyRecorder
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sorter.capture.recording import RecordingWriter
+    from sorter.runtime.events import EventRecorder
+    from sorter.runtime.service import LineService
 
 
 @dataclass
@@ -37,17 +40,33 @@ class Line:
     detector: Detector
     pipeline: Pipeline
     actuator: Actuator
-    latency: LatencyRecorder
+    plant: Plant
     counters: RunCounters
-    world: Any  # sorter.sim.world.SimWorld when camera.type is sim
-    scoreboard: Any
     render_frames: bool
     execution_tolerance_mm: float
-    source: Any = None  # sorter.capture.base.FrameSource of a real camera (None for the simulated camera)
-    service: Any = None  # sorter.runtime.service.LineService when run as a service (HTTP, pause, reload)
-    events: Any = None  # sorter.runtime.events.EventRecorder when analytics.store is set
-    recorder: Any = None  # sorter.capture.recording.RecordingWriter for `sorter record`
-    odometer_source: str = "none"  # where s_capture_mm comes from: simulated encoder, controller encoder, nominal speed
+    service: LineService | None = None  # when run as a service (HTTP, pause, reload)
+    events: EventRecorder | None = None  # when analytics.store is set
+    recorder: RecordingWriter | None = None  # for `sorter record`
+    recorder_summary: dict[str, Any] | None = None
+
+    @property
+    def latency(self) -> LatencyRecorder:
+        return self.pipeline.latency
+
+    @property
+    def scoreboard(self) -> Scoreboard | None:
+        """The simulated plant's scoreboard (None on a real line)."""
+        return self.plant.scoreboard
+
+    @property
+    def source(self) -> FrameSource | None:
+        """A real camera opened at build time (None for the simulated camera, which starts per run, and replays)."""
+        return self.plant.source
+
+    @property
+    def odometer_source(self) -> str:
+        """Where ``s_capture_mm`` comes from: simulated encoder, controller encoder, nominal speed, none."""
+        return self.plant.odometer_source
 
     def close(self) -> None:
         """Close the actuator (valves shut), the event store (queued events flushed) and the detector."""
@@ -60,19 +79,17 @@ class Line:
                 if self.recorder is not None:
                     self.recorder_summary = self.recorder.close()
             finally:
-                self.detector.close()
-
-    recorder_summary: dict[str, Any] | None = None
+                try:
+                    self.detector.close()
+                finally:
+                    self.plant.close()
 
     def events_stats(self) -> dict[str, int]:
         """Event-store counters (empty without a store)."""
         return {} if self.events is None else dict(self.events.stats())
 
     def score(self) -> dict[str, Any]:
-        if self.scoreboard is None:
-            return {}
-        s: dict[str, Any] = self.scoreboard.summary()
-        return s
+        return self.plant.score()
 
 
 def _preload(cfg: Config) -> None:
@@ -91,56 +108,17 @@ def _preload(cfg: Config) -> None:
         importlib.import_module(name)
 
 
-def _build_actuator(cfg: Config, clock: Clock, world: Any, device: Any) -> Actuator:
-    kind = cfg.actuator.type
-    _preload(cfg)
-    if kind == "virtual":
-        if world is None:
-            raise ValueError("actuator.type 'virtual' needs the simulated line (camera.type: sim)")
-        from sorter.actuate.virtual import VirtualActuator
-
-        return VirtualActuator(world, device, clock)
-    if kind == "dry_run":
-        from sorter.actuate.dry_run import DryRunActuator
-
-        return DryRunActuator(clock)
-    if kind in ("serial", "modbus"):
-        from sorter.actuate.bridge import create_bridge_actuator
-
-        act: Actuator = create_bridge_actuator(cfg, clock, world, device)
-        return act
-    if kind == "host_timed":
-        from sorter.actuate.host_timed import create_host_timed_actuator
-
-        act2: Actuator = create_host_timed_actuator(cfg, clock, world, device)
-        return act2
-    raise ValueError(f"actuator.type {kind!r} unknown")
-
-
-def _real_camera(cfg: Config, clock: Clock, actuator: Actuator) -> tuple[Any, str]:
-    """The camera's frame source, with the belt odometer read from the controller's encoder where the link has it."""
-    from sorter.capture.registry import create_frame_source
-    from sorter.runtime.odometry import encoder_odometer, nominal_odometer
-
-    nominal = nominal_odometer(clock.now_ns(), cfg.belt.nominal_speed_mm_s)
-    sync = getattr(getattr(actuator, "link", None), "sync", None)
-    if sync is not None:
-        from sorter.actuate.bridge import link_counts_per_mm
-
-        odometer, what = encoder_odometer(sync, link_counts_per_mm(cfg), nominal), "controller encoder"
-        deadline = time.monotonic() + 2.0  # the link probes the encoder periodically; a speed needs probes 0.1 s apart
-        while sync.speed_counts_per_s() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if sync.speed_counts_per_s() is None:
-            log.warning("no belt speed from the controller's encoder yet: the first frames use the nominal speed")
-    else:
-        odometer, what = nominal, f"nominal belt speed {cfg.belt.nominal_speed_mm_s:g} mm/s (no encoder on this actuator)"
-    log.info("belt odometer of the camera: %s", what)
-    return create_frame_source(cfg.camera, clock, odometer), what
+def replay_config(cfg: Config) -> Config:
+    """A replay never actuates (dry run) and needs a detector that looks at pixels."""
+    if cfg.detector.type == "oracle":
+        raise ValueError(
+            "replay needs a detector that looks at pixels (detector.type onnxruntime, tensorrt or torch), not oracle"
+        )
+    return cfg.model_copy(update={"actuator": cfg.actuator.model_copy(update={"type": "dry_run"})})
 
 
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
-    """Build a line: simulated world (if any), detector, tracker, planner, actuator.
+    """Build a line: the plant, the detector, tracker and planner, the actuator, the event recorder.
 
     Args:
         cfg: validated configuration.
@@ -148,101 +126,26 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         replay: for ``sorter replay``: a manual clock moved to each recorded frame's stamp, no simulated world,
             no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
-    from sorter.track import BeltTracker
-
-    if replay:
-        if cfg.detector.type == "oracle":
-            raise ValueError(
-                "replay needs a detector that looks at pixels (detector.type onnxruntime, tensorrt or torch), not oracle"
-            )
-        cfg = cfg.model_copy(update={"actuator": cfg.actuator.model_copy(update={"type": "dry_run"})})
+    cfg = replay_config(cfg) if replay else cfg
     clock: Clock = ManualClock() if replay else ChargedClock() if fast else MonotonicClock()
-    camera = camera_model_for(cfg)
-    world: Any = None
-    device: Any = None
-    scoreboard: Any = None
-    targets = target_class_ids(cfg)
-    if cfg.camera.type == "sim" and not replay:
-        from sorter.sim.world import SimWorld
-
-        world = SimWorld(
-            cfg.sim,
-            belt_width_mm=cfg.belt.width_mm,
-            nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s,
-            encoder_counts_per_mm=cfg.belt.encoder_counts_per_mm,
-            camera=sim_camera_model(cfg),
-            class_names=MATERIAL_CLASSES,
-            t0_ns=clock.now_ns(),
-        )
-        if cfg.line.mode == "airjet":
-            v = cfg.airjet.valves
-            device = world.add_valve_bank(
-                valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
-            )
-        else:
-            r = cfg.robot
-            device = world.add_robot(
-                window_y_start_mm=r.window_y_start_mm,
-                window_y_end_mm=r.window_y_end_mm,
-                x_min_mm=r.x_min_mm,
-                x_max_mm=r.x_max_mm,
-            )
-        scoreboard = world.scoreboard(target_class_ids=targets)
-    elif fast and not replay:
-        raise ValueError("--fast needs camera.type: sim")
+    camera = camera_model(cfg)
+    plant = build_plant(cfg, clock, target_class_ids(cfg), fast=fast, replay=replay)
     detector = create_detector(cfg, MATERIAL_CLASSES)
-    tracker = BeltTracker(tracker_params(cfg, camera))
-    planner: Any
-    if cfg.line.mode == "airjet":
-        from sorter.schedule import AirjetPlanner
-
-        planner = AirjetPlanner(airjet_params(cfg, camera))
-    else:
-        from sorter.schedule import RobotPlanner
-
-        planner = RobotPlanner(robot_params(cfg, camera))
-    latency = LatencyRecorder()
-    odometer = OdometerEstimator(window_ns=round(cfg.belt.speed_filter_ms * 1e6), nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s)
-    pipeline = Pipeline(
-        camera=camera,
-        detector=detector,
-        tracker=tracker,
-        planner=planner,
-        odometer=odometer,
-        clock=clock,
-        latency=latency,
-        min_score=cfg.detector.min_score,
-    )
+    pipeline = build_pipeline(cfg, camera, detector, clock)
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
-    if world is not None and render:
-        world.prepare_renderer()  # before the controller link starts its heartbeat
-    actuator = _build_actuator(cfg, clock, world, device)
-    source: Any = None
-    odometer_source = "simulated encoder" if world is not None else "none"
+    plant.prepare(render)  # before the controller link starts its heartbeat
+    _preload(cfg)
+    actuator: Actuator | None = None
     try:
-        if cfg.camera.type != "sim" and not replay:
-            source, odometer_source = _real_camera(cfg, clock, actuator)
+        actuator = create_actuator(cfg, clock, plant.port())
+        plant.connect(actuator)
         from sorter.runtime.events import create_event_recorder
 
         events = create_event_recorder(cfg.analytics, clock, line=cfg.line.name)
     except BaseException:
-        actuator.close()
+        if actuator is not None:
+            actuator.close()
         detector.close()
         raise
-    return Line(
-        cfg=cfg,
-        clock=clock,
-        camera=camera,
-        detector=detector,
-        pipeline=pipeline,
-        actuator=actuator,
-        latency=latency,
-        counters=RunCounters(),
-        world=world,
-        scoreboard=scoreboard,
-        render_frames=render,
-        execution_tolerance_mm=max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm),
-        events=events,
-        source=source,
-        odometer_source=odometer_source,
-    )
+    tolerance_mm = max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm)
+    return Line(cfg, clock, camera, detector, pipeline, actuator, plant, RunCounters(), render, tolerance_mm, events=events)

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sorter.capture.base import FrameSource
 from sorter.clock import ChargedClock, Clock, ManualClock
 from sorter.entities import MATERIAL_CLASSES, Frame
 from sorter.runtime.pipeline import CycleResult
-from sorter.runtime.slot import LatestSlot
 
 if TYPE_CHECKING:
     from sorter.runtime.line import Line
@@ -97,15 +97,14 @@ def _collect_reports(line: Line) -> None:
 
 def run_fast(line: Line, duration_s: float, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
     """Run ``duration_s`` of simulated belt as fast as the machine allows."""
-    world = line.world
-    if world is None:
+    plant = line.plant.simulated()
+    if plant is None:
         raise RuntimeError("--fast needs the simulated line (camera.type: sim)")
     clock = line.clock
     if not isinstance(clock, ChargedClock):
         raise RuntimeError("--fast needs a ChargedClock")
     period_ns = round(1e9 / line.cfg.camera.fps)
     end_ns = round(duration_s * 1e9)
-    render = line.render_frames
     next_index = 0
     pending: Frame | None = None
     wall0 = time.perf_counter()
@@ -114,7 +113,7 @@ def run_fast(line: Line, duration_s: float, stop: threading.Event, status: Statu
     def capture_until(t_ns: int) -> None:
         nonlocal next_index, pending
         while next_index * period_ns <= min(t_ns, end_ns):
-            frame = world.capture(next_index * period_ns, next_index, render)
+            frame = plant.capture(next_index * period_ns, next_index)
             if pending is not None:
                 line.counters.frames_dropped += 1
             pending = frame
@@ -129,7 +128,7 @@ def run_fast(line: Line, duration_s: float, stop: threading.Event, status: Statu
         result = line.pipeline.process(frame)
         t_done = clock.now_ns()
         capture_until(t_done)
-        world.advance_to(max(t_done, world.now_ns))
+        plant.advance_to(max(t_done, plant.now_ns))
         _after_cycle(line, result, frame.t_capture_ns, clock)
         line.actuator.wait_idle(2.0)
         _collect_reports(line)
@@ -138,80 +137,17 @@ def run_fast(line: Line, duration_s: float, stop: threading.Event, status: Statu
             capture_until(max(t_free, next_index * period_ns))
         if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
             last_status = time.perf_counter()
-            status(line, world.now_ns / 1e9)
+            status(line, plant.now_ns / 1e9)
     # Objects still between the camera and the ejection line have no fate yet:
     # the scoreboard counts only decided fates, so the run's tail does not distort it.
     wall = time.perf_counter() - wall0
     return RunResult(sim_duration_s=end_ns / 1e9, wall_s=wall, interrupted=stop.is_set())
 
 
-class SimCaptureThread(threading.Thread):
-    """Renders frames from the simulated world at the camera rate into a latest-frame slot."""
-
-    def __init__(self, line: Line, slot: LatestSlot[Frame], stop: threading.Event) -> None:
-        super().__init__(name="capture-sim", daemon=True)
-        self._line = line
-        self._slot = slot
-        self._stop_event = stop
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        line = self._line
-        world = line.world
-        assert world is not None
-        period_ns = round(1e9 / line.cfg.camera.fps)
-        t0 = line.clock.now_ns()
-        k = 0
-        try:
-            while not self._stop_event.is_set():
-                target = t0 + k * period_ns
-                delay = (target - line.clock.now_ns()) / 1e9
-                if delay > 0:
-                    self._stop_event.wait(delay)
-                    if self._stop_event.is_set():
-                        break
-                now = line.clock.now_ns()
-                lag = (now - target) // period_ns
-                if lag > 0:  # the camera does not wait: frames we could not render in time are lost
-                    line.counters.frames_dropped += int(lag)
-                    line.counters.frames_dropped_capture += int(lag)
-                    k += int(lag)
-                frame = world.capture(max(now, world.now_ns), k, line.render_frames)
-                self._slot.put(frame)
-                k += 1
-        except BaseException as e:  # reported by the main loop
-            self.error = e
-            self._stop_event.set()
-
-
-class _SimFeed:
-    """The simulated camera as a frame source: a render thread filling a latest-frame slot."""
-
-    def __init__(self, line: Line, stop: threading.Event) -> None:
-        self.slot: LatestSlot[Frame] = LatestSlot()
-        self.thread = SimCaptureThread(line, self.slot, stop)
-        self._join_s = line.cfg.runtime.join_timeout_s
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def latest(self, timeout_s: float) -> Frame | None:
-        return self.slot.take(timeout_s=timeout_s)
-
-    @property
-    def frames_dropped(self) -> int:
-        return self.slot.dropped
-
-    def close(self) -> None:
-        self.thread.join(timeout=self._join_s)
-        if self.thread.error is not None:
-            raise self.thread.error
-
-
 STARTUP_GRACE_NS = 5_000_000_000
 
 
-def _camera_trouble(line: Line, source: Any, t_since_frame_ns: int, stale_ns: int) -> str | None:
+def _camera_trouble(line: Line, source: FrameSource, t_since_frame_ns: int, stale_ns: int) -> str | None:
     """Why the camera is not delivering (None when it is): the source's own health, else frame age."""
     health = getattr(source, "health", None)
     if health is not None:
@@ -229,7 +165,9 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
     A camera that stops delivering (stale, reconnecting) degrades the service and
     pauses actuation until frames flow again; a video file that ends stops the run.
     """
-    source: Any = line.source if line.source is not None else _SimFeed(line, stop)
+    source = line.plant.live_source(stop, line.counters.on_capture_lost)
+    if source is None:
+        raise RuntimeError("this line has no camera to run live (a replay runs with run_replay)")
     clock = line.clock
     t_start = clock.now_ns()
     wall0 = time.perf_counter()
@@ -274,7 +212,7 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
     return RunResult(sim_duration_s=(clock.now_ns() - t_start) / 1e9, wall_s=wall, interrupted=False)
 
 
-def run_replay(line: Line, source: Any, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
+def run_replay(line: Line, source: FrameSource, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
     """Re-run the pipeline on recorded frames, deterministically: the clock is each frame's recorded stamp."""
     clock = line.clock
     if not isinstance(clock, ManualClock):
@@ -310,7 +248,7 @@ def run_line(
     fast: bool,
     stop: threading.Event,
     status: StatusCallback | None = None,
-    replay_source: Any = None,
+    replay_source: FrameSource | None = None,
 ) -> dict[str, Any]:
     """Run a built line (fast, live, or a replay of ``replay_source``) and return the run summary; always closes the line."""
     from sorter.runtime.accounting import build_summary

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from sorter.clock import Clock
+from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.entities import BeltMeasurements, Command, Detections, Frame, Track
 from sorter.geometry import CameraModel, boxes_to_belt
@@ -117,3 +118,26 @@ class Pipeline:
             s_now_mm=s_now_mm,
             speed_mm_s=speed,
         )
+
+
+def build_pipeline(cfg: Config, camera: CameraModel, detector: Detector, clock: Clock) -> Pipeline:
+    """The processing stages of a line: the detector given, the belt-frame tracker, the planner of ``line.mode``."""
+    from sorter.runtime.params import airjet_params, robot_params, tracker_params
+    from sorter.schedule import AirjetPlanner, RobotPlanner
+    from sorter.track import BeltTracker
+
+    planner: PlannerLike
+    if cfg.line.mode == "airjet":
+        planner = AirjetPlanner(airjet_params(cfg, camera))
+    else:
+        planner = RobotPlanner(robot_params(cfg, camera))
+    return Pipeline(
+        camera=camera,
+        detector=detector,
+        tracker=BeltTracker(tracker_params(cfg, camera)),
+        planner=planner,
+        odometer=OdometerEstimator(round(cfg.belt.speed_filter_ms * 1e6), cfg.belt.nominal_speed_mm_s),
+        clock=clock,
+        latency=LatencyRecorder(),
+        min_score=cfg.detector.min_score,
+    )

@@ -1,24 +1,86 @@
-"""Start-up checks of a line before the loop runs: calibration, model, camera, controller, event store, HTTP port,
-flight-recorder folder.
+"""Start-up checks of a line before the loop runs: physics of the setup, calibration, model, camera, controller,
+event store, HTTP port, flight-recorder folder.
 
-Each check opens the real thing and closes it again, and says what to do when
-it fails. ``sorter check`` prints them; the systemd unit runs that command
-before starting the service.
+The physics checks (ejection line, valve bank, camera rate against the camera's
+view of the belt) need the camera model, read from the calibration file: they run
+whenever a line's configuration is loaded (:func:`load_line_config`). The other
+checks open the real thing and close it again, and say what to do when it fails.
+``sorter check`` prints them; the systemd unit runs that command before starting
+the service.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from sorter.config import Config
+from sorter.config import Config, load_config
 from sorter.entities import MATERIAL_CLASSES
 
 log = logging.getLogger(__name__)
+
+
+def physics_problems(cfg: Config) -> list[str]:
+    """Return reasons why this setup cannot work physically (empty when fine)."""
+    from sorter.runtime.plant import camera_model
+
+    problems: list[str] = []
+    cam = camera_model(cfg)
+    _x0, _x1, y0, y1 = cam.view_extent_mm()
+    view_len_mm = y1 - y0
+    if cfg.line.mode == "airjet":
+        if cfg.airjet.y_eject_mm <= y1:
+            problems.append(
+                f"airjet.y_eject_mm = {cfg.airjet.y_eject_mm:g} lies inside or upstream of the camera view "
+                f"(view ends at y = {y1:.0f} mm); the ejection line must be downstream of the view, e.g. {y1 + 300:.0f}"
+            )
+        v = cfg.airjet.valves
+        bank_mm = v.count * v.pitch_mm
+        if v.x_first_mm < -1e-6 or v.x_first_mm + bank_mm > cfg.belt.width_mm + 1e-6:
+            problems.append(
+                f"airjet.valves: {v.count} valves x {v.pitch_mm:g} mm from x = {v.x_first_mm:g} mm span "
+                f"{v.x_first_mm:g}..{v.x_first_mm + bank_mm:g} mm, wider than the belt (belt.width_mm = {cfg.belt.width_mm:g}); "
+                "reduce airjet.valves.count or pitch_mm"
+            )
+        if v.min_pulse_ms > v.max_pulse_ms:
+            problems.append(f"airjet.valves.min_pulse_ms = {v.min_pulse_ms:g} exceeds max_pulse_ms = {v.max_pulse_ms:g}")
+    else:
+        r = cfg.robot
+        if r.window_y_start_mm <= y1:
+            problems.append(
+                f"robot.window_y_start_mm = {r.window_y_start_mm:g} lies inside or upstream of the camera view "
+                f"(view ends at y = {y1:.0f} mm); move the robot window downstream"
+            )
+        if r.window_y_end_mm <= r.window_y_start_mm:
+            problems.append(
+                f"robot.window_y_end_mm = {r.window_y_end_mm:g} must exceed window_y_start_mm = {r.window_y_start_mm:g}"
+            )
+    max_speed = cfg.belt.nominal_speed_mm_s
+    if cfg.camera.type == "sim":
+        max_speed = max(max_speed, cfg.sim.max_speed_mm_s(cfg.belt.nominal_speed_mm_s))
+    views = view_len_mm * cfg.camera.fps / max_speed if max_speed > 0 else math.inf
+    if views < 3.0:
+        need_fps = 3.0 * max_speed / max(view_len_mm, 1e-9)
+        problems.append(
+            f"camera.fps = {cfg.camera.fps:g} is too low: at {max_speed:g} mm/s over a {view_len_mm:.0f} mm view each object "
+            f"is seen only {views:.1f} times (at least 3 needed); raise camera.fps to >= {need_fps:.0f} or slow the belt"
+        )
+    return problems
+
+
+def load_line_config(files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load a line's configuration: the schema (``sorter.config.load_config``), then the physics of the setup.
+
+    Raises:
+        ConfigError: one line per problem (a calibration file that cannot be used included).
+    """
+    return load_config(files, overrides, checks=(physics_problems,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +104,9 @@ def _run(name: str, fn: Callable[[], str]) -> CheckResult:
 
 
 def _calibration(cfg: Config) -> str:
-    from sorter.runtime.calibration_source import camera_model_for
+    from sorter.runtime.plant import camera_model
 
-    cam = camera_model_for(cfg)
+    cam = camera_model(cfg)
     if cfg.camera.calibration_file:
         return f"{cfg.camera.calibration_file}: fx {cam.fx:.1f} px, valid"
     return "simulated camera: true mount (no calibration file needed)"
@@ -88,9 +150,9 @@ def _controller(cfg: Config, timeout_s: float) -> str:
         return f"actuator {kind}: no controller link"
     if cfg.actuator.emulator:
         return f"{kind}: emulated controller (simulation)"
-    from sorter.commands.hw import open_target
+    from sorter.actuate.links import open_link
 
-    t = open_target(cfg, False, False)
+    t = open_link(cfg.actuator, arm=False)
     try:
         if not t.link.wait_ready(timeout_s):
             raise TimeoutError(

@@ -148,10 +148,11 @@ class LineService:
         if hasattr(params, "policy"):
             planner.params = replace(params, policy=policy_params(cfg))
         self.line.pipeline.min_score = cfg.detector.min_score
-        if getattr(self.line, "scoreboard", None) is not None:  # simulation: score what follows against the new targets
+        board = getattr(self.line, "scoreboard", None)
+        if board is not None:  # simulation: score what follows against the new targets
             from sorter.runtime.params import target_class_ids
 
-            self.line.scoreboard.set_targets(target_class_ids(cfg))
+            board.set_targets(target_class_ids(cfg))
         keys = changed_keys(self.line.cfg, cfg)
         self.line.cfg = cfg
         self.reloads += 1

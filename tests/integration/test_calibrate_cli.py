@@ -20,8 +20,8 @@ from sorter.calib_store import CalibrationStore, load_calibration, load_camera_m
 from sorter.commands import calibrate
 from sorter.config import load_config
 from sorter.geometry import CameraModel
-from sorter.runtime.calibration_source import sim_camera_model
 from sorter.sim.marker_sheet import BeltSheetScene
+from sorter.sim.mount import sim_camera_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / ".." / "shared" / "data" / "calib"

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sorter.actuate.base import NoPlant
 from sorter.actuate.host_timed import HostTimedActuator, RecordingRelayOutput, create_host_timed_actuator
 from sorter.clock import ManualClock, MonotonicClock
 from sorter.config import load_config
@@ -104,15 +105,16 @@ def test_cancel_max_pulse_and_refusals() -> None:
 def test_factory_refuses_a_simulated_clock_and_a_real_line() -> None:
     cfg = load_config(None, ["actuator.type=host_timed"])
     with pytest.raises(ConfigError, match="without --fast"):
-        create_host_timed_actuator(cfg, ManualClock(), object(), object())
+        create_host_timed_actuator(cfg, ManualClock(), NoPlant())
     with pytest.raises(ConfigError, match="simulated air-jet line only"):
-        create_host_timed_actuator(cfg, MonotonicClock(), None, None)
+        create_host_timed_actuator(cfg, MonotonicClock(), NoPlant())
 
 
 def test_simulated_line_in_real_time() -> None:
     """The factory's simulator outputs: pulses land on the virtual valve bank at the switching instants."""
     from sorter.entities import MATERIAL_CLASSES
-    from sorter.runtime.calibration_source import sim_camera_model
+    from sorter.sim.mount import sim_camera_model
+    from sorter.sim.outputs import SimOutputs
     from sorter.sim.world import SimWorld
 
     cfg = load_config(None, ["actuator.type=host_timed", "sim.density_per_m2=0"])
@@ -130,7 +132,7 @@ def test_simulated_line_in_real_time() -> None:
     bank = world.add_valve_bank(
         valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
     )
-    act = create_host_timed_actuator(cfg, clock, world, bank)
+    act = create_host_timed_actuator(cfg, clock, SimOutputs(world, bank))
     try:
         s_now = world.odometer_mm(clock.now_ns())
         act.submit([fire(i, s_now + 150 + 100 * i, s_now + 200 + 100 * i, i, i + 2) for i in range(5)])

@@ -17,11 +17,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sorter.actuate.bridge import create_bridge_actuator, link_counts_per_mm
+from sorter.actuate.bridge import create_bridge_actuator
+from sorter.actuate.links import link_counts_per_mm
 from sorter.clock import ManualClock
 from sorter.config import Config, load_config
 from sorter.entities import MATERIAL_CLASSES, CommandReport, FireCommand
-from sorter.runtime.calibration_source import sim_camera_model
+from sorter.sim.mount import sim_camera_model
+from sorter.sim.outputs import SimOutputs
 from sorter.sim.world import SimWorld
 
 STEP_NS = 5_000_000  # 5 ms of simulated belt per loop step
@@ -95,7 +97,7 @@ def run_bridged(cfg: Config, duration_s: float) -> tuple[list[Any], list[Command
     """The same line with the bank behind the emulator and a real transport."""
     world, bank = make_world(cfg)
     clock = ManualClock()
-    act = create_bridge_actuator(cfg, clock, world, bank)
+    act = create_bridge_actuator(cfg, clock, SimOutputs(world, bank))
     planner = TruthPlanner(cfg, frozenset({0, 1}))
     reports: list[CommandReport] = []
     try:

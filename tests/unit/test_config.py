@@ -9,11 +9,12 @@ import pytest
 from sorter.cli import main as cli_main
 from sorter.config import CONFIG_DIR, load_config
 from sorter.errors import ConfigError
+from sorter.runtime.preflight import load_line_config
 
 
 def _problems(*overrides: str, files: list[str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as ei:
-        load_config(files, overrides)
+        load_line_config(files, overrides)
     return ei.value.problems
 
 

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
+from sorter.capture.slot import LatestSlot
 from sorter.clock import ChargedClock
 from sorter.detect.oracle import OracleDetector
 from sorter.entities import MATERIAL_CLASSES, Frame, TruthObject
 from sorter.errors import SorterError
 from sorter.runtime.odometry import OdometerEstimator
-from sorter.runtime.slot import LatestSlot
 
 
 def test_odometer_speed_and_extrapolation() -> None:

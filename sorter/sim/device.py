@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from firmware_bridge.device import Execution, ScheduleResult
+from sorter.sim.ejector import ValveBankModel
+from sorter.sim.records import PickRecord, PulseRecord
+from sorter.sim.robot import RobotModel
 
 if TYPE_CHECKING:
-    from sorter.sim.records import PickRecord, PulseRecord
     from sorter.sim.world import SimWorld
 
 
@@ -30,16 +32,16 @@ class SimDevice:
 
     Args:
         world: the virtual line (its encoder and clock).
-        device: a ``ValveBankModel`` (has ``schedule``) or a ``RobotModel`` (has ``schedule_pick``).
+        device: the simulated valve bank or robot.
         counts_per_mm: the emulated controller's position units per mm (``actuator.counts_per_mm``,
             else ``belt.encoder_counts_per_mm``).
     """
 
-    def __init__(self, world: SimWorld, device: Any, counts_per_mm: float) -> None:
+    def __init__(self, world: SimWorld, device: ValveBankModel | RobotModel, counts_per_mm: float) -> None:
         self.world = world
         self.device = device
         self.cpm = float(counts_per_mm)
-        self.is_valve_bank = hasattr(device, "schedule")
+        self.is_valve_bank = isinstance(device, ValveBankModel)
         self._lock = threading.Lock()
         self._done: list[Execution] = []
         self._active: dict[int, tuple[int, int, float, float]] = {}  # fire id -> valves and commanded span (mm)
@@ -50,7 +52,7 @@ class SimDevice:
 
     @property
     def valve_count(self) -> int:
-        return int(getattr(self.device, "valve_count", 0))
+        return self.device.valve_count if isinstance(self.device, ValveBankModel) else 0
 
     def encoder_count(self) -> int:
         # the controller's own count at its resolution (which may be finer than the belt encoder's)
@@ -65,7 +67,7 @@ class SimDevice:
     def schedule_fire(
         self, command_id: int, valve_first: int, valve_last: int, open_count: int, close_count: int
     ) -> ScheduleResult:
-        if not self.is_valve_bank:
+        if not isinstance(self.device, ValveBankModel):
             return "rejected"
         s_open = open_count / self.cpm
         s_close = close_count / self.cpm
@@ -77,7 +79,7 @@ class SimDevice:
         return "late" if result == "late" else "rejected"
 
     def schedule_pick(self, command_id: int, x_um: int, y_um: int, pick_count: int) -> ScheduleResult:
-        if self.is_valve_bank:
+        if not isinstance(self.device, RobotModel):
             return "rejected"
         s_pick = pick_count / self.cpm
         result = str(self.device.schedule_pick(command_id, x_um / 1000.0, y_um / 1000.0 - s_pick, s_pick))
@@ -91,9 +93,8 @@ class SimDevice:
         return ok
 
     def close_all(self) -> None:
-        close = getattr(self.device, "close_all", None)
-        if close is not None:
-            close()
+        if isinstance(self.device, ValveBankModel):
+            self.device.close_all()
         with self._lock:
             self._active.clear()
 
@@ -119,14 +120,14 @@ class SimDevice:
 
     def _on_record(self, rec: PulseRecord | PickRecord) -> None:
         """Listener called by the device under the world lock: only record."""
-        if hasattr(rec, "s_open_cmd_mm"):
-            pulse: PulseRecord = rec  # type: ignore[assignment]
+        if isinstance(rec, PulseRecord):
+            pulse = rec
             open_count = round(pulse.s_open_cmd_mm * self.cpm)
             close_mm = pulse.s_close_actual_mm if pulse.truncated else pulse.s_close_cmd_mm
             close_count = math.floor(close_mm * self.cpm) if pulse.truncated else round(close_mm * self.cpm)
             e = Execution(pulse.command_id, "fire", open_count, max(open_count, close_count))
         else:
-            pick: PickRecord = rec  # type: ignore[assignment]
+            pick = rec
             c = round(pick.s_mm * self.cpm)
             e = Execution(pick.command_id, "pick", c, c)
         with self._lock:

@@ -1,0 +1,197 @@
+"""The one way to open a line's controller link: serial or Modbus, from the actuator config, optionally emulated.
+
+Used by the bridge actuator (the running line), ``sorter hw`` and ``sorter check``
+(commissioning), and the calibration timing rig. Every configured setting is
+honoured: the serial line rate, ACK timeout and heartbeat; the Modbus transport,
+address, unit id, transaction timeout and heartbeat.
+
+With ``emulate`` the link's peer is a ``firmware_bridge`` emulator speaking the
+real protocol over a real transport (a socat pseudo-terminal pair for serial and
+Modbus RTU, a pymodbus server on a free loopback port for Modbus TCP), executing
+commands against the device model the caller gives (the simulator's valve bank,
+or a free-running encoder): ``actuate`` never builds a simulated device itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from firmware_bridge.controller import ControllerLimits
+from firmware_bridge.device import DeviceModel
+from firmware_bridge.host_session import SessionConfig
+from firmware_bridge.modbus_link import ModbusLink, ModbusLinkConfig
+from firmware_bridge.serial_link import SerialLink
+from sorter.errors import ConfigError, DeviceNotConnectedError
+
+if TYPE_CHECKING:
+    from firmware_bridge.emulators.plc import PlcEmulator
+    from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+    from sorter.config import ActuatorConfig, Config
+
+log = logging.getLogger(__name__)
+
+LINK_TYPES = ("serial", "modbus")
+
+
+def link_counts_per_mm(cfg: Config) -> float:
+    """Position units per mm on the controller link: ``actuator.counts_per_mm``, else the belt encoder's."""
+    return float(cfg.actuator.counts_per_mm or cfg.belt.encoder_counts_per_mm)
+
+
+def simulation_limits(max_pulse_ms: float) -> ControllerLimits:
+    """Emulator limits in simulation: refuse late exactly as the simulator does, clamp only absurd pulses.
+
+    The PLC emulator caps the queue at its 64 slots.
+    """
+    return ControllerLimits(
+        queue_capacity=256,
+        watchdog_ms=100.0,
+        min_lead_us=0,
+        min_pulse_us=0,
+        max_pulse_us=int(max(4 * max_pulse_ms * 1000, 200_000)),
+    )
+
+
+@dataclass
+class OpenedLink:
+    """A started link (and the emulator started for it, if any).
+
+    Attributes:
+        link: the serial or Modbus link, its thread started.
+        where: the controller in words, e.g. ``valve controller on /dev/ttyACM0`` or ``PLC at 10.0.0.5:502``.
+        fix: what to check when it does not answer.
+        emulator: the emulator at the other end, or None.
+    """
+
+    link: SerialLink | ModbusLink
+    where: str
+    fix: str
+    emulator: ValveControllerEmulator | PlcEmulator | None = None
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def wait_ready_or_raise(self, timeout_s: float) -> None:
+        """Wait until the controller answers (and is armed); else close everything and raise.
+
+        Raises:
+            DeviceNotConnectedError: no answer within ``timeout_s``.
+        """
+        if self.link.wait_ready(timeout_s):
+            return
+        self.close()
+        raise DeviceNotConnectedError(f"{self.where} did not answer within {timeout_s:g} s; {self.fix}")
+
+    def close(self) -> None:
+        """Disarm and close the link, then stop the emulator and its transport."""
+        try:
+            self.link.close()
+        finally:
+            self.stop_emulator()
+
+    def stop_emulator(self) -> None:
+        """Stop what was started for the emulator, newest first (each even if another fails)."""
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping the emulator")
+        self._stops.clear()
+
+
+def open_link(
+    actuator: ActuatorConfig,
+    *,
+    link_type: str | None = None,
+    arm: bool = True,
+    emulate: DeviceModel | None = None,
+    limits: ControllerLimits | None = None,
+) -> OpenedLink:
+    """Open and start the controller link of ``actuator`` (not waiting for an answer: see ``wait_ready_or_raise``).
+
+    Args:
+        actuator: the ``actuator`` section (its ``serial`` or ``modbus`` settings).
+        link_type: ``serial`` or ``modbus``; default ``actuator.type``.
+        arm: False for a monitor that never arms the controller nor feeds its watchdog.
+        emulate: run an emulator executing against this device model and connect to it instead of hardware.
+        limits: the emulator's safety limits (default: the emulator's own).
+
+    Raises:
+        ConfigError: the type is not a controller link.
+    """
+    kind = link_type or actuator.type
+    if kind not in LINK_TYPES:
+        raise ConfigError(f"actuator.type = {kind!r} is not a controller link; use 'serial' or 'modbus'")
+    opened = _open_serial(actuator, arm, emulate, limits) if kind == "serial" else _open_modbus(actuator, arm, emulate, limits)
+    try:
+        opened.link.start()
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def _open_serial(actuator: ActuatorConfig, arm: bool, emulate: DeviceModel | None, limits: ControllerLimits | None) -> OpenedLink:
+    s = actuator.serial
+    url, emulator, stops = s.url, None, []
+    if emulate is not None:
+        from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+        from firmware_bridge.pty_pair import PtyPair
+
+        pty = PtyPair().start()
+        stops.append(pty.close)
+        try:
+            emulator = ValveControllerEmulator(pty.device_path, emulate, limits).start()
+        except BaseException:
+            pty.close()
+            raise
+        stops.append(emulator.stop)
+        url = pty.host_path
+    session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
+    link = SerialLink(url, s.baudrate, session, arm=arm)
+    fix = (
+        "the emulator did not start; check that socat is installed"
+        if emulate is not None
+        else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
+    )
+    where = f"valve controller on {url}" + (" (emulated)" if emulate is not None else "")
+    return OpenedLink(link, where, fix, emulator, stops)
+
+
+def _open_modbus(actuator: ActuatorConfig, arm: bool, emulate: DeviceModel | None, limits: ControllerLimits | None) -> OpenedLink:
+    m = actuator.modbus
+    host, port, serial_url = m.host, m.port, m.serial_url
+    emulator: PlcEmulator | None = None
+    stops: list[Callable[[], None]] = []
+    if emulate is not None:
+        from firmware_bridge.emulators.plc import PlcEmulator
+
+        if m.transport == "rtu":
+            from firmware_bridge.pty_pair import PtyPair
+
+            pty = PtyPair().start()
+            stops.append(pty.close)
+            emulator = PlcEmulator(
+                emulate, limits, transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate, scan_s=0.001
+            )
+            serial_url = pty.host_path
+        else:
+            emulator = PlcEmulator(emulate, limits, transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
+        try:
+            emulator.start()
+        except BaseException:
+            for stop in reversed(stops):
+                stop()
+            raise
+        stops.append(emulator.stop)
+        host, port = "127.0.0.1", emulator.port
+    timing = ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms)
+    link = ModbusLink(m.transport, host, port, serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, arm=arm)
+    where = f"PLC at {host}:{port}" if m.transport == "tcp" else f"PLC (RTU) on {serial_url}"
+    where += " (emulated)" if emulate is not None else ""
+    fix = (
+        "check actuator.modbus (host, port, unit_id), the network, "
+        "and that the PLC runs the register map of firmware_bridge/PROTOCOL.md"
+    )
+    return OpenedLink(link, where, fix, emulator, stops)

@@ -1,0 +1,204 @@
+"""The plant: the physical side of a line behind one small protocol, simulated or real.
+
+A plant says where frames come from and what the belt odometer of each frame
+reads, lends the actuator what it drives, and scores the run where it can.
+``sorter.sim.plant.SimPlant`` is the simulated one; :class:`RealPlant` is a real
+camera whose odometer is the controller's encoder (read through the actuator's
+link) or, without one, the nominal belt speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sorter.actuate.base import Actuator, NoPlant, PlantPort
+from sorter.capture.base import FrameSource
+from sorter.clock import Clock
+from sorter.config import Config
+from sorter.entities import Frame
+from sorter.errors import ConfigError
+from sorter.geometry import CameraModel
+
+if TYPE_CHECKING:
+    from sorter.actuate.base import EncoderReading
+
+log = logging.getLogger(__name__)
+
+
+class Scoreboard(Protocol):
+    """How well a simulated run sorts (``sorter.sim.scoring.Scoreboard``)."""
+
+    def summary(self) -> dict[str, Any]: ...
+
+    def set_targets(self, target_class_ids: frozenset[int]) -> None: ...
+
+
+class SimulatedTime(Protocol):
+    """A plant the ``--fast`` loop can step: captures at given times, the world advanced on demand."""
+
+    @property
+    def now_ns(self) -> int: ...
+
+    def capture(self, t_ns: int, frame_index: int) -> Frame: ...
+
+    def advance_to(self, t_ns: int) -> None: ...
+
+
+class Plant(Protocol):
+    """The physical side of a line."""
+
+    @property
+    def odometer_source(self) -> str:
+        """Where ``s_capture_mm`` comes from, in words (status page, logs)."""
+        ...
+
+    @property
+    def scoreboard(self) -> Scoreboard | None:
+        """The run's score keeper (simulation only)."""
+        ...
+
+    @property
+    def source(self) -> FrameSource | None:
+        """The camera opened at build time (a real camera), or None."""
+        ...
+
+    def port(self) -> PlantPort:
+        """What the actuator may drive besides its own hardware."""
+        ...
+
+    def prepare(self, render: bool) -> None:
+        """Last preparations before the controller link starts its heartbeat (heavy work done now)."""
+        ...
+
+    def connect(self, actuator: Actuator) -> None:
+        """The actuator exists: a real camera's odometer reads its controller's encoder."""
+        ...
+
+    def live_source(self, stop: threading.Event, on_lost: Callable[[int], None]) -> FrameSource | None:
+        """The frame source of a live run (None: the runtime attaches a recording)."""
+        ...
+
+    def simulated(self) -> SimulatedTime | None:
+        """The plant's simulated time (``--fast``), or None for a real one."""
+        ...
+
+    def score(self) -> dict[str, Any]:
+        """The scoreboard's summary (empty without one)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the plant holds."""
+        ...
+
+
+def camera_model(cfg: Config) -> CameraModel:
+    """Camera model used to map detections onto the belt.
+
+    A ``camera.calibration_file`` wins; without one, a simulated camera uses its
+    true mount (a perfect calibration) and a real camera is a configuration error.
+    """
+    if cfg.camera.calibration_file:
+        from sorter.calib_store import load_camera_model
+
+        return load_camera_model(
+            cfg.camera.calibration_file,
+            cfg.camera.width_px,
+            cfg.camera.height_px,
+            max_age_days=cfg.camera.calibration_max_age_days,
+        )
+    if cfg.camera.type == "sim":
+        from sorter.sim.mount import sim_camera_model
+
+        return sim_camera_model(cfg)
+    raise ConfigError(
+        f"camera.calibration_file is not set for camera.type = {cfg.camera.type!r}; "
+        "run 'sorter calibrate intrinsics' and 'sorter calibrate belt' and set the file they write"
+    )
+
+
+class RealPlant:
+    """A real camera over a real belt (or, for a replay, no camera at all).
+
+    Args:
+        cfg: the configuration.
+        clock: the line's clock.
+        open_camera: False for a replay (the runtime attaches the recording).
+    """
+
+    scoreboard: Scoreboard | None = None
+
+    def __init__(self, cfg: Config, clock: Clock, open_camera: bool = True) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.open_camera = open_camera
+        self.source: FrameSource | None = None
+        self.odometer_source = "none"
+
+    def port(self) -> PlantPort:
+        return NoPlant()
+
+    def prepare(self, render: bool) -> None:
+        """Nothing to render ahead: a real camera delivers pixels."""
+        del render
+
+    def connect(self, actuator: Actuator) -> None:
+        """Open the camera, its belt odometer read from the controller's encoder where the actuator has one."""
+        if not self.open_camera:
+            return
+        from sorter.capture.registry import create_frame_source
+        from sorter.runtime.odometry import encoder_odometer, nominal_odometer
+
+        cfg = self.cfg
+        nominal = nominal_odometer(self.clock.now_ns(), cfg.belt.nominal_speed_mm_s)
+        encoder = actuator.encoder()
+        if encoder is not None:
+            from sorter.actuate.links import link_counts_per_mm
+
+            odometer, what = encoder_odometer(encoder, link_counts_per_mm(cfg), nominal), "controller encoder"
+            _wait_for_speed(encoder)
+        else:
+            odometer, what = nominal, f"nominal belt speed {cfg.belt.nominal_speed_mm_s:g} mm/s (no encoder on this actuator)"
+        log.info("belt odometer of the camera: %s", what)
+        self.source = create_frame_source(cfg.camera, self.clock, odometer)
+        self.odometer_source = what
+
+    def live_source(self, stop: threading.Event, on_lost: Callable[[int], None]) -> FrameSource | None:
+        del stop, on_lost
+        return self.source
+
+    def simulated(self) -> SimulatedTime | None:
+        return None
+
+    def score(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        """The camera is closed by the loop that ran it."""
+
+
+def _wait_for_speed(encoder: EncoderReading, timeout_s: float = 2.0) -> None:
+    """The link probes the encoder periodically; a speed needs probes 0.1 s apart."""
+    deadline = time.monotonic() + timeout_s
+    while encoder.speed_counts_per_s() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if encoder.speed_counts_per_s() is None:
+        log.warning("no belt speed from the controller's encoder yet: the first frames use the nominal speed")
+
+
+def build_plant(cfg: Config, clock: Clock, target_class_ids: frozenset[int], *, fast: bool, replay: bool) -> Plant:
+    """The plant of ``camera.type``: simulated for ``sim`` (except in a replay), else real.
+
+    Raises:
+        ValueError: ``--fast`` without the simulated camera.
+    """
+    if cfg.camera.type == "sim" and not replay:
+        from sorter.sim.plant import SimPlant
+
+        return SimPlant(cfg, clock, target_class_ids)
+    if fast and not replay:
+        raise ValueError("--fast needs camera.type: sim")
+    return RealPlant(cfg, clock, open_camera=not replay)
