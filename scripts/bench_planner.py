@@ -127,7 +127,7 @@ def main() -> int:
     for n in (10, 30, 60):
         frames = stream(n, args.frames, args.seed)
         planners: list[tuple[str, AirjetPlanner | RobotPlanner]] = [
-            ("air-jet", AirjetPlanner(AirjetParams(policy=policy))),
+            ("air-jet", AirjetPlanner(AirjetParams(y_eject_mm=1200.0, policy=policy))),
             ("robot", RobotPlanner(RobotParams(policy=policy, values={0: 2.0}))),
         ]
         for name, planner in planners:

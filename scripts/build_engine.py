@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from sorter.detect.cuda_runtime import CudaRuntime
-    from sorter.detect.tensorrt_backend import _device_index, load_engine
+    from sorter.detect.tensorrt_backend import device_index, load_engine
 
     report = []
     try:
-        cuda = CudaRuntime(_device_index(args.device))
+        cuda = CudaRuntime(device_index(args.device))
         for precision in args.precision:
             cfg = DetectorConfig(
                 type="tensorrt", model=args.model, precision=precision, device=args.device, engine_cache_dir=args.cache_dir

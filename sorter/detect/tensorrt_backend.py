@@ -59,7 +59,7 @@ class EngineParityError(SorterError):
     """A built engine does not reproduce the model's golden outputs."""
 
 
-def _device_index(device: str) -> int:
+def device_index(device: str) -> int:
     if device.startswith("cuda"):
         _, _, idx = device.partition(":")
         return int(idx) if idx else 0
@@ -215,7 +215,7 @@ def create(cfg: DetectorConfig, class_names: tuple[str, ...]) -> EngineDetector:
     from sorter.detect.cuda_runtime import CudaRuntime
 
     try:
-        cuda = CudaRuntime(_device_index(cfg.device))
+        cuda = CudaRuntime(device_index(cfg.device))
     except DeviceNotConnectedError as e:
         log.warning("detector.type = tensorrt but no usable GPU: %s; FALLING BACK to onnxruntime", e)
         return _fallback(cfg, class_names)

@@ -54,7 +54,7 @@ class AirjetParams:
         forget_after_mm: travel past the line after which a decided track id is forgotten.
     """
 
-    y_eject_mm: float = 1200.0
+    y_eject_mm: float
     valve_count: int = 64
     valve_pitch_mm: float = 18.75
     valve_x_first_mm: float = 0.0
@@ -110,8 +110,8 @@ class AirjetPlanner:
     Not thread-safe: call :meth:`plan` from the main loop after each tracker update.
     """
 
-    def __init__(self, params: AirjetParams | None = None, first_command_id: int = 1) -> None:
-        self.params = params or AirjetParams()
+    def __init__(self, params: AirjetParams, first_command_id: int = 1) -> None:
+        self.params = params
         self._bank = self.params.bank
         self._ledger = DecisionLedger()
         self._ids = itertools.count(first_command_id)

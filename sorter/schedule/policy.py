@@ -42,7 +42,7 @@ class PolicyParams:
     min_confidence: float = 0.5
     min_length_mm: float = 15.0
     max_length_mm: float = 700.0
-    touching_nontarget: TouchingPolicy = "eject_if_larger"
+    touching_nontarget: TouchingPolicy = "eject"
     touching_gap_mm: float = 5.0
 
     def __post_init__(self) -> None:

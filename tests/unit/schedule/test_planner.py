@@ -9,6 +9,8 @@ import pytest
 from sorter.entities import FireCommand, Track
 from sorter.schedule import AirjetParams, AirjetPlanner, Decision, PolicyParams
 
+Y_EJECT_MM = 1200.0  # the ejection line these scenarios are laid out for (AirjetParams has no default for it)
+
 SPEED = 2500.0
 VIEW_END = 360.0
 
@@ -50,8 +52,8 @@ def plan_once(planner: AirjetPlanner, tr: Track, s_now: float, speed: float = SP
 @pytest.mark.parametrize("speed", [800.0, 2500.0, 4000.0])
 def test_latency_lead_is_exactly_speed_times_latency(speed: float) -> None:
     tr = track()
-    no_lead = plan_once(AirjetPlanner(AirjetParams(latency_ms=0.0)), tr, 1400.0, speed)
-    lead = plan_once(AirjetPlanner(AirjetParams(latency_ms=3.0)), tr, 1400.0, speed)
+    no_lead = plan_once(AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=0.0)), tr, 1400.0, speed)
+    lead = plan_once(AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=3.0)), tr, 1400.0, speed)
     assert len(no_lead) == len(lead) == 1
     expected = speed * 3.0e-3
     assert no_lead[0].s_open_mm - lead[0].s_open_mm == pytest.approx(expected, abs=1e-9)
@@ -62,7 +64,7 @@ def test_latency_lead_is_exactly_speed_times_latency(speed: float) -> None:
 
 def test_command_positions_bracket_the_object_on_the_line() -> None:
     tr = track(length_mm=120.0, x_mm=300.0, width_mm=60.0)
-    params = AirjetParams(latency_ms=2.0, margin_mm=10.0)
+    params = AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=2.0, margin_mm=10.0)
     (cmd,) = plan_once(AirjetPlanner(params), tr, 1400.0)
     lead = SPEED * 2.0e-3
     # air on before the leading edge reaches the line, off after the trailing edge left it
@@ -77,7 +79,7 @@ def test_command_positions_bracket_the_object_on_the_line() -> None:
 def test_pulse_clamps_in_commands() -> None:
     small = track(track_id=1, length_mm=16.0, width_mm=16.0, sigma_u_mm=0.0)
     big = track(track_id=2, x_mm=300.0, length_mm=650.0)
-    params = AirjetParams(margin_mm=0.0, sigma_k=0.0, min_pulse_ms=10.0, max_pulse_ms=50.0)
+    params = AirjetParams(y_eject_mm=Y_EJECT_MM, margin_mm=0.0, sigma_k=0.0, min_pulse_ms=10.0, max_pulse_ms=50.0)
     cmds = fire(AirjetPlanner(params).plan([small, big], [], 1400.0, SPEED, 0).commands)
     by_track = {c.track_id: c for c in cmds}
     assert by_track[1].s_close_mm - by_track[1].s_open_mm == pytest.approx(10.0e-3 * SPEED)
@@ -101,12 +103,14 @@ def test_pulse_clamps_in_commands() -> None:
     ],
 )
 def test_valve_coverage(x_mm: float, width_mm: float, valves: tuple[int, int]) -> None:
-    (cmd,) = plan_once(AirjetPlanner(AirjetParams(lateral_margin_mm=5.0)), track(x_mm=x_mm, width_mm=width_mm), 1400.0)
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, lateral_margin_mm=5.0))
+    (cmd,) = plan_once(planner, track(x_mm=x_mm, width_mm=width_mm), 1400.0)
     assert (cmd.valve_first, cmd.valve_last) == valves
 
 
 def test_object_beside_the_bank_is_skipped() -> None:
-    planner = AirjetPlanner(AirjetParams(valve_count=32, valve_x_first_mm=300.0))  # bank covers x 300..900
+    # bank covers x 300..900
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, valve_count=32, valve_x_first_mm=300.0))
     res = planner.plan([track(x_mm=150.0, width_mm=100.0)], [], 1400.0, SPEED, 0)
     assert res.commands == () and res.skipped == 1
     assert res.decisions[0].action == "skip" and "valve bank" in res.decisions[0].reason
@@ -114,7 +118,8 @@ def test_object_beside_the_bank_is_skipped() -> None:
 
 def test_lateral_residual_motion_moves_the_valves() -> None:
     # seen at x = 600 and sliding 0.05 mm per mm of travel: 850 mm later it is at x = 642.5
-    (cmd,) = plan_once(AirjetPlanner(AirjetParams()), track(x_mm=600.0, width_mm=20.0, dx_per_mm=0.05), 1400.0)
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM))
+    (cmd,) = plan_once(planner, track(x_mm=600.0, width_mm=20.0, dx_per_mm=0.05), 1400.0)
     first, last = (642.5 - 15.0) / 18.75, (642.5 + 15.0) / 18.75
     assert (cmd.valve_first, cmd.valve_last) == (int(first), int(last))
 
@@ -123,7 +128,7 @@ def test_lateral_residual_motion_moves_the_valves() -> None:
 
 
 def test_a_track_seen_too_late_gives_no_command() -> None:
-    planner = AirjetPlanner(AirjetParams(safety_margin_mm=20.0))
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, safety_margin_mm=20.0))
     # confirmed only when its centre is 60 mm before the line: the air would have to open before now
     tr = track(u_mm=-1000.0, s_ref_mm=2140.0)
     res = planner.plan([tr], [], 2140.0, SPEED, 0)
@@ -135,7 +140,7 @@ def test_a_track_seen_too_late_gives_no_command() -> None:
 
 
 def test_late_boundary_is_the_safety_margin() -> None:
-    params = AirjetParams(safety_margin_mm=20.0)
+    params = AirjetParams(y_eject_mm=Y_EJECT_MM, safety_margin_mm=20.0)
     tr = track()
     (ref,) = plan_once(AirjetPlanner(params), tr, 1400.0)
     # now such that the opening is exactly the safety margin ahead: late
@@ -183,7 +188,7 @@ def test_one_decision_and_at_most_one_command_per_object_over_many_calls() -> No
         track(track_id=i + 1, u_mm=-600.0 - 170.0 * i, x_mm=100.0 + 90.0 * (i % 12), class_id=i % 3, width_mm=60.0)
         for i in range(40)
     ]
-    planner = AirjetPlanner(AirjetParams())
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM))
     s_values = [k * SPEED / 60.0 for k in range(400)]
     decisions: list[Decision] = []
     commands: list[FireCommand] = []
@@ -211,7 +216,7 @@ def test_one_decision_and_at_most_one_command_per_object_over_many_calls() -> No
 
 
 def test_decision_waits_until_the_track_leaves_the_view() -> None:
-    planner = AirjetPlanner(AirjetParams(view_end_y_mm=360.0))
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, view_end_y_mm=360.0))
     tr = track(u_mm=-1000.0, s_ref_mm=1300.0)  # centre at y = 300
     assert planner.plan([tr], [], 1300.0, SPEED, 0).decisions == ()
     refined = dataclasses.replace(tr, u_mm=-1002.0, s_ref_mm=1350.0)
@@ -221,7 +226,7 @@ def test_decision_waits_until_the_track_leaves_the_view() -> None:
 
 
 def test_unconfirmed_tracks_are_not_decided() -> None:
-    planner = AirjetPlanner()
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM))
     tr = track(confirmed=False, hits=2)
     res = planner.plan([tr], [tr], 1400.0, SPEED, 0)
     assert res.decisions == () and res.commands == ()
@@ -237,7 +242,7 @@ def test_unconfirmed_tracks_are_not_decided() -> None:
     ],
 )
 def test_non_targets(change: dict[str, object], reason: str) -> None:
-    res = AirjetPlanner().plan([track(**change)], [], 1400.0, SPEED, 0)  # type: ignore[arg-type]
+    res = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM)).plan([track(**change)], [], 1400.0, SPEED, 0)  # type: ignore[arg-type]
     assert res.commands == () and res.skipped == 0 and res.late_dropped == 0
     assert res.decisions[0].action == "not_target" and reason in res.decisions[0].reason
 
@@ -275,7 +280,8 @@ def pair(
 def test_touching_nontarget_policies(
     policy: str, target_wh: tuple[float, float], other_wh: tuple[float, float], gap: float, along: bool, ejected: bool
 ) -> None:
-    params = AirjetParams(policy=PolicyParams(touching_nontarget=policy, touching_gap_mm=5.0))  # type: ignore[arg-type]
+    policy_params = PolicyParams(touching_nontarget=policy, touching_gap_mm=5.0)  # type: ignore[arg-type]
+    params = AirjetParams(y_eject_mm=Y_EJECT_MM, policy=policy_params)
     target, other = pair(target_wh, other_wh, gap, along)
     res = AirjetPlanner(params).plan([target, other], [], 1400.0, SPEED, 0)
     actions = {d.track_id: d.action for d in res.decisions}
@@ -288,7 +294,7 @@ def test_touching_nontarget_policies(
 
 
 def test_touching_neighbour_retired_earlier_is_still_known() -> None:
-    params = AirjetParams(policy=PolicyParams(touching_nontarget="skip"))
+    params = AirjetParams(y_eject_mm=Y_EJECT_MM, policy=PolicyParams(touching_nontarget="skip"))
     target, other = pair((100, 80), (100, 80), 1.0)
     planner = AirjetPlanner(params)
     planner.plan([other], [], 1300.0, SPEED, 0)  # the neighbour was seen (and decided) first
@@ -298,7 +304,7 @@ def test_touching_neighbour_retired_earlier_is_still_known() -> None:
 
 def test_params_are_checked() -> None:
     with pytest.raises(ValueError, match="min_pulse_ms"):
-        AirjetParams(min_pulse_ms=90.0, max_pulse_ms=80.0)
+        AirjetParams(y_eject_mm=Y_EJECT_MM, min_pulse_ms=90.0, max_pulse_ms=80.0)
     with pytest.raises(ValueError, match="downstream of the camera view"):
         AirjetParams(y_eject_mm=300.0)
     with pytest.raises(ValueError, match="touching_nontarget"):
