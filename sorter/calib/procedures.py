@@ -22,7 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sorter.calib import preview
-from sorter.calib.boards import BoardDetection, BoardSpec, detect_board, diagnose_missing_board, larger_chessboard
+from sorter.calib.board_hints import diagnose_missing_board, larger_chessboard
+from sorter.calib.boards import BoardDetection, BoardSpec, detect_board
 from sorter.calib.guide import Guide
 from sorter.calib.homography import BeltThresholds, SheetPlacement, belt_fit_to_dict, fit_belt_pose
 from sorter.calib.intrinsics import (

@@ -1,4 +1,4 @@
-"""What physically happened on the virtual line: object fates, valve pulses, robot picks.
+"""What physically happened on the virtual line: object fates, valve pulses, robot picks, object states.
 
 These records are written by the world and its device models and read by the
 scoreboard and by actuator emulators (which turn them into
@@ -7,8 +7,14 @@ scoreboard and by actuator emulators (which turn them into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from sorter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sorter.sim.config import SimConfig
 
 Fate = Literal["ejected", "picked", "passed"]
 
@@ -104,3 +110,41 @@ class PickRecord:
     busy: bool
     object_id: int | None
     error_mm: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectState:
+    """Where an object is at a given time (inspection, tests, tools).
+
+    Attributes:
+        object_id: id.
+        class_id: class.
+        x_mm: lateral centre.
+        y_w_mm: along-belt centre.
+        u_mm: belt-fixed centre ``y_w_mm - s_mm`` (changes only when it slides).
+        half_width_mm: half lateral extent.
+        half_length_mm: half along-belt extent.
+        area_mm2: footprint area.
+        counted: it entered upstream of the view after the start.
+    """
+
+    object_id: int
+    class_id: int
+    x_mm: float
+    y_w_mm: float
+    u_mm: float
+    half_width_mm: float
+    half_length_mm: float
+    area_mm2: float
+    counted: bool
+
+
+def class_weights(sim: SimConfig, class_names: Sequence[str]) -> list[float]:
+    """Relative class frequencies from ``sim.class_mix`` (classes not listed weigh 1)."""
+    unknown = [k for k in sim.class_mix if k not in class_names]
+    if unknown:
+        raise ConfigError(f"sim.class_mix has unknown class(es) {unknown}; known classes are: {', '.join(class_names)}")
+    weights = [float(sim.class_mix.get(n, 1.0)) for n in class_names]
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"sim.class_mix = {dict(sim.class_mix)}: weights must be >= 0 and not all zero")
+    return weights

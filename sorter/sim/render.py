@@ -186,3 +186,45 @@ def _fill(
             cv2.fillPoly(img, [pts], bgr, line_type, _SHIFT)
         else:
             cv2.polylines(img, [pts], False, bgr, thickness, line_type, _SHIFT)
+
+
+class LazyRenderer:
+    """A :class:`Renderer` built at first use (belt texture and lookup tables, about 0.1 s), outside the owner's lock.
+
+    Args:
+        camera: the camera model.
+        style: the initial render look.
+        seed: render seed.
+        lock: the owner's lock, held only to read and swap the renderer and the style.
+    """
+
+    def __init__(self, camera: CameraModel, style: RenderStyle, seed: int, lock: threading.RLock) -> None:
+        self._camera = camera
+        self._style = style
+        self._seed = seed
+        self._lock = lock
+        self._renderer: Renderer | None = None
+
+    @property
+    def style(self) -> RenderStyle:
+        return self._style
+
+    def set_style(self, style: RenderStyle) -> None:
+        with self._lock:
+            self._style = style
+            renderer = self._renderer
+        if renderer is not None:
+            renderer.set_style(style)
+
+    def get(self) -> Renderer:
+        with self._lock:
+            renderer, style = self._renderer, self._style
+        if renderer is None:
+            built = Renderer(self._camera, style, self._seed)
+            with self._lock:
+                if self._renderer is None:
+                    self._renderer = built
+                renderer, latest = self._renderer, self._style
+            if latest is not style:  # the style changed while it was being built
+                renderer.set_style(latest)
+        return renderer

@@ -18,8 +18,8 @@ import itertools
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,8 +31,8 @@ from sorter.geometry import CameraModel
 from sorter.sim.belt import BeltProfile
 from sorter.sim.objects import ArrivalGenerator, ObjectSpec, make_object
 from sorter.sim.population import Population
-from sorter.sim.records import Fate, ObjectFate, PickRecord, PulseRecord
-from sorter.sim.render import Renderer
+from sorter.sim.records import Fate, ObjectFate, ObjectState, PickRecord, PulseRecord, class_weights
+from sorter.sim.render import LazyRenderer
 from sorter.sim.scene import find_visible, truth_of
 from sorter.sim.scoring import Scoreboard
 from sorter.sim.shapes import SHAPES
@@ -53,44 +53,6 @@ REMOVAL_MARGIN_MM = 100.0
 MAX_STEP_NS = 3600 * 1_000_000_000
 #: Prefill starts this far downstream of the view end so the first frame is populated.
 PREFILL_MARGIN_MM = 400.0
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectState:
-    """Where an object is at a given time (inspection, tests, tools).
-
-    Attributes:
-        object_id: id.
-        class_id: class.
-        x_mm: lateral centre.
-        y_w_mm: along-belt centre.
-        u_mm: belt-fixed centre ``y_w_mm - s_mm`` (changes only when it slides).
-        half_width_mm: half lateral extent.
-        half_length_mm: half along-belt extent.
-        area_mm2: footprint area.
-        counted: it entered upstream of the view after the start.
-    """
-
-    object_id: int
-    class_id: int
-    x_mm: float
-    y_w_mm: float
-    u_mm: float
-    half_width_mm: float
-    half_length_mm: float
-    area_mm2: float
-    counted: bool
-
-
-def class_weights(sim: SimConfig, class_names: Sequence[str]) -> list[float]:
-    """Relative class frequencies from ``sim.class_mix`` (classes not listed weigh 1)."""
-    unknown = [k for k in sim.class_mix if k not in class_names]
-    if unknown:
-        raise ConfigError(f"sim.class_mix has unknown class(es) {unknown}; known classes are: {', '.join(class_names)}")
-    weights = [float(sim.class_mix.get(n, 1.0)) for n in class_names]
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ConfigError(f"sim.class_mix = {dict(sim.class_mix)}: weights must be >= 0 and not all zero")
-    return weights
 
 
 class SimWorld:
@@ -161,8 +123,8 @@ class SimWorld:
         self._fates: list[ObjectFate] = []
         self._max_visible: dict[int, float] = {}  # object id -> largest visible fraction in any frame
         self._scoreboards: list[Scoreboard] = []
-        self._style = style or RenderStyle.from_sim(sim)
-        self._renderer: Renderer | None = None
+        # built outside the lock at first use: the world keeps answering (an emulated PLC reads its encoder) meanwhile
+        self._view = LazyRenderer(camera, style or RenderStyle.from_sim(sim), sim.seed, self._lock)
         self._spawn_until(self._now_ns)
 
     # ------------------------------------------------------------------ time and odometry
@@ -422,33 +384,15 @@ class SimWorld:
     @property
     def style(self) -> RenderStyle:
         """Current render look."""
-        return self._style
+        return self._view.style
 
     def set_style(self, style: RenderStyle) -> None:
         """Change the render look (domain randomisation: may be called per frame)."""
-        with self._lock:
-            self._style = style
-            renderer = self._renderer
-        if renderer is not None:
-            renderer.set_style(style)
+        self._view.set_style(style)
 
     def prepare_renderer(self) -> None:
         """Build the renderer now (belt texture and lookup tables, about 0.1 s) rather than at the first frame."""
-        self._get_renderer()
-
-    def _get_renderer(self) -> Renderer:
-        with self._lock:
-            renderer, style = self._renderer, self._style
-        if renderer is None:
-            # built outside the lock: the world keeps answering (an emulated PLC reads its encoder) meanwhile
-            built = Renderer(self.camera, style, self.sim.seed)
-            with self._lock:
-                if self._renderer is None:
-                    self._renderer = built
-                renderer, latest = self._renderer, self._style
-            if latest is not style:  # the style changed while it was being built
-                renderer.set_style(latest)
-        return renderer
+        self._view.get()
 
     def capture(self, t_ns: int, frame_index: int, render: bool = True, camera_id: str = "cam0") -> Frame:
         """Expose the virtual camera at ``t_ns`` (advancing the world to it).
@@ -474,7 +418,7 @@ class SimWorld:
             if tob.visible_fraction > seen.get(tob.object_id, 0.0):
                 seen[tob.object_id] = tob.visible_fraction
         if render:
-            image: ImageArray = self._get_renderer().render(visible, s_mm=s, speed_mm_s=speed, t_s=t_s, frame_index=frame_index)
+            image: ImageArray = self._view.get().render(visible, s_mm=s, speed_mm_s=speed, t_s=t_s, frame_index=frame_index)
         else:
             image = np.zeros((0, 0, 3), np.uint8)
         return Frame(

@@ -9,14 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sorter.calib.boards import (
-    BoardSpec,
-    detect_board,
-    detect_markers,
-    diagnose_missing_board,
-    larger_chessboard,
-    render_board,
-)
+from sorter.calib.board_hints import diagnose_missing_board, larger_chessboard
+from sorter.calib.boards import BoardSpec, detect_board, detect_markers, render_board
 from sorter.errors import CalibrationError
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "calib"
