@@ -47,7 +47,7 @@ class Line:
     service: LineService | None = None  # when run as a service (HTTP, pause, reload)
     events: EventRecorder | None = None  # when analytics.store is set
     recorder: RecordingWriter | None = None  # for `sorter record`
-    recorder_summary: dict[str, Any] | None = None
+    recorder_summary: dict[str, object] | None = None
 
     @property
     def latency(self) -> LatencyRecorder:
