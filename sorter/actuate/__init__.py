@@ -1,1 +1,1 @@
-"""actuate."""
+"""actuate: where planned commands go (Actuator protocol, registry, link opener, actuators)."""

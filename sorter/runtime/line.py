@@ -7,7 +7,7 @@ world is made is the simulated plant's business (``sorter.sim.plant``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sorter.actuate.base import Actuator
 from sorter.actuate.registry import create_actuator
@@ -20,14 +20,28 @@ from sorter.entities import MATERIAL_CLASSES
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
 from sorter.runtime.params import target_class_ids
-from sorter.runtime.pipeline import Pipeline, build_pipeline
+from sorter.runtime.pipeline import CycleResult, Pipeline, build_pipeline
 from sorter.runtime.plant import Plant, Scoreboard, build_plant, camera_model
 from sorter.runtime.stats import LatencyRecorder
 
 if TYPE_CHECKING:
     from sorter.capture.recording import RecordingWriter
     from sorter.runtime.events import EventRecorder
-    from sorter.runtime.service import LineService
+
+
+class RunningService(Protocol):
+    """What the loops tell the service around a line (``sorter.runtime.service.LineService``)."""
+
+    @property
+    def actuation_enabled(self) -> bool: ...
+
+    def begin_cycle(self) -> None: ...
+
+    def end_cycle(self, result: CycleResult) -> None: ...
+
+    def set_degraded(self, kind: str, reason: str | None) -> None: ...
+
+    def stopping(self) -> None: ...
 
 
 @dataclass
@@ -44,7 +58,7 @@ class Line:
     counters: RunCounters
     render_frames: bool
     execution_tolerance_mm: float
-    service: LineService | None = None  # when run as a service (HTTP, pause, reload)
+    service: RunningService | None = None  # when run as a service (HTTP, pause, reload)
     events: EventRecorder | None = None  # when analytics.store is set
     recorder: RecordingWriter | None = None  # for `sorter record`
     recorder_summary: dict[str, object] | None = None
