@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sorter.actuate.base import EncoderReading
 
 
 class OdometerEstimator:
@@ -44,14 +47,6 @@ class OdometerEstimator:
             return 0.0
         t_last, s_last = self._samples[-1]
         return s_last + self._speed_mm_s * (t_ns - t_last) / 1e9
-
-
-class EncoderReading(Protocol):
-    """What a controller link knows of the belt encoder (``firmware_bridge.sync.SyncEstimator`` qualifies)."""
-
-    def count_at(self, host_ns: int) -> float | None:
-        """The controller's encoder count at host monotonic time ``host_ns``; None before the first reading."""
-        ...
 
 
 def nominal_odometer(t0_ns: int, speed_mm_s: float) -> Callable[[int], float]:
