@@ -120,6 +120,11 @@ def _preload(cfg: Config) -> None:
     names.append("sorter.sim.render" if cfg.camera.type == "sim" else "sorter.capture.registry")
     for name in names:
         importlib.import_module(name)
+    if cfg.camera.type != "sim":  # the camera's own module, opened after the link is up
+        from sorter.capture.registry import SOURCES
+        from sorter.plugins import load, resolve
+
+        load(resolve("camera", cfg.camera.type, SOURCES, "camera.type"))
 
 
 def replay_config(cfg: Config) -> Config:
