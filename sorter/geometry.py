@@ -37,21 +37,30 @@ def rodrigues(rvec: F64) -> F64:
 
 
 def rotation_to_rvec(rot: F64) -> F64:
-    """3x3 rotation matrix to a rotation vector (inverse of :func:`rodrigues`)."""
+    """3x3 rotation matrix to a rotation vector (inverse of :func:`rodrigues`).
+
+    The angle comes from ``atan2(sin, cos)``, well conditioned at every angle (``acos`` of the trace is not near
+    0 and pi); near pi, where the skew part vanishes, the axis comes from the symmetric part and its sign from
+    the skew part.
+    """
     rot = np.asarray(rot, dtype=np.float64)
-    cos_t = max(-1.0, min(1.0, (float(np.trace(rot)) - 1.0) / 2.0))
-    theta = math.acos(cos_t)
+    w = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    sin_t = float(np.linalg.norm(w)) / 2.0
+    cos_t = (float(np.trace(rot)) - 1.0) / 2.0
+    theta = math.atan2(sin_t, cos_t)
     if theta < 1e-12:
         return np.zeros(3)
-    if abs(theta - math.pi) < 1e-6:
-        # axis from the symmetric part
-        m = (rot + np.eye(3)) / 2.0
-        axis = np.sqrt(np.clip(np.diag(m), 0.0, None))
-        i = int(np.argmax(axis))
-        axis = m[:, i] / math.sqrt(max(m[i, i], 1e-300))
-        return axis * theta
-    w = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
-    return w * (theta / (2.0 * math.sin(theta)))
+    if sin_t > 1e-3:
+        out: F64 = w * (theta / (2.0 * sin_t))
+        return out
+    # near pi: (R + R^T) / 2 = cos(t) I + (1 - cos(t)) a a^T
+    aat = ((rot + rot.T) / 2.0 - cos_t * np.eye(3)) / (1.0 - cos_t)
+    i = int(np.argmax(np.diag(aat)))
+    axis = aat[:, i] / math.sqrt(max(float(aat[i, i]), 1e-300))
+    axis /= float(np.linalg.norm(axis))
+    if float(axis @ w) < 0.0:
+        axis = -axis
+    return axis * theta
 
 
 @dataclass(frozen=True)
