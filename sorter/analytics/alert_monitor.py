@@ -12,8 +12,8 @@ for the next poll (writes are idempotent), so an outage loses no alert.
 from __future__ import annotations
 
 import logging
-from datetime import UTC
 from collections.abc import Iterable
+from datetime import UTC
 from typing import Protocol
 
 from sorter.analytics.alert_eval import AlertEvaluator

@@ -95,7 +95,8 @@ def _class_order(classes: tuple[str, ...]) -> list[str]:
 
 
 def _thresholds(r: Report, kind: str) -> list[tuple[str, float]]:
-    seen: dict[str, float] = {}
+    """``(rule, threshold)`` of the rules of ``kind`` in force, and of those that raised an alert in the period."""
+    seen = {rule: threshold for rule, k, threshold in r.thresholds if k == kind}
     for a in r.alerts:
         if a.kind == kind:
             seen.setdefault(a.rule, a.threshold)
@@ -134,9 +135,11 @@ def _centres(r: Report) -> list[datetime]:
 def _throughput(ax: Any, r: Report) -> None:
     rate = [_nan(b.throughput_per_min) for b in r.buckets]
     ax.plot(_centres(r), rate, marker="o", ms=3.5, lw=1.6, color="#1f4e79", label="objects per minute")
-    for rule, threshold in _thresholds(r, "throughput"):
+    lines = _thresholds(r, "throughput")
+    for rule, threshold in lines:
         ax.axhline(threshold, ls="--", lw=1.2, color=ALERT_COLOUR, label=f"alert below {threshold:g} ({rule})")
-    ax.set_ylim(bottom=0)
+    top = max([x for x in rate if not math.isnan(x)] + [t for _, t in lines] + [1.0])
+    ax.set_ylim(0, top * 1.15)
     ax.set_title("Throughput per minute of running time", loc="left", fontsize=11)
     ax.set_ylabel("objects per minute")
 

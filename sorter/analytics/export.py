@@ -79,8 +79,9 @@ def alert_table(line: str, alerts: Sequence[Alert]) -> Table:
         ("line", "str"), ("rule", "str"), ("kind", "str"), ("start", "time"), ("end", "time"), ("value", "float"),
         ("threshold", "float"), ("unit", "str"), ("window_s", "float"), ("message", "str"),
     )
-    rows: list[tuple[Value, ...]] = [(line, a.rule, a.kind, a.t_start_ns, a.t_end_ns, a.value, a.threshold, a.unit, a.window_s, a.message)
-            for a in alerts]
+    rows: list[tuple[Value, ...]] = [
+        (line, a.rule, a.kind, a.t_start_ns, a.t_end_ns, a.value, a.threshold, a.unit, a.window_s, a.message) for a in alerts
+    ]
     return Table("alerts", columns, rows)
 
 
@@ -91,7 +92,8 @@ def to_csv(t: Table, r: Report) -> str:
     w.writerow([name for name, _ in t.columns])
     kinds = [k for _, k in t.columns]
     for row in t.rows:
-        w.writerow(["" if v is None else format_iso(int(v), r.zone) if k == "time" else v for v, k in zip(row, kinds, strict=True)])
+        w.writerow(["" if v is None else format_iso(int(v), r.zone) if k == "time" else v
+                    for v, k in zip(row, kinds, strict=True)])
     return buf.getvalue()
 
 

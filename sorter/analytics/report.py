@@ -26,6 +26,7 @@ line's own records (an air-jet line *ejects*, a robot *picks*; both are
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ class Report:
         running_start_ns, running_end_ns: the running time (see the module docstring).
         totals: the whole period as one bucket.
         alerts: alerts overlapping the period.
+        thresholds: ``(rule, kind, threshold)`` of the alert rules in force, drawn on the charts.
     """
 
     line: str
@@ -153,6 +155,7 @@ class Report:
     running_end_ns: int | None
     totals: Bucket
     alerts: tuple[Alert, ...] = ()
+    thresholds: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def n_objects(self) -> int:
@@ -167,8 +170,10 @@ class Report:
         """Objects per minute of running time (``(n - 1) / span`` inside the period); None with fewer than 2 objects."""
         return self.totals.throughput_per_min
 
-    def with_alerts(self, alerts: Iterable[Alert]) -> Report:
-        return dataclasses.replace(self, alerts=tuple(sorted(alerts, key=lambda a: (a.t_start_ns, a.rule))))
+    def with_alerts(self, alerts: Iterable[Alert], thresholds: Iterable[tuple[str, str, float]] = ()) -> Report:
+        """This report with ``alerts`` (sorted by start) and the ``(rule, kind, threshold)`` of the rules in force."""
+        return dataclasses.replace(self, alerts=tuple(sorted(alerts, key=lambda a: (a.t_start_ns, a.rule))),
+                                   thresholds=tuple(thresholds))
 
 
 def running_span_ns(times_ns: Sequence[int], t_start_ns: int, t_end_ns: int) -> tuple[int, int] | None:
@@ -176,8 +181,8 @@ def running_span_ns(times_ns: Sequence[int], t_start_ns: int, t_end_ns: int) -> 
     if not times_ns:
         return None
     first, last = times_ns[0], times_ns[-1]
-    half_gap = (last - first) / (len(times_ns) - 1) / 2 if len(times_ns) > 1 else 0.0
-    return max(t_start_ns, round(first - half_gap)), min(t_end_ns, round(last + half_gap))
+    half_gap_ns = round((last - first) / (2 * (len(times_ns) - 1))) if len(times_ns) > 1 else 0  # small: exact as a float
+    return max(t_start_ns, first - half_gap_ns), min(t_end_ns, last + half_gap_ns)
 
 
 def _overlap_s(a0: int, a1: int, b0: int, b1: int) -> float:
@@ -226,7 +231,7 @@ def build_report(
     if span is not None:
         run0, run1 = span
         edges = bucket_edges_ns(min(run0, times[0]), max(run1, times[-1]) + 1, size, zone)
-        buckets = [Bucket(a, b, running_s=_overlap_s(a, b, run0, run1)) for a, b in zip(edges, edges[1:], strict=False)]
+        buckets = [Bucket(a, b, running_s=_overlap_s(a, b, run0, run1)) for a, b in itertools.pairwise(edges)]
         k = 0
         for e in inside:
             while e.t_wall_ns >= buckets[k].t_end_ns:

@@ -92,6 +92,7 @@ def _merge_alerts(stored: list[Any], evaluated: list[Any]) -> list[Any]:
 
 def main(args: argparse.Namespace) -> int:
     from sorter.analytics.alert_eval import evaluate_history
+    from sorter.analytics.alerts import threshold_of
     from sorter.analytics.extras import require
     from sorter.analytics.report import build_report
     from sorter.analytics.store import EventStoreError, describe_store, is_postgres, open_store, sqlite_path
@@ -132,11 +133,13 @@ def main(args: argparse.Namespace) -> int:
             store.close()
         report = build_report(events, t_start_ns=t0, t_end_ns=t1, bucket_s=bucket_s, zone=zone, zone_label=zone_label,
                               targets=cfg.policy.targets, line=line, mode=cfg.line.mode)
+        alerts_cfg = _alerts_config(cfg)
         evaluated = []
         if report.running_start_ns is not None and report.running_end_ns is not None:
-            evaluated = evaluate_history(_alerts_config(cfg), events, targets=cfg.policy.targets,
+            evaluated = evaluate_history(alerts_cfg, events, targets=cfg.policy.targets,
                                          t_begin_ns=report.running_start_ns, t_end_ns=report.running_end_ns, verb=report.verb)
-        report = report.with_alerts(_merge_alerts(stored_alerts, evaluated))
+        in_force = [(rule.rule_name, rule.kind, threshold_of(rule)[0]) for rule in alerts_cfg.rules]
+        report = report.with_alerts(_merge_alerts(stored_alerts, evaluated), in_force)
         _write(args, report, events)
     except (SorterError, ValueError, OSError) as e:
         print(f"cannot report: {e}", file=sys.stderr)
