@@ -65,7 +65,12 @@ def _headline(r: Report) -> str:
 def _time_axis(ax: Any, r: Report, mdates: Any) -> None:
     locator = mdates.AutoDateLocator(tz=r.zone, minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=r.zone, show_offset=True))
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(  # clock times in full, never a bare "10" for 10 s
+        locator, tz=r.zone, show_offset=True,
+        formats=["%Y", "%b", "%d %b", "%H:%M", "%H:%M", "%H:%M:%S"],
+        zero_formats=["", "%Y", "%b", "%d %b", "%H:%M", "%H:%M:%S"],
+        offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d"],
+    ))
     ax.set_xlim(_dt(r.buckets[0].t_start_ns, r), _dt(r.buckets[-1].t_end_ns, r))
 
 
@@ -103,7 +108,7 @@ def _thresholds(r: Report, kind: str) -> list[tuple[str, float]]:
     return sorted(seen.items())
 
 
-def _composition(ax: Any, r: Report, patches: Any) -> list[Any]:
+def _composition(ax: Any, r: Report, patches: Any, ticker: Any) -> list[Any]:
     """Stacked bars of objects per class; returns the legend's patches (full colour, top of the stack first)."""
     starts = [_dt(b.t_start_ns, r) for b in r.buckets]
     widths = [_dt(b.t_end_ns, r) - _dt(b.t_start_ns, r) for b in r.buckets]
@@ -125,6 +130,7 @@ def _composition(ax: Any, r: Report, patches: Any) -> list[Any]:
         legend.append(patches.Patch(color="#bbbbbb", alpha=0.45, label="paler: bucket only partly running"))
     ax.set_title(f"Composition: objects per class, per {format_duration_s(r.bucket_s)} bucket", loc="left", fontsize=11)
     ax.set_ylabel(f"objects per {format_duration_s(r.bucket_s)}")
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     return legend
 
 
@@ -133,7 +139,7 @@ def _centres(r: Report) -> list[datetime]:
 
 
 def _throughput(ax: Any, r: Report) -> None:
-    rate = [_nan(b.throughput_per_min) for b in r.buckets]
+    rate = [_nan(r.bucket_throughput_per_min(b)) for b in r.buckets]
     ax.plot(_centres(r), rate, marker="o", ms=3.5, lw=1.6, color="#1f4e79", label="objects per minute")
     lines = _thresholds(r, "throughput")
     for rule, threshold in lines:
@@ -185,7 +191,8 @@ def figure(r: Report, *, header: bool = True) -> Any:
                 transform=ax.transAxes)
         return fig
     axes = body.subplots(3, 1, sharex=True, height_ratios=(1.25, 1.0, 1.0))
-    class_patches = _composition(axes[0], r, require("matplotlib.patches", "drawing the report"))
+    class_patches = _composition(axes[0], r, require("matplotlib.patches", "drawing the report"),
+                                 require("matplotlib.ticker", "drawing the report"))
     _throughput(axes[1], r)
     _quality(axes[2], r)
     panels = ((axes[0], ("class_share",), "class", class_patches), (axes[1], ("throughput",), None, None),

@@ -2,7 +2,9 @@
 
 Column names are the same for every line (an air-jet line's ejections and a
 robot's picks are both ``actuated``; the ``actuation`` column says which), shares
-are fractions from 0 to 1, and a value that does not exist (purity with nothing
+are fractions from 0 to 1, a bucket's throughput is per minute of its running
+time (empty for a bucket at the start or end of a run that ran less than half
+of it), and a value that does not exist (purity with nothing
 ejected) is empty in CSV and null in Parquet, never 0 or 1. Times are written
 twice: as ISO 8601 with the UTC offset of the report's time zone (CSV) or a
 timezone-aware timestamp (Parquet), and as epoch nanoseconds.
@@ -54,7 +56,7 @@ def bucket_table(r: Report) -> Table:
     )
     rows: list[tuple[Value, ...]] = [
         (r.line, b.t_start_ns, b.t_end_ns, round(b.running_s, 3), b.total, *(b.objects.get(c, 0) for c in r.classes),
-         r.verb, b.n_actuated, b.actuated_nontarget, b.target_decisions, b.executed, _round(b.throughput_per_min, 3),
+         r.verb, b.n_actuated, b.actuated_nontarget, b.target_decisions, b.executed, _round(r.bucket_throughput_per_min(b), 3),
          _round(b.recovery_estimate, 5), _round(b.purity_estimate, 5), _round(b.contamination_share, 5))
         for b in r.buckets
     ]

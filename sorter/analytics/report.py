@@ -16,6 +16,9 @@ There is no ground truth on a real line, so quality is *estimated* from the
 line's own records (an air-jet line *ejects*, a robot *picks*; both are
 "actuated" here):
 
+Per bucket, throughput is over the bucket's share of the running time, and left
+out for a bucket that ran less than half of it (the start or end of a run).
+
 - **recovery estimate**: executed ejections / objects decided as targets (ejected, picked, late or skipped);
 - **contamination share**: actuated objects whose recorded class is not a target class / actuated objects;
 - **purity estimate**: each actuated object counts as target material with its class confidence, one of a
@@ -170,6 +173,13 @@ class Report:
         """Objects per minute of running time (``(n - 1) / span`` inside the period); None with fewer than 2 objects."""
         return self.totals.throughput_per_min
 
+    def bucket_throughput_per_min(self, b: Bucket) -> float | None:
+        """``b``'s objects per minute of running time, where that says something: None for a bucket at the start or
+        end of the running time that ran less than half of it (half a gap with one object would read as a spike)."""
+        if b.running_s < 0.5 * min((b.t_end_ns - b.t_start_ns) / NS_PER_S, self.running_s):
+            return None
+        return b.throughput_per_min
+
     def with_alerts(self, alerts: Iterable[Alert], thresholds: Iterable[tuple[str, str, float]] = ()) -> Report:
         """This report with ``alerts`` (sorted by start) and the ``(rule, kind, threshold)`` of the rules in force."""
         return dataclasses.replace(self, alerts=tuple(sorted(alerts, key=lambda a: (a.t_start_ns, a.rule))),
@@ -223,14 +233,17 @@ def build_report(
     target_set = frozenset(targets)
     times = [e.t_wall_ns for e in inside]
     span = running_span_ns(times, t_start_ns, t_end_ns)
-    size = int(bucket_s) if bucket_s is not None else nice_bucket_s(
-        (span[1] - span[0]) / NS_PER_S if span else (t_end_ns - t_start_ns) / NS_PER_S
-    )
+    if bucket_s is not None:
+        size = int(bucket_s)
+    elif span is not None and len(times) > 1:  # about 48 buckets, each long enough for about 10 objects
+        size = nice_bucket_s((span[1] - span[0]) / NS_PER_S, at_least_s=10 * (times[-1] - times[0]) / (len(times) - 1) / NS_PER_S)
+    else:
+        size = nice_bucket_s((t_end_ns - t_start_ns) / NS_PER_S)
     totals = Bucket(t_start_ns, t_end_ns)
     buckets: list[Bucket] = []
     if span is not None:
         run0, run1 = span
-        edges = bucket_edges_ns(min(run0, times[0]), max(run1, times[-1]) + 1, size, zone)
+        edges = bucket_edges_ns(times[0], times[-1] + 1, size, zone)  # buckets where objects are, not empty ones
         buckets = [Bucket(a, b, running_s=_overlap_s(a, b, run0, run1)) for a, b in itertools.pairwise(edges)]
         k = 0
         for e in inside:

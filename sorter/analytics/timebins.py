@@ -138,10 +138,11 @@ def bucket_edges_ns(t_start_ns: int, t_end_ns: int, bucket_s: float, zone: tzinf
     return edges
 
 
-def nice_bucket_s(span_s: float, target_buckets: int = 48) -> int:
-    """The smallest bucket of :data:`NICE_BUCKETS_S` that covers ``span_s`` in at most about ``target_buckets`` buckets."""
+def nice_bucket_s(span_s: float, target_buckets: int = 48, at_least_s: float = 0.0) -> int:
+    """The smallest bucket of :data:`NICE_BUCKETS_S` that covers ``span_s`` in at most about ``target_buckets`` buckets
+    and is at least ``at_least_s`` long."""
     for b in NICE_BUCKETS_S:
-        if span_s / b <= target_buckets:
+        if span_s / b <= target_buckets and b >= at_least_s:
             return b
     return NICE_BUCKETS_S[-1]
 

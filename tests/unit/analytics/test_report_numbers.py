@@ -120,3 +120,13 @@ def test_period_words() -> None:
 def test_unaligned_bucket_is_refused() -> None:
     with pytest.raises(ValueError, match="does not start at the same clock time"):
         build_report([ev(1)], t_start_ns=T0, t_end_ns=T0 + DAY, bucket_s=7 * 60)
+
+
+def test_default_buckets_hold_about_ten_objects_and_run_edges_have_no_rate() -> None:
+    events = [ev(1800 + i, k=i) for i in range(61)]  # one a second, 08:30:00 to 08:31:00
+    r = build_report(events, t_start_ns=T0, t_end_ns=T0 + DAY)
+    assert r.bucket_s == 10  # 48 buckets over 61 s would be 2 s with 2 objects each
+    assert [format_iso(b.t_start_ns, r.zone)[11:19] for b in r.buckets][::3] == ["08:30:00", "08:30:30", "08:31:00"]
+    rates = [r.bucket_throughput_per_min(b) for b in r.buckets]
+    # the last bucket holds the 08:31:00 object and ran 0.5 s (half a gap): 120 per minute would be a spike
+    assert rates[:-1] == pytest.approx([60.0] * 6) and rates[-1] is None and r.buckets[-1].throughput_per_min == 120.0
