@@ -179,3 +179,18 @@ def test_missing_extra_names_the_extra(tmp_path: Path, capsys: pytest.CaptureFix
     assert cli_main(["report", "--store", str(db), "--since", SINCE, "--until", UNTIL, "--format", "html",
                      "--out", str(page)]) == 0
     assert "warning: the page has no charts" in capsys.readouterr().err and "Charts left out" in page.read_text()
+
+
+def test_alerts_found_by_the_report_add_to_the_stored_ones_without_doubles() -> None:
+    from sorter.commands.report import _merge_alerts
+
+    def a(rule: str, start_s: int, end_s: int | None) -> Alert:
+        return Alert(rule, "throughput", T0 + start_s * S, None if end_s is None else T0 + end_s * S, 2.0, 5.0, "per min",
+                     300.0, "throughput 2.0 per min below 5 per min")
+
+    stored = [a("throughput", 600, 900)]
+    evaluated = [a("throughput", 660, 960), a("throughput", 2000, None), a("other", 700, 800)]
+    merged = _merge_alerts(stored, evaluated)
+    assert [(m.rule, m.t_start_ns) for m in merged] == [("throughput", T0 + 600 * S), ("throughput", T0 + 2000 * S),
+                                                         ("other", T0 + 700 * S)]
+    assert merged[0].message == stored[0].message and merged[1].message.endswith("[evaluated by this report]")
