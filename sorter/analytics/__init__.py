@@ -2,6 +2,11 @@
 
 ``EventWriter`` (a daemon thread, bounded queue, batches) feeds a store opened by
 ``open_store`` (SQLite by default: ``SqliteEventStore``); reports query the store.
+
+Reports: ``report`` (clock-aligned buckets from ``timebins``, rates, estimates; pure), ``wording`` (the
+same figures in words), ``charts`` (matplotlib), ``render`` (HTML), ``export`` (CSV, Parquet).
+Alerts: ``alerts`` (the ``analytics.alerts`` schema and the record), ``alert_eval`` (pure evaluation and
+gauges), ``alert_monitor`` (the running line's evaluation over its store).
 """
 
 from __future__ import annotations

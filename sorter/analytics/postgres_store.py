@@ -4,6 +4,9 @@ One table, ``sorter_events``, holds the events of every line that writes to the
 database; the ``line`` column (``line.name`` of each line's config) keeps them
 apart, and every query of a :class:`PostgresEventStore` sees only its own line.
 A ``sorter_schema_version`` table records the schema, as in the SQLite store.
+``sorter_alerts`` records the alerts of ``analytics.alerts`` per line; it is
+created when missing (also beside tables made before it existed) where the user
+may create tables, and an older sorter ignores it.
 
 Each :meth:`PostgresEventStore.add_batch` is one transaction carried by ``COPY``
 (one round trip for the whole batch), so a batch is stored whole or not at all.
@@ -24,6 +27,8 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
+from sorter.analytics.alert_sql import ALERT_COLUMNS, alert_from_row, alert_row, alert_where
+from sorter.analytics.alerts import Alert
 from sorter.analytics.events import COLUMNS, TrackEvent
 from sorter.analytics.store import (
     EventStoreError,
@@ -47,6 +52,19 @@ _CREATE = (
     " command_ids TEXT NOT NULL, outcome TEXT)",
     "CREATE INDEX IF NOT EXISTS sorter_events_line_t_wall_ns ON sorter_events (line, t_wall_ns)",
     "CREATE INDEX IF NOT EXISTS sorter_events_line_class_t_wall_ns ON sorter_events (line, class_name, t_wall_ns)",
+)
+_ALERT_COLS = ", ".join(ALERT_COLUMNS)
+_CREATE_ALERTS = (
+    "CREATE TABLE IF NOT EXISTS sorter_alerts (id BIGSERIAL PRIMARY KEY, line TEXT NOT NULL, rule TEXT NOT NULL,"
+    " kind TEXT NOT NULL, t_start_ns BIGINT NOT NULL, t_end_ns BIGINT, value DOUBLE PRECISION NOT NULL,"
+    " threshold DOUBLE PRECISION NOT NULL, unit TEXT NOT NULL, window_s DOUBLE PRECISION NOT NULL, message TEXT NOT NULL,"
+    " UNIQUE (line, rule, t_start_ns))",
+    "CREATE INDEX IF NOT EXISTS sorter_alerts_line_t_start_ns ON sorter_alerts (line, t_start_ns)",
+)
+_UPSERT_ALERT = (
+    f"INSERT INTO sorter_alerts (line, {_ALERT_COLS}) VALUES ({', '.join(['%s'] * (len(ALERT_COLUMNS) + 1))}) "
+    "ON CONFLICT (line, rule, t_start_ns) DO UPDATE SET t_end_ns = EXCLUDED.t_end_ns, value = EXCLUDED.value, "
+    "threshold = EXCLUDED.threshold, unit = EXCLUDED.unit, window_s = EXCLUDED.window_s, message = EXCLUDED.message"
 )
 
 
@@ -86,7 +104,7 @@ def translate_error(exc: BaseException, where: str) -> EventStoreError:
     if state in ("42501", "25006"):  # insufficient_privilege, read_only_sql_transaction
         return EventStoreReadOnlyError(
             f"event store {where}: not allowed to write ({msg}); grant the user CREATE on the schema and INSERT/SELECT on "
-            "sorter_events and USAGE on its id sequence (or let a database owner create the tables once), "
+            "sorter_events and sorter_alerts and USAGE on their id sequences (or let a database owner create the tables once), "
             "or connect to a primary, not a read-only replica"
         )
     # a refused connection carries no SQLSTATE in psycopg, only the server's FATAL text
@@ -162,6 +180,8 @@ class PostgresEventStore:
                         f"event store {self.where} has schema version {version}, newer than this sorter understands "
                         f"({SCHEMA_VERSION}); upgrade the sorter on this line"
                     )
+                if not conn.execute("SELECT to_regclass('sorter_alerts') IS NOT NULL").fetchone()[0]:
+                    self._create_alerts(conn)
         except psycopg.Error as e:
             conn.close()
             raise translate_error(e, self.where) from e
@@ -170,6 +190,16 @@ class PostgresEventStore:
             raise
         self._conn = conn
         return conn
+
+    def _create_alerts(self, conn: Any) -> None:
+        """Create ``sorter_alerts``; a user without CREATE rights goes on without it (events matter more than alerts)."""
+        try:
+            with conn.transaction():  # a savepoint: a refusal must not undo the schema check around it
+                for statement in _CREATE_ALERTS:
+                    conn.execute(statement)
+        except self._psycopg.errors.InsufficientPrivilege as e:
+            log.warning("event store %s: cannot create the alerts table (%s); alerts are not recorded until a database "
+                        "owner opens the store once", self.where, " ".join(str(e).split()))
 
     def _live(self) -> Any:
         """The open connection, reopened if it broke. Caller holds the lock."""
@@ -252,6 +282,30 @@ class PostgresEventStore:
         sql = f"SELECT class_name, COUNT(*) FROM sorter_events{where} GROUP BY class_name ORDER BY class_name"
         rows = self._query(sql, params)
         return {str(name): int(n) for name, n in rows}
+
+    def put_alerts(self, alerts: Iterable[Alert]) -> None:
+        """Record this line's ``alerts`` in one transaction: a new alert is added, a known one (rule and start) updated.
+
+        Raises:
+            EventStoreError: nothing was written (e.g. no ``sorter_alerts`` table and no right to create it).
+        """
+        rows = [(self.line, *alert_row(a)) for a in alerts]
+        if not rows:
+            return
+        with self._lock:
+            conn = self._live()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(_UPSERT_ALERT, rows)
+            except self._psycopg.Error as e:
+                raise self._failed(e) from e
+
+    def alerts(self, since_ns: int | None = None, until_ns: int | None = None, *, active_only: bool = False) -> list[Alert]:
+        """This line's alerts that overlap ``[since_ns, until_ns)`` (None = open end), oldest first."""
+        where, params = alert_where(since_ns, until_ns, active_only, "%s")
+        where = (where + " AND line = %s") if where else " WHERE line = %s"
+        sql = f"SELECT {_ALERT_COLS} FROM sorter_alerts{where} ORDER BY t_start_ns, rule"
+        return [alert_from_row(r) for r in self._query(sql, [*params, self.line])]
 
     def close(self) -> None:
         """Close the connection. Idempotent."""

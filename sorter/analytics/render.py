@@ -1,109 +1,80 @@
-"""A report as CSV, as a self-contained HTML page with an SVG chart, or as a PNG chart (OpenCV drawing)."""
+"""A report as one self-contained HTML page: the summary in words, the alerts, the charts (inline SVG), the classes.
+
+The page loads nothing from anywhere: styles are inline and the charts are
+matplotlib's SVG, embedded with their words kept as text. Without matplotlib
+(the ``report`` extra) the page still holds every figure and table, and says
+how to get the charts.
+"""
 
 from __future__ import annotations
 
-import csv
 import html
-import io
-from datetime import UTC, datetime
+import re
 
-import cv2
-import numpy as np
-
+from sorter.analytics.extras import ReportExtraMissingError
 from sorter.analytics.report import Report
+from sorter.analytics.timebins import format_time
+from sorter.analytics.wording import pct, subtitle, summary, title
 
-#: BGR colours per class position (PNG); the SVG uses the same as hex.
-_PALETTE = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148), (75, 86, 140), (194, 119, 227)]
-
-
-def _iso(t_ns: int) -> str:
-    return datetime.fromtimestamp(t_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _hex(bgr: tuple[int, int, int]) -> str:
-    b, g, r = bgr
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def to_csv(r: Report) -> str:
-    """One row per bucket: start time, objects per class, total, ejected, target decisions, executed."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["bucket_start_utc", *r.classes, "total", "ejected", "target_decisions", "executed"])
-    for b in r.buckets:
-        w.writerow([_iso(b.t_start_ns), *(b.objects.get(c, 0) for c in r.classes), b.total, sum(b.ejected.values()),
-                    b.targets, b.executed])
-    return buf.getvalue()
-
-
-def _svg(r: Report, width: int = 900, height: int = 300) -> str:
-    peak = max([b.total for b in r.buckets] + [1])
-    bw = width / len(r.buckets)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img">']
-    for k, b in enumerate(r.buckets):
-        y = float(height)
-        for ci, c in enumerate(r.classes):
-            h = height * b.objects.get(c, 0) / peak
-            if h > 0:
-                y -= h
-                parts.append(f'<rect x="{k * bw:.1f}" y="{y:.1f}" width="{max(1.0, bw - 1):.1f}" height="{h:.1f}" '
-                             f'fill="{_hex(_PALETTE[ci % len(_PALETTE)])}"><title>{html.escape(c)}: '
-                             f'{b.objects.get(c, 0)}</title></rect>')
-    parts.append(f'<text x="0" y="{height + 15}" font-size="12">{_iso(r.t_start_ns)} UTC</text>')
-    parts.append(f'<text x="{width}" y="{height + 15}" font-size="12" text-anchor="end">{_iso(r.t_end_ns)} UTC</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def to_html(r: Report, title: str) -> str:
-    """A self-contained page: totals, a stacked composition chart over time, and the per-class table."""
-    rec = "n/a" if r.recovery_estimate is None else f"{100 * r.recovery_estimate:.1f} %"
-    conf = "n/a" if r.ejected_mean_confidence is None else f"{r.ejected_mean_confidence:.3f}"
-    legend = " ".join(
-        f'<span style="color:{_hex(_PALETTE[i % len(_PALETTE)])}">&#9632;</span> {html.escape(c)}'
-        for i, c in enumerate(r.classes)
-    )
-    rows = "".join(
-        f"<tr><td>{html.escape(c)}</td><td>{r.objects.get(c, 0)}</td><td>{r.ejected.get(c, 0)}</td></tr>" for c in r.classes
-    )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}
-td:first-child{{text-align:left}}</style>
-</head><body><h2>{html.escape(title)}</h2>
-<p>{_iso(r.t_start_ns)} to {_iso(r.t_end_ns)} UTC, buckets of {r.bucket_s:g} s</p>
-<ul><li>objects: {sum(r.objects.values())} ({r.throughput_per_min:.1f} per minute)</li>
-<li>ejected: {sum(r.ejected.values())}, of which executed by the controller: {r.executed}</li>
-<li>recovery estimate: {rec} (executed ejections / objects decided as targets)</li>
-<li>ejected objects' mean class confidence: {conf} (a proxy for purity: measuring purity needs a bale sample)</li></ul>
-<h3>Composition over time</h3><p>{legend}</p>{_svg(r)}
-<h3>By class</h3><table><tr><th>class</th><th>objects</th><th>ejected</th></tr>{rows}</table>
-</body></html>
+_STYLE = """
+body{font-family:"DejaVu Sans",Verdana,sans-serif;margin:1.5em 2em;color:#222;max-width:1250px}
+h1{font-size:1.45em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #ccc}
+p.sub{color:#555;margin:0 0 1em}table{border-collapse:collapse;font-size:.92em}
+td,th{padding:3px 12px 3px 0;text-align:left;vertical-align:top}th{border-bottom:1px solid #999}
+td.num,th.num{text-align:right}td.how{color:#666}td.label{font-weight:bold;white-space:nowrap}tr.active td{color:#b00}
+.chart svg{max-width:100%;height:auto}.note{background:#fff6d6;padding:.5em .8em;border-left:4px solid #e0b000}
 """
 
 
-def to_png(r: Report, width: int = 1000, height: int = 400) -> bytes:
-    """The composition chart (stacked bars per bucket, legend) as PNG bytes."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    left, bottom, top = 50, height - 40, 40
-    peak = max([b.total for b in r.buckets] + [1])
-    bw = (width - left - 10) / len(r.buckets)
-    cv2.line(img, (left, bottom), (width - 10, bottom), (0, 0, 0), 1)
-    cv2.line(img, (left, top), (left, bottom), (0, 0, 0), 1)
-    cv2.putText(img, str(peak), (5, top + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for k, b in enumerate(r.buckets):
-        y = float(bottom)
-        for ci, c in enumerate(r.classes):
-            h = (bottom - top) * b.objects.get(c, 0) / peak
-            if h > 0:
-                x0 = int(left + k * bw)
-                cv2.rectangle(img, (x0, int(y - h)), (int(x0 + max(1.0, bw - 1)), int(y)), _PALETTE[ci % len(_PALETTE)], -1)
-                y -= h
-    for ci, c in enumerate(r.classes):
-        x = left + ci * 140
-        cv2.rectangle(img, (x, 10), (x + 12, 22), _PALETTE[ci % len(_PALETTE)], -1)
-        cv2.putText(img, c, (x + 16, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"{_iso(r.t_start_ns)} UTC", (left, height - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return bytes(buf.tobytes())
+def _chart(r: Report) -> tuple[str, str | None]:
+    """The chart as inline SVG markup, or ``("", why)`` when matplotlib is not installed."""
+    from sorter.analytics.charts import to_svg
+
+    try:
+        svg = to_svg(r, header=False)
+    except ReportExtraMissingError as e:
+        return "", str(e)
+    svg = re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S)  # drop the XML declaration and DOCTYPE
+    return f'<div class="chart" role="img" aria-label="{html.escape(title(r))}">{svg}</div>', None
+
+
+def to_html(r: Report) -> tuple[str, str | None]:
+    """The page, and why the charts are missing (None when they are there)."""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td class=label>{esc(s.label)}</td><td>{esc(s.value)}</td><td class=how>{esc(s.how)}</td></tr>"
+        for s in summary(r)
+    )
+    if r.alerts:
+        alert_rows = "".join(
+            f'<tr class="{"active" if a.active else ""}"><td>{esc(format_time(a.t_start_ns, r.zone))}</td>'
+            f"<td>{esc('lasted to the end of the data' if a.t_end_ns is None else format_time(a.t_end_ns, r.zone))}</td>"
+            f"<td>{esc(a.rule)}</td><td class=num>{a.value:.1f} {esc(a.unit)}</td>"
+            f"<td class=num>{a.threshold:g} {esc(a.unit)}</td><td>{esc(a.message)}</td></tr>"
+            for a in r.alerts
+        )
+        alerts = ("<table><tr><th>start</th><th>end</th><th>rule</th><th class=num>worst</th><th class=num>threshold</th>"
+                  f"<th>what</th></tr>{alert_rows}</table>")
+    else:
+        alerts = "<p>No alert in this period.</p>"
+    t = r.totals
+    class_rows = "".join(
+        f"<tr><td>{esc(c)}</td><td class=num>{t.objects.get(c, 0)}</td>"
+        f"<td class=num>{pct(t.objects.get(c, 0) / t.total if t.total else None)}</td>"
+        f"<td class=num>{t.actuated.get(c, 0)}</td><td>{'target' if c in r.targets else ''}</td></tr>"
+        for c in r.classes
+    )
+    chart, missing = _chart(r)
+    if missing:
+        chart = f'<p class="note">Charts left out: {esc(missing)}.</p>'
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title(r))}</title><style>{_STYLE}</style></head>
+<body><h1>{esc(title(r))}</h1><p class="sub">{esc(subtitle(r))}</p>
+<h2>Summary</h2><table>{rows}</table>
+<h2>Alerts</h2>{alerts}
+<h2>Over time</h2>{chart}
+<h2>By class</h2><table><tr><th>class</th><th class=num>objects</th><th class=num>share</th>
+<th class=num>{esc(r.verb)}</th><th></th></tr>{class_rows}</table>
+</body></html>
+"""
+    return page, missing

@@ -9,6 +9,11 @@ transaction, so a kill loses at most the batch being written, never half of it.
 
 Every ``sqlite3`` failure is turned into an :class:`EventStoreError` whose
 message names the file and says what to do.
+
+An ``alerts`` table records the alerts of ``analytics.alerts`` (one row per
+alert, updated when it worsens or ends). It is created when missing, also in a
+store made before it existed; the schema version counts only changes an older
+sorter could not live with, and an older sorter ignores the extra table.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sorter.analytics.alert_sql import ALERT_COLUMNS, alert_from_row, alert_row, alert_where
+from sorter.analytics.alerts import Alert
 from sorter.analytics.events import COLUMNS, TrackEvent
 from sorter.analytics.store import (
     EventStoreCorruptError,
@@ -45,6 +52,18 @@ _CREATE = (
     " decision TEXT NOT NULL, command_ids TEXT NOT NULL, outcome TEXT)",
     "CREATE INDEX events_t_wall_ns ON events (t_wall_ns)",
     "CREATE INDEX events_class_t_wall_ns ON events (class_name, t_wall_ns)",
+)
+_ALERT_COLS = ", ".join(ALERT_COLUMNS)
+_CREATE_ALERTS = (
+    "CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, kind TEXT NOT NULL,"
+    " t_start_ns INTEGER NOT NULL, t_end_ns INTEGER, value REAL NOT NULL, threshold REAL NOT NULL, unit TEXT NOT NULL,"
+    " window_s REAL NOT NULL, message TEXT NOT NULL, UNIQUE (rule, t_start_ns))",
+    "CREATE INDEX IF NOT EXISTS alerts_t_start_ns ON alerts (t_start_ns)",
+)
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({_ALERT_COLS}) VALUES ({', '.join('?' * len(ALERT_COLUMNS))}) ON CONFLICT (rule, t_start_ns) "
+    "DO UPDATE SET t_end_ns = excluded.t_end_ns, value = excluded.value, threshold = excluded.threshold, "
+    "unit = excluded.unit, window_s = excluded.window_s, message = excluded.message"
 )
 
 
@@ -141,6 +160,8 @@ class SqliteEventStore:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
                 log.info("created event store %s (schema version %d)", self.path, SCHEMA_VERSION)
+            for statement in _CREATE_ALERTS:  # also in stores made before alerts were recorded
+                conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -220,6 +241,35 @@ class SqliteEventStore:
         where, params = self._where(since_ns, until_ns)
         rows = self._query(f"SELECT class_name, COUNT(*) FROM events{where} GROUP BY class_name ORDER BY class_name", params)
         return {str(name): int(n) for name, n in rows}
+
+    def put_alerts(self, alerts: Iterable[Alert]) -> None:
+        """Record ``alerts`` in one transaction: a new alert is added, a known one (same rule and start) updated.
+
+        Raises:
+            EventStoreError: nothing of the batch was written.
+        """
+        rows = [alert_row(a) for a in alerts]
+        if not rows:
+            return
+        with self._lock:
+            conn = self._live()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_UPSERT_ALERT, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise translate_error(e, self.path) from e
+
+    def alerts(self, since_ns: int | None = None, until_ns: int | None = None, *, active_only: bool = False) -> list[Alert]:
+        """Alerts that overlap ``[since_ns, until_ns)`` (None = open end), oldest first; only open ones with ``active_only``."""
+        clauses, params = alert_where(since_ns, until_ns, active_only, "?")
+        sql = f"SELECT {_ALERT_COLS} FROM alerts{clauses} ORDER BY t_start_ns, rule"
+        return [alert_from_row(r) for r in self._query(sql, params)]
 
     def close(self) -> None:
         """Close the file (SQLite checkpoints the WAL into it). Idempotent."""

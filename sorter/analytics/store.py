@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from sorter.analytics.alerts import Alert
 from sorter.analytics.events import TrackEvent
 from sorter.errors import ConfigError, SorterError
 
@@ -75,6 +76,14 @@ class EventStore(EventSink, Protocol):
 
     def counts_by_class(self, since_ns: int | None = None, until_ns: int | None = None) -> dict[str, int]:
         """Number of events per class in the window."""
+        ...
+
+    def put_alerts(self, alerts: Iterable[Alert]) -> None:
+        """Record alerts in one transaction: new ones added, known ones (same rule and start) updated."""
+        ...
+
+    def alerts(self, since_ns: int | None = None, until_ns: int | None = None, *, active_only: bool = False) -> list[Alert]:
+        """Alerts overlapping the window, oldest first; only those still open with ``active_only``."""
         ...
 
     def close(self) -> None:
