@@ -1,0 +1,423 @@
+/* AVR target of the valve controller: ATmega2560 at 16 MHz (Arduino Mega 2560). Implements hw.h with
+   Timer/Counter5 (encoder counter and compare), Timer/Counter1 (device clock), USART0 (serial link on interrupts
+   with ring buffers), port pins (valves), INT4 (encoder reset) and the watchdog timer. No dynamic memory. */
+#include <avr/eeprom.h>
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <avr/wdt.h>
+#include <stdint.h>
+
+#include "board.h"
+#include "ctrl.h"
+#include "hw.h"
+#include "link.h"
+#include "sched.h"
+
+#if VALVE_COUNT != 32
+#error "the reference board wires 32 valves on PORTA, PORTC, PORTK and PORTF"
+#endif
+
+/* ------------------------------------------------------------------ boot: reset cause, boot id */
+
+static uint8_t reset_cause __attribute__((section(".noinit")));
+/* Not cleared at start-up: what the SRAM held at power-up (random cells) or before a reset. */
+static uint8_t sram_noise[64] __attribute__((section(".noinit")));
+static uint32_t ee_boots EEMEM;
+
+/* Runs before the C runtime: a watchdog reset leaves the watchdog on, so it is switched off first. */
+void early_init(void) __attribute__((naked, used, section(".init3")));
+void early_init(void)
+{
+    reset_cause = MCUSR;
+    MCUSR = 0;
+    wdt_disable();
+}
+
+static uint32_t mix32(uint32_t h) /* a bijection with full avalanche (MurmurHash3's finaliser) */
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+/* boot_id: a bijection of the boot counter kept in EEPROM (so it differs from the previous boot's) mixed with
+   the power-up state of the SRAM (so it differs between boards and power cycles). */
+static uint32_t make_boot_id(uint16_t *first_epoch)
+{
+    uint32_t boots = eeprom_read_dword(&ee_boots) + 1u;
+    eeprom_update_dword(&ee_boots, boots);
+    uint32_t noise = 2166136261u;
+    for (uint8_t i = 0; i < sizeof sram_noise; i++) {
+        noise = (noise ^ sram_noise[i]) * 16777619u;
+    }
+    noise = (noise ^ reset_cause) * 16777619u;
+    uint32_t id = mix32(boots ^ noise);
+    uint32_t e = mix32(id ^ 0x9e3779b9u);
+    for (uint8_t i = 0; i < sizeof sram_noise; i++) {
+        sram_noise[i] = (uint8_t)(id >> (8u * (i & 3u))) ^ i; /* a reset that keeps the SRAM still gets a new id */
+    }
+    *first_epoch = (uint16_t)(e ^ (e >> 16)) ? (uint16_t)(e ^ (e >> 16)) : 1u;
+    return id ? id : 1u;
+}
+
+/* ------------------------------------------------------------------ critical sections */
+
+/* ------------------------------------------------------------------ encoder: Timer/Counter5 on T5 */
+
+static volatile uint32_t enc_hi; /* count bits 16..47; 2^48 counts is 900 years at 10 kHz */
+static volatile uint8_t cmp_on;  /* compare interrupt wanted; enabled when the critical section ends */
+
+/* (hi << 16) | lo without a 64-bit shift (a libgcc loop on the AVR): the AVR is little-endian. */
+static inline uint64_t join48(uint32_t hi, uint16_t lo)
+{
+    union {
+        uint64_t v;
+        uint16_t w[4];
+    } u;
+    u.w[0] = lo;
+    u.w[1] = (uint16_t)hi;
+    u.w[2] = (uint16_t)(hi >> 16);
+    u.w[3] = 0;
+    return u.v;
+}
+
+int64_t hw_count_locked(void)
+{
+    uint16_t lo = TCNT5;
+    uint32_t hi = enc_hi;
+    if (TIFR5 & _BV(TOV5)) { /* wrapped, overflow interrupt not yet run */
+        lo = TCNT5;
+        hi++;
+    }
+    return (int64_t)join48(hi, lo);
+}
+
+int64_t hw_count(void)
+{
+    hw_lock_t s = hw_lock();
+    int64_t c = hw_count_locked();
+    hw_unlock(s);
+    return c;
+}
+
+void hw_cmp_arm(uint16_t ocr)
+{
+    OCR5A = ocr;
+    TIFR5 = _BV(OCF5A);
+    cmp_on = 1;
+}
+
+uint8_t hw_cmp_passed(uint16_t ocr) { return (uint16_t)(TCNT5 - ocr - 1u) < 0x8000u; }
+
+void hw_cmp_disarm(void)
+{
+    cmp_on = 0;
+    TIFR5 = _BV(OCF5A);
+}
+
+void hw_outputs(const uint8_t out[VALVE_BYTES])
+{
+    VALVE_PORT0 = out[0];
+    VALVE_PORT1 = out[1];
+    VALVE_PORT2 = out[2];
+    VALVE_PORT3 = out[3];
+}
+
+/* Critical sections mask the scheduler's interrupt sources (compare match and counter overflow), not all
+   interrupts: the scheduler's 64-bit bookkeeping (hundreds of cycles on an AVR) never delays the serial link's
+   interrupts (at 1 Mbaud a byte arrives every 10 us and the USART holds two). The scheduler's handlers run the
+   same way: sources masked, interrupts on. When a section ends, what was flagged meanwhile is handled before the
+   sources are unmasked (simavr, unlike the silicon, does not raise an interrupt whose flag was set while it was
+   masked; handling it here is right for both). An encoder reset that arrives during a section is carried out
+   when the section ends. */
+static volatile uint8_t lock_depth;
+static volatile uint8_t zero_deferred;
+
+static inline void sched_sources_off(void) { TIMSK5 = 0; }
+
+static inline void write_next_out(void)
+{
+    VALVE_PORT0 = sched_next_out[0];
+    VALVE_PORT1 = sched_next_out[1];
+    VALVE_PORT2 = sched_next_out[2];
+    VALVE_PORT3 = sched_next_out[3];
+}
+
+/* Encoder reset input: outputs off at once, the count restarts from 0, the controller starts a new epoch. */
+static void encoder_zeroed(void)
+{
+    int64_t before = hw_count_locked();
+    sched_isr_freeze();
+    TCNT5 = 0;
+    enc_hi = 0;
+    TIFR5 = _BV(TOV5) | _BV(OCF5A);
+    ctrl_isr_encoder_zeroed(before);
+}
+
+/* End of a section (interrupts off, lock_depth 1): run the scheduler work flagged meanwhile, with interrupts
+   on when `may_enable`, then unmask the sources. */
+static void sched_release(uint8_t may_enable)
+{
+    for (;;) {
+        if (zero_deferred) {
+            zero_deferred = 0;
+            encoder_zeroed();
+            continue;
+        }
+        if (cmp_on && (TIFR5 & _BV(OCF5A))) {
+            TIFR5 = _BV(OCF5A);
+            write_next_out();
+            if (may_enable) {
+                sei();
+            }
+            sched_isr_compare();
+            cli();
+            continue;
+        }
+        if (TIFR5 & _BV(TOV5)) {
+            TIFR5 = _BV(TOV5);
+            enc_hi++;
+            if (may_enable) {
+                sei();
+            }
+            sched_isr_overflow();
+            cli();
+            continue;
+        }
+        TIMSK5 = (uint8_t)(_BV(TOIE5) | (cmp_on ? _BV(OCIE5A) : 0));
+        /* flagged between the checks and the unmasking: take it here too */
+        if ((TIFR5 & _BV(TOV5)) || (cmp_on && (TIFR5 & _BV(OCF5A)))) {
+            sched_sources_off();
+            continue;
+        }
+        lock_depth = 0;
+        return;
+    }
+}
+
+hw_lock_t hw_lock(void)
+{
+    uint8_t s = SREG;
+    cli();
+    if (lock_depth++ == 0) {
+        sched_sources_off();
+    }
+    SREG = s;
+    return 0;
+}
+
+void hw_unlock(hw_lock_t saved)
+{
+    (void)saved;
+    uint8_t s = SREG;
+    cli();
+    if (lock_depth == 1) {
+        sched_release((uint8_t)(s & _BV(SREG_I)));
+    } else {
+        lock_depth--;
+    }
+    SREG = s;
+}
+
+/* Compare match: the valve ports take the staged state within 24 cycles of the interrupt (1.5 us), before any
+   register is saved; the bookkeeping follows in compare_tail(), which writes the same state again. */
+void __vector_compare_tail(void) __attribute__((signal, used, externally_visible));
+void __vector_compare_tail(void)
+{
+    lock_depth = 1;
+    sched_sources_off();
+    sei(); /* the serial link may interrupt the bookkeeping */
+    sched_isr_compare();
+    cli();
+    sched_release(1);
+}
+
+ISR(TIMER5_COMPA_vect, ISR_NAKED)
+{
+    __asm__ __volatile__("push r24\n\t"
+                         "lds r24, %[o0]\n\t"
+                         "out %[pa], r24\n\t"
+                         "lds r24, %[o1]\n\t"
+                         "out %[pc], r24\n\t"
+                         "lds r24, %[o2]\n\t"
+                         "sts %[pk], r24\n\t"
+                         "lds r24, %[o3]\n\t"
+                         "out %[pf], r24\n\t"
+                         "pop r24\n\t"
+                         "jmp %x[tail]\n\t"
+                         :
+                         : [o0] "i"(&sched_next_out[0]), [o1] "i"(&sched_next_out[1]), [o2] "i"(&sched_next_out[2]),
+                           [o3] "i"(&sched_next_out[3]), [pa] "I"(_SFR_IO_ADDR(VALVE_PORT0)),
+                           [pc] "I"(_SFR_IO_ADDR(VALVE_PORT1)), [pk] "n"(_SFR_MEM_ADDR(VALVE_PORT2)),
+                           [pf] "I"(_SFR_IO_ADDR(VALVE_PORT3)), [tail] "i"(__vector_compare_tail));
+}
+
+ISR(TIMER5_OVF_vect)
+{
+    enc_hi++;
+    lock_depth = 1;
+    sched_sources_off();
+    sei();
+    sched_isr_overflow();
+    cli();
+    sched_release(1);
+}
+
+ISR(INT4_vect)
+{
+    if (lock_depth) { /* a section is running (with interrupts on): it resets the count when it ends */
+        zero_deferred = 1;
+        return;
+    }
+    lock_depth = 1;
+    sched_sources_off();
+    encoder_zeroed();
+    sched_release(0);
+}
+
+static void encoder_init(void)
+{
+    DDRL &= (uint8_t)~_BV(PL2);
+    TCCR5A = 0;
+    TCNT5 = 0;
+    enc_hi = 0;
+    TIFR5 = _BV(TOV5) | _BV(OCF5A);
+    TIMSK5 = _BV(TOIE5);
+    TCCR5B = _BV(CS52) | _BV(CS51) | _BV(CS50); /* external clock on T5, rising edge */
+    DDRE &= (uint8_t)~_BV(PE4);
+    PORTE |= _BV(PE4);  /* pull-up */
+    EICRB = _BV(ISC41); /* falling edge */
+    EIFR = _BV(INTF4);
+    EIMSK |= _BV(INT4);
+}
+
+/* ------------------------------------------------------------------ device clock: Timer/Counter1, 0.5 us */
+
+static volatile uint32_t clock_hi;
+
+ISR(TIMER1_OVF_vect) { clock_hi++; }
+
+uint64_t hw_time_us(void)
+{
+    uint8_t s = SREG;
+    cli();
+    uint16_t lo = TCNT1;
+    uint32_t hi = clock_hi;
+    if (TIFR1 & _BV(TOV1)) {
+        lo = TCNT1;
+        hi++;
+    }
+    SREG = s;
+    /* ticks of 0.5 us: (hi << 16 | lo) / 2 = hi << 15 | lo >> 1, composed without 64-bit shifts */
+    union {
+        uint64_t v;
+        uint32_t w[2];
+    } u;
+    u.w[0] = (hi << 15) | (lo >> 1);
+    u.w[1] = hi >> 17;
+    return u.v;
+}
+
+static void clock_init(void)
+{
+    TCCR1A = 0;
+    TCNT1 = 0;
+    TIFR1 = _BV(TOV1);
+    TIMSK1 = _BV(TOIE1);
+    TCCR1B = _BV(CS11); /* clk/8: 2 MHz */
+}
+
+/* ------------------------------------------------------------------ serial link: USART0 */
+
+#define RX_SIZE 256u /* u8 indices wrap by themselves */
+#define TX_SIZE 256u
+
+static volatile uint8_t rx_ring[RX_SIZE];
+static volatile uint8_t rx_w;
+static uint8_t rx_r;
+static volatile uint8_t tx_ring[TX_SIZE];
+static uint8_t tx_w;
+static volatile uint8_t tx_r;
+
+ISR(USART0_RX_vect)
+{
+    uint8_t b = UDR0;
+    uint8_t w = rx_w;
+    if ((uint8_t)(w + 1u) != rx_r) { /* full: the byte is lost, the frame fails its CRC */
+        rx_ring[w] = b;
+        rx_w = (uint8_t)(w + 1u);
+    }
+}
+
+ISR(USART0_UDRE_vect)
+{
+    uint8_t r = tx_r;
+    if (r == tx_w) {
+        UCSR0B &= (uint8_t)~_BV(UDRIE0);
+        return;
+    }
+    UDR0 = tx_ring[r];
+    tx_r = (uint8_t)(r + 1u);
+}
+
+void hw_tx(const uint8_t *data, uint8_t len)
+{
+    while (len--) {
+        while ((uint8_t)(tx_w + 1u) == tx_r) {
+            sched_refill(); /* the link drains at 100 kB/s: keep the compare interrupt supplied meanwhile */
+            wdt_reset();
+        }
+        tx_ring[tx_w] = *data++;
+        tx_w = (uint8_t)(tx_w + 1u);
+        UCSR0B |= _BV(UDRIE0);
+    }
+}
+
+static void uart_init(void)
+{
+    UBRR0 = LINK_UBRR;
+    UCSR0A = 0;
+    UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8N1 */
+    UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(void)
+{
+    static const uint8_t off[VALVE_BYTES];
+    hw_outputs(off);
+    VALVE_DDR0 = 0xFF;
+    VALVE_DDR1 = 0xFF;
+    VALVE_DDR2 = 0xFF;
+    VALVE_DDR3 = 0xFF;
+    DDRB |= _BV(PB7);
+    uint16_t first_epoch;
+    uint32_t boot_id = make_boot_id(&first_epoch);
+    clock_init();
+    uart_init();
+    encoder_init();
+    ctrl_init(boot_id, first_epoch);
+    wdt_enable(WDTO_60MS);
+    sei();
+    for (;;) {
+        while (rx_r != rx_w) { /* up to the end of one frame, then the scheduler's turn */
+            uint8_t b = rx_ring[rx_r];
+            rx_r = (uint8_t)(rx_r + 1u);
+            link_rx(b);
+            if (b == 0) {
+                break;
+            }
+        }
+        ctrl_poll();
+        if (ctrl_armed()) {
+            PORTB |= _BV(PB7);
+        } else {
+            PORTB &= (uint8_t)~_BV(PB7);
+        }
+        wdt_reset();
+    }
+}
