@@ -135,8 +135,13 @@ void hw_outputs(const uint8_t out[VALVE_BYTES])
    when the section ends. */
 static volatile uint8_t lock_depth;
 static volatile uint8_t zero_deferred;
+static volatile uint8_t watchdog_deferred;
 
 static inline void sched_sources_off(void) { TIMSK5 = 0; }
+
+static volatile uint16_t switch_tcnt; /* TCNT5 read right after the compare interrupt switched the outputs */
+
+uint16_t hw_switch_lo(void) { return switch_tcnt; }
 
 static inline void write_next_out(void)
 {
@@ -144,6 +149,7 @@ static inline void write_next_out(void)
     VALVE_PORT1 = sched_next_out[1];
     VALVE_PORT2 = sched_next_out[2];
     VALVE_PORT3 = sched_next_out[3];
+    switch_tcnt = TCNT5;
 }
 
 /* Encoder reset input: outputs off at once, the count restarts from 0, the controller starts a new epoch. */
@@ -157,6 +163,15 @@ static void encoder_zeroed(void)
     ctrl_isr_encoder_zeroed(before);
 }
 
+/* Watchdog period over: every output off at once, the controller reports and latches the fault. */
+static void watchdog_expired(void)
+{
+    TIMSK3 = 0; /* one shot: the next feed re-arms it */
+    int64_t count = hw_count_locked();
+    sched_isr_freeze();
+    ctrl_isr_watchdog(count);
+}
+
 /* End of a section (interrupts off, lock_depth 1): run the scheduler work flagged meanwhile, with interrupts
    on when `may_enable`, then unmask the sources. */
 static void sched_release(uint8_t may_enable)
@@ -165,6 +180,11 @@ static void sched_release(uint8_t may_enable)
         if (zero_deferred) {
             zero_deferred = 0;
             encoder_zeroed();
+            continue;
+        }
+        if (watchdog_deferred) {
+            watchdog_deferred = 0;
+            watchdog_expired();
             continue;
         }
         if (cmp_on && (TIFR5 & _BV(OCF5A))) {
@@ -223,7 +243,7 @@ void hw_unlock(hw_lock_t saved)
 }
 
 /* Compare match: the valve ports take the staged state within 24 cycles of the interrupt (1.5 us), before any
-   register is saved; the bookkeeping follows in compare_tail(), which writes the same state again. */
+   register is saved, and the count is read at that moment; the bookkeeping follows in compare_tail(). */
 void __vector_compare_tail(void) __attribute__((signal, used, externally_visible));
 void __vector_compare_tail(void)
 {
@@ -246,13 +266,19 @@ ISR(TIMER5_COMPA_vect, ISR_NAKED)
                          "sts %[pk], r24\n\t"
                          "lds r24, %[o3]\n\t"
                          "out %[pf], r24\n\t"
+                         "lds r24, %[tl]\n\t" /* TCNT5L first: it latches TCNT5H */
+                         "sts %[s0], r24\n\t"
+                         "lds r24, %[th]\n\t"
+                         "sts %[s1], r24\n\t"
                          "pop r24\n\t"
                          "jmp %x[tail]\n\t"
                          :
                          : [o0] "i"(&sched_next_out[0]), [o1] "i"(&sched_next_out[1]), [o2] "i"(&sched_next_out[2]),
                            [o3] "i"(&sched_next_out[3]), [pa] "I"(_SFR_IO_ADDR(VALVE_PORT0)),
                            [pc] "I"(_SFR_IO_ADDR(VALVE_PORT1)), [pk] "n"(_SFR_MEM_ADDR(VALVE_PORT2)),
-                           [pf] "I"(_SFR_IO_ADDR(VALVE_PORT3)), [tail] "i"(__vector_compare_tail));
+                           [pf] "I"(_SFR_IO_ADDR(VALVE_PORT3)), [tl] "n"(_SFR_MEM_ADDR(TCNT5L)),
+                           [th] "n"(_SFR_MEM_ADDR(TCNT5H)), [s0] "i"((uint8_t *)&switch_tcnt),
+                           [s1] "i"((uint8_t *)&switch_tcnt + 1), [tail] "i"(__vector_compare_tail));
 }
 
 ISR(TIMER5_OVF_vect)
@@ -292,6 +318,43 @@ static void encoder_init(void)
     EICRB = _BV(ISC41); /* falling edge */
     EIFR = _BV(INTF4);
     EIMSK |= _BV(INT4);
+}
+
+/* ------------------------------------------------------------------ protocol watchdog: Timer/Counter3 */
+
+/* clk/256 = 62.5 kHz (16 us ticks): a match 6250 ticks after the last feed is 100.0 ms on the crystal's clock. */
+#define WATCHDOG_TICKS ((uint16_t)(WATCHDOG_US / 16u))
+
+void hw_watchdog_feed(uint8_t armed)
+{
+    uint8_t s = SREG;
+    cli();
+    TCNT3 = 0;
+    TIFR3 = _BV(OCF3A);
+    TIMSK3 = armed ? _BV(OCIE3A) : 0;
+    SREG = s;
+}
+
+ISR(TIMER3_COMPA_vect)
+{
+    if (lock_depth) { /* a section is running: it carries this out when it ends */
+        watchdog_deferred = 1;
+        TIMSK3 = 0;
+        return;
+    }
+    lock_depth = 1;
+    sched_sources_off();
+    watchdog_expired();
+    sched_release(0);
+}
+
+static void watchdog_timer_init(void)
+{
+    TCCR3A = 0;
+    TIMSK3 = 0;
+    OCR3A = WATCHDOG_TICKS;
+    TCNT3 = 0;
+    TCCR3B = _BV(CS32); /* clk/256 */
 }
 
 /* ------------------------------------------------------------------ device clock: Timer/Counter1, 0.5 us */
@@ -398,6 +461,7 @@ int main(void)
     uint16_t first_epoch;
     uint32_t boot_id = make_boot_id(&first_epoch);
     clock_init();
+    watchdog_timer_init();
     uart_init();
     encoder_init();
     ctrl_init(boot_id, first_epoch);

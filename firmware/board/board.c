@@ -20,6 +20,7 @@ board_t B;
 static volatile sig_atomic_t stop;
 static int quit;
 static const char *reset_cause;
+static int restarted; /* a reset happened: the harness's cycle timers must be registered again */
 static void (*core_reset)(avr_t *);
 static uint64_t rng;
 static char stdin_buf[4096];
@@ -56,6 +57,7 @@ static void on_reset(avr_t *avr)
     encoder_mcu_reset();
     serial_reset();
     B.resets++;
+    restarted = 1;
     board_event("\"ev\":\"reset\",\"cause\":\"%s\",\"n\":%u", reset_cause ? reset_cause : "watchdog", B.resets);
     reset_cause = NULL;
 }
@@ -71,6 +73,9 @@ void board_control(const char *line)
     if (!strcmp(cmd, "reset") || !strcmp(cmd, "power")) {
         reset_cause = !strcmp(cmd, "reset") ? "pin" : "power";
         avr_reset(B.avr);
+        restarted = 0;
+        encoder_restart();
+        serial_restart();
     } else if (!strcmp(cmd, "zero")) {
         encoder_zero_pulse();
     } else if (!strcmp(cmd, "speed") && n == 2 && arg >= 0) {
@@ -286,6 +291,11 @@ int main(int argc, char **argv)
                 off_worst_pc = off_pc;
             }
             off_since = 0;
+        }
+        if (restarted) {
+            restarted = 0;
+            encoder_restart();
+            serial_restart();
         }
         if (state == cpu_Crashed || state == cpu_Done) {
             board_event("\"ev\":\"crash\",\"pc\":%u,\"state\":%d", B.avr->pc, state);

@@ -24,7 +24,7 @@ typedef struct {
     double phase;          /* fraction of a count travelled since the last rising edge */
     uint64_t last_tick;    /* cycle of the last encoder update */
     int64_t belt_counts;   /* rising edges since start (the belt's true travel) */
-    int64_t mcu_counts;    /* rising edges counted by the MCU since its last reset or encoder reset */
+    int64_t mcu_counts;    /* the MCU's count as its firmware keeps it (encoder.c: mcu_count_now) */
     uint64_t cmp_cycle;    /* cycle of the last compare match */
     int64_t cmp_count;     /* MCU count at that match */
     uint64_t n_cmp;
@@ -55,6 +55,7 @@ void encoder_set_speed(double counts_per_s);
 void encoder_glitch(int counts);
 void encoder_zero_pulse(void);
 void encoder_mcu_reset(void);
+void encoder_restart(void);
 /* valves and interrupt latency (encoder.c) */
 void valves_attach(void);
 void latency_attach(void);
@@ -64,6 +65,7 @@ void latency_summary(void);
 int serial_open_pty(const char *link_path);
 void serial_attach(void);
 void serial_reset(void);
+void serial_restart(void);
 int serial_load_script(const char *path);
 void serial_poll(void);          /* move bytes between the pty and the UART; run due script lines */
 int serial_script_done(void);

@@ -83,6 +83,22 @@ static void advance_to(uint64_t cycle)
 
 static int counter_running(void) { return timer5 && (timer5->ext_clock_flags & AVR_TIMER_EXTCLK_FLAG_TN); }
 
+/* The MCU's 64-bit count as its firmware keeps it: TCNT5 plus the overflows since the firmware last wrote TCNT5
+   (it does so only when it starts or re-zeroes the count, together with its high part). */
+static uint32_t mcu_hi;
+static uint16_t last_tcnt;
+
+static int64_t mcu_count_now(void)
+{
+    uint16_t tcnt = timer5 ? (uint16_t)timer5->tov_base : 0;
+    if (tcnt != last_tcnt) { /* written by the firmware since the last edge */
+        mcu_hi = 0;
+        last_tcnt = tcnt;
+    }
+    B.mcu_counts = ((int64_t)mcu_hi << 16) | tcnt;
+    return B.mcu_counts;
+}
+
 static uint16_t ocr5a(void)
 {
     const avr_timer_comp_t *c = &timer5->comp[AVR_TIMER_COMPA];
@@ -95,25 +111,32 @@ static uint16_t ocr5a(void)
    simavr's own comparator off. */
 static void rising_edge(int noise)
 {
-    if (counter_running()) {
-        if (!B.stock_compare) {
-            for (int i = 0; i < AVR_TIMER_COMP_COUNT; i++) {
-                timer5->comp[i].comp_cycles = 0;
-            }
-            if ((uint16_t)timer5->tov_base == ocr5a()) {
-                B.cmp_cycle = B.avr->cycle;
-                B.cmp_count = B.mcu_counts + 1;
-                B.n_cmp++;
-                avr_raise_interrupt(B.avr, &timer5->comp[AVR_TIMER_COMPA].interrupt);
-            }
+    int running = counter_running();
+    int64_t before = mcu_count_now();
+    if (running && !B.stock_compare) {
+        for (int i = 0; i < AVR_TIMER_COMP_COUNT; i++) {
+            timer5->comp[i].comp_cycles = 0;
         }
-        B.mcu_counts++;
+        if ((uint16_t)timer5->tov_base == ocr5a()) {
+            B.cmp_cycle = B.avr->cycle;
+            B.cmp_count = before + 1;
+            B.n_cmp++;
+            avr_raise_interrupt(B.avr, &timer5->comp[AVR_TIMER_COMPA].interrupt);
+        }
     }
     if (!noise) {
         B.belt_counts++;
     }
     level = 1;
     avr_raise_irq(t5_pin, 1);
+    if (running) {
+        uint16_t tcnt = (uint16_t)timer5->tov_base;
+        if (tcnt == 0 && last_tcnt == 0xFFFFu) {
+            mcu_hi++;
+        }
+        last_tcnt = tcnt;
+        mcu_count_now();
+    }
 }
 
 /* Cycle of the next thing to do: the next rising edge, or the next speed step if it comes first. */
@@ -211,12 +234,24 @@ static avr_cycle_count_t zero_release(avr_t *avr, avr_cycle_count_t when, void *
 void encoder_zero_pulse(void)
 {
     avr_raise_irq(zero_pin, 0); /* the firmware re-zeroes its counter on this falling edge */
-    board_event("\"ev\":\"zero\",\"count\":%lld,\"belt\":%lld", (long long)B.mcu_counts, (long long)B.belt_counts);
-    B.mcu_counts = 0;
+    board_event("\"ev\":\"zero\",\"count\":%lld,\"belt\":%lld", (long long)mcu_count_now(),
+                (long long)B.belt_counts);
     avr_cycle_timer_register_usec(B.avr, 10, zero_release, NULL);
 }
 
-void encoder_mcu_reset(void) { B.mcu_counts = 0; }
+/* After a reset of the MCU: its cycle timers are gone (simavr cancels them), its counter is stopped. */
+void encoder_mcu_reset(void)
+{
+    mcu_hi = 0;
+    last_tcnt = timer5 ? (uint16_t)timer5->tov_base : 0;
+    B.mcu_counts = 0;
+}
+
+void encoder_restart(void)
+{
+    advance_to(B.avr->cycle);
+    reschedule();
+}
 
 static void on_compare_pending(avr_irq_t *irq, uint32_t value, void *param)
 {
@@ -224,7 +259,7 @@ static void on_compare_pending(avr_irq_t *irq, uint32_t value, void *param)
     (void)param;
     if (value && B.stock_compare) {
         B.cmp_cycle = B.avr->cycle;
-        B.cmp_count = B.mcu_counts;
+        B.cmp_count = mcu_count_now();
         B.n_cmp++;
     }
 }
@@ -271,7 +306,7 @@ static void on_port(avr_irq_t *irq, uint32_t value, void *param)
             B.n_edges++;
             board_event("\"ev\":\"valve\",\"valve\":%d,\"on\":%d,\"count\":%lld,\"belt\":%lld,\"cmp_cycle\":%llu,"
                         "\"cmp_count\":%lld",
-                        idx * 8 + bit, (now >> bit) & 1, (long long)B.mcu_counts, (long long)B.belt_counts,
+                        idx * 8 + bit, (now >> bit) & 1, (long long)mcu_count_now(), (long long)B.belt_counts,
                         (unsigned long long)B.cmp_cycle, (long long)B.cmp_count);
         }
     }

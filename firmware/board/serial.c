@@ -188,6 +188,13 @@ void serial_reset(void)
     xoff = 0;
 }
 
+/* simavr cancels every cycle timer at a reset: start feeding again. */
+void serial_restart(void)
+{
+    feeding = 0;
+    serial_queue(NULL, 0);
+}
+
 /* ------------------------------------------------------------------ pseudo-terminal */
 
 int serial_open_pty(const char *link_path)

@@ -35,10 +35,12 @@ static cmd_t cmds[QUEUE_CAPACITY];
 static uint32_t hist_id[HISTORY_CAPACITY];
 static hist_t hist[HISTORY_CAPACITY];
 static uint8_t hist_next;
-/* Low byte of each id, searched first: a byte compare per entry instead of a 32-bit one (ids are mostly
-   consecutive, so their low bytes rarely repeat). */
+/* Low byte of each id, searched first: a byte compare per entry instead of a 32-bit one. tag_uses[t] counts the
+   queued and remembered ids whose low byte is t: a new id (ids are mostly consecutive, so their low bytes rarely
+   repeat within the few hundred kept) is known to be absent without any search. */
 static uint8_t cmd_tag[QUEUE_CAPACITY];
 static uint8_t hist_tag[HISTORY_CAPACITY];
+static uint8_t tag_uses[256];
 
 static uint8_t armed;
 static uint8_t fault;
@@ -61,6 +63,8 @@ static uint32_t pulse_max;
 
 static volatile uint8_t zero_pending;
 static volatile int64_t zero_cut;
+static volatile uint8_t watchdog_fired; /* by the hardware timer: outputs already off */
+static volatile int64_t watchdog_cut;
 
 static uint32_t fnv1a(const uint8_t *p, uint8_t n)
 {
@@ -88,12 +92,22 @@ static uint32_t cmd_hash(uint8_t slot)
 
 static int32_t sat32(int64_t v) { return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v; }
 
+#if MIN_LEAD_US % 100u || MIN_PULSE_US % 100u || MAX_PULSE_US % 100u || MAX_COUNTS_PER_S > 400000u
+#error "times in multiples of 100 us and at most 400000 counts/s keep the speed arithmetic in 32 bits"
+#endif
+
+/* counts/s x us -> counts in 32-bit arithmetic (64-bit division costs thousands of cycles on an AVR) */
+static uint32_t counts_in(uint32_t cps, uint32_t us) { return cps * (us / 100u) / 10000u; }
+
 static void set_speed(uint32_t cps)
 {
+    if (cps > MAX_COUNTS_PER_S) {
+        cps = MAX_COUNTS_PER_S;
+    }
     speed_cps = cps;
-    lead_counts = (uint32_t)(((uint64_t)cps * MIN_LEAD_US) / 1000000u);
-    pulse_min = (uint32_t)(((uint64_t)cps * MIN_PULSE_US) / 1000000u);
-    pulse_max = (uint32_t)(((uint64_t)cps * MAX_PULSE_US) / 1000000u);
+    lead_counts = counts_in(cps, MIN_LEAD_US);
+    pulse_min = counts_in(cps, MIN_PULSE_US);
+    pulse_max = counts_in(cps, MAX_PULSE_US);
     if (pulse_min < 1u) {
         pulse_min = 1u;
     }
@@ -107,6 +121,7 @@ void ctrl_init(uint32_t boot, uint16_t first_epoch)
     memset(cmds, 0, sizeof cmds);
     memset(hist, 0, sizeof hist);
     memset(hist_id, 0, sizeof hist_id);
+    memset(tag_uses, 0, sizeof tag_uses);
     hist_next = 0;
     armed = 0;
     fault = FAULT_NONE;
@@ -115,6 +130,7 @@ void ctrl_init(uint32_t boot, uint16_t first_epoch)
     epoch = first_epoch ? first_epoch : 1u;
     executed = late = rejected = watchdog_trips = 0;
     zero_pending = 0;
+    watchdog_fired = 0;
     link_init();
     sched_init();
     sample_count = hw_count();
@@ -136,8 +152,12 @@ static void send_fired(uint32_t id, int64_t opened, int64_t closed)
 static void remember(uint32_t id, uint32_t hash, uint8_t kind, int32_t open_delta, int32_t width)
 {
     hist_t *h = &hist[hist_next];
+    if (h->kind != HIST_EMPTY) {
+        tag_uses[hist_tag[hist_next]]--; /* the oldest entry is forgotten */
+    }
     hist_id[hist_next] = id;
     hist_tag[hist_next] = (uint8_t)id;
+    tag_uses[(uint8_t)id]++;
     h->hash = hash;
     h->kind = kind;
     h->open_delta = open_delta;
@@ -149,12 +169,17 @@ void sched_on_done(uint8_t slot, int64_t opened, int64_t closed)
 {
     cmd_t *c = &cmds[slot];
     c->live = 0;
+    tag_uses[cmd_tag[slot]]--;
     executed++;
     send_fired(c->id, opened, closed);
     remember(c->id, cmd_hash(slot), HIST_DONE, sat32(opened - sched_open_count(slot)), sat32(closed - opened));
 }
 
-void sched_on_dropped(uint8_t slot) { cmds[slot].live = 0; /* not in the history: the host may send it again */ }
+void sched_on_dropped(uint8_t slot)
+{
+    cmds[slot].live = 0; /* not in the history: the host may send it again */
+    tag_uses[cmd_tag[slot]]--;
+}
 
 static void send_epoch(void)
 {
@@ -166,9 +191,9 @@ static void send_epoch(void)
 
 /* ---------------------------------------------------------------- state changes */
 
-static void new_epoch(int64_t cut_count)
+static void new_epoch(const int64_t *cut)
 {
-    sched_close_all(cut_count);
+    sched_close_all(cut);
     epoch = (uint16_t)(epoch + 1u);
     if (epoch == 0) {
         epoch = 1;
@@ -187,7 +212,7 @@ static void service_zero(void)
     int64_t cut = zero_cut;
     zero_pending = 0;
     hw_unlock(s);
-    new_epoch(cut);
+    new_epoch(&cut);
 }
 
 void ctrl_isr_encoder_zeroed(int64_t count_before)
@@ -210,20 +235,47 @@ static void check_speed(uint64_t now_us)
     sample_count = count;
     sample_us = now_us;
     if (moved < 0 || (uint64_t)moved > limit) {
-        new_epoch(count); /* a jump no belt can make: positions of the old epoch mean nothing now */
+        new_epoch(0); /* a jump no belt can make: positions of the old epoch mean nothing now */
         return;
     }
-    set_speed((uint32_t)(((uint64_t)moved * 1000000u) / dt));
+    if (dt < 500000u) { /* moved <= MAX_COUNTS_PER_S x dt: in 16 us units the product stays in 32 bits */
+        set_speed((uint32_t)moved * 62500u / (uint32_t)(dt >> 4));
+    } else {
+        set_speed((uint32_t)(((uint64_t)moved * 1000000u) / dt));
+    }
+}
+
+void ctrl_isr_watchdog(int64_t count)
+{
+    if (!watchdog_fired) {
+        watchdog_cut = count;
+    }
+    watchdog_fired = 1;
+}
+
+static void feed(void)
+{
+    last_feed_us = hw_time_us();
+    hw_watchdog_feed(armed);
 }
 
 static void check_watchdog(uint64_t now_us)
 {
-    if (!armed || now_us - last_feed_us <= WATCHDOG_US) {
+    hw_lock_t s = hw_lock();
+    uint8_t fired = watchdog_fired;
+    int64_t cut = watchdog_cut;
+    watchdog_fired = 0;
+    hw_unlock(s);
+    if (!armed || (!fired && now_us - last_feed_us <= WATCHDOG_US)) {
+        if (fired) {
+            sched_close_all(0); /* tripped as it was being disarmed: end the freeze */
+        }
         return;
     }
-    int64_t count = hw_count();
-    sched_close_all(count);
+    sched_close_all(fired ? &cut : 0);
+    int64_t count = fired ? cut : hw_count();
     armed = 0;
+    hw_watchdog_feed(0);
     fault = FAULT_WATCHDOG;
     watchdog_trips++;
     uint8_t p[LEN_FAULT];
@@ -254,6 +306,9 @@ static uint8_t next_tag(const uint8_t *tags, uint8_t from, uint8_t n, uint8_t ta
 
 static uint8_t find_queued(uint32_t id)
 {
+    if (!tag_uses[(uint8_t)id]) {
+        return SCHED_NONE;
+    }
     for (uint8_t i = next_tag(cmd_tag, 0, QUEUE_CAPACITY, (uint8_t)id); i < QUEUE_CAPACITY;
          i = next_tag(cmd_tag, (uint8_t)(i + 1u), QUEUE_CAPACITY, (uint8_t)id)) {
         if (cmds[i].live && cmds[i].id == id) {
@@ -265,6 +320,9 @@ static uint8_t find_queued(uint32_t id)
 
 static const hist_t *find_history(uint32_t id)
 {
+    if (!tag_uses[(uint8_t)id]) {
+        return 0;
+    }
     for (uint8_t i = next_tag(hist_tag, 0, HISTORY_CAPACITY, (uint8_t)id); i < HISTORY_CAPACITY;
          i = next_tag(hist_tag, (uint8_t)(i + 1u), HISTORY_CAPACITY, (uint8_t)id)) {
         if (hist_id[i] == id && hist[i].kind != HIST_EMPTY) {
@@ -361,6 +419,7 @@ static void on_fire(uint16_t seq, const uint8_t *p)
     }
     cmd_t *c = &cmds[slot];
     cmd_tag[slot] = (uint8_t)id;
+    tag_uses[(uint8_t)id]++;
     c->id = id;
     c->close = m.close;
     c->epoch = m.epoch;
@@ -389,6 +448,7 @@ static void on_cancel(uint16_t seq, const uint8_t *p)
     if (slot != SCHED_NONE) {
         if (sched_cancel(slot)) {
             cmds[slot].live = 0;
+            tag_uses[cmd_tag[slot]]--;
             remember(id, cmd_hash(slot), HIST_CANCELLED, 0, 0);
             link_ack(seq, id, ACK_CANCELLED);
         } else {
@@ -404,7 +464,12 @@ static void on_arm(uint16_t seq, const uint8_t *p)
 {
     uint32_t session = le_u32(p);
     if (session != session_id) { /* a new host run: its ids may repeat the old ones */
-        sched_close_all(hw_count());
+        sched_close_all(0);
+        for (uint8_t i = 0; i < HISTORY_CAPACITY; i++) {
+            if (hist[i].kind != HIST_EMPTY) {
+                tag_uses[hist_tag[i]]--;
+            }
+        }
         memset(hist, 0, sizeof hist);
         memset(hist_id, 0, sizeof hist_id);
         hist_next = 0;
@@ -412,14 +477,15 @@ static void on_arm(uint16_t seq, const uint8_t *p)
     }
     fault = FAULT_NONE;
     armed = 1;
-    last_feed_us = hw_time_us();
+    feed();
     link_ack(seq, 0, ACK_OK);
 }
 
 static void on_disarm(uint16_t seq)
 {
-    sched_close_all(hw_count());
+    sched_close_all(0);
     armed = 0;
+    feed();
     link_ack(seq, 0, ACK_OK);
 }
 
@@ -472,11 +538,14 @@ static void on_ping(const uint8_t *p)
 void ctrl_on_frame(uint8_t type, uint16_t seq, const uint8_t *p)
 {
     service_zero(); /* never judge a command against a count that has just been reset */
+    if (watchdog_fired) {
+        check_watchdog(hw_time_us()); /* tripped: nothing that follows may feed it back */
+    }
     switch (type) {
     case MSG_FIRE: on_fire(seq, p); break;
     case MSG_PICK: on_pick(seq, p); break;
     case MSG_CANCEL: on_cancel(seq, p); break;
-    case MSG_HEARTBEAT: last_feed_us = hw_time_us(); break;
+    case MSG_HEARTBEAT: feed(); break;
     case MSG_ARM: on_arm(seq, p); break;
     case MSG_STATUS_REQUEST: on_status(); break;
     case MSG_PING: on_ping(p); break;

@@ -17,4 +17,7 @@ uint8_t ctrl_armed(void);
    `count_before` is the count just before the reset. */
 void ctrl_isr_encoder_zeroed(int64_t count_before);
 
+/* From the watchdog timer's interrupt, after sched_isr_freeze(): `count` is the count when the outputs went off. */
+void ctrl_isr_watchdog(int64_t count);
+
 #endif

@@ -28,8 +28,18 @@ void hw_cmp_disarm(void);
    will not come. Locked context only. */
 uint8_t hw_cmp_passed(uint16_t ocr);
 
+/* The compare interrupt's first instructions switch the outputs to sched_next_out and read the count; this is
+   the low 16 bits read there (sched_isr_compare() then records when the outputs switched, not when it ran). */
+uint16_t hw_switch_lo(void);
+
 /* Switch every valve output at once (bit v of byte v / 8 = valve v). */
 void hw_outputs(const uint8_t out[VALVE_BYTES]);
+
+/* The protocol's watchdog in hardware (section 4.4): each call restarts a timer that, when WATCHDOG_US pass
+   without another call while `armed`, switches every output off at once from an interrupt (sched_isr_freeze())
+   and calls ctrl_isr_watchdog(). A platform without such a timer does nothing here: ctrl_poll() then trips the
+   watchdog when it sees the time has passed. */
+void hw_watchdog_feed(uint8_t armed);
 
 /* Queue bytes for the serial link; may wait for room. */
 void hw_tx(const uint8_t *data, uint8_t len);

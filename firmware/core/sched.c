@@ -108,11 +108,17 @@ uint8_t sched_outputs_on(void)
 
 /* ---------------------------------------------------------------- interrupt side */
 
-static void apply_head_locked(void)
+/* The head action takes effect: `switched` when the compare interrupt has already written its outputs (and read
+   the count at that moment), else they are written now. */
+static void apply_head_locked(uint8_t switched)
 {
     stage_t *e = &ring[ring_h & RING_MASK];
-    hw_outputs(e->out);
-    e->actual_lo = (uint32_t)hw_count_locked();
+    if (switched) {
+        e->actual_lo = (uint32_t)e->count + (uint32_t)(int32_t)(int16_t)(hw_switch_lo() - (uint16_t)e->count);
+    } else {
+        hw_outputs(e->out);
+        e->actual_lo = (uint32_t)hw_count_locked();
+    }
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = e->out[i];
     }
@@ -131,7 +137,7 @@ static void arm_head_locked(void)
         const stage_t *head = &ring[ring_h & RING_MASK];
         int64_t ahead = head->count - hw_count_locked();
         if (ahead <= 0) {
-            apply_head_locked();
+            apply_head_locked(0);
             continue;
         }
         if (ahead > COMPARE_SPAN) {
@@ -154,13 +160,15 @@ static void arm_head_locked(void)
    action from its precomputed compare value when it follows closely. */
 void sched_isr_compare(void)
 {
+    uint8_t switched = 1;
     for (;;) {
         if (frozen || ring_h == ring_w) {
             hw_cmp_disarm();
             return;
         }
         uint8_t chain = ring[ring_h & RING_MASK].chain;
-        apply_head_locked();
+        apply_head_locked(switched);
+        switched = 0;
         if (!chain || ring_h == ring_w) {
             arm_head_locked();
             return;
@@ -257,11 +265,12 @@ static void stage(void)
         st->chain = 0;
         memcpy(st->out, staged_out, VALVE_BYTES);
         ev_staged = k;
+        stage_t *prev = &ring[(uint8_t)(ring_w - 1u) & RING_MASK];
+        uint8_t chain = ring_w != ring_r && at - prev->count <= CHAIN_SPAN;
         hw_lock_t s = hw_lock();
         uint8_t was_empty = ring_h == ring_w;
         if (!was_empty) {
-            stage_t *prev = &ring[(uint8_t)(ring_w - 1u) & RING_MASK];
-            prev->chain = at - prev->count <= CHAIN_SPAN;
+            prev->chain = chain;
         }
         ring_w = (uint8_t)(ring_w + 1u);
         if (was_empty) {
@@ -271,21 +280,28 @@ static void stage(void)
     }
 }
 
-/* Take back the staged actions at or after `from` that the interrupt has not applied yet. */
+/* Take back the staged actions at or after `from` that the interrupt has not applied yet. The search runs with
+   the compare interrupt on (it only advances ring_h and never changes a count); the critical section is a few
+   byte operations, so it never delays a match. */
 static void unstage_from(int64_t from)
 {
-    hw_lock_t s = hw_lock();
-    uint8_t cut = ring_w;
+    uint8_t old_w = ring_w;
+    uint8_t cut = old_w;
     while (cut != ring_h && ring[(uint8_t)(cut - 1u) & RING_MASK].count >= from) {
         cut = (uint8_t)(cut - 1u);
     }
-    uint8_t removed_head = cut == ring_h && ring_w != ring_h;
-    uint8_t old_w = ring_w;
+    if (cut == old_w) {
+        return;
+    }
+    hw_lock_t s = hw_lock();
+    if ((uint8_t)(cut - ring_h) > (uint8_t)(old_w - ring_h)) {
+        cut = ring_h; /* applied meanwhile up to past the cut */
+    }
     ring_w = cut;
-    if (removed_head) {
-        hw_cmp_disarm();
+    if (cut == ring_h) {
+        hw_cmp_disarm(); /* the head is taken back */
         waiting = 0;
-    } else if (cut != ring_h) {
+    } else {
         ring[(uint8_t)(cut - 1u) & RING_MASK].chain = 0; /* its successor is gone */
     }
     hw_unlock(s);
@@ -377,12 +393,13 @@ void sched_refill(void)
     }
 }
 
-void sched_close_all(int64_t cut_count)
+void sched_close_all(const int64_t *cut)
 {
     closing = 1;
     hw_lock_t s = hw_lock();
     hw_cmp_disarm();
     hw_outputs(all_off);
+    int64_t cut_count = cut ? *cut : hw_count_locked();
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = 0;
     }

@@ -35,9 +35,9 @@ void sched_poll(void);
 /* Stage more actions only (no reports): for wait loops, e.g. while the serial output is full. */
 void sched_refill(void);
 
-/* Every output off now. Pulses that were on end with close = cut_count (sched_on_done); pulses not started
-   are dropped (sched_on_dropped). Also ends a freeze. */
-void sched_close_all(int64_t cut_count);
+/* Every output off now. Pulses that were on end at *cut, or at the count when the outputs went off when cut is
+   NULL (sched_on_done); pulses not started are dropped (sched_on_dropped). Also ends a freeze. */
+void sched_close_all(const int64_t *cut);
 
 /* Any output on now. */
 uint8_t sched_outputs_on(void);

@@ -21,6 +21,9 @@ static uint8_t ocf;
 static int locked;
 
 static uint8_t tov;
+static uint16_t switch_lo;
+
+uint16_t hw_switch_lo(void) { return switch_lo; }
 
 /* Pending interrupts run when interrupts are on, compare match first (it has the lower vector number). */
 static void dispatch(void)
@@ -29,6 +32,8 @@ static void dispatch(void)
         if (ocie && ocf) {
             ocf = 0;
             locked++;
+            hw_outputs((const uint8_t *)sched_next_out); /* what the AVR's first instructions do */
+            switch_lo = (uint16_t)count;
             sched_isr_compare();
             locked--;
         } else if (tov) {
@@ -137,6 +142,8 @@ void hw_outputs(const uint8_t out[VALVE_BYTES])
     }
     memcpy(host_out, out, VALVE_BYTES);
 }
+
+void hw_watchdog_feed(uint8_t armed) { (void)armed; /* no hardware timer: ctrl_poll() watches the time */ }
 
 void hw_tx(const uint8_t *data, uint8_t len)
 {

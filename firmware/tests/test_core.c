@@ -853,6 +853,8 @@ static void test_random_schedule(void)
     enum { N = 3000 };
     static int64_t o[N], c[N];
     static uint8_t f[N], l[N], state[N]; /* 0 not sent, 1 queued, 2 cancelled, 3 reported */
+    static uint32_t reported[N];
+    uint32_t n_reported = 0;
     uint32_t next = 0;
     int64_t horizon = 0;
     memset(state, 0, sizeof state);
@@ -911,6 +913,7 @@ static void test_random_schedule(void)
             CHECK(i < next && state[i] == 1);
             CHECK(m.opened == o[i] && m.closed == c[i]);
             state[i] = 3;
+            reported[n_reported++] = i;
         }
     }
     for (uint32_t i = 0; i < N; i++) {
@@ -921,6 +924,22 @@ static void test_random_schedule(void)
         }
     }
     CHECK_EQ(status().queue_len, 0);
+    /* retransmissions after the fact: the last HISTORY_CAPACITY ids (executed or cancelled) are remembered, older
+       ones are refused by position, never fired again */
+    drain();
+    uint32_t changes = host_n_changes;
+    for (uint32_t k = 0; k < 40; k++) {
+        uint32_t i = reported[n_reported - 1 - k];
+        uint16_t seq = send_fire(i + 1, f[i], l[i], o[i], c[i], 1);
+        EXPECT_ACK(seq, i + 1, ACK_DONE);
+        EXPECT_FIRED(i + 1, o[i], c[i]);
+    }
+    uint32_t old = reported[0];
+    uint16_t seq = send_fire(old + 1, f[old], l[old], o[old], c[old], 1);
+    EXPECT_NAK(seq, old + 1, NAK_LATE);
+    seq = send_fire(old + 1, f[old], l[old], o[old] + 1, c[old], 1);
+    EXPECT_NAK(seq, old + 1, NAK_LATE);
+    CHECK_EQ(host_n_changes, changes);
 }
 
 int main(void)

@@ -333,3 +333,117 @@ def probe_identity(b: Build, workdir: Path, seed: int = 1) -> tuple[int, int]:
         if isinstance(f, Frame) and f.name == "STATUS":
             return f["boot_id"], f["epoch"]
     raise RuntimeError("the board did not answer STATUS_REQUEST")
+
+
+# ---------------------------------------------------------------------------- a live host on the pseudo-terminal
+
+
+class Peer:
+    """The host side of the serial link to a board running in real time on its pseudo-terminal (pyserial, as the
+    sorter opens a USB serial adapter). Frames from the board are collected by a reader thread; a heartbeat thread
+    feeds the watchdog while ``heartbeats`` is set."""
+
+    def __init__(self, path: Path, baudrate: int = 1_000_000) -> None:
+        import queue
+        import threading
+
+        import serial
+
+        self.port = serial.Serial(str(path), baudrate=baudrate, timeout=0.05)
+        self.frames: queue.Queue[Frame | str] = queue.Queue()
+        self.heartbeats = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._beater = threading.Thread(target=self._beat, daemon=True)
+        self._reader.start()
+        self._beater.start()
+
+    def _read(self) -> None:
+        reader = FrameReader()
+        while not self._stop.is_set():
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))  # returns as soon as a byte is there
+            except Exception:  # the port closed under us: stop
+                return
+            for f in reader.feed(data):
+                self.frames.put(f)
+
+    def _beat(self) -> None:
+        k = 0
+        while not self._stop.wait(0.02):
+            if self.heartbeats.is_set():
+                self.send("HEARTBEAT", counter=k)
+                k += 1
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            self.port.write(data)
+
+    def send(self, name: str, **fields: int) -> int:
+        with self._lock:
+            seq = self._seq
+            self._seq = (self._seq + 1) % 0xFFFF
+            self.port.write(encode(name, seq, **fields))
+        return seq
+
+    def expect(self, name: str, timeout_s: float = 2.0, **match: int) -> Frame:
+        """The next frame of this type whose fields match (others are skipped)."""
+        import queue
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {name} {match} from the board within {timeout_s} s")
+            try:
+                f = self.frames.get(timeout=left)
+            except queue.Empty:
+                continue
+            if isinstance(f, Frame) and f.name == name and all(f.fields.get(k) == v for k, v in match.items()):
+                return f
+
+    def answer(self, seq: int, timeout_s: float = 2.0) -> Frame:
+        """The ACK or NAK of the frame ``seq``."""
+        import queue
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no answer to frame {seq} within {timeout_s} s")
+            try:
+                f = self.frames.get(timeout=left)
+            except queue.Empty:
+                continue
+            if isinstance(f, Frame) and f.name in ("ACK", "NAK") and f["acked_seq"] == seq:
+                return f
+
+    def status(self) -> Frame:
+        self.send("STATUS_REQUEST")
+        return self.expect("STATUS")
+
+    def count(self) -> int:
+        """The encoder count now (a PING)."""
+        t = time.monotonic_ns()
+        self.send("PING", host_time_ns=t)
+        return self.expect("PONG", host_time_ns=t)["encoder_count"]
+
+    def drain(self) -> list[Frame | str]:
+        out = []
+        while not self.frames.empty():
+            out.append(self.frames.get_nowait())
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._beater.join(timeout=1)
+        self.port.close()
+        self._reader.join(timeout=1)
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

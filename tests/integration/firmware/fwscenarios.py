@@ -107,7 +107,7 @@ class PrecisionResult:
         return sum(v for k, v in self.open_errors.items() if abs(k) <= counts) / n if n else 0.0
 
 
-def precision_script(epoch: int, n: int, speed_cps: float = 25_000, spacing_us: float = 1000,
+def precision_script(epoch: int, n: int, speed_cps: float = 25_000, spacing_us: float = 4000,
                      lead_ms: tuple[float, float] = (5, 45), width_counts: tuple[int, int] = (30, 200),
                      seed: int = 1) -> tuple[Script, list[Fire], float]:
     """``n`` FIREs, one per ``spacing_us``, opening 5-45 ms ahead (so they arrive out of position order)."""
@@ -248,6 +248,8 @@ class LeadProbe:
 
 
 def lead_script(epoch: int, leads: list[int], speed_cps: float = 25_000) -> tuple[Script, list[Fire], float]:
+    """One FIRE per lead (in counts), every 7.3 ms (so that they meet the firmware's periodic work at varied
+    phases), each arriving on an encoder edge so that "the count when it arrived" is exact."""
     s = Script()
     s.send(20_000, "ARM", session_id=SESSION)
     fires = []
@@ -260,7 +262,7 @@ def lead_script(epoch: int, leads: list[int], speed_cps: float = 25_000) -> tupl
         seq = s.send(t_edge, "FIRE", command_id=k + 1, valve_first=valve, valve_last=valve,
                      open_count=n0 + lead, close_count=n0 + lead + 50, epoch=epoch)
         fires.append(Fire(k + 1, valve, n0 + lead, n0 + lead + 50, t_edge, seq))
-        t += 8_000
+        t += 7_300
     _heartbeats(s, 30_000, t + 20_000)
     return s, fires, t + 20_000
 
@@ -461,6 +463,13 @@ def run_watchdog(b: Build, workdir: Path, epoch: int, trials: int) -> list[Watch
     s, fires, end = watchdog_script(epoch, trials)
     events = run_script(b, workdir, s, profile(25_000), duration_s=end / 1e6)
     return analyse_watchdog(events, fires)
+
+
+def lead_budget(probes: list[LeadProbe]) -> int | None:
+    """Smallest lead (counts) from which every probe was accepted and opened exactly, or None."""
+    bad = [p.lead_counts for p in probes if not p.accepted or p.open_error != 0]
+    good = sorted({p.lead_counts for p in probes if p.lead_counts > max(bad, default=-1)})
+    return good[0] if good else None
 
 
 def run_lead(b: Build, workdir: Path, epoch: int, leads: list[int]) -> list[LeadProbe]:
