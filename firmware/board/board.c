@@ -268,6 +268,7 @@ int main(int argc, char **argv)
     uint64_t next_poll = 0, start_ns = wall_ns(), last_flush = 0;
     int status = 0;
     uint64_t off_since = 0, off_worst = 0;
+    uint16_t sp_min = 0xFFFF; /* deepest stack seen after start-up: static RAM + this is the RAM in use */
     uint32_t off_pc = 0, off_worst_pc = 0;
     int seen_on = 0;
     while (!stop && !quit && B.avr->cycle < end_cycle) {
@@ -277,6 +278,12 @@ int main(int argc, char **argv)
         if (B.avr->pc == 0 && pc != 0) {
             off_since = 0; /* a reset: start-up runs with interrupts off, that is not a latency */
             seen_on = 0;
+        }
+        if (seen_on) {
+            uint16_t sp = (uint16_t)(B.avr->data[0x5D] | (B.avr->data[0x5E] << 8));
+            if (sp < sp_min) {
+                sp_min = sp;
+            }
         }
         if (!B.avr->sreg[S_I]) {
             if (seen_on && !off_since) {
@@ -328,6 +335,8 @@ int main(int argc, char **argv)
                 (unsigned long long)B.n_cmp, (unsigned long long)B.rx_bytes, (unsigned long long)B.tx_bytes,
                 (unsigned long long)B.rx_dropped, (double)(wall_ns() - start_ns) / 1e9);
     board_event("\"ev\":\"irq_off\",\"worst_cycles\":%llu,\"pc\":%u", (unsigned long long)off_worst, off_worst_pc);
+    board_event("\"ev\":\"stack\",\"ramend\":%u,\"sp_min\":%u,\"peak_bytes\":%u", B.avr->ramend, sp_min,
+                sp_min <= B.avr->ramend ? B.avr->ramend - sp_min : 0);
     latency_summary();
     if (eeprom) {
         eeprom_io(eeprom, 1);

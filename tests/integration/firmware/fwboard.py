@@ -9,7 +9,6 @@ speaks version 2, ``encode``/``decode`` can be replaced by it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess

@@ -17,8 +17,8 @@ from typing import Any
 
 from fwboard import (
     ACK_QUEUED,
-    FAULT_WATCHDOG,
     F_CPU_HZ,
+    FAULT_WATCHDOG,
     MESSAGES,
     Build,
     Frame,
@@ -135,14 +135,33 @@ def precision_script(epoch: int, n: int, speed_cps: float = 25_000, spacing_us: 
     return s, fires, end
 
 
+def _answers_to(events: list[dict[str, Any]], fires: list[Fire]) -> dict[int, Frame]:
+    """The ACK or NAK of each FIRE (by command id): the first answer naming its sequence number after the firmware
+    read it (sequence numbers wrap after 65535 frames, so the match is by time, not by number alone)."""
+    read_at: dict[tuple[int, int], float] = {}
+    for e, f in frames(events, "rx"):
+        if isinstance(f, Frame) and f.name == "FIRE":
+            read_at.setdefault((f["command_id"], f["open_count"]), e["t_us"])
+    answers: dict[int, list[tuple[float, Frame]]] = {}
+    for e, f in frames(events, "tx"):
+        if isinstance(f, Frame) and f.name in ("ACK", "NAK"):
+            answers.setdefault(f["acked_seq"], []).append((e["t_us"], f))
+    out: dict[int, Frame] = {}
+    for c in fires:
+        t = read_at.get((c.command_id, c.open_count))
+        if t is not None:
+            later = [a for when, a in answers.get(c.seq, []) if when >= t]
+            if later:
+                out[c.command_id] = later[0]
+    return out
+
+
 def analyse_fires(events: list[dict[str, Any]], fires: list[Fire]) -> PrecisionResult:
     r = PrecisionResult(sent=len(fires))
-    answers: dict[int, Frame] = {}
+    answers = _answers_to(events, fires)
     fired: dict[int, Frame] = {}
     for _e, f in frames(events, "tx"):
-        if isinstance(f, Frame) and f.name in ("ACK", "NAK"):
-            answers[f["acked_seq"]] = f
-        elif isinstance(f, Frame) and f.name == "FIRED":
+        if isinstance(f, Frame) and f.name == "FIRED":
             fired[f["command_id"]] = f
     edges: dict[int, list[dict[str, Any]]] = {}
     for e in events:
@@ -152,7 +171,7 @@ def analyse_fires(events: list[dict[str, Any]], fires: list[Fire]) -> PrecisionR
                 r.count_mismatch += 1
     used = 0
     for c in fires:
-        a = answers.get(c.seq)
+        a = answers.get(c.command_id)
         if a is None or a.name != "ACK" or a["result"] != ACK_QUEUED:
             continue
         r.accepted += 1
@@ -339,12 +358,12 @@ def _garbage(rng: random.Random, epoch: int, seq: int) -> bytes:
                       close_count=20, epoch=epoch)
         return good[: rng.randint(1, len(good) - 2)] + b"\x00"
     if kind == 5:  # a good frame with one bit flipped (CRC or COBS error)
-        good = bytearray(encode("PING", seq, host_time_ns=rng.randrange(1 << 64)))
-        i = rng.randrange(len(good) - 1)
-        good[i] ^= 1 << rng.randrange(8)
-        if good[i] == 0:
-            good[i] = 0x55
-        return bytes(good)
+        flipped = bytearray(encode("PING", seq, host_time_ns=rng.randrange(1 << 64)))
+        i = rng.randrange(len(flipped) - 1)
+        flipped[i] ^= 1 << rng.randrange(8)
+        if flipped[i] == 0:
+            flipped[i] = 0x55
+        return bytes(flipped)
     if kind == 6:  # well-formed FIRE of another epoch: refused WRONG_EPOCH
         return encode("FIRE", seq, command_id=rng.randrange(1 << 31, 1 << 32), valve_first=0, valve_last=31,
                       open_count=rng.randrange(1 << 40), close_count=(1 << 40) + 1,
