@@ -69,6 +69,7 @@ static uint32_t make_boot_id(uint16_t *first_epoch)
 
 static volatile uint32_t enc_hi; /* count bits 16..47; 2^48 counts is 900 years at 10 kHz */
 static volatile uint8_t cmp_on;  /* compare interrupt wanted; enabled when the critical section ends */
+static volatile uint8_t lock_depth; /* > 0: in a section with the scheduler's sources masked */
 
 /* (hi << 16) | lo without a 64-bit shift (a libgcc loop on the AVR): the AVR is little-endian. */
 static inline uint64_t join48(uint32_t hi, uint16_t lo)
@@ -97,9 +98,11 @@ int64_t hw_count_locked(void)
 
 int64_t hw_count(void)
 {
-    hw_lock_t s = hw_lock();
+    uint8_t s = SREG; /* a few cycles with interrupts off: shorter than masking the scheduler's sources, which the
+                         serial interrupts could stretch while a compare match waits */
+    cli();
     int64_t c = hw_count_locked();
-    hw_unlock(s);
+    SREG = s;
     return c;
 }
 
@@ -108,6 +111,9 @@ void hw_cmp_arm(uint16_t ocr)
     OCR5A = ocr;
     TIFR5 = _BV(OCF5A);
     cmp_on = 1;
+    if (!lock_depth) { /* in a masked section the interrupt is enabled when it ends */
+        TIMSK5 |= _BV(OCIE5A);
+    }
 }
 
 uint8_t hw_cmp_passed(uint16_t ocr) { return (uint16_t)(TCNT5 - ocr - 1u) < 0x8000u; }
@@ -115,8 +121,13 @@ uint8_t hw_cmp_passed(uint16_t ocr) { return (uint16_t)(TCNT5 - ocr - 1u) < 0x80
 void hw_cmp_disarm(void)
 {
     cmp_on = 0;
+    TIMSK5 &= (uint8_t)~_BV(OCIE5A);
     TIFR5 = _BV(OCF5A);
 }
+
+static volatile uint16_t switch_tcnt; /* TCNT5 read right after the outputs last switched */
+
+uint16_t hw_switch_lo(void) { return switch_tcnt; }
 
 void hw_outputs(const uint8_t out[VALVE_BYTES])
 {
@@ -124,6 +135,7 @@ void hw_outputs(const uint8_t out[VALVE_BYTES])
     VALVE_PORT1 = out[1];
     VALVE_PORT2 = out[2];
     VALVE_PORT3 = out[3];
+    switch_tcnt = TCNT5;
 }
 
 /* Critical sections mask the scheduler's interrupt sources (compare match and counter overflow), not all
@@ -133,15 +145,10 @@ void hw_outputs(const uint8_t out[VALVE_BYTES])
    sources are unmasked (simavr, unlike the silicon, does not raise an interrupt whose flag was set while it was
    masked; handling it here is right for both). An encoder reset that arrives during a section is carried out
    when the section ends. */
-static volatile uint8_t lock_depth;
 static volatile uint8_t zero_deferred;
 static volatile uint8_t watchdog_deferred;
 
 static inline void sched_sources_off(void) { TIMSK5 = 0; }
-
-static volatile uint16_t switch_tcnt; /* TCNT5 read right after the compare interrupt switched the outputs */
-
-uint16_t hw_switch_lo(void) { return switch_tcnt; }
 
 static inline void write_next_out(void)
 {
@@ -155,8 +162,7 @@ static inline void write_next_out(void)
 /* Encoder reset input: outputs off at once, the count restarts from 0, the controller starts a new epoch. */
 static void encoder_zeroed(void)
 {
-    int64_t before = hw_count_locked();
-    sched_isr_freeze();
+    int64_t before = sched_isr_freeze();
     TCNT5 = 0;
     enc_hi = 0;
     TIFR5 = _BV(TOV5) | _BV(OCF5A);
@@ -167,9 +173,7 @@ static void encoder_zeroed(void)
 static void watchdog_expired(void)
 {
     TIMSK3 = 0; /* one shot: the next feed re-arms it */
-    int64_t count = hw_count_locked();
-    sched_isr_freeze();
-    ctrl_isr_watchdog(count);
+    ctrl_isr_watchdog(sched_isr_freeze());
 }
 
 /* End of a section (interrupts off, lock_depth 1): run the scheduler work flagged meanwhile, with interrupts
@@ -218,6 +222,15 @@ static void sched_release(uint8_t may_enable)
     }
 }
 
+hw_lock_t hw_atomic(void)
+{
+    hw_lock_t s = SREG;
+    cli();
+    return s;
+}
+
+void hw_atomic_end(hw_lock_t saved) { SREG = saved; }
+
 hw_lock_t hw_lock(void)
 {
     uint8_t s = SREG;
@@ -249,7 +262,7 @@ void __vector_compare_tail(void)
 {
     lock_depth = 1;
     sched_sources_off();
-    sei(); /* the serial link may interrupt the bookkeeping */
+    sei(); /* the serial link may interrupt the bookkeeping (its arming step is atomic) */
     sched_isr_compare();
     cli();
     sched_release(1);
@@ -400,30 +413,83 @@ static void clock_init(void)
 
 static volatile uint8_t rx_ring[RX_SIZE];
 static volatile uint8_t rx_w;
-static uint8_t rx_r;
+static volatile uint8_t rx_r;
 static volatile uint8_t tx_ring[TX_SIZE];
-static uint8_t tx_w;
+static volatile uint8_t tx_w;
 static volatile uint8_t tx_r;
 
-ISR(USART0_RX_vect)
+/* The serial interrupts have higher priority than the compare match (lower vector numbers): every cycle they take
+   can delay a valve edge, so they are written out (about 40 cycles each, a C handler takes 60). */
+
+/* A received byte into the ring; when the ring is full the byte is lost (its frame then fails its CRC). */
+ISR(USART0_RX_vect, ISR_NAKED)
 {
-    uint8_t b = UDR0;
-    uint8_t w = rx_w;
-    if ((uint8_t)(w + 1u) != rx_r) { /* full: the byte is lost, the frame fails its CRC */
-        rx_ring[w] = b;
-        rx_w = (uint8_t)(w + 1u);
-    }
+    __asm__ __volatile__("push r24\n\t"
+                         "in r24, __SREG__\n\t"
+                         "push r24\n\t"
+                         "push r25\n\t"
+                         "push r30\n\t"
+                         "push r31\n\t"
+                         "lds r25, %[udr]\n\t" /* the byte (reading it clears the flag) */
+                         "lds r30, %[w]\n\t"
+                         "mov r24, r30\n\t"
+                         "inc r24\n\t"
+                         "lds r31, %[r]\n\t"
+                         "cp r24, r31\n\t"
+                         "breq 1f\n\t" /* full */
+                         "ldi r31, 0\n\t"
+                         "subi r30, lo8(-(%[ring]))\n\t"
+                         "sbci r31, hi8(-(%[ring]))\n\t"
+                         "st Z, r25\n\t"
+                         "sts %[w], r24\n\t" /* published after the byte is stored */
+                         "1:\n\t"
+                         "pop r31\n\t"
+                         "pop r30\n\t"
+                         "pop r25\n\t"
+                         "pop r24\n\t"
+                         "out __SREG__, r24\n\t"
+                         "pop r24\n\t"
+                         "reti\n\t"
+                         :
+                         : [udr] "n"(_SFR_MEM_ADDR(UDR0)), [w] "i"(&rx_w), [r] "i"(&rx_r), [ring] "i"(rx_ring));
 }
 
-ISR(USART0_UDRE_vect)
+/* The next byte of the ring to the USART, or the interrupt off when the ring is empty. */
+ISR(USART0_UDRE_vect, ISR_NAKED)
 {
-    uint8_t r = tx_r;
-    if (r == tx_w) {
-        UCSR0B &= (uint8_t)~_BV(UDRIE0);
-        return;
-    }
-    UDR0 = tx_ring[r];
-    tx_r = (uint8_t)(r + 1u);
+    __asm__ __volatile__("push r24\n\t"
+                         "in r24, __SREG__\n\t"
+                         "push r24\n\t"
+                         "push r30\n\t"
+                         "push r31\n\t"
+                         "lds r30, %[r]\n\t"
+                         "lds r24, %[w]\n\t"
+                         "cp r30, r24\n\t"
+                         "brne 2f\n\t"
+                         "lds r24, %[ucsrb]\n\t" /* empty: no more interrupts until hw_tx() */
+                         "andi r24, %[noudrie]\n\t"
+                         "sts %[ucsrb], r24\n\t"
+                         "rjmp 3f\n\t"
+                         "2:\n\t"
+                         "ldi r31, 0\n\t"
+                         "subi r30, lo8(-(%[ring]))\n\t"
+                         "sbci r31, hi8(-(%[ring]))\n\t"
+                         "ld r24, Z\n\t"
+                         "sts %[udr], r24\n\t"
+                         "lds r24, %[r]\n\t"
+                         "inc r24\n\t"
+                         "sts %[r], r24\n\t"
+                         "3:\n\t"
+                         "pop r31\n\t"
+                         "pop r30\n\t"
+                         "pop r24\n\t"
+                         "out __SREG__, r24\n\t"
+                         "pop r24\n\t"
+                         "reti\n\t"
+                         :
+                         : [udr] "n"(_SFR_MEM_ADDR(UDR0)), [ucsrb] "n"(_SFR_MEM_ADDR(UCSR0B)),
+                           [noudrie] "n"(0xFF & ~(1 << UDRIE0)), [w] "i"(&tx_w), [r] "i"(&tx_r),
+                           [ring] "i"(tx_ring));
 }
 
 void hw_tx(const uint8_t *data, uint8_t len)
@@ -433,9 +499,13 @@ void hw_tx(const uint8_t *data, uint8_t len)
             sched_refill(); /* the link drains at 100 kB/s: keep the compare interrupt supplied meanwhile */
             wdt_reset();
         }
-        tx_ring[tx_w] = *data++;
-        tx_w = (uint8_t)(tx_w + 1u);
+        uint8_t w = tx_w;
+        tx_ring[w] = *data++;
+        tx_w = (uint8_t)(w + 1u);
+        uint8_t s = SREG; /* UCSR0B is also changed by the UDRE interrupt: read-modify-write with interrupts off */
+        cli();
         UCSR0B |= _BV(UDRIE0);
+        SREG = s;
     }
 }
 
@@ -469,8 +539,9 @@ int main(void)
     sei();
     for (;;) {
         while (rx_r != rx_w) { /* up to the end of one frame, then the scheduler's turn */
-            uint8_t b = rx_ring[rx_r];
-            rx_r = (uint8_t)(rx_r + 1u);
+            uint8_t r = rx_r;
+            uint8_t b = rx_ring[r];
+            rx_r = (uint8_t)(r + 1u);
             link_rx(b);
             if (b == 0) {
                 break;

@@ -167,6 +167,7 @@ static void usage(void)
             "  --log FILE          event log, one JSON object per line (valve edges, frames, resets, latencies)\n"
             "  --duration-s S      stop after S seconds of emulated time\n"
             "  --realtime | --fast pace emulated time to the wall clock, or not\n"
+            "  --time-scale F      with --realtime: emulated time runs at F x real time (0 < F <= 1)\n"
             "  --seed N            power-up SRAM noise (default: from the clock)\n"
             "  --eeprom FILE       keep the EEPROM in FILE (loaded at start, saved at exit)\n"
             "  --stock-compare     use simavr's external-clock compare timing (one count late) instead of the datasheet's\n"
@@ -181,10 +182,12 @@ int main(int argc, char **argv)
         {"duration-s", required_argument, 0, 'd'}, {"realtime", no_argument, 0, 'r'},
         {"fast", no_argument, 0, 'f'},            {"seed", required_argument, 0, 'S'},
         {"eeprom", required_argument, 0, 'e'},    {"stock-compare", no_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"time-scale", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *pty = NULL, *script = NULL, *profile = "0", *log_path = NULL, *eeprom = NULL;
     double duration_s = 0;
+    double time_scale = 1.0;
     int pace = -1;
     B.seed = (uint64_t)wall_ns() ^ (uint64_t)getpid();
     B.pty_master = B.pty_slave = -1;
@@ -201,11 +204,17 @@ int main(int argc, char **argv)
         case 'S': B.seed = strtoull(optarg, NULL, 0); break;
         case 'e': eeprom = optarg; break;
         case 'c': B.stock_compare = 1; break;
+        case 't': time_scale = atof(optarg); break;
         default: usage(); return c == 'h' ? 0 : 2;
         }
     }
     if (optind != argc - 1) {
         usage();
+        return 2;
+    }
+    if (!(time_scale > 0 && time_scale <= 1)) {
+        fprintf(stderr, "board: --time-scale %g: give a factor in (0, 1], e.g. 0.25 for a quarter of real time\n",
+                time_scale);
         return 2;
     }
     rng = B.seed ? B.seed : 1;
@@ -320,8 +329,9 @@ int main(int argc, char **argv)
         }
         uint64_t emu_ns = B.avr->cycle * 1000000000u / B.avr->frequency;
         uint64_t now = wall_ns() - start_ns;
-        if (B.realtime && emu_ns > now + 1000000u) {
-            struct timespec ts = {0, (long)(emu_ns - now)};
+        uint64_t allowed = (uint64_t)((double)now * time_scale); /* emulated time may not run ahead of this */
+        if (B.realtime && emu_ns > allowed + 1000000u) {
+            struct timespec ts = {0, (long)((double)(emu_ns - allowed) / time_scale)};
             nanosleep(&ts, NULL);
         }
         if (B.log && now - last_flush > 20000000u) {

@@ -208,10 +208,10 @@ static void service_zero(void)
     if (!zero_pending) {
         return;
     }
-    hw_lock_t s = hw_lock();
+    hw_lock_t s = hw_atomic();
     int64_t cut = zero_cut;
     zero_pending = 0;
-    hw_unlock(s);
+    hw_atomic_end(s);
     new_epoch(&cut);
 }
 
@@ -261,11 +261,11 @@ static void feed(void)
 
 static void check_watchdog(uint64_t now_us)
 {
-    hw_lock_t s = hw_lock();
+    hw_lock_t s = hw_atomic();
     uint8_t fired = watchdog_fired;
     int64_t cut = watchdog_cut;
     watchdog_fired = 0;
-    hw_unlock(s);
+    hw_atomic_end(s);
     if (!armed || (!fired && now_us - last_feed_us <= WATCHDOG_US)) {
         if (fired) {
             sched_close_all(0); /* tripped as it was being disarmed: end the freeze */
@@ -525,10 +525,10 @@ static void on_ping(const uint8_t *p)
 {
     uint8_t q[LEN_PONG];
     msg_pong_t m;
-    hw_lock_t s = hw_lock();
+    hw_lock_t s = hw_atomic();
     m.device_us = hw_time_us();
     m.count = hw_count_locked();
-    hw_unlock(s);
+    hw_atomic_end(s);
     m.host_ns = le_u64(p);
     m.boot_id = boot_id;
     m.epoch = epoch;

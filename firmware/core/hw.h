@@ -11,6 +11,10 @@ typedef uint8_t hw_lock_t;
    serial link's interrupts stay on. The scheduler's handlers run inside one. */
 hw_lock_t hw_lock(void);
 void hw_unlock(hw_lock_t saved);
+/* A few operations with every interrupt off (no serial interrupt can stretch them while a match waits). Also a
+   critical section against the scheduler's interrupts. */
+hw_lock_t hw_atomic(void);
+void hw_atomic_end(hw_lock_t saved);
 
 /* Encoder count (64-bit, counting up as the belt moves); hw_count_locked() only inside a critical section. */
 int64_t hw_count(void);
@@ -28,11 +32,12 @@ void hw_cmp_disarm(void);
    will not come. Locked context only. */
 uint8_t hw_cmp_passed(uint16_t ocr);
 
-/* The compare interrupt's first instructions switch the outputs to sched_next_out and read the count; this is
-   the low 16 bits read there (sched_isr_compare() then records when the outputs switched, not when it ran). */
+/* The low 16 bits of the count read right after the outputs last switched: by hw_outputs(), or by the compare
+   interrupt's first instructions (which switch them to sched_next_out before sched_isr_compare() runs), so that
+   reports carry the count the outputs switched at, not the count when the bookkeeping ran. */
 uint16_t hw_switch_lo(void);
 
-/* Switch every valve output at once (bit v of byte v / 8 = valve v). */
+/* Switch every valve output at once (bit v of byte v / 8 = valve v), and read the count (hw_switch_lo()). */
 void hw_outputs(const uint8_t out[VALVE_BYTES]);
 
 /* The protocol's watchdog in hardware (section 4.4): each call restarts a timer that, when WATCHDOG_US pass

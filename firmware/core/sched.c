@@ -24,11 +24,13 @@ typedef struct {
 
 typedef struct {
     int64_t count;      /* switch when the count reaches this */
-    uint32_t actual_lo; /* low 32 bits of the count when it switched (written by the interrupt) */
+    uint32_t actual_lo; /* when it switched (written by the interrupt): low 32 bits of the count, or, with
+                           `stamped`, only the low 16 bits (read in the compare interrupt's first instructions) */
     uint8_t out[VALVE_BYTES];
     uint16_t ocr;  /* compare value that matches at `count`: (count - 1) mod 2^16 */
     uint8_t nev;   /* events covered, from the front of ev[] */
     uint8_t chain; /* the next staged action follows within CHAIN_SPAN counts: the interrupt arms it directly */
+    uint8_t stamped;
 } stage_t;
 
 static pulse_t pulses[QUEUE_CAPACITY];
@@ -108,17 +110,18 @@ uint8_t sched_outputs_on(void)
 
 /* ---------------------------------------------------------------- interrupt side */
 
-/* The head action takes effect: `switched` when the compare interrupt has already written its outputs (and read
-   the count at that moment), else they are written now. */
-static void apply_head_locked(uint8_t switched)
+/* The head action takes effect: `stamp` >= 0 when the outputs were written already and the low 16 bits of the
+   count read right after are `stamp` (the compare interrupt's first instructions, or the fast path below); else
+   they are written now. Few cycles: the main loop turns stamps into counts. */
+static void apply_head_locked(int32_t stamp)
 {
     stage_t *e = &ring[ring_h & RING_MASK];
-    if (switched) {
-        e->actual_lo = (uint32_t)e->count + (uint32_t)(int32_t)(int16_t)(hw_switch_lo() - (uint16_t)e->count);
-    } else {
+    if (stamp < 0) {
         hw_outputs(e->out);
-        e->actual_lo = (uint32_t)hw_count_locked();
+        stamp = hw_switch_lo();
     }
+    e->actual_lo = (uint16_t)stamp;
+    e->stamped = 1;
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = e->out[i];
     }
@@ -137,7 +140,7 @@ static void arm_head_locked(void)
         const stage_t *head = &ring[ring_h & RING_MASK];
         int64_t ahead = head->count - hw_count_locked();
         if (ahead <= 0) {
-            apply_head_locked(0);
+            apply_head_locked(-1);
             continue;
         }
         if (ahead > COMPARE_SPAN) {
@@ -157,31 +160,44 @@ static void arm_head_locked(void)
 }
 
 /* The match of the head action. The fast path (no 64-bit arithmetic, which is slow on a small CPU) arms the next
-   action from its precomputed compare value when it follows closely. */
-void sched_isr_compare(void)
+   action from its precomputed compare value when it follows closely; it returns 0 when the slow path,
+   sched_isr_compare_slow(), must arm the next one. */
+uint8_t sched_isr_compare_fast(void)
 {
-    uint8_t switched = 1;
+    int32_t stamp = hw_switch_lo();
     for (;;) {
         if (frozen || ring_h == ring_w) {
             hw_cmp_disarm();
-            return;
+            return 1;
         }
         uint8_t chain = ring[ring_h & RING_MASK].chain;
-        apply_head_locked(switched);
-        switched = 0;
+        apply_head_locked(stamp);
         if (!chain || ring_h == ring_w) {
-            arm_head_locked();
-            return;
+            return 0;
         }
         const stage_t *next = &ring[ring_h & RING_MASK];
         for (uint8_t i = 0; i < VALVE_BYTES; i++) {
             sched_next_out[i] = next->out[i];
         }
+        hw_lock_t s = hw_atomic(); /* arming, the check and a late switch without interruption */
         hw_cmp_arm(next->ocr);
         if (!hw_cmp_passed(next->ocr)) {
-            return;
+            hw_atomic_end(s);
+            return 1;
         }
-        hw_cmp_disarm(); /* reached while arming: switch now */
+        hw_cmp_disarm(); /* reached while arming: switch now, then account for it */
+        hw_outputs(next->out);
+        stamp = hw_switch_lo();
+        hw_atomic_end(s);
+    }
+}
+
+void sched_isr_compare_slow(void) { arm_head_locked(); }
+
+void sched_isr_compare(void)
+{
+    if (!sched_isr_compare_fast()) {
+        sched_isr_compare_slow();
     }
 }
 
@@ -192,15 +208,17 @@ void sched_isr_overflow(void)
     }
 }
 
-void sched_isr_freeze(void)
+int64_t sched_isr_freeze(void)
 {
     frozen = 1;
     waiting = 0;
-    hw_cmp_disarm();
     hw_outputs(all_off);
+    hw_cmp_disarm();
+    int64_t now = hw_count_locked();
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = 0;
     }
+    return now - (uint16_t)((uint16_t)now - hw_switch_lo());
 }
 
 /* ---------------------------------------------------------------- main loop side */
@@ -228,7 +246,8 @@ static void collect(void)
 {
     while (ring_r != ring_h) {
         const stage_t *st = &ring[ring_r & RING_MASK];
-        int64_t at = st->count + (int32_t)(st->actual_lo - (uint32_t)st->count);
+        int64_t at = st->stamped ? st->count + (int16_t)((uint16_t)st->actual_lo - (uint16_t)st->count)
+                                 : st->count + (int32_t)(st->actual_lo - (uint32_t)st->count);
         uint8_t n = st->nev;
         for (uint8_t k = 0; k < n; k++) {
             uint8_t e = ev[k];
@@ -267,16 +286,19 @@ static void stage(void)
         ev_staged = k;
         stage_t *prev = &ring[(uint8_t)(ring_w - 1u) & RING_MASK];
         uint8_t chain = ring_w != ring_r && at - prev->count <= CHAIN_SPAN;
-        hw_lock_t s = hw_lock();
+        hw_lock_t s = hw_atomic();
         uint8_t was_empty = ring_h == ring_w;
-        if (!was_empty) {
+        if (!was_empty) { /* the interrupt arms it when it gets there */
             prev->chain = chain;
+            ring_w = (uint8_t)(ring_w + 1u);
         }
-        ring_w = (uint8_t)(ring_w + 1u);
-        if (was_empty) {
+        hw_atomic_end(s);
+        if (was_empty) { /* nothing staged: arm it here (64-bit work, with the serial interrupts on) */
+            s = hw_lock();
+            ring_w = (uint8_t)(ring_w + 1u);
             arm_head_locked();
+            hw_unlock(s);
         }
-        hw_unlock(s);
     }
 }
 
@@ -293,7 +315,7 @@ static void unstage_from(int64_t from)
     if (cut == old_w) {
         return;
     }
-    hw_lock_t s = hw_lock();
+    hw_lock_t s = hw_atomic();
     if ((uint8_t)(cut - ring_h) > (uint8_t)(old_w - ring_h)) {
         cut = ring_h; /* applied meanwhile up to past the cut */
     }
@@ -304,7 +326,7 @@ static void unstage_from(int64_t from)
     } else {
         ring[(uint8_t)(cut - 1u) & RING_MASK].chain = 0; /* its successor is gone */
     }
-    hw_unlock(s);
+    hw_atomic_end(s);
     uint8_t total = 0;
     for (uint8_t i = cut; i != old_w; i = (uint8_t)(i + 1u)) {
         total = (uint8_t)(total + ring[i & RING_MASK].nev);
@@ -399,7 +421,8 @@ void sched_close_all(const int64_t *cut)
     hw_lock_t s = hw_lock();
     hw_cmp_disarm();
     hw_outputs(all_off);
-    int64_t cut_count = cut ? *cut : hw_count_locked();
+    int64_t now = hw_count_locked();
+    int64_t cut_count = cut ? *cut : now - (uint16_t)((uint16_t)now - hw_switch_lo());
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = 0;
     }

@@ -45,11 +45,15 @@ uint8_t sched_outputs_on(void);
 /* The output state the armed compare match will switch to (what the interrupt writes first). */
 extern volatile uint8_t sched_next_out[VALVE_BYTES];
 
-/* Interrupt side (called with interrupts off). */
+/* Interrupt side (called with interrupts off). sched_isr_compare() = the fast part, then the slow part if the
+   fast one returns 0 (a platform may run the slow part with other interrupts on). */
 void sched_isr_compare(void);
+uint8_t sched_isr_compare_fast(void);
+void sched_isr_compare_slow(void);
 void sched_isr_overflow(void);
-/* Outputs off and no switching until sched_close_all() (the encoder count is being reset). */
-void sched_isr_freeze(void);
+/* Outputs off and no switching until sched_close_all() (the count is about to be reset, or the watchdog ran
+   out); returns the count at which the outputs went off. */
+int64_t sched_isr_freeze(void);
 
 /* Implemented by the controller. */
 void sched_on_done(uint8_t slot, int64_t opened, int64_t closed);

@@ -33,7 +33,6 @@ static void dispatch(void)
             ocf = 0;
             locked++;
             hw_outputs((const uint8_t *)sched_next_out); /* what the AVR's first instructions do */
-            switch_lo = (uint16_t)count;
             sched_isr_compare();
             locked--;
         } else if (tov) {
@@ -86,8 +85,7 @@ void host_advance_us(uint64_t us) { now_us += us; }
 void host_zero(void)
 {
     locked++;
-    int64_t before = hw_count_locked();
-    sched_isr_freeze();
+    int64_t before = sched_isr_freeze();
     count = 0;
     ocf = 0;
     tov = 0;
@@ -109,6 +107,9 @@ void hw_unlock(hw_lock_t saved)
     locked--;
     dispatch();
 }
+
+hw_lock_t hw_atomic(void) { return hw_lock(); }
+void hw_atomic_end(hw_lock_t saved) { hw_unlock(saved); }
 
 int64_t hw_count(void) { return count; }
 int64_t hw_count_locked(void) { return count; }
@@ -141,6 +142,7 @@ void hw_outputs(const uint8_t out[VALVE_BYTES])
         host_n_changes++;
     }
     memcpy(host_out, out, VALVE_BYTES);
+    switch_lo = (uint16_t)count;
 }
 
 void hw_watchdog_feed(uint8_t armed) { (void)armed; /* no hardware timer: ctrl_poll() watches the time */ }

@@ -1,7 +1,9 @@
 """The firmware as a real peer of the serial link: the emulated board runs in real time on a pseudo-terminal and
 this host talks to it with pyserial at 1 Mbaud, as the sorter talks to a board on a USB serial adapter.
 
-Checks behaviour (answers, states, what the pins did), not speed: the pin log is on the emulator's clock.
+Checks behaviour (answers, states, what the pins did), not speed: the pin log is on the emulator's clock. The
+board runs at a quarter of real time, so that this host's heartbeats (every 20 ms of wall time, 5 ms of the
+board's) keep the watchdog fed even when the machine is busy: only the test that stops them sees it trip.
 """
 
 from __future__ import annotations
@@ -54,14 +56,14 @@ def golden(name: str) -> bytes:
 
 @pytest.fixture
 def board(fw: Build, tmp_path: Path) -> Iterator[Board]:
-    with Board(fw, tmp_path, profile=str(SPEED), seed=7) as b:
+    with Board(fw, tmp_path, profile=str(SPEED), seed=7, extra=("--time-scale", "0.25")) as b:
         yield b
 
 
 @pytest.fixture
 def peer(board: Board) -> Iterator[Peer]:
     with Peer(board.pty_path) as p:
-        time.sleep(0.05)  # the firmware boots (emulated milliseconds)
+        time.sleep(0.2)  # the firmware boots (emulated milliseconds)
         yield p
 
 
@@ -168,7 +170,9 @@ def test_watchdog_closes_the_valves_when_the_heartbeats_stop(board: Board, peer:
     events = board.events()
     heartbeats = [e["t_us"] for e, f in frames(events, "rx") if isinstance(f, Frame) and f.name == "HEARTBEAT"]
     off = [e for e in events if e.get("ev") == "valve" and e["valve"] == 7 and e["on"] == 0]
-    assert len(off) == 1 and off[0]["count"] == fired["close_count"]
+    # the cut is asynchronous to the encoder: the count is read a cycle after the outputs switch, and an encoder
+    # edge may fall in between (a chance of about 2 in 640 at this speed)
+    assert len(off) == 1 and abs(off[0]["count"] - fired["close_count"]) <= 1
     last = max(h for h in heartbeats if h < off[0]["t_us"])
     assert 100_000 < off[0]["t_us"] - last <= 101_000  # on the controller's clock
 
@@ -181,7 +185,7 @@ def test_restart_draws_a_new_boot_and_epoch_and_stale_commands_never_fire(board:
     assert peer.answer(seq)["result"] == ACK_QUEUED
     peer.heartbeats.clear()
     board.control("reset")  # the controller restarts; its encoder count starts again from 0
-    time.sleep(0.1)
+    time.sleep(0.3)
     peer.drain()
     after = peer.status()
     assert after["boot_id"] != before["boot_id"] and after["epoch"] != before["epoch"]
