@@ -32,7 +32,7 @@
 #endif
 /* A command must open at least this far ahead of the count, at the current speed (section 4.2, step 6). */
 #ifndef MIN_LEAD_US
-#define MIN_LEAD_US 200u
+#define MIN_LEAD_US 500u
 #endif
 /* Pulse clamping (section 4.2, step 9). */
 #ifndef MIN_PULSE_US

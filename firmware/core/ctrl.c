@@ -272,8 +272,7 @@ static void check_watchdog(uint64_t now_us)
         }
         return;
     }
-    sched_close_all(fired ? &cut : 0);
-    int64_t count = fired ? cut : hw_count();
+    int64_t count = sched_close_all(fired ? &cut : 0);
     armed = 0;
     hw_watchdog_feed(0);
     fault = FAULT_WATCHDOG;

@@ -23,14 +23,13 @@ typedef struct {
 } pulse_t;
 
 typedef struct {
-    int64_t count;      /* switch when the count reaches this */
-    uint32_t actual_lo; /* when it switched (written by the interrupt): low 32 bits of the count, or, with
-                           `stamped`, only the low 16 bits (read in the compare interrupt's first instructions) */
+    int64_t count;  /* switch when the count reaches this */
+    uint16_t stamp; /* low 16 bits of the count read right after it switched (by the interrupt); the main loop
+                       takes the full count as the one nearest `count` (a switch is never 32768 counts late) */
     uint8_t out[VALVE_BYTES];
     uint16_t ocr;  /* compare value that matches at `count`: (count - 1) mod 2^16 */
     uint8_t nev;   /* events covered, from the front of ev[] */
     uint8_t chain; /* the next staged action follows within CHAIN_SPAN counts: the interrupt arms it directly */
-    uint8_t stamped;
 } stage_t;
 
 static pulse_t pulses[QUEUE_CAPACITY];
@@ -120,8 +119,7 @@ static void apply_head_locked(int32_t stamp)
         hw_outputs(e->out);
         stamp = hw_switch_lo();
     }
-    e->actual_lo = (uint16_t)stamp;
-    e->stamped = 1;
+    e->stamp = (uint16_t)stamp;
     for (uint8_t i = 0; i < VALVE_BYTES; i++) {
         live_out[i] = e->out[i];
     }
@@ -246,8 +244,7 @@ static void collect(void)
 {
     while (ring_r != ring_h) {
         const stage_t *st = &ring[ring_r & RING_MASK];
-        int64_t at = st->stamped ? st->count + (int16_t)((uint16_t)st->actual_lo - (uint16_t)st->count)
-                                 : st->count + (int32_t)(st->actual_lo - (uint32_t)st->count);
+        int64_t at = st->count + (int16_t)(st->stamp - (uint16_t)st->count);
         uint8_t n = st->nev;
         for (uint8_t k = 0; k < n; k++) {
             uint8_t e = ev[k];
@@ -375,7 +372,8 @@ void sched_add(uint8_t slot, uint8_t first, uint8_t last, int64_t open, int64_t 
     p->first = first;
     p->last = last;
     p->state = SCHED_QUEUED;
-    collect();
+    /* no collect() here: its reports may wait for room on the serial link, and this command must be staged
+       before its position comes */
     unstage_from(open);
     insert_event((uint8_t)(slot << 1));
     insert_event((uint8_t)((slot << 1) | 1u));
@@ -415,7 +413,7 @@ void sched_refill(void)
     }
 }
 
-void sched_close_all(const int64_t *cut)
+int64_t sched_close_all(const int64_t *cut)
 {
     closing = 1;
     hw_lock_t s = hw_lock();
@@ -447,4 +445,5 @@ void sched_close_all(const int64_t *cut)
     frozen = 0;
     hw_unlock(s);
     closing = 0;
+    return cut_count;
 }

@@ -36,8 +36,9 @@ void sched_poll(void);
 void sched_refill(void);
 
 /* Every output off now. Pulses that were on end at *cut, or at the count when the outputs went off when cut is
-   NULL (sched_on_done); pulses not started are dropped (sched_on_dropped). Also ends a freeze. */
-void sched_close_all(const int64_t *cut);
+   NULL (sched_on_done); pulses not started are dropped (sched_on_dropped). Also ends a freeze. Returns the count
+   used as the cut. */
+int64_t sched_close_all(const int64_t *cut);
 
 /* Any output on now. */
 uint8_t sched_outputs_on(void);

@@ -584,10 +584,10 @@ static void test_late_uses_speed_and_min_lead(void)
     run_belt(50000, 25000, 1); /* 2.5 m/s at 10 counts/mm */
     drain();
     int64_t now = host_count();
-    /* min lead 200 us at 25000 counts/s = 5 counts */
-    uint16_t seq = send_fire(1, 0, 0, now + 5, now + 500, 1);
+    const int64_t lead = 25000 * (int64_t)MIN_LEAD_US / 1000000; /* counts at 25000 counts/s */
+    uint16_t seq = send_fire(1, 0, 0, now + lead, now + 500, 1);
     EXPECT_NAK(seq, 1, NAK_LATE);
-    seq = send_fire(2, 0, 0, now + 6, now + 500, 1);
+    seq = send_fire(2, 0, 0, now + lead + 1, now + 500, 1);
     EXPECT_ACK(seq, 2, ACK_QUEUED);
 }
 
@@ -686,6 +686,9 @@ static void test_watchdog(void)
     EXPECT_FIRED(1, 100, 200); /* cut short at the count of the trip */
     frame_t f;
     CHECK(next_frame(&f) && f.type == MSG_FAULT && f.p[0] == FAULT_WATCHDOG);
+    msg_fault_t fault;
+    wire_get_fault(f.p, &fault);
+    CHECK_EQ(fault.count, 200); /* where the outputs went off, as in the FIRED above */
     msg_status_t s = status();
     CHECK_EQ(s.flags, FLAG_FAULTED | FLAG_ENCODER_OK);
     CHECK_EQ(s.fault, FAULT_WATCHDOG);
