@@ -67,7 +67,12 @@ static uint32_t make_boot_id(uint16_t *first_epoch)
 
 /* ------------------------------------------------------------------ encoder: Timer/Counter5 on T5 */
 
-static volatile uint32_t enc_hi; /* count bits 16..47; 2^48 counts is 900 years at 10 kHz */
+/* Count bits 16..47 (2^48 counts is 900 years at 10 kHz), advanced when a read of TCNT5 finds it below the
+   previous read: reads come at least every 10 ms (main loop) and at every overflow interrupt, far more often
+   than every 65536 counts, and reading twice can never count a wrap twice (an overflow flag handled both in
+   software and by its interrupt could). */
+static volatile uint32_t enc_hi;
+static volatile uint16_t enc_last;
 static volatile uint8_t cmp_on;  /* compare interrupt wanted; enabled when the critical section ends */
 static volatile uint8_t lock_depth; /* > 0: in a section with the scheduler's sources masked */
 
@@ -89,10 +94,10 @@ int64_t hw_count_locked(void)
 {
     uint16_t lo = TCNT5;
     uint32_t hi = enc_hi;
-    if (TIFR5 & _BV(TOV5)) { /* wrapped, overflow interrupt not yet run */
-        lo = TCNT5;
-        hi++;
+    if (lo < enc_last) { /* wrapped since the last read */
+        enc_hi = ++hi;
     }
+    enc_last = lo;
     return (int64_t)join48(hi, lo);
 }
 
@@ -165,6 +170,7 @@ static void encoder_zeroed(void)
     int64_t before = sched_isr_freeze();
     TCNT5 = 0;
     enc_hi = 0;
+    enc_last = 0;
     TIFR5 = _BV(TOV5) | _BV(OCF5A);
     ctrl_isr_encoder_zeroed(before);
 }
@@ -203,7 +209,7 @@ static void sched_release(uint8_t may_enable)
         }
         if (TIFR5 & _BV(TOV5)) {
             TIFR5 = _BV(TOV5);
-            enc_hi++;
+            (void)hw_count_locked(); /* notes the wrap */
             if (may_enable) {
                 sei();
             }
@@ -296,7 +302,7 @@ ISR(TIMER5_COMPA_vect, ISR_NAKED)
 
 ISR(TIMER5_OVF_vect)
 {
-    enc_hi++;
+    (void)hw_count_locked(); /* notes the wrap */
     lock_depth = 1;
     sched_sources_off();
     sei();
@@ -323,6 +329,7 @@ static void encoder_init(void)
     TCCR5A = 0;
     TCNT5 = 0;
     enc_hi = 0;
+    enc_last = 0;
     TIFR5 = _BV(TOV5) | _BV(OCF5A);
     TIMSK5 = _BV(TOIE5);
     TCCR5B = _BV(CS52) | _BV(CS51) | _BV(CS50); /* external clock on T5, rising edge */

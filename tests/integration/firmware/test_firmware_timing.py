@@ -71,3 +71,37 @@ def test_an_encoder_jump_starts_a_new_epoch(fw: Build, identity: tuple[int, int]
     status = [f for f in tx if f.name == "STATUS"][-1]
     assert status["epoch"] == new[-1] and status["flags"] & 1  # still armed
     assert not [e for e in events if e["ev"] == "valve"]  # the command of the old epoch never fired
+
+
+def test_the_count_survives_many_16_bit_wraps(fw: Build, identity: tuple[int, int], workdir: Path) -> None:
+    """Timer5 counts 16 bits: the firmware extends it to 64. At 80000 counts/s the low word wraps every 0.8 s;
+    FIREs straddling wraps switch on their counts, PONGs count up with the belt, no epoch starts."""
+    speed = 80_000
+    epoch = identity[1]
+    s = Script()
+    s.send(20_000, "ARM", session_id=sc.SESSION)
+    for t in range(30_000, 3_000_000, 20_000):
+        s.send(t, "HEARTBEAT", counter=t)
+    pings = list(range(100_000, 2_900_000, 50_000))
+    for t in pings:
+        s.send(t + 7_000, "PING", host_time_ns=t)
+    fires = []
+    for k, wrap in enumerate((65_536, 131_072, 196_608)):
+        for j, offset in enumerate((-1, 0, 1)):
+            open_count = wrap + offset + 3 * j
+            t_send = (sc.BELT_START_S + (open_count - 8_000) / speed) * 1e6
+            cid = 1 + 3 * k + j
+            seq = s.send(t_send, "FIRE", command_id=cid, valve_first=cid, valve_last=cid, open_count=open_count,
+                         close_count=open_count + 200, epoch=epoch)
+            fires.append(sc.Fire(cid, cid, open_count, open_count + 200, t_send, seq))
+    events = run_script(fw, workdir, s, sc.profile(speed), duration_s=3.0)
+    result = sc.analyse_fires(events, fires)
+    assert result.accepted == result.fired == len(fires)
+    assert result.open_errors == {0: len(fires)} and result.close_errors == {0: len(fires)}
+    pongs = [(e["t_us"], f["encoder_count"]) for e, f in frames(events, "tx") if isinstance(f, Frame) and f.name == "PONG"]
+    assert len(pongs) == len(pings)
+    counts = [c for _t, c in pongs]
+    assert counts == sorted(counts) and counts[-1] > 3 * 65_536
+    for t_us, c in pongs:  # the firmware's count is the belt's (within the time the PONG takes to be sent)
+        assert 0 <= sc.count_at(t_us, speed) - c <= 200
+    assert not [f for _e, f in frames(events, "tx") if isinstance(f, Frame) and f.name == "EPOCH"]
