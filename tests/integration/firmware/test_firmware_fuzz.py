@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fwfixtures
 import fwscenarios as sc
 from fwboard import Build
+
+fw = fwfixtures.fw
+identity = fwfixtures.identity
+workdir = fwfixtures.workdir
 
 
 def test_fuzzed_frames_cause_no_reset_and_no_wrong_pulse(fw: Build, identity: tuple[int, int], workdir: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fwfixtures
 import pytest
 from fwboard import (
     ACK_DONE,
@@ -35,6 +36,8 @@ from fwboard import (
     encode_raw,
     frames,
 )
+
+fw = fwfixtures.fw
 
 SPEED = 25_000  # counts/s: 2.5 m/s at 10 counts/mm
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fwfixtures
 import fwscenarios as sc
 from fwboard import Build, Frame, Script, frames, run_script
+
+fw = fwfixtures.fw
+identity = fwfixtures.identity
+workdir = fwfixtures.workdir
 
 
 def test_openings_land_on_their_count_and_pins_follow_the_compare(fw: Build, identity: tuple[int, int],

@@ -1,4 +1,8 @@
-"""Fixtures of the firmware tests: the firmware and its emulated board, built once per session with make."""
+"""Fixtures of the firmware tests: the firmware and its emulated board, built once per session with make.
+
+Not a conftest.py: tests/integration/test_event_store_postgres.py imports its folder's conftest by module name,
+which a second conftest.py would shadow. The test modules take these fixtures by name (``fw = fwfixtures.fw``).
+"""
 
 from __future__ import annotations
 
@@ -25,4 +29,5 @@ def identity(fw: Build, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
+    """A scratch folder for one board run (its script, event log and EEPROM)."""
     return tmp_path
