@@ -27,6 +27,7 @@ from sorter.runtime.web.settings import WebSettings
 
 _STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 _NO_STORE = {"Cache-Control": "no-store"}
+FIRST_FRAME_WAIT_S = 3.0
 
 
 class ControlReply(BaseModel):
@@ -102,8 +103,10 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
             return refused()
         hub.want_frame()
         f = hub.frame
-        if f is None or time.monotonic() - f.t_encoded_s > 2.0 / settings.view_fps:  # nobody watched lately: fresh one
-            f = await hub.next_frame(f.version if f else 0, 1.0) or hub.frame
+        if f is None:  # nobody has looked yet: the line sends one, the web process draws and encodes it
+            f = await hub.next_frame(0, FIRST_FRAME_WAIT_S)
+        elif time.monotonic() - f.t_encoded_s > 2.0 / settings.view_fps:  # nobody looked lately: a fresh one, if any
+            f = await hub.next_frame(f.version, 1.0) or hub.frame
         if f is None:
             return Response("no frame yet\n", 503, media_type="text/plain", headers={"Retry-After": "1", **_NO_STORE})
         age_ms = max(0, round((time.monotonic() - f.t_cycle_s) * 1000))

@@ -1,9 +1,10 @@
 """The line's side of the web server: bind the port, start the web process, feed it snapshots, carry out its requests.
 
 Two threads, both off the loop: the publisher builds a snapshot (status, metrics,
-console data) twice a second or at once when the state changes, and encodes the
-annotated frame at most ``service.view_fps`` times per second, only while someone
-is looking; the control thread carries out pause, resume and reload. The web
+console data) twice a second or at once when the state changes, and hands the
+latest frame with what to draw on it to the web process (which draws and encodes
+it) at most ``service.view_fps`` times per second, only while someone is looking;
+the control thread carries out pause, resume and reload. The web
 process is restarted if it dies.
 """
 
@@ -14,6 +15,8 @@ import multiprocessing
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from sorter.runtime.web.listen import bind_listener
 from sorter.runtime.web.settings import WebSettings
@@ -31,6 +34,7 @@ SNAPSHOT_PERIOD_S = 0.5
 MIN_SNAPSHOT_GAP_S = 0.05
 WATCHED_FOR_S = 2.0  # an image request keeps the encoder going this long
 RESTART_GAP_S = 5.0
+READY_WAIT_S = 20.0  # start-up waits this long at most for the web process to serve (imports take 1-5 s on 2 busy cores)
 
 
 class WebBridge:
@@ -60,6 +64,7 @@ class WebBridge:
         self._send_lock = threading.Lock()
         self._snap_lock = threading.Lock()
         self._poke = threading.Event()
+        self._ready = threading.Event()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
         self._t_started = 0.0
@@ -88,6 +93,10 @@ class WebBridge:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._workers.append(t)
+        t0 = time.monotonic()
+        if not self._ready.wait(READY_WAIT_S):
+            log.warning("the web process is not serving after %.0f s; requests wait in the queue until it does", READY_WAIT_S)
+        log.debug("web process serving after %.2f s", time.monotonic() - t0)
         if url_log.getEffectiveLevel() > logging.INFO:
             url_log.setLevel(logging.INFO)  # the console's address is worth a line even without -v
         where = "a thread of this process" if self.in_process else "its own process"
@@ -198,12 +207,21 @@ class WebBridge:
         if last is None or last.frame.frame_index == last_index:
             return last_index  # no new frame: nothing to encode (the page shows the frame's age)
         banner = f"{svc.state} | frame {last.frame.frame_index} | {svc.fps:.1f} fps | {last.speed_mm_s:.0f} mm/s"
-        out = svc.live.frame_jpeg(banner, svc.actions())
+        out = svc.live.frame_parts(banner, svc.actions())
         if out is None:
             return last_index
-        jpeg, index = out
+        image, items, index = out
         t_cycle = svc.live.t_last_cycle_s or time.monotonic()
-        self._send(("frame", jpeg, {"index": index, "t_cycle_s": t_cycle, "t_encoded_s": time.monotonic()}))
+        meta = {"index": index, "t_cycle_s": t_cycle, "shape": image.shape, "items": items}
+        conn = self._conn
+        if conn is None:
+            return last_index
+        try:
+            with self._send_lock:  # the pixels follow their header as one raw message: the kernel copies them, nothing else
+                conn.send(("raw", meta))
+                conn.send_bytes(memoryview(np.ascontiguousarray(image)).cast("B"))
+        except (OSError, ValueError):
+            return last_index
         return index
 
     def _supervise(self, now: float) -> None:
@@ -230,6 +248,10 @@ class WebBridge:
             if msg[0] == "want":
                 self._t_wanted = time.monotonic()
                 self._poke.set()
+                continue
+            if msg[0] == "ready":
+                self._ready.set()
+                self._poke.set()  # a first snapshot at once
                 continue
             kind, req_id = msg[0], msg[1]
             reply = self._carry_out(kind)

@@ -5,8 +5,10 @@ the cached answers (JSON bytes, the JPEG) in whole, so request handlers on the
 event loop only read attributes; control requests go the other way and wait
 for their reply on a future.
 
-Messages, line -> web: ``("snap", dict)``, ``("frame", jpeg, meta)``, ``("reply", id, dict)``, ``("stop",)``;
-web -> line: ``("pause" | "resume" | "reload", id)``, ``("want",)`` (someone is looking at the image).
+Messages, line -> web: ``("snap", dict)``, ``("raw", meta)`` followed by the frame's pixels as one bytes message,
+``("reply", id, dict)``, ``("stop",)``;
+web -> line: ``("pause" | "resume" | "reload", id)``, ``("want",)`` (someone is looking at the image),
+``("ready",)`` (serving).
 """
 
 from __future__ import annotations
@@ -84,16 +86,29 @@ class Hub:
             kind = msg[0]
             if kind == "snap":
                 self._on_snapshot(msg[1])
-            elif kind == "frame":
-                meta = msg[2]
-                version = self.frame.version + 1 if self.frame is not None else 1
-                self.frame = Frame(msg[1], int(meta["index"]), float(meta["t_cycle_s"]), float(meta["t_encoded_s"]), version)
-                self._call(self._wake_frames)
+            elif kind == "raw":
+                try:
+                    pixels = self._conn.recv_bytes()
+                except (EOFError, OSError):
+                    break
+                self._on_raw(msg[1], pixels)
             elif kind == "reply":
                 self._call(self._resolve, msg[1], msg[2])
             elif kind == "stop":
                 break
         self.exit()
+
+    def _on_raw(self, meta: dict[str, Any], pixels: bytes) -> None:
+        """Draw the overlay on the line's frame and encode the one JPEG every client gets (here, not in the line)."""
+        import numpy as np
+
+        from sorter.runtime.overlay import draw_items, encode_jpeg
+
+        image = np.frombuffer(pixels, np.uint8).reshape(meta["shape"])
+        jpeg = encode_jpeg(draw_items(image, meta["items"]))
+        version = self.frame.version + 1 if self.frame is not None else 1
+        self.frame = Frame(jpeg, int(meta["index"]), float(meta["t_cycle_s"]), time.monotonic(), version)
+        self._call(self._wake_frames)
 
     def _on_snapshot(self, snap: dict[str, Any]) -> None:
         self.status_json = (json.dumps(snap["status"], indent=1) + "\n").encode()
@@ -133,9 +148,10 @@ class Hub:
         now = time.monotonic()
         if now - self._t_want_sent >= WANT_EVERY_S:
             self._t_want_sent = now
-            self._send(("want",))
+            self.send(("want",))
 
-    def _send(self, msg: tuple[Any, ...]) -> bool:
+    def send(self, msg: tuple[Any, ...]) -> bool:
+        """Send ``msg`` to the line; False when the line is gone."""
         try:
             with self._send_lock:
                 self._conn.send(msg)
@@ -167,7 +183,7 @@ class Hub:
         fut: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._pending[req_id] = fut
         try:
-            if not self._send((kind, req_id)):
+            if not self.send((kind, req_id)):
                 return None
             return await asyncio.wait_for(fut, timeout_s)
         except TimeoutError:

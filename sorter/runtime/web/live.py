@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sorter.entities import MATERIAL_CLASSES, CommandReport
+from sorter.entities import MATERIAL_CLASSES, CommandReport, ImageArray
 from sorter.runtime.web.console_model import RateWindow, belt_shots, belt_tracks, estimates, valves_open
 from sorter.runtime.web.shots import ShotBook
 
@@ -49,6 +49,7 @@ class LiveView:
     def __init__(self, line: Line) -> None:
         self.line = line
         self._geometry: dict[str, Any] | None = None
+        self._view_extent: tuple[float, float, float, float] | None = None
         self.shots = ShotBook()
         self.class_rates = RateWindow(60.0)
         self.valve_rates = RateWindow(60.0)
@@ -112,15 +113,20 @@ class LiveView:
                                    self._confidence_n),
         }
 
-    def frame_jpeg(self, banner: str, actions: Mapping[int, str], quality: int = 80) -> tuple[bytes, int] | None:
-        """The last processed frame with boxes, track ids and classes drawn, as JPEG; ``(jpeg, frame_index)``."""
+    def frame_parts(self, banner: str, actions: Mapping[int, str]) -> tuple[ImageArray, dict[str, Any], int] | None:
+        """The last processed frame and what to draw on it: ``(image, overlay items, frame index)`` (None: no pixels).
+
+        Only projections here; drawing and JPEG encoding are left to the web process.
+        """
         last = self.last
         if last is None or last.frame.image.size == 0:
             return None
-        from sorter.runtime.overlay import draw_overlay, encode_jpeg
+        from sorter.runtime.overlay import overlay_items
 
         cfg = self.line.cfg
+        if self._view_extent is None:
+            self._view_extent = self.line.camera.view_extent_mm()
         y_eject = cfg.airjet.y_eject_mm if cfg.line.mode == "airjet" else None
-        img = draw_overlay(last.frame.image, self.line.camera, last.detections, last.active, last.frame.s_capture_mm,
-                           actions, y_eject, banner)
-        return encode_jpeg(img, quality), int(last.frame.frame_index)
+        items = overlay_items(self.line.camera, last.detections, last.active, last.frame.s_capture_mm, actions, y_eject,
+                              banner, self._view_extent)
+        return last.frame.image, items, int(last.frame.frame_index)

@@ -97,7 +97,11 @@ def serve(sock: socket.socket, conn: Connection, settings: WebSettings) -> None:
 
     async def main() -> None:
         hub.start(asyncio.get_running_loop())
-        await server.serve(sockets=[sock])
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        hub.send(("ready",))
+        await serving
 
     asyncio.run(main())
 

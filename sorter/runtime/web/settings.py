@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sorter.config import Config
 from sorter.runtime.web.listen import EndpointError, is_loopback
+
+if TYPE_CHECKING:  # the web process imports this module too, and needs none of the config machinery
+    from sorter.config import Config
 
 TOKEN_ENV = "SORTER_TOKEN"
 
