@@ -64,8 +64,12 @@ async def _client(host: str, port: int, path: str, stop: asyncio.Event, stats: d
                     stats["latency_ms"].append((time.perf_counter() - t0) * 1e3)
                 if headers.get("connection", "").lower() == "close" or lines[0].startswith("HTTP/1.0"):
                     break
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, IndexError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, IndexError, ValueError) as e:
+            if stop.is_set():
+                break
             stats["errors"] += 1
+            kind = type(e).__name__
+            stats["error_kinds"][kind] = stats["error_kinds"].get(kind, 0) + 1
             await asyncio.sleep(0.05)
         finally:
             writer.close()
@@ -76,7 +80,7 @@ async def _load(host: str, port: int, clients: int, duration_s: float | None) ->
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    stats: dict[str, Any] = {"paths": {}, "errors": 0, "connect_errors": 0, "latency_ms": []}
+    stats: dict[str, Any] = {"paths": {}, "errors": 0, "error_kinds": {}, "connect_errors": 0, "latency_ms": []}
     t0 = time.monotonic()
     tasks = [asyncio.create_task(_client(host, port, PATHS[i % len(PATHS)], stop, stats)) for i in range(clients)]
     if duration_s is not None:
@@ -102,7 +106,10 @@ def load_main(argv: list[str]) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--duration", type=float, default=None, help="seconds (default: until SIGTERM)")
+    p.add_argument("--nice", type=int, default=0, help="run the clients at this niceness")
     a = p.parse_args(argv)
+    if a.nice:
+        os.nice(a.nice)
     print(json.dumps(asyncio.run(_load(a.host, a.port, a.clients, a.duration))), flush=True)
     return 0
 
@@ -158,7 +165,8 @@ def run_once(args: argparse.Namespace, clients: int, workdir: Path) -> dict[str,
             # the clients stop a second before the line does, so that its shutdown is not counted as failed requests
             load_s = max(1.0, args.duration - (time.monotonic() - t_healthy) - 1.0)
             load = subprocess.Popen([sys.executable, __file__, "load", "--port", str(port), "--clients", str(clients),
-                                     "--duration", f"{load_s:.1f}"], stdout=subprocess.PIPE, text=True)
+                                     "--duration", f"{load_s:.1f}", "--nice", str(args.load_nice)],
+                                    stdout=subprocess.PIPE, text=True)
         _out, err = proc.communicate(timeout=args.duration + 120)
     finally:
         if proc.poll() is None:
@@ -170,6 +178,9 @@ def run_once(args: argparse.Namespace, clients: int, workdir: Path) -> dict[str,
         out, _ = load.communicate(timeout=30)
         served = json.loads(out.strip().splitlines()[-1])
     wall = time.monotonic() - t0
+    if "Traceback" in err:
+        i = err.index("Traceback")
+        print(f"first traceback of the run with {clients} clients:\n{err[i:i + 3000]}", file=sys.stderr)
     s = json.loads(summary.read_text()) if summary.exists() else {}
     line_cpu = _cpu_children_s() - cpu0 - float(served.get("cpu_s", 0.0))
     return {
@@ -179,6 +190,7 @@ def run_once(args: argparse.Namespace, clients: int, workdir: Path) -> dict[str,
         "dropped_fraction": s.get("frames_dropped_fraction"), "recovery": s.get("recovery"), "purity": s.get("purity"),
         "executed_late": s.get("commands_executed_late"), "req_per_s": served.get("req_per_s", 0.0),
         "requests_ok": served.get("requests_ok", 0), "http_errors": served.get("errors", 0),
+        "error_kinds": served.get("error_kinds", {}),
         "codes": {p: v["codes"] for p, v in served.get("paths", {}).items()},
         "latency_p99_ms": served.get("latency_p99_ms"), "line_cpu_s": round(line_cpu, 1), "load_cpu_s": served.get("cpu_s", 0.0),
     }
@@ -213,6 +225,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for `sorter run`")
     p.add_argument("--pythonpath", default=None, help="run the sorter found in this folder (e.g. an older checkout)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    p.add_argument("--load-nice", type=int, default=0,
+                   help="niceness of the load process (clients are other machines in a plant; here they share the CPUs)")
     args = p.parse_args(argv)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench_http-") as tmp:
@@ -232,7 +246,8 @@ def main(argv: list[str]) -> int:
         d_rec = busy["recovery"] - quiet["recovery"]
         ok = abs(d_drop) < 1.0 and abs(d_rec) < 0.01 and busy["rc"] == 0 and not busy["tracebacks"]
         print(f"  pair {i // 2 + 1}: frames dropped {d_drop:+.2f} points, recovery {d_rec:+.4f}, exit codes "
-              f"{quiet['rc']}/{busy['rc']}, tracebacks {busy['tracebacks']}, codes {busy['codes']}  "
+              f"{quiet['rc']}/{busy['rc']}, tracebacks {busy['tracebacks']}, codes {busy['codes']}, "
+              f"client errors {busy['error_kinds']}  "
               f"{'MET' if ok else 'NOT MET'} (targets: < 1 point, < 0.01)")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

@@ -55,6 +55,7 @@ class WebBridge:
         self.settings = settings
         self.in_process = in_process
         self.restarts = 0
+        self.frames_published = 0  # frames handed to the web process (each drawn and encoded once, for every client)
         self._ctx = multiprocessing.get_context("spawn")
         self._sock: Any = None
         self._conn: Connection | None = None
@@ -196,7 +197,8 @@ class WebBridge:
         with self._snap_lock:
             m = svc.metrics()
             status = svc.status(m)
-            status["http"] = {"served_from": "thread" if self.in_process else "process", "restarts": self.restarts}
+            status["http"] = {"served_from": "thread" if self.in_process else "process", "restarts": self.restarts,
+                              "frames_published": self.frames_published}
             console = svc.live.console(status, svc.actions(), time.monotonic())
             snap = {"status": status, "console": console, "metrics": m.as_dict(), "health": svc.health()}
         self._send(("snap", snap))
@@ -222,6 +224,7 @@ class WebBridge:
                 conn.send_bytes(memoryview(np.ascontiguousarray(image)).cast("B"))
         except (OSError, ValueError):
             return last_index
+        self.frames_published += 1
         return index
 
     def _supervise(self, now: float) -> None:
