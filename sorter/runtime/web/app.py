@@ -3,6 +3,8 @@
 Every answer is a cached snapshot (JSON bytes, Prometheus text per snapshot,
 the shared JPEG), so a request costs the web process a few dictionary reads and
 never reaches the line's loop; only pause, resume and reload are sent to it.
+Every handler is a coroutine that never blocks: all run on the event loop, none
+in a thread pool.
 The OpenAPI description is served at ``/openapi.json``.
 """
 
@@ -73,7 +75,7 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
 
     @app.get("/healthz", response_class=Response, summary="200 when running or paused, 503 with the reason otherwise",
              responses={200: {"content": {"text/plain": {}}}, 503: {"content": {"text/plain": {}}}})
-    def healthz() -> Response:
+    async def healthz() -> Response:
         ok, reason = hub.health
         age = hub.snapshot_age_s()
         if age is None:
@@ -85,12 +87,12 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
 
     @app.get("/status", response_class=Response, summary="state, reason, counters, latencies, faults, score (JSON)",
              responses={200: {"content": {"application/json": {}}}})
-    def status() -> Response:
+    async def status() -> Response:
         return Response(hub.status_json, media_type="application/json", headers=_NO_STORE)
 
     @app.get("/metrics", response_class=Response, summary="Prometheus metrics of the line",
              responses={200: {"content": {"text/plain": {}}}})
-    def metrics() -> Response:
+    async def metrics() -> Response:
         if metrics_cache["version"] != hub.snapshot_version:  # rendered once per snapshot, whatever the scrape rate
             metrics_cache["body"] = generate_latest(registry)
             metrics_cache["version"] = hub.snapshot_version
@@ -142,13 +144,13 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
 
     @app.get("/api/console", response_class=Response, summary="everything the console draws (JSON)",
              responses={200: {"content": {"application/json": {}}}, 401: {}})
-    def console(request: Request) -> Response:
+    async def console(request: Request) -> Response:
         if not may_view(request):
             return refused()
         return Response(hub.console_json, media_type="application/json", headers=_NO_STORE)
 
     @app.get("/", response_class=HTMLResponse, summary="the operator console")
-    def index(request: Request) -> Response:
+    async def index(request: Request) -> Response:
         if not may_view(request):
             return HTMLResponse(_login_page(""), 401)
         return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
@@ -163,7 +165,7 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
         return resp
 
     @app.get("/static/{name}", include_in_schema=False)
-    def asset(name: str) -> Response:
+    async def asset(name: str) -> Response:
         if name not in static:
             return Response("not found\n", 404, media_type="text/plain")
         return Response(static[name], media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
