@@ -4,7 +4,8 @@
 Runs the simulated line live (``sorter run`` with ``service.http_port`` set) for ``--duration`` seconds twice, back
 to back: once with no client, once with ``--clients`` concurrent keep-alive clients (a separate load process, asyncio)
 fetching ``/frame.jpg`` and ``/metrics`` as fast as they are answered. Prints one row per run (frames, drops,
-recovery, purity, requests served, CPU) and the change that the clients caused. The machine's other load moves both
+recovery, purity, requests served, CPU: ``main cpu s`` of the line's own process, sampled from /proc until it ends;
+``all cpu s`` of the line with its web process) and the change that the clients caused. The machine's other load moves both
 runs alike only if they run close together: ``--repeat`` runs the pair again (order alternating).
 
     .venv/bin/python scripts/bench_http.py                       # default line, 60 s, 200 clients
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -134,6 +136,15 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str], timeout_s: float) -> N
     raise RuntimeError(f"the line did not become healthy within {timeout_s:.0f} s")
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process ``pid`` alone, from /proc (None once it is gone)."""
+    try:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_children_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -160,14 +171,23 @@ def run_once(args: argparse.Namespace, clients: int, workdir: Path) -> dict[str,
     load: subprocess.Popen[str] | None = None
     try:
         _wait_healthy(port, proc, 120.0)
-        t_healthy = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=30) as r:
+            uptime_s = float(json.loads(r.read())["uptime_s"])
         if clients:
-            # the clients stop a second before the line does, so that its shutdown is not counted as failed requests
-            load_s = max(1.0, args.duration - (time.monotonic() - t_healthy) - 1.0)
+            # the clients stop two seconds before the line does, so that its shutdown is not counted as failed requests
+            load_s = max(1.0, args.duration - uptime_s - 2.0)
             load = subprocess.Popen([sys.executable, __file__, "load", "--port", str(port), "--clients", str(clients),
                                      "--duration", f"{load_s:.1f}", "--nice", str(args.load_nice)],
                                     stdout=subprocess.PIPE, text=True)
-        _out, err = proc.communicate(timeout=args.duration + 120)
+        err_chunks: list[str] = []
+        reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read() if proc.stderr else ""), daemon=True)
+        reader.start()
+        main_cpu: float | None = None
+        while proc.poll() is None:  # the line's own process (the web server's process is not in this figure)
+            main_cpu = _proc_cpu_s(proc.pid) or main_cpu
+            time.sleep(0.5)
+        reader.join(30)
+        err = "".join(err_chunks)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -193,6 +213,7 @@ def run_once(args: argparse.Namespace, clients: int, workdir: Path) -> dict[str,
         "error_kinds": served.get("error_kinds", {}),
         "codes": {p: v["codes"] for p, v in served.get("paths", {}).items()},
         "latency_p99_ms": served.get("latency_p99_ms"), "line_cpu_s": round(line_cpu, 1), "load_cpu_s": served.get("cpu_s", 0.0),
+        "main_cpu_s": None if main_cpu is None else round(main_cpu, 1),
     }
 
 
@@ -202,7 +223,8 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = (f"{'run':>3} {'clients':>7} {'rc':>4} {'load':>5} {'frames':>7} {'dropped':>8} {'drop %':>7} {'recovery':>8} "
-            f"{'purity':>7} {'late':>4} {'req/s':>7} {'p99 ms':>7} {'errors':>6} {'line cpu s':>10} {'load cpu s':>10}")
+            f"{'purity':>7} {'late':>4} {'req/s':>7} {'p99 ms':>7} {'errors':>6} {'main cpu s':>10} {'all cpu s':>9} "
+            f"{'load cpu s':>10}")
     print(head)
     print("-" * len(head))
     for i, r in enumerate(rows):
@@ -211,7 +233,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
               f"{_fmt(r['frames_dropped']):>8} {_fmt(drop, '.2f'):>7} {_fmt(r['recovery'], '.4f'):>8} "
               f"{_fmt(r['purity'], '.4f'):>7} "
               f"{_fmt(r['executed_late']):>4} {r['req_per_s']:>7.0f} {_fmt(r['latency_p99_ms']):>7} {r['http_errors']:>6} "
-              f"{r['line_cpu_s']:>10.1f} {r['load_cpu_s']:>10.1f}")
+              f"{_fmt(r['main_cpu_s']):>10} {r['line_cpu_s']:>9.1f} {r['load_cpu_s']:>10.1f}")
 
 
 def main(argv: list[str]) -> int:

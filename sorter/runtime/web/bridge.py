@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sorter.runtime.web.listen import bind_listener
+from sorter.runtime.web.listen import EndpointError, bind_listener
 from sorter.runtime.web.settings import WebSettings
 
 if TYPE_CHECKING:
@@ -87,6 +87,11 @@ class WebBridge:
         Raises:
             EndpointError: the port is in use or the address cannot be bound.
         """
+        import importlib.util
+
+        missing = [m for m in ("fastapi", "uvicorn", "prometheus_client") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise EndpointError(f"the HTTP endpoint needs {', '.join(missing)}: pip install -e . (or unset service.http_port)")
         self._sock = bind_listener(self.host, self.requested_port)
         self._start_server()
         self.service.on_change = self._poke.set
@@ -95,8 +100,14 @@ class WebBridge:
             t.start()
             self._workers.append(t)
         t0 = time.monotonic()
-        if not self._ready.wait(READY_WAIT_S):
-            log.warning("the web process is not serving after %.0f s; requests wait in the queue until it does", READY_WAIT_S)
+        while not self._ready.wait(0.1):
+            if self._proc is not None and not self._proc.is_alive():
+                code = self._proc.exitcode
+                self.close()
+                raise EndpointError(f"the web server process ended at start-up (exit code {code}); its error is above")
+            if time.monotonic() - t0 > READY_WAIT_S:
+                log.warning("the web process is not serving after %.0f s; requests wait until it does", READY_WAIT_S)
+                break
         log.debug("web process serving after %.2f s", time.monotonic() - t0)
         if url_log.getEffectiveLevel() > logging.INFO:
             url_log.setLevel(logging.INFO)  # the console's address is worth a line even without -v
@@ -221,7 +232,7 @@ class WebBridge:
         try:
             with self._send_lock:  # the pixels follow their header as one raw message: the kernel copies them, nothing else
                 conn.send(("raw", meta))
-                conn.send_bytes(memoryview(np.ascontiguousarray(image)).cast("B"))
+                conn.send_bytes(np.ascontiguousarray(image).data.cast("B"))
         except (OSError, ValueError):
             return last_index
         self.frames_published += 1

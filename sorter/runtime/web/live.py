@@ -29,6 +29,7 @@ def belt_geometry(line: Line) -> dict[str, Any]:
         "mode": cfg.line.mode, "belt_width_mm": cfg.belt.width_mm,
         "view": {"x0": round(x0, 1), "x1": round(x1, 1), "y0": round(y0, 1), "y1": round(y1, 1)},
         "classes": list(MATERIAL_CLASSES), "targets": list(cfg.policy.targets), "actuator": cfg.actuator.type,
+        "renders_pixels": bool(getattr(line, "render_frames", True) or getattr(line, "source", None) is not None),
     }
     if cfg.line.mode == "airjet":
         v = cfg.airjet.valves

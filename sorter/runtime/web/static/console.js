@@ -247,7 +247,8 @@ async function frameLoop() {
     } else if (r.status === 304) {
       frameErr = null;
     } else if (r.status === 503) {
-      frameErr = "no image yet: the line has not processed a frame";
+      frameErr = data && data.geometry && data.geometry.renders_pixels === false
+        ? "this line processes no pixels (a simulation without rendering)" : "no image yet: the line has not processed a frame";
     } else {
       frameErr = `image not available (HTTP ${r.status})`;
     }
