@@ -58,7 +58,10 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
         description="Health, status, metrics and the live console of a running sorting line; "
                     "pause, resume and reload need `Authorization: Bearer <service.token>`.",
     )
-    page = _asset("index.html")
+    # one request loads the page: its style and script inline (a busy web process answers one request sooner than three)
+    page = (_asset("index.html")
+            .replace(b'<link rel="stylesheet" href="/static/console.css">', b"<style>" + _asset("console.css") + b"</style>")
+            .replace(b'<script src="/static/console.js"></script>', b"<script>" + _asset("console.js") + b"</script>"))
     static = {name: _asset(name) for name in _STATIC}
     registry = registry_for(lambda: hub.metrics, settings.line_pid)
     metrics_cache: dict[str, Any] = {"version": -1, "body": b""}

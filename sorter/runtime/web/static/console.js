@@ -11,6 +11,7 @@ const OUTCOMES = {
   lost: ["#e5484d", "lost (link down)"], cancelled: ["#7b8794", "cancelled"], held: ["#7b8794", "held (paused)"],
 };
 const STALL_MS = 2000;
+const MAX_EXTRAPOLATE_S = 0.35;
 
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
@@ -45,13 +46,15 @@ function renderPanels() {
   const s = data.status || {};
   const g = data.geometry || {};
   document.title = `sorter ${s.line || ""}: ${s.state || "?"}`;
+  $("belt-end").textContent = g.mode === "robot" ? "pick window" : "ejection line";
   $("line-name").textContent = s.line ? `· ${s.line} (${s.mode || ""})` : "";
   const state = s.state || "unknown";
   const badge = $("state");
   badge.textContent = state.toUpperCase();
   badge.className = "badge state-" + state;
   $("reason").textContent = s.reason || (state === "running" ? "" : state);
-  $("fps").textContent = fmt(s.fps, 1);
+  const idle = data.frame_age_s !== null && data.frame_age_s !== undefined && data.frame_age_s > 1;
+  $("fps").textContent = idle ? "0.0" : fmt(s.fps, 1);
   $("frames").textContent = s.frames !== undefined ? s.frames.toLocaleString() : "-";
   const total = (s.frames || 0) + (s.frames_dropped || 0);
   $("dropped").textContent = s.frames_dropped === undefined ? "-"
@@ -156,69 +159,81 @@ function renderValves(v, g) {
 }
 
 // ---------------------------------------------------------------------------------------------- belt map
+// The belt map is a schematic strip: along the belt (left to right, the travel) and across it have their own scales,
+// so a belt as wide as the map is long still fits a short panel; text is drawn in screen pixels.
 function renderBelt() {
   requestAnimationFrame(renderBelt);
   if (!data || !data.geometry) return;
   const now = performance.now();
   if (renderBelt.last && now - renderBelt.last < 66) return; // ~15 redraws per second
   renderBelt.last = now;
+  const svg = $("belt");
   const G = data.geometry, B = data.belt || {};
   const W = G.belt_width_mm, y0 = G.y_start_mm, y1 = G.y_end_mm, L = y1 - y0;
-  const font = W * 0.04, top = -font * 2.2;
-  const dy = (B.speed_mm_s || 0) * Math.min(1, (now - tData) / 1000); // belt travel since the snapshot
+  const PW = Math.max(300, svg.clientWidth || 800), PH = 300, top = 34, bottom = 26, left = 8, right = 8;
+  const bh = PH - top - bottom;
+  const X = (ymm) => left + (ymm - y0) * (PW - left - right) / L;   // along the belt -> screen x
+  const Y = (xmm) => top + xmm * bh / W;                              // across the belt -> screen y
+  // belt travel since the snapshot, for at most a poll period and a bit: older data stays put (and says so)
+  const dt = (now - tData) / 1000;
+  const dy = (B.speed_mm_s || 0) * Math.min(MAX_EXTRAPOLATE_S, dt);
   const p = [];
-  p.push(`<rect x="${y0}" y="0" width="${L}" height="${W}" fill="#262e36" stroke="#3c4853"/>`);
+  p.push(`<rect x="${X(y0)}" y="${Y(0)}" width="${X(y1) - X(y0)}" height="${bh}" fill="#262e36" stroke="#3c4853"/>`);
   const v = G.view;
-  p.push(`<rect x="${v.y0}" y="${Math.max(0, v.x0)}" width="${v.y1 - v.y0}" height="${Math.min(W, v.x1) - Math.max(0, v.x0)}" `
-    + `fill="rgba(59,142,234,0.13)" stroke="#3b8eea" stroke-dasharray="${font / 2}"/>`);
-  p.push(`<text x="${v.y0 + font / 2}" y="${top + font * 1.5}" fill="#7fb3f0" font-size="${font}">camera view</text>`);
+  p.push(`<rect x="${X(v.y0)}" y="${Y(Math.max(0, v.x0))}" width="${X(v.y1) - X(v.y0)}" height="${Y(Math.min(W, v.x1)) - Y(Math.max(0, v.x0))}" `
+    + `fill="rgba(59,142,234,0.13)" stroke="#3b8eea" stroke-dasharray="6"/>`);
+  p.push(`<text x="${X(v.y0) + 4}" y="${top - 10}" fill="#7fb3f0" font-size="14">camera view</text>`);
   if (G.mode === "airjet") {
     const ye = G.y_eject_mm, vv = G.valves;
-    p.push(`<line x1="${ye}" y1="${top + font * 0.3}" x2="${ye}" y2="${W + font * 0.3}" stroke="#e5484d" stroke-width="${font / 5}"/>`);
-    p.push(`<text x="${ye}" y="${top + font * 0.9}" fill="#ff8a8d" font-size="${font}" text-anchor="middle">ejection line</text>`);
     const open = new Set((data.valves || {}).open || []);
+    p.push(`<line x1="${X(ye)}" y1="${top - 6}" x2="${X(ye)}" y2="${PH - bottom + 4}" stroke="#e5484d" stroke-width="3"/>`);
+    p.push(`<text x="${X(ye)}" y="${top - 10}" fill="#ff8a8d" font-size="14" text-anchor="middle">ejection line</text>`);
     for (let i = 0; i < vv.count; i++) {
-      const x = vv.x_first_mm + vv.pitch_mm * i;
-      p.push(`<rect x="${ye - font * 0.45}" y="${x + vv.pitch_mm * 0.1}" width="${font * 0.9}" height="${vv.pitch_mm * 0.8}" `
-        + `fill="${open.has(i) ? "#f0a020" : "#4b1d20"}"/>`);
+      const a = Y(vv.x_first_mm + vv.pitch_mm * i), b = Y(vv.x_first_mm + vv.pitch_mm * (i + 1));
+      p.push(`<rect x="${X(ye) - 5}" y="${a + 0.5}" width="10" height="${Math.max(1, b - a - 1)}" fill="${open.has(i) ? "#f0a020" : "#4b1d20"}"/>`);
     }
   } else if (G.robot) {
     const r = G.robot;
-    p.push(`<rect x="${r.y0}" y="${r.x0}" width="${r.y1 - r.y0}" height="${r.x1 - r.x0}" fill="rgba(240,160,32,0.08)" `
-      + `stroke="#f0a020" stroke-dasharray="${font / 2}"/>`);
-    p.push(`<text x="${(r.y0 + r.y1) / 2}" y="${top + font * 0.9}" fill="#f0c060" font-size="${font}" text-anchor="middle">pick window</text>`);
+    p.push(`<rect x="${X(r.y0)}" y="${Y(r.x0)}" width="${X(r.y1) - X(r.y0)}" height="${Y(r.x1) - Y(r.x0)}" `
+      + `fill="rgba(240,160,32,0.08)" stroke="#f0a020" stroke-dasharray="6"/>`);
+    p.push(`<text x="${X((r.y0 + r.y1) / 2)}" y="${top - 10}" fill="#f0c060" font-size="14" text-anchor="middle">pick window</text>`);
   }
   for (const s of B.shots || []) {
     const c = outcomeColour(s.outcome);
+    const pending = s.outcome === "planned" || s.outcome === "accepted";
     if (s.kind === "fire") {
-      const x = s.y0 + dy, w = Math.max(s.y1 - s.y0, 2);
-      if (x > y1 || x + w < y0) continue;
-      p.push(`<rect class="shot" data-outcome="${esc(s.outcome)}" data-track="${s.track}" x="${x}" y="${s.x0}" width="${w}" `
-        + `height="${s.x1 - s.x0}" fill="${c}" fill-opacity="0.35" stroke="${c}" stroke-width="${font / 8}"`
-        + `${s.outcome === "planned" || s.outcome === "accepted" ? ` stroke-dasharray="${font / 3}"` : ""}>`
+      const a = s.y0 + dy, b = Math.max(s.y1 + dy, a + 2);
+      if (a > y1 || b < y0) continue;
+      p.push(`<rect class="shot" data-outcome="${esc(s.outcome)}" data-track="${s.track}" x="${X(a)}" y="${Y(s.x0)}" `
+        + `width="${Math.max(3, X(b) - X(a))}" height="${Math.max(3, Y(s.x1) - Y(s.x0))}" fill="${c}" fill-opacity="0.4" `
+        + `stroke="${c}" stroke-width="2"${pending ? ' stroke-dasharray="5 3"' : ""}>`
         + `<title>shot ${s.id} for #${s.track} (${esc(s.cls)}): valves ${s.valves[0]}-${s.valves[1]}, ${esc(s.outcome)}</title></rect>`);
     } else {
-      const r = font * 0.6;
-      p.push(`<g class="shot" data-outcome="${esc(s.outcome)}" data-track="${s.track}" stroke="${c}" stroke-width="${font / 6}">`
-        + `<circle cx="${s.y}" cy="${s.x}" r="${r}" fill="none"/><line x1="${s.y - r * 1.6}" y1="${s.x}" x2="${s.y + r * 1.6}" y2="${s.x}"/>`
-        + `<line x1="${s.y}" y1="${s.x - r * 1.6}" x2="${s.y}" y2="${s.x + r * 1.6}"/><title>pick ${s.id} for #${s.track}: ${esc(s.outcome)}</title></g>`);
+      const cx = X(s.y), cy = Y(s.x);
+      p.push(`<g class="shot" data-outcome="${esc(s.outcome)}" data-track="${s.track}" stroke="${c}" stroke-width="2.5">`
+        + `<circle cx="${cx}" cy="${cy}" r="9" fill="none"/><line x1="${cx - 14}" y1="${cy}" x2="${cx + 14}" y2="${cy}"/>`
+        + `<line x1="${cx}" y1="${cy - 14}" x2="${cx}" y2="${cy + 14}"/><title>pick ${s.id} for #${s.track}: ${esc(s.outcome)}</title></g>`);
     }
   }
   for (const t of B.tracks || []) {
     const y = t.y + dy;
     if (y - t.l / 2 > y1 || y + t.l / 2 < y0) continue;
     const shot = t.action === "eject" || t.action === "pick";
-    p.push(`<rect class="track" x="${y - t.l / 2}" y="${t.x - t.w / 2}" width="${t.l}" height="${t.w}" rx="${font / 4}" `
-      + `fill="${colourOf(t.cls)}" fill-opacity="${t.confirmed ? 0.85 : 0.35}" stroke="${shot ? "#ffffff" : "none"}" `
-      + `stroke-width="${font / 6}"><title>#${t.id} ${esc(t.cls)} ${esc(t.action || "undecided")}</title></rect>`);
-    p.push(`<text x="${y}" y="${t.x - t.w / 2 - font * 0.25}" fill="#e8edf2" font-size="${font * 0.8}" text-anchor="middle">#${t.id}</text>`);
+    const x0 = X(y - t.l / 2), w = Math.max(4, X(y + t.l / 2) - x0), yy = Y(t.x - t.w / 2), h = Math.max(4, Y(t.x + t.w / 2) - yy);
+    p.push(`<rect class="track" x="${x0}" y="${yy}" width="${w}" height="${h}" rx="3" fill="${colourOf(t.cls)}" `
+      + `fill-opacity="${t.confirmed ? 0.9 : 0.4}" stroke="${shot ? "#ffffff" : "#11161b"}" stroke-width="${shot ? 2.5 : 1}">`
+      + `<title>#${t.id} ${esc(t.cls)} ${esc(t.action || "undecided")}</title></rect>`);
+    p.push(`<text x="${x0 + w / 2}" y="${yy - 3}" fill="#e8edf2" font-size="12" text-anchor="middle">#${t.id}</text>`);
   }
   for (let m = Math.ceil(y0 / 200) * 200; m <= y1; m += 200) {
-    p.push(`<line x1="${m}" y1="${W}" x2="${m}" y2="${W + font * 0.4}" stroke="#8d9aa6" stroke-width="${font / 10}"/>`);
-    p.push(`<text x="${m}" y="${W + font * 1.5}" fill="#8d9aa6" font-size="${font * 0.8}" text-anchor="middle">${m} mm</text>`);
+    p.push(`<line x1="${X(m)}" y1="${PH - bottom}" x2="${X(m)}" y2="${PH - bottom + 5}" stroke="#8d9aa6"/>`);
+    p.push(`<text x="${X(m)}" y="${PH - 6}" fill="#8d9aa6" font-size="12" text-anchor="middle">${m} mm</text>`);
   }
-  const svg = $("belt");
-  svg.setAttribute("viewBox", `${y0 - font} ${top} ${L + 2 * font} ${W - top + font * 2}`);
+  $("belt-note").textContent = (dt > 2 ? `map data ${dt.toFixed(0)} s old · ` : "")
+    + `belt ${W} mm wide, across-belt scale compressed`;
+  $("belt-note").className = dt > 2 ? "warn" : "muted";
+  svg.setAttribute("viewBox", `0 0 ${PW} ${PH}`);
+  svg.setAttribute("height", PH);
   svg.innerHTML = p.join("");
 }
 
@@ -261,7 +276,10 @@ async function frameLoop() {
 
 function drawFrame() {
   const c = $("frame"), g = c.getContext("2d");
-  const stalled = ageMs !== null && ageMs > STALL_MS;
+  // stalled: the line itself has processed no frame lately (camera lost); delayed: the line runs, the image lags behind
+  const lineAge = data && data.frame_age_s !== null && data.frame_age_s !== undefined ? data.frame_age_s * 1000 : null;
+  const stalled = lineAge !== null ? lineAge > STALL_MS : ageMs !== null && ageMs > STALL_MS;
+  const delayed = !stalled && ageMs !== null && ageMs > STALL_MS;
   if (bitmap) {
     if (c.width !== bitmap.width || c.height !== bitmap.height) { c.width = bitmap.width; c.height = bitmap.height; }
     g.drawImage(bitmap, 0, 0);
@@ -275,7 +293,7 @@ function drawFrame() {
   if (!live) {
     const reason = (data && data.status && data.status.reason) || "";
     const title = !bitmap ? "NO LIVE IMAGE" : stalled ? "IMAGE STALLED" : "NO LIVE IMAGE";
-    const detail = frameErr || `last image ${(ageMs / 1000).toFixed(1)} s old${reason ? ": " + reason : ""}`;
+    const detail = frameErr || `no new frame for ${((lineAge ?? ageMs) / 1000).toFixed(1)} s${reason ? ": " + reason : ""}`;
     g.fillStyle = "rgba(0,0,0,0.55)"; g.fillRect(0, c.height * 0.36, c.width, c.height * 0.28);
     g.textAlign = "center"; g.fillStyle = "#f0a020";
     g.font = `bold ${Math.round(c.height * 0.075)}px sans-serif`;
@@ -283,7 +301,8 @@ function drawFrame() {
     g.fillStyle = "#e8edf2"; g.font = `${Math.round(c.height * 0.04)}px sans-serif`;
     g.fillText(detail.length > 90 ? detail.slice(0, 87) + "..." : detail, c.width / 2, c.height * 0.56);
   }
-  $("frame-info").textContent = live ? `frame ${frameIndex}, ${Math.round(ageMs || 0)} ms old` : (stalled ? "stalled" : "");
+  $("frame-info").textContent = live ? `frame ${frameIndex}, ${Math.round(ageMs || 0)} ms old`
+    + (delayed ? " (the web server is busy: the image lags behind the line)" : "") : (stalled ? "stalled" : "");
 }
 
 function tickClock() {
