@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conftest import Running, request, wait_for
+from webtools import Running, request, wait_for
 
 
 def _hammer(port: int, path: str, stop: threading.Event, counts: dict[str, int]) -> None:
@@ -138,7 +138,7 @@ def test_the_image_is_encoded_once_and_shared(start_line: Callable[..., Running]
 
 
 def test_the_view_can_require_the_token(start_line: Callable[..., Running]) -> None:
-    from conftest import TOKEN
+    from webtools import TOKEN
 
     run = start_line(service={"token_for_view": True})
     for path in ("/frame.jpg", "/stream.mjpg", "/api/console"):

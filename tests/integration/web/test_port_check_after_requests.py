@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ROOT, Running
+from webtools import ROOT, Running
 
 TIME_WAIT = "06"
 

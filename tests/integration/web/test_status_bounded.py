@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import request
+from webtools import request
 
 from sorter.config import load_config
 from sorter.runtime.line import build_line
