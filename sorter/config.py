@@ -224,6 +224,16 @@ class ServiceConfig(Strict):
     token: str | None = Field(None, description="bearer token for pause/resume/reload; SORTER_TOKEN overrides")
     flight_recorder_dir: str | None = Field(None, description="where the last cycles are dumped on a fault; null: off")
     flight_recorder_cycles: int = Field(600, ge=10, le=100_000)
+    token_for_view: bool | None = Field(
+        None, description="the live page, image and stream need the token too; null: only when http_host is not loopback"
+    )
+    view_fps: float = Field(4.0, gt=0, le=30, description="most live images encoded per second, shared by every viewer")
+    http_max_connections: int = Field(512, ge=8, le=100_000, description="connections served at once; more get 503")
+    http_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request head must arrive, and an idle connection is closed, within this time"
+    )
+    http_process: bool = Field(True, description="serve HTTP from its own process; false: a thread of the line's process")
+    http_nice: int = Field(10, ge=0, le=19, description="niceness of the web process: the line's loop wins the CPU")
 
 
 class AnalyticsConfig(Strict):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -179,16 +178,17 @@ def _event_store(cfg: Config) -> str:
 
 
 def _http_port(cfg: Config) -> str:
+    """Bind the port the way the server does (address reuse): connections of a previous run in TIME_WAIT do not fail it."""
     port = cfg.service.http_port
     if port is None:
         return "no HTTP endpoint (service.http_port)"
-    with socket.socket() as s:
-        try:
-            s.bind((cfg.service.http_host, port))
-        except OSError as e:
-            raise OSError(f"service.http_port {port} on {cfg.service.http_host} cannot be bound ({e.strerror}); "
-                          "stop the process using it or choose another port") from e
-    return f"{cfg.service.http_host}:{port} free"
+    from sorter.runtime.web.listen import bind_listener
+    from sorter.runtime.web.settings import web_settings
+
+    settings = web_settings(cfg)  # a view that must be guarded but has no token fails here, not at start-up
+    bind_listener(cfg.service.http_host, port, listen=False).close()
+    view = "page needs the token" if settings.view_token else "page open to anyone who can reach the port"
+    return f"{cfg.service.http_host}:{port} free ({view})"
 
 
 def _flight_recorder(cfg: Config) -> str:

@@ -22,8 +22,12 @@ from sorter.runtime.flight_recorder import FlightRecorder
 from sorter.runtime.metrics_text import MetricsSnapshot
 from sorter.runtime.reload import changed_keys, unsafe_changes
 from sorter.runtime.sdnotify import SystemdNotifier
+from sorter.runtime.web.bounded import bounded_score
+from sorter.runtime.web.faults import FaultLog
+from sorter.runtime.web.live import LiveView
 
 if TYPE_CHECKING:
+    from sorter.entities import CommandReport
     from sorter.runtime.line import Line
     from sorter.runtime.pipeline import CycleResult
 
@@ -31,9 +35,12 @@ log = logging.getLogger(__name__)
 
 ConfigLoader = Callable[[], Config]
 
+#: Per-stage latency percentiles in /status and /metrics are over this many recent samples (about a minute at 60 fps).
+LATENCY_WINDOW = 3600
+
 
 class LineService:
-    """Service state of one line (implements ``sorter.runtime.http_api.ServiceHooks``)."""
+    """Service state of one line: what the web publisher (``sorter.runtime.web.bridge``) reads and asks of it."""
 
     def __init__(self, line: Line, load_config: ConfigLoader | None = None, notifier: SystemdNotifier | None = None) -> None:
         self.line = line
@@ -56,6 +63,10 @@ class LineService:
         self._store_file = sqlite_path(store) if store is not None and line.events is not None else None
         fr = line.cfg.service
         self.flight = FlightRecorder(fr.flight_recorder_dir, fr.flight_recorder_cycles) if fr.flight_recorder_dir else None
+        self.live = LiveView(line)  # shots, rates and estimates for the console
+        self.fault_log = FaultLog()
+        self.last_reload: dict[str, Any] | None = None
+        self.on_change: Callable[[], None] | None = None  # the web publisher: a state change to show now
 
     # --- main-loop side -------------------------------------------------------------------------------------------
     @property
@@ -76,6 +87,7 @@ class LineService:
         self._last = result
         if self.flight is not None:
             self.flight.record(result, time.monotonic_ns())
+        self.live.on_cycle(result, held=not self.actuation_enabled)
         if first:
             self.notifier.ready(f"running: {self.line.cfg.line.name}")
         elif self.notifier.watchdog_due():
@@ -90,6 +102,15 @@ class LineService:
             self._fps = (self.line.counters.frames - n0) / (now - t0)
             self._fps_mark = (now, self.line.counters.frames)
             self.health_tick()
+
+    def on_reports(self, reports: list[CommandReport]) -> None:
+        """The actuator's reports of this cycle (outcomes of the shots the console draws)."""
+        if reports:
+            self.live.on_reports(reports)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def health_tick(self) -> None:
         """Degrade while the controller link is down, the event store cannot write or its disk runs out of space."""
@@ -116,6 +137,7 @@ class LineService:
             if reason is None:
                 if self._degraded.pop(kind, None) is None:
                     return
+                self.fault_log.add(kind, None)
                 log.warning("recovered: %s", kind, extra={"journal": {"SORTER_FAULT": kind, "SORTER_STATE": "recovered"}})
             else:
                 new = self._degraded.get(kind) != reason
@@ -128,7 +150,9 @@ class LineService:
                 self._degraded[kind] = reason
                 if not new:
                     return
+                self.fault_log.add(kind, reason)
         self.notifier.status(self._status_line())
+        self._changed()
 
     def stopping(self) -> None:
         self._stopping = True
@@ -178,20 +202,37 @@ class LineService:
             parts.append(self._paused_reason)
         return "; ".join(parts)
 
+    @property
+    def fps(self) -> float:
+        """Processed frames per second over the last second."""
+        return self._fps
+
+    def actions(self) -> dict[int, str]:
+        """A copy of the decided action per live track id."""
+        return dict(self._actions)
+
     def health(self) -> tuple[bool, str]:
         return self.state in ("running", "paused"), self.reason() or self.state
 
     def pause(self, reason: str) -> None:
         self._paused_reason = reason
         log.warning("actuation paused: %s", reason)
+        self._changed()
 
     def resume(self) -> None:
         if self._paused_reason is not None:
             log.warning("actuation resumed")
         self._paused_reason = None
+        self._changed()
 
     def reload(self, timeout_s: float = 2.0) -> tuple[bool, str]:
         """Validate the config files again; apply only safe changes, between frames. The old config keeps running otherwise."""
+        applied, message = self._reload(timeout_s)
+        self.last_reload = {"t_wall_s": round(time.time(), 3), "applied": applied, "message": message}
+        self._changed()
+        return applied, message
+
+    def _reload(self, timeout_s: float) -> tuple[bool, str]:
         if self._load_config is None:
             return False, "this line was started without config files to reload"
         try:
@@ -225,7 +266,7 @@ class LineService:
             frames=c.frames,
             frames_dropped=c.frames_dropped + c.frames_dropped_slot_live,
             fps=self._fps,
-            latency_ms=self.line.latency.summary_ms(),
+            latency_ms=self.line.latency.summary_ms(LATENCY_WINDOW),
             commands={
                 "sent": c.commands_sent,
                 "executed": c.commands_executed,
@@ -240,8 +281,9 @@ class LineService:
             events=self.line.events_stats(),
         )
 
-    def status(self) -> dict[str, Any]:
-        m = self.metrics()
+    def status(self, m: MetricsSnapshot | None = None) -> dict[str, Any]:
+        """What ``/status`` shows (bounded in size however long the line runs); ``m``: metrics already taken."""
+        m = m or self.metrics()
         cfg = self.line.cfg
         return {
             "state": m.state,
@@ -261,7 +303,9 @@ class LineService:
             "targets": list(cfg.policy.targets),
             "odometer": getattr(self.line, "odometer_source", "none"),
             "reloads": self.reloads,
-            "score": self._score(),
+            "last_reload": self.last_reload,
+            "faults_recent": self.fault_log.recent(),
+            "score": bounded_score(self._score()),
         }
 
     def _score(self) -> dict[str, Any]:
@@ -272,18 +316,3 @@ class LineService:
             except RuntimeError:  # a dict changed size while being read
                 continue
         return {}
-
-    def frame_jpeg(self) -> bytes | None:
-        last = self._last
-        if last is None or last.frame.image.size == 0:
-            return None
-        from sorter.runtime.overlay import draw_overlay, encode_jpeg
-
-        cfg = self.line.cfg
-        y_eject = cfg.airjet.y_eject_mm if cfg.line.mode == "airjet" else None
-        banner = f"{self.state} | frame {last.frame.frame_index} | {self._fps:.1f} fps | {last.speed_mm_s:.0f} mm/s"
-        img = draw_overlay(
-            last.frame.image, self.line.camera, last.detections, last.active, last.frame.s_capture_mm,
-            dict(self._actions), y_eject, banner,
-        )
-        return encode_jpeg(img)

@@ -86,9 +86,9 @@ def test_service_endpoint_controls_and_reload(tmp_path: Path) -> None:
         code, body = _request(port, "/metrics")
         text = body.decode()
         assert code == 200 and 'sorter_state{state="running"} 1' in text
-        frames = int(next(ln for ln in text.splitlines() if ln.startswith("sorter_frames_total ")).split()[1])
+        frames = float(next(ln for ln in text.splitlines() if ln.startswith("sorter_frames_total ")).split()[1])
         assert frames > 30
-        assert 'sorter_stage_latency_ms{stage="detect",quantile="0.99"}' in text
+        assert 'sorter_stage_latency_ms{quantile="0.99",stage="detect"}' in text  # prometheus_client sorts label names
 
         code, jpg = _request(port, "/frame.jpg")
         img = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sorter.config import load_config
 from sorter.runtime.metrics_text import MetricsSnapshot, prometheus_text
@@ -48,10 +49,16 @@ def test_prometheus_text_is_valid_exposition_format() -> None:
             assert _SAMPLE.match(line), line
             assert line.split("{")[0].split(" ")[0] in families, line
     assert 'sorter_state{state="degraded"} 1' in text and 'sorter_state{state="running"} 0' in text
-    assert 'sorter_stage_latency_ms{stage="detect",quantile="0.99"} 7.25' in text
+    assert 'sorter_stage_latency_ms{quantile="0.99",stage="detect"} 7.25' in text  # prometheus_client sorts label names
     assert 'sorter_actuator_total{counter="link_acks"} 9' in text  # names sanitised
     assert 'sorter_objects_total{class="we\\"ird"} 1' in text  # label values escaped
     assert "sorter_frames_total 700" in text
+    # and a real Prometheus parser reads the same series back
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    assert samples[("sorter_stage_latency_ms", (("quantile", "0.99"), ("stage", "detect")))] == 7.25
+    assert samples[("sorter_objects_total", (("class", 'we"ird'),))] == 1
+    assert samples[("sorter_frames_total", ())] == 700
 
 
 def test_reload_accepts_policy_and_threshold_only(tmp_path: Path) -> None:
