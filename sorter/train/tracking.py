@@ -1,0 +1,160 @@
+"""Experiment tracking: parameters, per-epoch metrics, dataset hashes and artifacts of a training run.
+
+Every run writes ``run.json`` in its output folder. With MLflow installed (the ``tracking`` extra) and
+tracking not switched off, the same goes to MLflow too: to ``MLFLOW_TRACKING_URI`` or ``--tracking-uri``
+when set, else to a local ``mlruns/`` store in the working folder (``mlflow ui --backend-store-uri mlruns``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from sorter.errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+Backend = Literal["auto", "mlflow", "json"]
+
+
+class RunTracker(Protocol):
+    """Where a training run reports."""
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def log_artifact(self, path: Path) -> None: ...
+
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class JsonTracker:
+    """Writes ``run.json`` (rewritten after every call, so a killed run still leaves its record)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / RUN_FILE
+        self.doc: dict[str, Any] = {"params": {}, "metrics": [], "tags": {}, "artifacts": [], "status": "RUNNING"}
+        if self.path.exists():  # a resumed run continues its record
+            try:
+                self.doc = json.loads(self.path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError:
+                pass
+        self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.doc, indent=1, default=str), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.doc["params"].update(_flat(params))
+        self._write()
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.doc["metrics"].append({"step": step, **metrics})
+        self._write()
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.doc["tags"].update(tags)
+        self._write()
+
+    def log_artifact(self, path: Path) -> None:
+        self.doc["artifacts"].append(str(path))
+        self._write()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.doc["status"] = status
+        self._write()
+
+
+class MlflowTracker:
+    """Logs to MLflow (imported lazily); ``run_id`` names the run."""
+
+    def __init__(self, experiment: str, run_name: str, tracking_uri: str | None = None) -> None:
+        try:
+            import mlflow
+        except ImportError:
+            raise MissingDependencyError("mlflow", "tracking", "experiment tracking with MLflow") from None
+        self._mlflow = mlflow
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(experiment)
+        self.run = mlflow.start_run(run_name=run_name)
+        self.run_id: str = self.run.info.run_id
+        self.tracking_uri = uri
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        flat = {k: (json.dumps(v) if isinstance(v, list | tuple) else v) for k, v in _flat(params).items()}
+        self._mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._mlflow.set_tags(tags)
+
+    def log_artifact(self, path: Path) -> None:
+        self._mlflow.log_artifact(str(path))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self._mlflow.end_run(status=status)
+
+
+class Trackers:
+    """Fans every call out to several trackers (``run.json`` always, MLflow when on)."""
+
+    def __init__(self, trackers: list[RunTracker]) -> None:
+        self.trackers = trackers
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for t in self.trackers:
+            t.log_metrics(metrics, step)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for t in self.trackers:
+            t.set_tags(tags)
+
+    def log_artifact(self, path: Path) -> None:
+        for t in self.trackers:
+            if path.exists():
+                t.log_artifact(path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        for t in self.trackers:
+            t.finish(status)
+
+
+def open_trackers(out_dir: Path, backend: Backend, experiment: str, run_name: str, tracking_uri: str | None = None) -> Trackers:
+    """``run.json`` plus MLflow when ``backend`` is ``mlflow`` (required) or ``auto`` (when installed)."""
+    trackers: list[RunTracker] = [JsonTracker(out_dir)]
+    if backend == "mlflow":
+        trackers.append(MlflowTracker(experiment, run_name, tracking_uri))
+    elif backend == "auto":
+        try:
+            trackers.append(MlflowTracker(experiment, run_name, tracking_uri))
+        except MissingDependencyError:
+            log.info("MLflow is not installed: the run is recorded in %s only", out_dir / RUN_FILE)
+    return Trackers(trackers)
