@@ -59,9 +59,18 @@ class ClassTable:
         return ClassTable(scores[order], tp[order], image[order], np.array([m.n_gt for m in matches], np.int64))
 
 
-def weighted_ap(table: ClassTable, weights: F64) -> F64:
-    """AP of ``table`` under each row of image multiplicities ``weights`` ``(R, n_images)``; NaN where no object counts."""
+def weighted_ap(table: ClassTable, weights: F64, chunk: int = 64) -> F64:
+    """AP of ``table`` under each row of image multiplicities ``weights`` ``(R, n_images)``; NaN where no object counts.
+
+    Rows are processed ``chunk`` at a time so memory stays at a few ``chunk x detections`` arrays.
+    """
     w = np.atleast_2d(weights)
+    if w.shape[0] > chunk:
+        return np.concatenate([_weighted_ap(table, w[k : k + chunk]) for k in range(0, w.shape[0], chunk)])
+    return _weighted_ap(table, w)
+
+
+def _weighted_ap(table: ClassTable, w: F64) -> F64:
     n_gt = w @ table.n_gt.astype(np.float64)
     out = np.full(w.shape[0], np.nan)
     if table.scores.size == 0:

@@ -108,7 +108,8 @@ def match_class(
             d_match[d] = m
             g_matched[m] = True
     matched = d_match >= 0
-    d_ignored = np.where(matched, g_ignore[np.maximum(d_match, 0)], ~dt_in_slice)
+    g_ign_of_d = g_ignore[np.maximum(d_match, 0)] if g_ignore.size else np.zeros(d_match.shape[0], bool)
+    d_ignored = np.where(matched, g_ign_of_d, ~dt_in_slice)
     keep = ~d_ignored
     return ImageMatch(dt_scores[keep].astype(np.float64), matched[keep], int((~g_ignore).sum()))
 

@@ -115,10 +115,14 @@ def _px(v: float) -> float:
     return round(v, PIXEL_DECIMALS) + 0.0
 
 
-def result_boxes(results: Sequence[dict[str, Any]], where: str, report: ImportReport) -> tuple[list[tuple[tuple[float, float, float, float], str, dict[str, str]]], tuple[int, int] | None]:
-    """Pixel boxes of the rectangle results of one annotation (other result types are ignored)."""
-    raw = []
-    size = None
+RawBoxes = list[tuple[tuple[float, float, float, float], str, dict[str, str]]]
+
+
+def result_boxes(results: Sequence[dict[str, Any]], where: str, report: ImportReport) -> tuple[RawBoxes, set[tuple[int, int]]]:
+    """Pixel boxes of the rectangle results of one annotation (other result types are ignored), and the image
+    sizes Label Studio reported with them."""
+    raw: RawBoxes = []
+    sizes: set[tuple[int, int]] = set()
     for r in results:
         if r.get("type") != "rectanglelabels":
             continue
@@ -134,13 +138,13 @@ def result_boxes(results: Sequence[dict[str, Any]], where: str, report: ImportRe
         if float(v.get("rotation", 0) or 0) != 0:
             report.problems.append(f"{where}: result {r.get('id')} is rotated by {v['rotation']} degrees; draw boxes unrotated")
             continue
-        size = (int(w), int(h))
+        sizes.add((int(w), int(h)))
         x1 = _px(float(v["x"]) * w / 100.0)
         y1 = _px(float(v["y"]) * h / 100.0)
         x2 = _px((float(v["x"]) + float(v["width"])) * w / 100.0)
         y2 = _px((float(v["y"]) + float(v["height"])) * h / 100.0)
         raw.append(((x1, y1, x2, y2), str(labels[0]), {}))
-    return raw, size
+    return raw, sizes
 
 
 def read_export(
@@ -175,9 +179,10 @@ def read_export(
             out[file] = [] if empty_frame(file, empty, report) else None
             continue
         latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), int(a.get("id") or 0)))
-        raw, size = result_boxes(latest.get("result", []), where, report)
-        if size is not None and size != (entry.width_px, entry.height_px):
-            report.problems.append(f"{where}: Label Studio saw a {size[0]}x{size[1]} image but the frame is "
+        raw, sizes = result_boxes(latest.get("result", []), where, report)
+        wrong = sorted(sizes - {(entry.width_px, entry.height_px)})
+        if wrong:
+            report.problems.append(f"{where}: Label Studio saw a {wrong[0][0]}x{wrong[0][1]} image but the frame is "
                                    f"{entry.width_px}x{entry.height_px}; push the batch's own images")
             continue
         if not raw:
