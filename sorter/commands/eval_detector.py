@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--write-coco", type=Path, metavar="DIR", help="also save the rendered held-out set as a COCO dataset here")
     h = p.add_argument_group("honest evaluation (bootstrap intervals, slices, calibration)")
+    h.add_argument("--honest", action="store_true", help="bootstrap report (per class, size, condition; calibration) on any set")
     h.add_argument("--dataset", type=Path, metavar="DIR", help="evaluate on a dataset from 'sorter dataset build' (see --split)")
     h.add_argument("--split", default="test", choices=("train", "val", "test"), help="dataset split (default test)")
     h.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
@@ -106,7 +107,7 @@ def _honest(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.dataset is not None or args.compare is not None:
+    if args.dataset is not None or args.compare is not None or args.honest:
         try:
             return _honest(args)
         except SorterError as e:

@@ -112,7 +112,8 @@ def main(args: argparse.Namespace) -> int:
             tasks = labelstudio.load_export(args.labelstudio)
             labels, report = labelstudio.read_export(tasks, batch, cmap, empty=args.empty, source=str(args.labelstudio))
             partial = args.partial
-        report.raise_if_problems(str(args.coco or args.labelstudio or f"project {getattr(args, 'project', '')}"))
+        source = getattr(args, "coco", None) or getattr(args, "labelstudio", None) or f"project {getattr(args, 'project', '')}"
+        report.raise_if_problems(str(source))
         if partial:
             names = {Path(f.file).name for f in batch.frames} | {f.file for f in batch.frames}
             labels = {k: v for k, v in labels.items() if k in names or Path(k).name in names}

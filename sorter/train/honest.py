@@ -234,7 +234,24 @@ def evaluate_images(
         "false_positives_per_frame": estimate(fp_rows).to_dict() if neg.any() else None,
     }
     report["calibration"] = calibration(images, len(class_names))
+    report["confusion_matrix"] = confusion(images, class_names, operating_score)
     return report
+
+
+def confusion(images: Sequence[ScoredImage], class_names: Sequence[str], min_score: float) -> dict[str, Any]:
+    """Confusion matrix at the operating threshold (rows truth, columns prediction, last = background), IoU 0.5."""
+    from sorter.entities import Detections
+    from sorter.train.evaluate import confusion_update
+    from sorter.train.samples import Sample
+
+    c = len(class_names)
+    m = np.zeros((c + 1, c + 1), np.int64)
+    for im in images:
+        order = np.argsort(-im.dt_scores, kind="mergesort")
+        sample = Sample(np.zeros((0, 0, 3), np.uint8), im.gt_boxes, im.gt_classes, im.gt_ignore)
+        confusion_update(m, sample, Detections(im.dt_boxes[order], im.dt_scores[order], im.dt_classes[order]), min_score)
+    return {"labels": [*class_names, "background"], "rows": "truth", "columns": "prediction", "iou": 0.5,
+            "min_score": min_score, "counts": m.tolist()}
 
 
 def compare_images(

@@ -96,6 +96,9 @@ class MlflowTracker:
             raise MissingDependencyError("mlflow", "tracking", "experiment tracking with MLflow") from None
         self._mlflow = mlflow
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+        if uri.startswith("file:"):
+            # MLflow 3 keeps its plain-folder store only on request; a local mlruns/ folder is what we want by default
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(experiment)
         self.run = mlflow.start_run(run_name=run_name)

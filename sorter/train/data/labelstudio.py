@@ -64,6 +64,8 @@ def _result(b: Box, w: int, h: int, k: int) -> dict[str, Any]:
     }
     if b.score is not None:
         r["score"] = float(b.score)
+    if b.attrs:
+        r["sorter_attrs"] = dict(b.attrs)  # ignore flags, object state: kept through the round trip
     return r
 
 
@@ -143,7 +145,8 @@ def result_boxes(results: Sequence[dict[str, Any]], where: str, report: ImportRe
         y1 = _px(float(v["y"]) * h / 100.0)
         x2 = _px((float(v["x"]) + float(v["width"])) * w / 100.0)
         y2 = _px((float(v["y"]) + float(v["height"])) * h / 100.0)
-        raw.append(((x1, y1, x2, y2), str(labels[0]), {}))
+        attrs = {str(k): str(a) for k, a in (r.get("sorter_attrs") or {}).items()}
+        raw.append(((x1, y1, x2, y2), str(labels[0]), attrs))
     return raw, sizes
 
 

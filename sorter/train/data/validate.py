@@ -47,7 +47,7 @@ class ImportReport:
         if self.skipped_empty:
             parts.append(f"{self.skipped_empty} frames without labels skipped")
         if self.ignored_classes:
-            parts.append("ignored classes " + ", ".join(f"{k} ({v})" for k, v in sorted(self.ignored_classes.items())))
+            parts.append("dropped classes " + ", ".join(f"{k} ({v})" for k, v in sorted(self.ignored_classes.items())))
         return ", ".join(parts)
 
 
