@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--test-at", type=float, default=1.0, help="time split: where the test block lies, 0 start .. 1 end (default 1)")
     b.add_argument("--guard-s", type=float, default=2.0,
                    help="time split: frames this close to a block boundary are dropped (>= the time an object stays in view)")
+    b.add_argument("--test-recording", action="append", default=[], metavar="NAME",
+                   help="recording split: this recording is the test set (repeatable; default: drawn from --seed)")
     b.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("report", help="print a dataset's balance report and check its identity")
     r.add_argument("dataset", type=Path, metavar="DIR")
@@ -39,7 +41,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.dataset_cmd == "build":
             try:
-                split = SplitConfig(args.split, args.test_fraction, args.val_fraction, args.test_at, args.guard_s, args.seed)
+                split = SplitConfig(args.split, args.test_fraction, args.val_fraction, args.test_at, args.guard_s, args.seed,
+                                    tuple(args.test_recording))
             except ValueError as e:
                 print(f"sorter dataset build: {e}", file=sys.stderr)
                 return 2

@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image folder of the matching --coco (default: beside it)",
     )
+    d.add_argument("--look", choices=("sim", "real"), default="sim",
+                   help="rendered look: sim (default) or real (worn, dirty belts, debris, glare, labels, creases, wider scales)")
     d.add_argument("--dataset", type=Path, metavar="DIR",
                    help="a dataset from 'sorter dataset build': train on its train split (bare-belt frames as hard negatives), "
                         "evaluate on its test split")
@@ -137,6 +139,7 @@ def main(args: argparse.Namespace) -> int:
         tracking=args.tracking,
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
+        look=args.look,
     )
     try:
         metrics = run_job(opts)

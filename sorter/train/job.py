@@ -59,6 +59,8 @@ class TrainOptions:
         tracking: ``auto`` (MLflow when installed), ``mlflow`` or ``json`` (``run.json`` only).
         tracking_uri: MLflow tracking URI (default ``MLFLOW_TRACKING_URI`` or ``./mlruns``).
         experiment: MLflow experiment name.
+        look: domain randomisation of the rendered training and validation frames (``sim`` or ``real``); the
+            held-out set always keeps the original look, so figures stay comparable.
     """
 
     out_dir: Path
@@ -81,13 +83,14 @@ class TrainOptions:
     tracking: str = "json"
     tracking_uri: str | None = None
     experiment: str = "sorter-detector"
+    look: str = "sim"
 
     def recipes(self) -> tuple[SynthRecipe, SynthRecipe, SynthRecipe]:
         """Training, validation and held-out recipes (different base seeds)."""
         s = self.train.seed
         return (
-            SynthRecipe(n_images=self.train_images, seed=2 * s),
-            SynthRecipe(n_images=self.val_images, seed=2 * s + 1),
+            SynthRecipe(n_images=self.train_images, seed=2 * s, look=self.look),
+            SynthRecipe(n_images=self.val_images, seed=2 * s + 1, look=self.look),
             SynthRecipe(n_images=self.heldout_images, seed=self.heldout_seed),
         )
 

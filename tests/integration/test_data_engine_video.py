@@ -16,14 +16,15 @@ VIDEO = ROOT.parent / "shared" / "data" / "video" / "delta_robot_green_belt" / "
 LABELS = ROOT / "tests" / "data" / "conveyor_belt_labels.json"
 ROI = "78,214,290,112"
 
-pytestmark = pytest.mark.skipif(not VIDEO.exists(), reason="the shared conveyor video is not present")
+pytestmark = [pytest.mark.skipif(not VIDEO.exists(), reason="the shared conveyor video is not present"), pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     w = tmp_path_factory.mktemp("engine")
     assert cli_main(["collect", str(w / "empty"), "--video", str(VIDEO), "--roi", ROI, "--empty-belt", "--yes", "--to-s", "1.5", "--every", "5"]) == 0
-    assert cli_main(["collect", str(w / "al"), "--video", str(VIDEO), "--roi", ROI, "--min-gap-ms", "100", "--random-share", "0.05"]) == 0
+    assert cli_main(["collect", str(w / "al"), "--video", str(VIDEO), "--roi", ROI, "--min-gap-ms", "100", "--random-share", "0.05",
+                     "--to-s", "4.5"]) == 0
     assert cli_main(["collect", str(w / "all"), "--video", str(VIDEO), "--roi", ROI, "--keep-all", "--every", "4"]) == 0
     for b in ("al", "all"):
         assert cli_main(["labels", "import", str(w / b), "--coco", str(LABELS), "--partial", "--empty", "negative"]) == 0
@@ -35,7 +36,7 @@ def test_collection_saves_frames_metadata_and_pre_annotations(work: Path) -> Non
     assert [f.frame_index for f in empty.frames] == list(range(0, 46, 5))
     assert all(f.labels == () and f.reasons == ("empty_belt",) for f in empty.frames)
     al = read_batch(work / "al")
-    assert 20 <= len(al.frames) <= 120
+    assert 10 <= len(al.frames) <= 80 and max(f.frame_index for f in al.frames) <= 135
     reasons = {r for f in al.frames for r in f.reasons}
     assert {"near_threshold", "random"} <= reasons
     f = next(f for f in al.frames if f.predictions)

@@ -178,8 +178,9 @@ def read_export(
             report.problems.append(f"{where} is not a frame of the batch '{batch.root}'; import into the batch that was pushed")
             continue
         done = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
-        if not done:
-            out[file] = [] if empty_frame(file, empty, report) else None
+        if not done:  # nobody has labelled it yet: stays unlabelled
+            report.skipped_empty += 1
+            out[file] = None
             continue
         latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), int(a.get("id") or 0)))
         raw, sizes = result_boxes(latest.get("result", []), where, report)

@@ -5,7 +5,8 @@ the recording's labelled span, placed at ``test_at``: 0 the start, 1 the end), v
 frames closer than ``guard_s`` to a block boundary go nowhere, so an object seen across a boundary (it stays in
 view for a few seconds) never has frames on both sides. Set ``guard_s`` to at least the time an object stays in
 view. ``recording``: whole recordings go to test (then validation) until their share of frames is reached, in
-an order drawn from ``seed``, so no moment of a test recording was ever trained on.
+an order drawn from ``seed`` (or exactly the ``test_recordings`` named), so no moment of a test recording was
+ever trained on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SplitConfig:
     test_at: float = 1.0
     guard_s: float = 2.0
     seed: int = 0
+    test_recordings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0 or not 0.0 <= self.val_fraction < 1.0 or self.test_fraction + self.val_fraction >= 1.0:
@@ -52,6 +54,8 @@ def split_frames(recordings: Sequence[str], t_capture_ns: Sequence[int], cfg: Sp
     groups: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(recordings):
         groups[r].append(i)
+    if cfg.mode == "recording" and cfg.test_recordings:
+        return ["test" if r in cfg.test_recordings else "train" for r in recordings]
     if cfg.mode == "recording":
         order = sorted(groups)
         rng = np.random.default_rng(cfg.seed)

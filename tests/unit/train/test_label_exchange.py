@@ -121,4 +121,9 @@ def test_label_studio_import_refuses_foreign_tasks_rotations_and_size_mismatch(t
     _, report = labelstudio.read_export(tasks, b, ClassMap(MATERIAL_CLASSES))
     text = "\n".join(report.problems)
     assert "is not a frame of the batch" in text and "rotated by 30" in text
-    assert "saw a 580x112 image" in text and "has no labels" in text
+    assert "saw a 580x112 image" in text
+    labels, report = labelstudio.read_export(tasks[3:], b, ClassMap(MATERIAL_CLASSES))
+    assert labels == {"images/f000003.png": None} and report.skipped_empty == 1  # not labelled yet: not an error
+    tasks[3]["annotations"] = [{"result": []}]
+    _, report = labelstudio.read_export(tasks[3:], b, ClassMap(MATERIAL_CLASSES))
+    assert "has no labels" in report.problems[0]  # submitted without boxes: bare belt only when told so
