@@ -22,15 +22,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     src = p.add_argument_group("source (default: the config's camera)")
     src.add_argument("--recording", type=Path, metavar="DIR", help="a folder written by 'sorter record'")
-    src.add_argument("--video", type=Path, metavar="FILE", help="a video file, read at its own frame rate (no calibration needed)")
+    src.add_argument(
+        "--video", type=Path, metavar="FILE", help="a video file, read at its own frame rate (no calibration needed)"
+    )
     src.add_argument("--duration", type=float, default=None, metavar="S", help="stop a live camera after this many seconds")
     src.add_argument("--from-s", type=float, default=None, metavar="S", help="files: start at this media time")
     src.add_argument("--to-s", type=float, default=None, metavar="S", help="files: stop at this media time")
-    src.add_argument("--roi", default=None, metavar="X,Y,W,H", help="belt region of the image in pixels (frames are cropped to it)")
+    src.add_argument(
+        "--roi", default=None, metavar="X,Y,W,H", help="belt region of the image in pixels (frames are cropped to it)"
+    )
     m = p.add_argument_group("what to keep")
-    m.add_argument("--empty-belt", action="store_true",
-                   help="the belt is running with nothing on it (confirm it!): every frame is a hard negative, no labelling")
-    m.add_argument("--keep-all", action="store_true", help="keep every n-th frame (--every) unlabelled, no sampling (evaluation sets)")
+    m.add_argument(
+        "--empty-belt",
+        action="store_true",
+        help="the belt is running with nothing on it (confirm it!): every frame is a hard negative, no labelling",
+    )
+    m.add_argument(
+        "--keep-all", action="store_true", help="keep every n-th frame (--every) unlabelled, no sampling (evaluation sets)"
+    )
     m.add_argument("--every", type=int, default=5, help="--empty-belt / --keep-all: keep every n-th frame (default 5)")
     m.add_argument("--max-frames", type=int, default=None, help="stop after saving this many frames")
     m.add_argument("--band", type=float, default=0.1, help="'near the threshold' band, +- (default 0.1)")
@@ -40,8 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max-per-class-per-hour", type=int, default=150, help="frames per predicted class per hour (default 150)")
     m.add_argument("--min-gap-ms", type=float, default=200.0, help="least time between kept frames (default 200 ms)")
     m.add_argument("--novelty", type=float, default=3.0, help="novelty distance in reference spreads (default 3)")
-    m.add_argument("--reference", type=Path, metavar="BATCH", action="append", default=[],
-                   help="a batch (or dataset) whose frames count as already known, for novelty (repeatable)")
+    m.add_argument(
+        "--reference",
+        type=Path,
+        metavar="BATCH",
+        action="append",
+        default=[],
+        help="a batch (or dataset) whose frames count as already known, for novelty (repeatable)",
+    )
     m.add_argument("--seed", type=int, default=0)
     p.add_argument("--yes", action="store_true", help="empty-belt mode: skip the confirmation question")
 
@@ -104,13 +119,23 @@ def main(args: argparse.Namespace) -> int:
                     if img is not None:
                         feats.append(colour_feature(img))
             novelty = NoveltyModel(np.stack(feats) if feats else None)
-        sampler = None if (args.empty_belt or args.keep_all) else ActiveSampler(
-            SamplerConfig(
-                threshold=threshold, threshold_band=args.band, confident_score=args.confident,
-                novelty_distance=args.novelty, random_share=args.random_share, max_per_hour=args.max_per_hour,
-                max_per_class_per_hour=args.max_per_class_per_hour, min_gap_ms=args.min_gap_ms, seed=args.seed,
-            ),
-            novelty,
+        sampler = (
+            None
+            if (args.empty_belt or args.keep_all)
+            else ActiveSampler(
+                SamplerConfig(
+                    threshold=threshold,
+                    threshold_band=args.band,
+                    confident_score=args.confident,
+                    novelty_distance=args.novelty,
+                    random_share=args.random_share,
+                    max_per_hour=args.max_per_hour,
+                    max_per_class_per_hour=args.max_per_class_per_hour,
+                    min_gap_ms=args.min_gap_ms,
+                    seed=args.seed,
+                ),
+                novelty,
+            )
         )
         if args.recording is not None:
             frames = recording_frames(args.recording)
@@ -123,10 +148,24 @@ def main(args: argparse.Namespace) -> int:
         track = belt_tracker_fn(cfg) if calibrated else pixel_linker_fn()
         model = resolve_model(cfg.detector.model, cfg.detector.precision)
         collector = FrameCollector(
-            args.out, MATERIAL_CLASSES, sampler, empty_belt=args.empty_belt, keep_all=args.keep_all, every=args.every, keep_score=keep,
-            source=source, recording=recording, max_frames=args.max_frames,
-            info={"model": str(model), "model_sha256": file_sha256(model), "threshold": threshold, "roi_px": list(roi) if roi else None,
-                  "tracks": "belt tracker" if calibrated else "pixel linker", "command": shlex.join(["sorter", "collect", *sys.argv[2:]])},
+            args.out,
+            MATERIAL_CLASSES,
+            sampler,
+            empty_belt=args.empty_belt,
+            keep_all=args.keep_all,
+            every=args.every,
+            keep_score=keep,
+            source=source,
+            recording=recording,
+            max_frames=args.max_frames,
+            info={
+                "model": str(model),
+                "model_sha256": file_sha256(model),
+                "threshold": threshold,
+                "roi_px": list(roi) if roi else None,
+                "tracks": "belt tracker" if calibrated else "pixel linker",
+                "command": shlex.join(["sorter", "collect", *sys.argv[2:]]),
+            },
         )
         batch = run_collection(frames, lambda img: detector.detect(Frame(img, 0, 0.0, 0)), collector, track, roi)
         detector.close()

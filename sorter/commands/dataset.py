@@ -17,16 +17,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="build a dataset folder from labelled batches")
     b.add_argument("out", type=Path, metavar="DIR", help="new dataset folder")
     b.add_argument("--batch", type=Path, action="append", default=[], metavar="BATCH", help="labelled batch (repeatable)")
-    b.add_argument("--eval-batch", type=Path, action="append", default=[], metavar="BATCH",
-                   help="labelled batch used only for validation and test, never trained on (repeatable)")
-    b.add_argument("--split", choices=("time", "recording"), default="time", help="split by capture time (default) or by recording")
+    b.add_argument(
+        "--eval-batch",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BATCH",
+        help="labelled batch used only for validation and test, never trained on (repeatable)",
+    )
+    b.add_argument(
+        "--split", choices=("time", "recording"), default="time", help="split by capture time (default) or by recording"
+    )
     b.add_argument("--test-fraction", type=float, default=0.25)
     b.add_argument("--val-fraction", type=float, default=0.0)
-    b.add_argument("--test-at", type=float, default=1.0, help="time split: where the test block lies, 0 start .. 1 end (default 1)")
-    b.add_argument("--guard-s", type=float, default=2.0,
-                   help="time split: frames this close to a block boundary are dropped (>= the time an object stays in view)")
-    b.add_argument("--test-recording", action="append", default=[], metavar="NAME",
-                   help="recording split: this recording is the test set (repeatable; default: drawn from --seed)")
+    b.add_argument(
+        "--test-at", type=float, default=1.0, help="time split: where the test block lies, 0 start .. 1 end (default 1)"
+    )
+    b.add_argument(
+        "--guard-s",
+        type=float,
+        default=2.0,
+        help="time split: frames this close to a block boundary are dropped (>= the time an object stays in view)",
+    )
+    b.add_argument(
+        "--test-recording",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="recording split: this recording is the test set (repeatable; default: drawn from --seed)",
+    )
     b.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("report", help="print a dataset's balance report and check its identity")
     r.add_argument("dataset", type=Path, metavar="DIR")
@@ -41,16 +60,27 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.dataset_cmd == "build":
             try:
-                split = SplitConfig(args.split, args.test_fraction, args.val_fraction, args.test_at, args.guard_s, args.seed,
-                                    tuple(args.test_recording))
+                split = SplitConfig(
+                    args.split,
+                    args.test_fraction,
+                    args.val_fraction,
+                    args.test_at,
+                    args.guard_s,
+                    args.seed,
+                    tuple(args.test_recording),
+                )
             except ValueError as e:
                 print(f"sorter dataset build: {e}", file=sys.stderr)
                 return 2
-            manifest = build_dataset(args.out, [read_batch(b) for b in args.batch], split, [read_batch(b) for b in args.eval_batch])
+            manifest = build_dataset(
+                args.out, [read_batch(b) for b in args.batch], split, [read_batch(b) for b in args.eval_batch]
+            )
             report = balance_report(manifest["items"], manifest["class_names"])
             (args.out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-            print(f"dataset {args.out}: hash {manifest['hash'][:16]}, {manifest['counts']} "
-                  f"({manifest['dropped_guard']} frames dropped at split boundaries)")
+            print(
+                f"dataset {args.out}: hash {manifest['hash'][:16]}, {manifest['counts']} "
+                f"({manifest['dropped_guard']} frames dropped at split boundaries)"
+            )
             for line in format_report(report):
                 print("  " + line)
             return 0

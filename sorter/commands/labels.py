@@ -9,18 +9,33 @@ from pathlib import Path
 
 from sorter.errors import SorterError
 
-HELP = "export a batch for labelling (COCO 1.0 for CVAT, Label Studio tasks), import labels back validated, push/pull Label Studio"
+HELP = (
+    "export a batch for labelling (COCO 1.0 for CVAT, Label Studio tasks), import labels back validated, push/pull Label Studio"
+)
 
 MAX_PROBLEMS_SHOWN = 30
 
 
 def _import_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--class-map", action="append", default=[], metavar="MAP",
-                   help="SOURCE->CLASS pairs ('metal->alu_can,glass->-'), or a file of them; repeatable")
-    p.add_argument("--unknown", choices=("refuse", "ignore"), default="refuse",
-                   help="classes neither mapped nor known: stop and list them (default) or drop them")
-    p.add_argument("--empty", choices=("refuse", "negative", "skip"), default="refuse",
-                   help="frames without labels: stop (default), take them as bare belt, or leave them unlabelled")
+    p.add_argument(
+        "--class-map",
+        action="append",
+        default=[],
+        metavar="MAP",
+        help="SOURCE->CLASS pairs ('metal->alu_can,glass->-'), or a file of them; repeatable",
+    )
+    p.add_argument(
+        "--unknown",
+        choices=("refuse", "ignore"),
+        default="refuse",
+        help="classes neither mapped nor known: stop and list them (default) or drop them",
+    )
+    p.add_argument(
+        "--empty",
+        choices=("refuse", "negative", "skip"),
+        default="refuse",
+        help="frames without labels: stop (default), take them as bare belt, or leave them unlabelled",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,13 +46,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--out", type=Path, required=True, metavar="PATH", help="folder (coco) or tasks JSON file (labelstudio)")
     e.add_argument("--min-score", type=float, default=0.3, help="lowest prediction score exported as a pre-annotation")
     e.add_argument("--predictions", action="store_true", help="coco: export predictions even for labelled frames")
-    e.add_argument("--url-prefix", default=None, help="labelstudio: URL the images are served under (default: local-files serving)")
+    e.add_argument(
+        "--url-prefix", default=None, help="labelstudio: URL the images are served under (default: local-files serving)"
+    )
     i = sub.add_parser("import", help="read labels from a COCO file or a Label Studio JSON export into the batch")
     i.add_argument("batch", type=Path, metavar="BATCH")
     g = i.add_mutually_exclusive_group(required=True)
     g.add_argument("--coco", type=Path, metavar="FILE", help="COCO annotations (CVAT 'COCO 1.0' export or any COCO file)")
     g.add_argument("--labelstudio", type=Path, metavar="FILE", help="Label Studio export in JSON format")
-    i.add_argument("--partial", action="store_true", help="labels of images that are not frames of the batch are skipped, not refused")
+    i.add_argument(
+        "--partial", action="store_true", help="labels of images that are not frames of the batch are skipped, not refused"
+    )
     _import_options(i)
     f = sub.add_parser("from-coco", help="make a new batch from a foreign COCO dataset (images copied, classes mapped)")
     f.add_argument("coco", type=Path, metavar="FILE")
@@ -45,8 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--out", type=Path, required=True, metavar="DIR", help="new batch folder")
     f.add_argument("--recording", default=None, help="recording id of every frame (default: the COCO file's name)")
     _import_options(f)
-    for name, text in (("push", "create a Label Studio project from a batch (tasks with predictions)"),
-                       ("pull", "read a Label Studio project's annotations into the batch")):
+    for name, text in (
+        ("push", "create a Label Studio project from a batch (tasks with predictions)"),
+        ("pull", "read a Label Studio project's annotations into the batch"),
+    ):
         q = sub.add_parser(name, help=text)
         q.add_argument("batch", type=Path, metavar="BATCH")
         q.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"), help="Label Studio URL (or LABEL_STUDIO_URL)")
@@ -78,8 +99,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.labels_cmd == "from-coco":
             cmap = load_class_map(args.class_map, MATERIAL_CLASSES, args.unknown)
-            batch, report = coco_io.batch_from_coco(args.coco, args.images, args.out, cmap, empty=args.empty,
-                                                    recording=args.recording or args.coco.stem)
+            batch, report = coco_io.batch_from_coco(
+                args.coco, args.images, args.out, cmap, empty=args.empty, recording=args.recording or args.coco.stem
+            )
             write_batch(batch)
             print(f"new batch {args.out}: {report.summary()}")
             return 0
@@ -95,8 +117,12 @@ def main(args: argparse.Namespace) -> int:
             from sorter.train.data.ls_server import connect, push
 
             client = connect(args.url, args.token)
-            project_id = push(client, batch, title=args.title or batch.root.name, url_prefix=args.url_prefix, min_score=args.min_score)
-            print(f"Label Studio project {project_id}: {len(batch.frames)} tasks with predictions; pull with --project {project_id}")
+            project_id = push(
+                client, batch, title=args.title or batch.root.name, url_prefix=args.url_prefix, min_score=args.min_score
+            )
+            print(
+                f"Label Studio project {project_id}: {len(batch.frames)} tasks with predictions; pull with --project {project_id}"
+            )
             return 0
         cmap = load_class_map(args.class_map, batch.class_names, args.unknown)
         if args.labels_cmd == "pull":

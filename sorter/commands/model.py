@@ -20,8 +20,12 @@ DEFAULT_REGISTRY = os.environ.get("SORTER_REGISTRY", "runs/registry")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--registry", type=Path, default=Path(DEFAULT_REGISTRY),
-                   help=f"registry folder (default SORTER_REGISTRY or {DEFAULT_REGISTRY})")
+    p.add_argument(
+        "--registry",
+        type=Path,
+        default=Path(DEFAULT_REGISTRY),
+        help=f"registry folder (default SORTER_REGISTRY or {DEFAULT_REGISTRY})",
+    )
     sub = p.add_subparsers(dest="model_cmd", metavar="ACTION", required=True)
     r = sub.add_parser("register", help="add a 'sorter train' output folder to the registry")
     r.add_argument("run", type=Path, metavar="RUN_DIR")
@@ -35,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--dataset", type=Path, metavar="DIR", help="the plant's dataset: both models are compared on its --split")
     pr.add_argument("--split", default="test", choices=("val", "test"))
     pr.add_argument("--rendered-images", type=int, default=300, help="rendered held-out images (0: skip that check; default 300)")
-    pr.add_argument("--replay", type=Path, metavar="RECORDING", help="also require a replay A/B on this recording ('sorter record')")
+    pr.add_argument(
+        "--replay", type=Path, metavar="RECORDING", help="also require a replay A/B on this recording ('sorter record')"
+    )
     pr.add_argument("--replay-config", action="append", default=None, metavar="PATH", help="config of the replay")
     pr.add_argument("--resamples", type=int, default=1000)
     pr.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded as forced)")
@@ -59,8 +65,20 @@ def _replay(recording: Path, configs: list[str] | None, model: Path) -> dict[str
     """``sorter replay`` of a recording with a model; its summary, or None when it failed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "sorter.cli", "replay", str(recording), "--quiet", "--summary", str(out),
-               "--set", "detector.type=onnxruntime", "--set", f"detector.model={model}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sorter.cli",
+            "replay",
+            str(recording),
+            "--quiet",
+            "--summary",
+            str(out),
+            "--set",
+            "detector.type=onnxruntime",
+            "--set",
+            f"detector.model={model}",
+        ]
         for c in configs or []:
             cmd += ["--config", c]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
@@ -92,8 +110,12 @@ def _promote(reg: Any, args: argparse.Namespace) -> int:
 
             a, b = score_models([cur_path, cand_path], coco_truth(args.dataset / f"{args.split}.json", args.dataset))
             plant = compare_images(a, b, MATERIAL_CLASSES, n_resamples=args.resamples)
-            evaluation["plant"] = {"dataset_hash": read_manifest(args.dataset)["hash"], "split": args.split,
-                                   "current": cur["id"], "map50": plant["all"]["map50"]}
+            evaluation["plant"] = {
+                "dataset_hash": read_manifest(args.dataset)["hash"],
+                "split": args.split,
+                "current": cur["id"],
+                "map50": plant["all"]["map50"],
+            }
         if args.rendered_images > 0:
             r_cur, r_cand = _rendered_map50([cur_path, cand_path], args.rendered_images)
             rendered = (r_cur, r_cand)
@@ -105,15 +127,19 @@ def _promote(reg: Any, args: argparse.Namespace) -> int:
         print("  check: " + json.dumps(c))
     reg.add_evaluation(cand["id"], {**evaluation, "gate": verdict.to_dict()})
     if not verdict.passed and not args.force:
-        print(f"REFUSED: {cand['id']} ({cand['name']}) stays a candidate; {'current' if cur else 'nothing'} "
-              f"{cur['id'] if cur else ''} stays current")
+        print(
+            f"REFUSED: {cand['id']} ({cand['name']}) stays a candidate; {'current' if cur else 'nothing'} "
+            f"{cur['id'] if cur else ''} stays current"
+        )
         for r in verdict.reasons:
             print(f"  - {r}")
         return 1
     gate = {**verdict.to_dict(), "forced": bool(args.force and not verdict.passed)}
     reg.promote(cand["id"], _now(), gate)
-    print(f"PROMOTED: {cand['id']} ({cand['name']}) is current: {reg.root / 'current' / 'model.onnx'}"
-          + (" (forced past the gate)" if gate["forced"] else ""))
+    print(
+        f"PROMOTED: {cand['id']} ({cand['name']}) is current: {reg.root / 'current' / 'model.onnx'}"
+        + (" (forced past the gate)" if gate["forced"] else "")
+    )
     print("  running services: point detector.model at that file and reload (systemctl reload sorter)")
     return 0
 
@@ -125,16 +151,20 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.model_cmd == "register":
             e = reg.register(args.run, _now(), args.name, args.base)
-            print(f"registered {e['id']} ({e['name']}): rendered mAP@0.5 {e['metrics']['rendered_heldout_map50']}, "
-                  f"plant mAP@0.5 {e['metrics']['plant_test_map50']}, dataset {', '.join(h[:16] for h in e['dataset_hashes']) or '-'}")
+            print(
+                f"registered {e['id']} ({e['name']}): rendered mAP@0.5 {e['metrics']['rendered_heldout_map50']}, "
+                f"plant mAP@0.5 {e['metrics']['plant_test_map50']}, dataset {', '.join(h[:16] for h in e['dataset_hashes']) or '-'}"
+            )
             return 0
         if args.model_cmd == "list":
             cur = reg.current()
             for e in reg.entries():
                 mark = "*" if cur and cur["id"] == e["id"] else " "
                 m = e["metrics"]
-                print(f"{mark} {e['id']}  {e['name']:24s} {e['registered']}  rendered {m['rendered_heldout_map50']}  "
-                      f"plant {m['plant_test_map50']}")
+                print(
+                    f"{mark} {e['id']}  {e['name']:24s} {e['registered']}  rendered {m['rendered_heldout_map50']}  "
+                    f"plant {m['plant_test_map50']}"
+                )
             return 0
         if args.model_cmd == "show":
             print(json.dumps(reg.get(args.id), indent=1))

@@ -56,7 +56,9 @@ class ModelSwitcher:
         clock_ns: monotonic clock (injected for tests).
     """
 
-    def __init__(self, build: Callable[[Path], Any], warmup_runs: int = 3, clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self, build: Callable[[Path], Any], warmup_runs: int = 3, clock_ns: Callable[[], int] = time.monotonic_ns
+    ) -> None:
         self._build = build
         self._warmup = max(1, warmup_runs)
         self._clock = clock_ns
@@ -73,7 +75,9 @@ class ModelSwitcher:
             info = read_model_info(path)
             golden = load_golden(golden_path(base_model(path)))
         except FileNotFoundError as e:
-            raise ModelSwitchError(f"model {path}: {e.filename} is missing; export the model with 'sorter train' (it writes the golden file)") from None
+            raise ModelSwitchError(
+                f"model {path}: {e.filename} is missing; export the model with 'sorter train' (it writes the golden file)"
+            ) from None
         except SorterError as e:
             raise ModelSwitchError(f"model {path}: {e}") from None
         if info.precision not in golden.outputs:
@@ -91,8 +95,10 @@ class ModelSwitcher:
             raise
         if problems:
             detector.close()
-            raise ModelSwitchError(f"model {path} fails its parity self-test ({len(problems)} differences, first: {problems[0]}); "
-                                   "the running model stays")
+            raise ModelSwitchError(
+                f"model {path} fails its parity self-test ({len(problems)} differences, first: {problems[0]}); "
+                "the running model stays"
+            )
         return LoadedModel(path, detector, info.precision, warm_ms, problems)
 
     def switch(self, path: Path) -> LoadedModel:

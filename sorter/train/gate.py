@@ -55,18 +55,36 @@ def judge(
     if plant is not None:
         m = plant["all"]["map50"]
         lo, hi = m["diff"]["ci95"] or (None, None)
-        v.checks.append({"check": "plant held-out mAP@0.5", "current": m["a"], "candidate": m["b"], "diff": m["diff"]["value"],
-                         "ci95": m["diff"]["ci95"], "images": plant["num_images"]})
+        v.checks.append(
+            {
+                "check": "plant held-out mAP@0.5",
+                "current": m["a"],
+                "candidate": m["b"],
+                "diff": m["diff"]["value"],
+                "ci95": m["diff"]["ci95"],
+                "images": plant["num_images"],
+            }
+        )
         if hi is not None and hi < 0:
-            v.refuse(f"worse than the current model on the plant held-out set: mAP@0.5 {m['b']:.3f} vs {m['a']:.3f}, "
-                     f"difference {m['diff']['value']:+.3f} with 95 % interval [{lo:+.3f}, {hi:+.3f}] below zero")
+            v.refuse(
+                f"worse than the current model on the plant held-out set: mAP@0.5 {m['b']:.3f} vs {m['a']:.3f}, "
+                f"difference {m['diff']['value']:+.3f} with 95 % interval [{lo:+.3f}, {hi:+.3f}] below zero"
+            )
     if rendered is not None:
         cur, cand = rendered
-        v.checks.append({"check": "rendered held-out mAP@0.5", "current": round(cur, 4), "candidate": round(cand, 4),
-                         "max_drop": max_rendered_drop})
+        v.checks.append(
+            {
+                "check": "rendered held-out mAP@0.5",
+                "current": round(cur, 4),
+                "candidate": round(cand, 4),
+                "max_drop": max_rendered_drop,
+            }
+        )
         if cand < cur - max_rendered_drop:
-            v.refuse(f"rendered held-out mAP@0.5 falls from {cur:.4f} to {cand:.4f} (more than {max_rendered_drop}): "
-                     "mix more rendered frames into the fine-tune (--real-share) so unlabelled classes are not forgotten")
+            v.refuse(
+                f"rendered held-out mAP@0.5 falls from {cur:.4f} to {cand:.4f} (more than {max_rendered_drop}): "
+                "mix more rendered frames into the fine-tune (--real-share) so unlabelled classes are not forgotten"
+            )
     if replay is not None:
         cur_s, cand_s = replay
         check: dict[str, Any] = {"check": "replay A/B"}
@@ -80,7 +98,13 @@ def judge(
                     v.refuse(f"replay {key} falls from {a:.3f} to {b:.3f} (more than {max_replay_drop})")
             for key in ("frames", "objects_seen", "targets_ejected", "commands_sent"):
                 check[key] = [cur_s.get(key), cand_s.get(key)]
-            if isinstance(cur_s.get("frames"), int) and isinstance(cand_s.get("frames"), int) and cand_s["frames"] < cur_s["frames"]:
-                v.refuse(f"the candidate processed {cand_s['frames']} frames of the recording, the current model {cur_s['frames']}")
+            if (
+                isinstance(cur_s.get("frames"), int)
+                and isinstance(cand_s.get("frames"), int)
+                and cand_s["frames"] < cur_s["frames"]
+            ):
+                v.refuse(
+                    f"the candidate processed {cand_s['frames']} frames of the recording, the current model {cur_s['frames']}"
+                )
         v.checks.append(check)
     return v

@@ -174,8 +174,15 @@ def calibration(images: Sequence[ScoredImage], num_classes: int, min_score: floa
         if n:
             acc, mean_conf = float(ok[sel].mean()), float(s[sel].mean())
             ece += n / max(s.size, 1) * abs(acc - mean_conf)
-            table.append({"lo": round(float(edges[k]), 3), "hi": round(float(edges[k + 1]), 3), "n": n,
-                          "confidence": round(mean_conf, 4), "accuracy": round(acc, 4)})
+            table.append(
+                {
+                    "lo": round(float(edges[k]), 3),
+                    "hi": round(float(edges[k + 1]), 3),
+                    "n": n,
+                    "confidence": round(mean_conf, 4),
+                    "accuracy": round(acc, 4),
+                }
+            )
     return {"ece": round(ece, 4) if s.size else None, "min_score": min_score, "detections": int(s.size), "bins": table}
 
 
@@ -250,8 +257,14 @@ def confusion(images: Sequence[ScoredImage], class_names: Sequence[str], min_sco
         order = np.argsort(-im.dt_scores, kind="mergesort")
         sample = Sample(np.zeros((0, 0, 3), np.uint8), im.gt_boxes, im.gt_classes, im.gt_ignore)
         confusion_update(m, sample, Detections(im.dt_boxes[order], im.dt_scores[order], im.dt_classes[order]), min_score)
-    return {"labels": [*class_names, "background"], "rows": "truth", "columns": "prediction", "iou": 0.5,
-            "min_score": min_score, "counts": m.tolist()}
+    return {
+        "labels": [*class_names, "background"],
+        "rows": "truth",
+        "columns": "prediction",
+        "iou": 0.5,
+        "min_score": min_score,
+        "counts": m.tolist(),
+    }
 
 
 def compare_images(
@@ -288,6 +301,7 @@ def compare_images(
     fa, fb = fp_per_negative_frame(a, operating_score), fp_per_negative_frame(b, operating_score)
     neg = ~np.isnan(fa)
     if neg.any():
+
         def rate(f: F64) -> F64:
             return np.array([(w[neg] @ f[neg]) / w[neg].sum() if w[neg].sum() else np.nan for w in weights])
 
@@ -303,8 +317,10 @@ def significant_lines(comparison: dict[str, Any], names: tuple[str, str] = ("A",
         if d.get("significant"):
             lo, hi = d["diff"]["ci95"]
             better = names[1] if d["diff"]["value"] > 0 else names[0]
-            lines.append(f"{label}: {names[0]} {d['a']:.3f} vs {names[1]} {d['b']:.3f}, "
-                         f"diff {d['diff']['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]: {better} better")
+            lines.append(
+                f"{label}: {names[0]} {d['a']:.3f} vs {names[1]} {d['b']:.3f}, "
+                f"diff {d['diff']['value']:+.3f} [{lo:+.3f}, {hi:+.3f}]: {better} better"
+            )
 
     add("mAP@0.5", comparison["all"]["map50"])
     for cls, d in comparison["all"]["per_class"].items():
@@ -315,8 +331,10 @@ def significant_lines(comparison: dict[str, Any], names: tuple[str, str] = ("A",
     if fp and fp.get("significant"):
         lo, hi = fp["diff"]["ci95"]
         better = names[0] if fp["diff"]["value"] > 0 else names[1]
-        lines.append(f"false positives per bare-belt frame: {names[0]} {fp['a']:.2f} vs {names[1]} {fp['b']:.2f}, "
-                     f"diff {fp['diff']['value']:+.2f} [{lo:+.2f}, {hi:+.2f}]: {better} better")
+        lines.append(
+            f"false positives per bare-belt frame: {names[0]} {fp['a']:.2f} vs {names[1]} {fp['b']:.2f}, "
+            f"diff {fp['diff']['value']:+.2f} [{lo:+.2f}, {hi:+.2f}]: {better} better"
+        )
     return lines
 
 

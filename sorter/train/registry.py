@@ -67,7 +67,9 @@ class Registry:
             src = run_dir / f.replace("model", base, 1)
             if src.is_file():
                 shutil.copy2(src, dest / f)
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if (run_dir / "metrics.json").is_file() else {}
+        metrics = (
+            json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")) if (run_dir / "metrics.json").is_file() else {}
+        )
         plant = metrics.get("plant_test") or {}
         entry = {
             "id": mid,

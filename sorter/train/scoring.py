@@ -23,16 +23,22 @@ from sorter.train.honest import ScoredImage, light_tag
 GroundTruth = tuple[ImageArray, np.ndarray, np.ndarray, np.ndarray, dict[str, str], tuple[dict[str, str], ...]]
 
 
-def detectors(models: Sequence[Path], precision: str = "fp32", min_score: float = 0.01, backend: str = "onnxruntime",
-              device: str = "cpu") -> list[Any]:
+def detectors(
+    models: Sequence[Path], precision: str = "fp32", min_score: float = 0.01, backend: str = "onnxruntime", device: str = "cpu"
+) -> list[Any]:
     """One detector per model file."""
     import importlib
 
     from sorter.detect.registry import LEARNED_BACKENDS
 
     mod = importlib.import_module(LEARNED_BACKENDS[backend])
-    return [mod.create(DetectorConfig(type=backend, model=str(m), precision=precision, min_score=min_score, device=device),  # type: ignore[arg-type]
-                       MATERIAL_CLASSES) for m in models]
+    return [
+        mod.create(
+            DetectorConfig(type=backend, model=str(m), precision=precision, min_score=min_score, device=device),  # type: ignore[arg-type]
+            MATERIAL_CLASSES,
+        )
+        for m in models
+    ]
 
 
 def coco_truth(annotations: Path, images_dir: Path) -> Iterator[GroundTruth]:
@@ -62,8 +68,14 @@ def coco_truth(annotations: Path, images_dir: Path) -> Iterator[GroundTruth]:
             attrs.append({str(k): str(v) for k, v in (a.get("attributes") or {}).items() if k not in ("occluded", "rotation")})
         tags = {str(k): str(v) for k, v in (im.get("tags") or {}).items()}
         tags.setdefault("light", light_tag(image))
-        yield (np.asarray(image, np.uint8), np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int32),
-               np.asarray(ignore, bool), tags, tuple(attrs))
+        yield (
+            np.asarray(image, np.uint8),
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(classes, np.int32),
+            np.asarray(ignore, bool),
+            tags,
+            tuple(attrs),
+        )
 
 
 def rendered_truth(n_images: int, seed: int | None = None) -> Iterator[GroundTruth]:

@@ -19,7 +19,10 @@ SET = ROOT.parent / "shared" / "data" / "real_waste" / "garbage_seg_481"
 MAP = "cardboard->cardboard,paper->paper,metal->alu_can,plastic->pet_bottle,glass->-,biological->-"
 DEFAULT = ROOT / "sorter" / "models" / "default.onnx"
 
-pytestmark = [pytest.mark.skipif(not SET.exists(), reason="the shared real_waste photos are not present"), pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.skipif(not SET.exists(), reason="the shared real_waste photos are not present"),
+    pytest.mark.timeout(1800),
+]
 
 
 def _subset(split: str, n: int, out: Path) -> Path:
@@ -33,9 +36,37 @@ def _subset(split: str, n: int, out: Path) -> Path:
 
 
 def _train(out: Path, ds: Path, extra: list[str]) -> int:
-    return cli_main(["train", "--init", str(DEFAULT), "--dataset", str(ds), "--out", str(out), "--train-images", "4",
-                     "--real-share", "0.5", "--val-images", "4", "--heldout-images", "6", "--epochs", "1", "--batch-size", "8",
-                     "--warmup-steps", "2", "--threads", "2", "--no-progress", "--cache-dir", str(out.parent / "cache"), *extra])
+    return cli_main(
+        [
+            "train",
+            "--init",
+            str(DEFAULT),
+            "--dataset",
+            str(ds),
+            "--out",
+            str(out),
+            "--train-images",
+            "4",
+            "--real-share",
+            "0.5",
+            "--val-images",
+            "4",
+            "--heldout-images",
+            "6",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--warmup-steps",
+            "2",
+            "--threads",
+            "2",
+            "--no-progress",
+            "--cache-dir",
+            str(out.parent / "cache"),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +75,50 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train, valid = _subset("train", 14, w / "train.json"), _subset("valid", 10, w / "valid.json")
     # unknown classes are refused with the list, mapped or ignored on request
     assert cli_main(["labels", "from-coco", str(train), "--images", str(SET), "--out", str(w / "refused")]) == 2
-    assert cli_main(["labels", "from-coco", str(train), "--images", str(SET), "--out", str(w / "ignored"), "--unknown", "ignore"]) == 0
+    assert (
+        cli_main(["labels", "from-coco", str(train), "--images", str(SET), "--out", str(w / "ignored"), "--unknown", "ignore"])
+        == 0
+    )
     assert {b.label for f in read_batch(w / "ignored").frames for b in f.labels or ()} <= {"cardboard", "paper"}
     for name, coco in (("gtrain", train), ("gvalid", valid)):
-        assert cli_main(["labels", "from-coco", str(coco), "--images", str(SET), "--out", str(w / name),
-                         "--class-map", MAP, "--empty", "negative", "--recording", name]) == 0
-    assert cli_main(["dataset", "build", str(w / "ds"), "--batch", str(w / "gtrain"), "--eval-batch", str(w / "gvalid"),
-                     "--split", "recording", "--test-recording", "gvalid"]) == 0
+        assert (
+            cli_main(
+                [
+                    "labels",
+                    "from-coco",
+                    str(coco),
+                    "--images",
+                    str(SET),
+                    "--out",
+                    str(w / name),
+                    "--class-map",
+                    MAP,
+                    "--empty",
+                    "negative",
+                    "--recording",
+                    name,
+                ]
+            )
+            == 0
+        )
+    assert (
+        cli_main(
+            [
+                "dataset",
+                "build",
+                str(w / "ds"),
+                "--batch",
+                str(w / "gtrain"),
+                "--eval-batch",
+                str(w / "gvalid"),
+                "--split",
+                "recording",
+                "--test-recording",
+                "gvalid",
+            ]
+        )
+        == 0
+    )
     return w
 
 
@@ -99,7 +167,9 @@ def test_registry_gate_promotion_and_rollback(work: Path) -> None:
     current = json.loads((work / "registry" / "registry.json").read_text())
     assert current["entries"][current["current"]]["name"] == "shipped"
     bad = next(e for e in current["entries"].values() if e["name"] == "bad")
-    assert bad["evaluations"][-1]["gate"]["passed"] is False and "rendered held-out" in bad["evaluations"][-1]["gate"]["reasons"][-1]
+    assert (
+        bad["evaluations"][-1]["gate"]["passed"] is False and "rendered held-out" in bad["evaluations"][-1]["gate"]["reasons"][-1]
+    )
     assert cli_main([*reg, "promote", "bad", "--rendered-images", "0", "--force"]) == 0
     assert (work / "registry" / "current" / "ID").read_text().strip() == bad["id"]
     assert cli_main([*reg, "rollback"]) == 0

@@ -47,10 +47,26 @@ def _free_port() -> int:
 
 
 def _start(program: Path, data: Path, port: int, first: bool) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "LOCAL_FILES_SERVING_ENABLED": "true",
-           "LOCAL_FILES_DOCUMENT_ROOT": "/", "DJANGO_DB": "sqlite"}
-    cmd = [str(program), "start", "--no-browser", "--host", "127.0.0.1", "--internal-host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data)]
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LOCAL_FILES_SERVING_ENABLED": "true",
+        "LOCAL_FILES_DOCUMENT_ROOT": "/",
+        "DJANGO_DB": "sqlite",
+    }
+    cmd = [
+        str(program),
+        "start",
+        "--no-browser",
+        "--host",
+        "127.0.0.1",
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+    ]
     if first:
         cmd += ["--username", USER, "--password", PASSWORD, "--user-token", TOKEN]
     log = (data.parent / f"{data.name}.log").open("wb")
@@ -86,8 +102,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     program = _program()
     if program is None:
-        pytest.skip("Label Studio is not installed: python3 -m venv .venv-labelstudio && "
-                    ".venv-labelstudio/bin/pip install label-studio==1.23.2 (.ci/run does this)")
+        pytest.skip(
+            "Label Studio is not installed: python3 -m venv .venv-labelstudio && "
+            ".venv-labelstudio/bin/pip install label-studio==1.23.2 (.ci/run does this)"
+        )
     template = program.parent.parent / "sorter-test-data"
     if not (template / "label_studio.sqlite3").exists():  # migrate once, with our user and token
         tmp = template.with_name("sorter-test-data.tmp")
@@ -141,7 +159,9 @@ def test_push_annotate_pull_returns_every_box_to_the_pixel(label_studio: str, tm
         if want:  # the pre-annotations are there as predictions, box for box, with their scores
             assert len(preds) == 1 and preds[0].model_version == "sorter"
             got = preds[0].result
-            assert [(r["value"]["rectanglelabels"], r["score"]) for r in got] == [(r["value"]["rectanglelabels"], r["score"]) for r in want]
+            assert [(r["value"]["rectanglelabels"], r["score"]) for r in got] == [
+                (r["value"]["rectanglelabels"], r["score"]) for r in want
+            ]
             for g, w in zip(got, want, strict=True):
                 for k in ("x", "y", "width", "height"):
                     assert g["value"][k] == pytest.approx(w["value"][k], abs=1e-9)

@@ -34,7 +34,9 @@ def _boxes_for_export(entry: FrameEntry, min_score: float, use_predictions: bool
     return [p for p in entry.predictions if p.score is None or p.score >= min_score]
 
 
-def export_coco(batch: Batch, out_dir: Path, *, min_score: float = 0.3, predictions: bool = False, copy_images: bool = True) -> Path:
+def export_coco(
+    batch: Batch, out_dir: Path, *, min_score: float = 0.3, predictions: bool = False, copy_images: bool = True
+) -> Path:
     """Write ``batch`` as a CVAT COCO 1.0 dataset in ``out_dir``; returns the annotation file.
 
     Args:
@@ -48,8 +50,18 @@ def export_coco(batch: Batch, out_dir: Path, *, min_score: float = 0.3, predicti
     anns: list[dict[str, Any]] = []
     for i, entry in enumerate(batch.frames):
         name = Path(entry.file).name
-        images.append({"id": i + 1, "file_name": name, "width": entry.width_px, "height": entry.height_px,
-                       "license": 0, "flickr_url": "", "coco_url": "", "date_captured": 0})
+        images.append(
+            {
+                "id": i + 1,
+                "file_name": name,
+                "width": entry.width_px,
+                "height": entry.height_px,
+                "license": 0,
+                "flickr_url": "",
+                "coco_url": "",
+                "date_captured": 0,
+            }
+        )
         for b in _boxes_for_export(entry, min_score, predictions):
             x1, y1, x2, y2 = b.box_px
             ann: dict[str, Any] = {
@@ -85,7 +97,9 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"COCO file '{path}' does not exist; pass the annotations JSON exported by the labelling tool") from None
+        raise ConfigError(
+            f"COCO file '{path}' does not exist; pass the annotations JSON exported by the labelling tool"
+        ) from None
     except json.JSONDecodeError as e:
         raise ConfigError(f"COCO file '{path}' is not valid JSON ({e}); export it again") from None
     for key in ("images", "annotations", "categories"):
@@ -150,7 +164,9 @@ def merge_labels(batch: Batch, labels: dict[str, list[Box] | None], report: Impo
     for name, boxes in labels.items():
         k = by_name.get(Path(name).name)
         if k is None:
-            report.problems.append(f"image {name!r} is not a frame of the batch '{batch.root}'; import into the batch it came from")
+            report.problems.append(
+                f"image {name!r} is not a frame of the batch '{batch.root}'; import into the batch it came from"
+            )
             continue
         if boxes is not None:
             frames[k] = _with_labels(frames[k], boxes)
@@ -189,8 +205,19 @@ def batch_from_coco(
         dst = f"{IMAGES_DIR}/{k:06d}{src.suffix.lower()}"
         (out_dir / dst).write_bytes(data)
         w, h = sizes[name]
-        frames.append(FrameEntry(file=dst, width_px=w, height_px=h, source=f"{path.name}:{name}", recording=recording,
-                                 frame_index=k, labels=tuple(boxes)))
+        frames.append(
+            FrameEntry(
+                file=dst,
+                width_px=w,
+                height_px=h,
+                source=f"{path.name}:{name}",
+                recording=recording,
+                frame_index=k,
+                labels=tuple(boxes),
+            )
+        )
     check_duplicates(digests, "image content (sha256 prefix)", report)
     report.raise_if_problems(f"COCO file '{path}'")
-    return Batch(out_dir, class_map.targets, tuple(frames), {"imported_from": str(path), "class_map": class_map.to_dict()}), report
+    return Batch(
+        out_dir, class_map.targets, tuple(frames), {"imported_from": str(path), "class_map": class_map.to_dict()}
+    ), report

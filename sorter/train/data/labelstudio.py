@@ -77,7 +77,9 @@ def image_url(entry: FrameEntry, batch: Batch, url_prefix: str | None) -> str:
     return url_prefix.rstrip("/") + "/" + quote(rel)
 
 
-def to_tasks(batch: Batch, *, url_prefix: str | None = None, min_score: float = 0.3, model_version: str = "sorter") -> list[dict[str, Any]]:
+def to_tasks(
+    batch: Batch, *, url_prefix: str | None = None, min_score: float = 0.3, model_version: str = "sorter"
+) -> list[dict[str, Any]]:
     """Label Studio import tasks for a batch: image, frame metadata, predictions; labels as annotations where present."""
     tasks = []
     for entry in batch.frames:
@@ -132,7 +134,9 @@ def result_boxes(results: Sequence[dict[str, Any]], where: str, report: ImportRe
         w, h = r.get("original_width"), r.get("original_height")
         labels = v.get("rectanglelabels") or []
         if not w or not h:
-            report.problems.append(f"{where}: result {r.get('id')} has no original_width/original_height; export again from Label Studio")
+            report.problems.append(
+                f"{where}: result {r.get('id')} has no original_width/original_height; export again from Label Studio"
+            )
             continue
         if len(labels) != 1:
             report.problems.append(f"{where}: result {r.get('id')} has {len(labels)} labels {labels}; give each box exactly one")
@@ -165,8 +169,11 @@ def read_export(
     for t in tasks:
         for a in t.get("annotations") or []:
             if not a.get("was_cancelled"):
-                names += [str((r.get("value") or {}).get("rectanglelabels", ["?"])[0]) for r in a.get("result", [])
-                          if r.get("type") == "rectanglelabels" and (r.get("value") or {}).get("rectanglelabels")]
+                names += [
+                    str((r.get("value") or {}).get("rectanglelabels", ["?"])[0])
+                    for r in a.get("result", [])
+                    if r.get("type") == "rectanglelabels" and (r.get("value") or {}).get("rectanglelabels")
+                ]
     class_map.check(names, source)
     files = [str((t.get("data") or {}).get("sorter_file", "")) for t in tasks]
     check_duplicates([f for f in files if f], "frame", report)
@@ -186,8 +193,10 @@ def read_export(
         raw, sizes = result_boxes(latest.get("result", []), where, report)
         wrong = sorted(sizes - {(entry.width_px, entry.height_px)})
         if wrong:
-            report.problems.append(f"{where}: Label Studio saw a {wrong[0][0]}x{wrong[0][1]} image but the frame is "
-                                   f"{entry.width_px}x{entry.height_px}; push the batch's own images")
+            report.problems.append(
+                f"{where}: Label Studio saw a {wrong[0][0]}x{wrong[0][1]} image but the frame is "
+                f"{entry.width_px}x{entry.height_px}; push the batch's own images"
+            )
             continue
         if not raw:
             out[file] = [] if empty_frame(file, empty, report) else None

@@ -29,7 +29,9 @@ def connect(url: str | None, token: str | None) -> Any:
         raise ConfigError("no Label Studio URL: pass --url http://HOST:PORT or set LABEL_STUDIO_URL")
     key = token or os.environ.get("LABEL_STUDIO_API_KEY")
     if not key:
-        raise ConfigError("no Label Studio API token: pass --token (Account & Settings > Access Token) or set LABEL_STUDIO_API_KEY")
+        raise ConfigError(
+            "no Label Studio API token: pass --token (Account & Settings > Access Token) or set LABEL_STUDIO_API_KEY"
+        )
     return LabelStudio(base_url=url.rstrip("/"), api_key=key)
 
 
@@ -40,7 +42,9 @@ def _call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         text = str(e)
         if "401" in text or "403" in text:
             raise ConfigError(f"Label Studio refused the token while trying to {what} ({text[:200]}); check --token") from None
-        raise DeviceNotConnectedError(f"cannot {what} on Label Studio ({type(e).__name__}: {text[:200]}); is it running at --url?") from None
+        raise DeviceNotConnectedError(
+            f"cannot {what} on Label Studio ({type(e).__name__}: {text[:200]}); is it running at --url?"
+        ) from None
 
 
 def push(client: Any, batch: Batch, *, title: str, url_prefix: str | None = None, min_score: float = 0.3) -> int:
@@ -53,12 +57,16 @@ def push(client: Any, batch: Batch, *, title: str, url_prefix: str | None = None
 
 def pull(client: Any, project_id: int) -> list[dict[str, Any]]:
     """The project's tasks as Label Studio's JSON export (annotations and predictions included)."""
-    chunks = _call("export the project", lambda: b"".join(client.projects.exports.download_sync(project_id, export_type="JSON",
-                                                                                              download_all_tasks=True)))
+    chunks = _call(
+        "export the project",
+        lambda: b"".join(client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True)),
+    )
     try:
         doc = json.loads(chunks)
     except json.JSONDecodeError as e:
-        raise DeviceNotConnectedError(f"Label Studio's export of project {project_id} is not JSON ({e}); check the server log") from None
+        raise DeviceNotConnectedError(
+            f"Label Studio's export of project {project_id} is not JSON ({e}); check the server log"
+        ) from None
     if not isinstance(doc, list):
         raise DeviceNotConnectedError(f"Label Studio's export of project {project_id} is not a task list: {str(doc)[:200]}")
     return doc

@@ -57,10 +57,19 @@ class Item:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "image": self.image, "sha256": self.sha256, "width_px": self.width_px, "height_px": self.height_px,
-            "recording": self.recording, "frame_index": self.frame_index, "t_capture_ns": self.t_capture_ns,
-            "split": self.split, "negative": self.negative, "eval_only": self.eval_only, "tags": self.tags,
-            "source": self.source, "boxes": [b.to_dict() for b in self.boxes],
+            "image": self.image,
+            "sha256": self.sha256,
+            "width_px": self.width_px,
+            "height_px": self.height_px,
+            "recording": self.recording,
+            "frame_index": self.frame_index,
+            "t_capture_ns": self.t_capture_ns,
+            "split": self.split,
+            "negative": self.negative,
+            "eval_only": self.eval_only,
+            "tags": self.tags,
+            "source": self.source,
+            "boxes": [b.to_dict() for b in self.boxes],
         }
 
 
@@ -73,8 +82,15 @@ def manifest_hash(class_names: Sequence[str], items: Sequence[Item]) -> str:
     body = {
         "class_names": list(class_names),
         "items": sorted(
-            ([it.sha256, it.split, it.recording, [[b.label, [round(v, 2) for v in b.box_px], b.attrs.get("ignore", "")] for b in it.boxes]]
-             for it in items),
+            (
+                [
+                    it.sha256,
+                    it.split,
+                    it.recording,
+                    [[b.label, [round(v, 2) for v in b.box_px], b.attrs.get("ignore", "")] for b in it.boxes],
+                ]
+                for it in items
+            ),
             key=lambda x: (str(x[0]), str(x[1])),
         ),
     }
@@ -85,14 +101,32 @@ def coco_of(items: Sequence[Item], class_names: Sequence[str]) -> dict[str, Any]
     """COCO ground truth of some items (ignored boxes as ``iscrowd``; attributes kept)."""
     images, anns = [], []
     for k, it in enumerate(items):
-        images.append({"id": k + 1, "file_name": it.image, "width": it.width_px, "height": it.height_px,
-                       "recording": it.recording, "frame_index": it.frame_index, "t_capture_ns": it.t_capture_ns, "tags": it.tags})
+        images.append(
+            {
+                "id": k + 1,
+                "file_name": it.image,
+                "width": it.width_px,
+                "height": it.height_px,
+                "recording": it.recording,
+                "frame_index": it.frame_index,
+                "t_capture_ns": it.t_capture_ns,
+                "tags": it.tags,
+            }
+        )
         for b in it.boxes:
             x1, y1, x2, y2 = b.box_px
             attrs = {a: v for a, v in b.attrs.items() if a != "ignore"}
-            anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": list(class_names).index(b.label) + 1,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                         "iscrowd": int(b.attrs.get("ignore") == "1"), "attributes": attrs})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": k + 1,
+                    "category_id": list(class_names).index(b.label) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": int(b.attrs.get("ignore") == "1"),
+                    "attributes": attrs,
+                }
+            )
     return {"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": n} for k, n in enumerate(class_names)]}
 
 
@@ -114,11 +148,15 @@ def build_dataset(
         raise ConfigError(f"'{out_dir}' already holds a dataset; build into a new folder (datasets are never changed in place)")
     all_batches = [*batches, *eval_batches]
     if not all_batches:
-        raise ConfigError("no batches given; pass --batch DIR (a labelled batch from 'sorter collect' or 'sorter labels from-coco')")
+        raise ConfigError(
+            "no batches given; pass --batch DIR (a labelled batch from 'sorter collect' or 'sorter labels from-coco')"
+        )
     class_names = all_batches[0].class_names
     for b in all_batches:
         if b.class_names != class_names:
-            raise ConfigError(f"batch '{b.root}' has classes {b.class_names}, unlike {class_names}; build from batches of one model")
+            raise ConfigError(
+                f"batch '{b.root}' has classes {b.class_names}, unlike {class_names}; build from batches of one model"
+            )
     chosen: list[tuple[Batch, FrameEntry, bool]] = []
     for b in batches:
         chosen += [(b, f, False) for f in b.frames if f.labels is not None]
@@ -139,8 +177,20 @@ def build_dataset(
             continue
         name = f"images/{sha[:16]}{Path(f.file).suffix.lower()}"
         shutil.copy2(b.image_path(f), out_dir / name)
-        items[sha] = Item(name, sha, f.width_px, f.height_px, f.recording, f.frame_index, f.t_capture_ns, sp,
-                          tuple(f.labels or ()), dict(f.tags), f"{b.root.name}/{f.file}", eval_only)
+        items[sha] = Item(
+            name,
+            sha,
+            f.width_px,
+            f.height_px,
+            f.recording,
+            f.frame_index,
+            f.t_capture_ns,
+            sp,
+            tuple(f.labels or ()),
+            dict(f.tags),
+            f"{b.root.name}/{f.file}",
+            eval_only,
+        )
     ordered = sorted(items.values(), key=lambda it: (it.recording, it.t_capture_ns, it.sha256))
     for sp in SPLITS:
         subset = [it for it in ordered if it.split == sp]
@@ -185,8 +235,21 @@ def verify(root: Path) -> list[str]:
             continue
         if file_digest(path) != d["sha256"]:
             problems.append(f"image {d['image']} has changed since the dataset was built")
-        items.append(Item(d["image"], d["sha256"], d["width_px"], d["height_px"], d["recording"], d["frame_index"],
-                          d["t_capture_ns"], d["split"], tuple(Box.from_dict(b) for b in d["boxes"]), d["tags"], d["source"]))
+        items.append(
+            Item(
+                d["image"],
+                d["sha256"],
+                d["width_px"],
+                d["height_px"],
+                d["recording"],
+                d["frame_index"],
+                d["t_capture_ns"],
+                d["split"],
+                tuple(Box.from_dict(b) for b in d["boxes"]),
+                d["tags"],
+                d["source"],
+            )
+        )
     if manifest_hash(doc["class_names"], items) != doc["hash"]:
         problems.append("the manifest hash does not match its items; the manifest was edited by hand")
     return problems

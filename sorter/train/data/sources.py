@@ -111,7 +111,9 @@ def belt_tracker_fn(cfg: Config) -> Callable[[Frame, Detections], I64]:
 
     def track(frame: Frame, det: Detections) -> I64:
         x, y, length, width = boxes_to_belt(camera, det.boxes_px.astype(np.float64))
-        meas = BeltMeasurements(frame.t_capture_ns, frame.s_capture_mm, x, y, length, width, det.scores.astype(np.float64), det.class_ids)
+        meas = BeltMeasurements(
+            frame.t_capture_ns, frame.s_capture_mm, x, y, length, width, det.scores.astype(np.float64), det.class_ids
+        )
         return np.asarray(tracker.update(meas).meas_track_ids, np.int64)
 
     return track

@@ -34,7 +34,11 @@ class SplitConfig:
     test_recordings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.test_fraction < 1.0 or not 0.0 <= self.val_fraction < 1.0 or self.test_fraction + self.val_fraction >= 1.0:
+        if (
+            not 0.0 < self.test_fraction < 1.0
+            or not 0.0 <= self.val_fraction < 1.0
+            or self.test_fraction + self.val_fraction >= 1.0
+        ):
             raise ValueError(
                 f"test fraction {self.test_fraction} and val fraction {self.val_fraction} must be in (0, 1) and sum below 1"
             )

@@ -95,11 +95,30 @@ def test_eval_only_batches_never_reach_train_and_duplicates_are_taken_once(tmp_p
 
 def test_balance_report_counts_and_warns() -> None:
     items = [
-        {"split": "train", "width_px": 300, "height_px": 100, "tags": {"light": "dark"},
-         "boxes": [{"box_px": [10, 10, 60, 60], "label": "paper", "attrs": {"state": "crumpled"}}]},
-        {"split": "train", "width_px": 300, "height_px": 100, "tags": {"light": "dark"},
-         "boxes": [{"box_px": [250, 10, 260, 20], "label": "paper"}, {"box_px": [0, 0, 5, 5], "label": "film", "attrs": {"ignore": "1"}}]},
-        {"split": "test", "width_px": 300, "height_px": 100, "tags": {}, "boxes": [{"box_px": [100, 0, 200, 100], "label": "film"}]},
+        {
+            "split": "train",
+            "width_px": 300,
+            "height_px": 100,
+            "tags": {"light": "dark"},
+            "boxes": [{"box_px": [10, 10, 60, 60], "label": "paper", "attrs": {"state": "crumpled"}}],
+        },
+        {
+            "split": "train",
+            "width_px": 300,
+            "height_px": 100,
+            "tags": {"light": "dark"},
+            "boxes": [
+                {"box_px": [250, 10, 260, 20], "label": "paper"},
+                {"box_px": [0, 0, 5, 5], "label": "film", "attrs": {"ignore": "1"}},
+            ],
+        },
+        {
+            "split": "test",
+            "width_px": 300,
+            "height_px": 100,
+            "tags": {},
+            "boxes": [{"box_px": [100, 0, 200, 100], "label": "film"}],
+        },
     ]
     r = balance_report(items, MATERIAL_CLASSES)
     t = r["train"]

@@ -15,7 +15,10 @@ from sorter.train.registry import Registry
 
 
 def _cmp(a: float, b: float, lo: float, hi: float) -> dict:
-    return {"num_images": 50, "all": {"map50": {"a": a, "b": b, "diff": {"value": b - a, "ci95": [lo, hi]}, "significant": lo > 0 or hi < 0}}}
+    return {
+        "num_images": 50,
+        "all": {"map50": {"a": a, "b": b, "diff": {"value": b - a, "ci95": [lo, hi]}, "significant": lo > 0 or hi < 0}},
+    }
 
 
 def test_gate_refuses_only_beyond_the_interval_and_past_the_rendered_drop() -> None:
@@ -40,9 +43,18 @@ def _run_dir(tmp: Path, name: str, extra: bytes = b"") -> Path:
         shutil.copy2(MODELS_DIR / src, d / dst)
     if extra:  # a different model file (metadata-free trailing bytes would not parse; a copy with other bytes is enough here)
         (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes() + extra)
-    (d / "metrics.json").write_text(json.dumps({"command": f"sorter train --init x.onnx --out {name}", "code_version": "0.1.0+abc",
-                                                "seed": 0, "map50": 0.95, "data": {"dataset_hash": "f" * 64},
-                                                "plant_test": {"map50": {"value": 0.9, "ci95": [0.85, 0.95]}}}))
+    (d / "metrics.json").write_text(
+        json.dumps(
+            {
+                "command": f"sorter train --init x.onnx --out {name}",
+                "code_version": "0.1.0+abc",
+                "seed": 0,
+                "map50": 0.95,
+                "data": {"dataset_hash": "f" * 64},
+                "plant_test": {"map50": {"value": 0.9, "ci95": [0.85, 0.95]}},
+            }
+        )
+    )
     return d
 
 

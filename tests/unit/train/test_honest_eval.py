@@ -9,11 +9,26 @@ from sorter.train.honest import ScoredImage, calibration, compare_images, evalua
 CLASSES = ("a", "b")
 
 
-def _img(gt: list[tuple[float, float, float, float]], gcls: list[int], dt: list[tuple[float, float, float, float]],
-         scores: list[float], dcls: list[int], tags: dict[str, str] | None = None, attrs: tuple = ()) -> ScoredImage:
-    return ScoredImage((100, 300), np.array(gt, np.float32).reshape(-1, 4), np.array(gcls, np.int32), np.zeros(len(gt), bool),
-                       np.array(dt, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(dcls, np.int32),
-                       tags or {}, attrs)
+def _img(
+    gt: list[tuple[float, float, float, float]],
+    gcls: list[int],
+    dt: list[tuple[float, float, float, float]],
+    scores: list[float],
+    dcls: list[int],
+    tags: dict[str, str] | None = None,
+    attrs: tuple = (),
+) -> ScoredImage:
+    return ScoredImage(
+        (100, 300),
+        np.array(gt, np.float32).reshape(-1, 4),
+        np.array(gcls, np.int32),
+        np.zeros(len(gt), bool),
+        np.array(dt, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(dcls, np.int32),
+        tags or {},
+        attrs,
+    )
 
 
 def test_report_has_per_class_slices_negatives_and_calibration() -> None:

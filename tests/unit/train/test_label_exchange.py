@@ -53,7 +53,9 @@ def test_coco_export_is_cvat_layout_and_round_trips_exactly(tmp_path: Path) -> N
     assert sorted(p.name for p in (tmp_path / "cvat" / "images").iterdir()) == [f"f{i:06d}.png" for i in range(4)]
     labels, report = coco_io.read_coco(path, ClassMap(MATERIAL_CLASSES))
     assert report.problems == [] and report.boxes == 8
-    merged = coco_io.merge_labels(b.with_frames([FrameEntry(**{**f.__dict__, "labels": None}) for f in b.frames]), labels, report, "x")
+    merged = coco_io.merge_labels(
+        b.with_frames([FrameEntry(**{**f.__dict__, "labels": None}) for f in b.frames]), labels, report, "x"
+    )
     assert [f.labels for f in merged.frames] == [f.labels for f in b.frames]
     # unlabelled frames export their predictions (>= min score) as pre-annotations with scores
     unl = _batch(tmp_path / "u")
@@ -63,17 +65,23 @@ def test_coco_export_is_cvat_layout_and_round_trips_exactly(tmp_path: Path) -> N
 
 def _coco(tmp: Path, images: list[dict], anns: list[dict], cats: list[str]) -> Path:
     p = tmp / "ann.json"
-    p.write_text(json.dumps({"images": images, "annotations": anns,
-                             "categories": [{"id": k + 1, "name": n} for k, n in enumerate(cats)]}))
+    p.write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": n} for k, n in enumerate(cats)]})
+    )
     return p
 
 
 def test_coco_import_lists_every_problem_with_its_fix(tmp_path: Path) -> None:
-    images = [{"id": 1, "file_name": "a.png", "width": 100, "height": 50}, {"id": 2, "file_name": "a.png", "width": 100, "height": 50},
-              {"id": 3, "file_name": "c.png", "width": 100, "height": 50}]
-    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [90, 10, 30, 10]},  # outside on the right
-            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, 0, 10]},  # no area
-            {"id": 3, "image_id": 9, "category_id": 1, "bbox": [1, 1, 5, 5]}]  # missing image
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 100, "height": 50},
+        {"id": 2, "file_name": "a.png", "width": 100, "height": 50},
+        {"id": 3, "file_name": "c.png", "width": 100, "height": 50},
+    ]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [90, 10, 30, 10]},  # outside on the right
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, 0, 10]},  # no area
+        {"id": 3, "image_id": 9, "category_id": 1, "bbox": [1, 1, 5, 5]},
+    ]  # missing image
     p = _coco(tmp_path, images, anns, ["paper"])
     with pytest.raises(LabelImportError) as e:
         _, r = coco_io.read_coco(p, ClassMap(MATERIAL_CLASSES))

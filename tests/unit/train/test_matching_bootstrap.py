@@ -71,9 +71,17 @@ def test_weighted_ap_equals_an_explicitly_resampled_set() -> None:
     draw = rng.integers(0, len(images), len(images))
     w = np.bincount(draw, minlength=len(images)).astype(float)[None, :]
     for c in range(3):
-        per_image = [match_class(im.dt_boxes[im.dt_classes == c], im.dt_scores[im.dt_classes == c], im.gt_boxes[im.gt_classes == c],
-                                 im.gt_ignore[im.gt_classes == c], np.ones(int((im.gt_classes == c).sum()), bool),
-                                 np.ones(int((im.dt_classes == c).sum()), bool)) for im in images]
+        per_image = [
+            match_class(
+                im.dt_boxes[im.dt_classes == c],
+                im.dt_scores[im.dt_classes == c],
+                im.gt_boxes[im.gt_classes == c],
+                im.gt_ignore[im.gt_classes == c],
+                np.ones(int((im.gt_classes == c).sum()), bool),
+                np.ones(int((im.dt_classes == c).sum()), bool),
+            )
+            for im in images
+        ]
         explicit = average_precision([per_image[i] for i in draw])
         assert weighted_ap(ClassTable.build(per_image), w)[0] == pytest.approx(explicit, abs=1e-12)
 
@@ -92,8 +100,18 @@ def test_bootstrap_interval_brackets_the_value_and_shrinks_with_more_images() ->
 
 def test_paired_difference_flags_a_clearly_better_model_only() -> None:
     images = _random_images(4, 60)
-    better = [ScoredImage(im.shape, im.gt_boxes, im.gt_classes, im.gt_ignore, im.gt_boxes.copy(),
-                          np.full(im.gt_boxes.shape[0], 0.9, np.float32), im.gt_classes.copy()) for im in images]
+    better = [
+        ScoredImage(
+            im.shape,
+            im.gt_boxes,
+            im.gt_classes,
+            im.gt_ignore,
+            im.gt_boxes.copy(),
+            np.full(im.gt_boxes.shape[0], 0.9, np.float32),
+            im.gt_classes.copy(),
+        )
+        for im in images
+    ]
     w = resample_weights(len(images), 300, 1)
     ta = build_tables(images, 3, default_slices(images)[:1])[0].tables[0]
     tb = build_tables(better, 3, default_slices(better)[:1])[0].tables[0]

@@ -21,7 +21,9 @@ def _build(path: Path):  # type: ignore[no-untyped-def]
     from sorter.detect.switch import base_model
 
     precision = read_model_info(path).precision
-    return create(DetectorConfig(type="onnxruntime", model=str(base_model(path)), precision=precision), MATERIAL_CLASSES, threads=1)
+    return create(
+        DetectorConfig(type="onnxruntime", model=str(base_model(path)), precision=precision), MATERIAL_CLASSES, threads=1
+    )
 
 
 def _copy(tmp: Path, name: str) -> Path:

@@ -11,7 +11,11 @@ from sorter.train.synth import SynthDataset, SynthRecipe
 def test_original_look_and_cache_keys_are_unchanged() -> None:
     r = SynthRecipe(n_images=2, seed=1000003)
     assert "look" not in r.to_dict()  # caches and the held-out recipe keep their keys
-    assert r.key() == SynthRecipe(n_images=2, seed=1000003, look="sim").key() != SynthRecipe(n_images=2, seed=1000003, look="real").key()
+    assert (
+        r.key()
+        == SynthRecipe(n_images=2, seed=1000003, look="sim").key()
+        != SynthRecipe(n_images=2, seed=1000003, look="real").key()
+    )
     s = RenderStyle.randomised(np.random.default_rng(5))
     assert (s.wear, s.debris_per_m2, s.specular, s.print_p, s.crease_p) == (0.0, 0.0, 0.0, 0.0, 0.0)
 

@@ -9,10 +9,17 @@ from sorter.train.data.sampler import ActiveSampler, NoveltyModel, Observation, 
 MS = 1_000_000
 
 
-def obs(t_ms: float, scores: list[float], classes: list[int], tracks: list[int] | None = None, feature: np.ndarray | None = None) -> Observation:
+def obs(
+    t_ms: float, scores: list[float], classes: list[int], tracks: list[int] | None = None, feature: np.ndarray | None = None
+) -> Observation:
     n = len(scores)
-    return Observation(int(t_ms * MS), np.array(scores, np.float32), np.array(classes, np.int32),
-                       np.array(tracks if tracks is not None else [0] * n, np.int64), feature)
+    return Observation(
+        int(t_ms * MS),
+        np.array(scores, np.float32),
+        np.array(classes, np.int32),
+        np.array(tracks if tracks is not None else [0] * n, np.int64),
+        feature,
+    )
 
 
 def quiet(**kw: float) -> SamplerConfig:
