@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
                 for f in b.frames:
                     img = cv2.imread(str(b.image_path(f)), cv2.IMREAD_COLOR)
                     if img is not None:
-                        feats.append(colour_feature(img))
+                        feats.append(colour_feature(np.asarray(img, np.uint8)))
             novelty = NoveltyModel(np.stack(feats) if feats else None)
         sampler = (
             None

@@ -98,7 +98,8 @@ def _honest(args: argparse.Namespace) -> int:
                 print(f"  {name:16s} AP@0.5 {c['ap50']['value']} {c['ap50']['ci95']}  ({c['num_gt']} objects)")
         fp = summary["negative_frames"]["false_positives_per_frame"]
         if fp:
-            print(f"  bare-belt frames: {summary['negative_frames']['num_images']}, false positives per frame {fp['value']} {fp['ci95']}")
+            n_neg = summary["negative_frames"]["num_images"]
+            print(f"  bare-belt frames: {n_neg}, false positives per frame {fp['value']} {fp['ci95']}")
         print(f"  expected calibration error {summary['calibration']['ece']}")
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -72,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         q.add_argument("batch", type=Path, metavar="BATCH")
         q.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"), help="Label Studio URL (or LABEL_STUDIO_URL)")
         q.add_argument("--token", default=None, help="API token (default: LABEL_STUDIO_API_KEY)")
+        q.add_argument("--client", choices=("auto", "sdk", "http"), default="auto",
+                       help="label-studio-sdk (the 'labelstudio' extra) or plain HTTP; auto: the SDK when installed")
         if name == "push":
             q.add_argument("--title", default=None, help="project title (default: the batch folder name)")
             q.add_argument("--min-score", type=float, default=0.3)
@@ -116,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
         if args.labels_cmd == "push":
             from sorter.train.data.ls_server import connect, push
 
-            client = connect(args.url, args.token)
+            client = connect(args.url, args.token, args.client)
             project_id = push(
                 client, batch, title=args.title or batch.root.name, url_prefix=args.url_prefix, min_score=args.min_score
             )
@@ -128,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
         if args.labels_cmd == "pull":
             from sorter.train.data.ls_server import connect, pull
 
-            tasks = pull(connect(args.url, args.token), args.project)
+            tasks = pull(connect(args.url, args.token, args.client), args.project)
             labels, report = labelstudio.read_export(tasks, batch, cmap, empty=args.empty, source=f"project {args.project}")
             partial = False
         elif args.coco is not None:

@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _rendered_map50(models: list[Path], n_images: int) -> list[float]:
@@ -153,7 +153,8 @@ def main(args: argparse.Namespace) -> int:
             e = reg.register(args.run, _now(), args.name, args.base)
             print(
                 f"registered {e['id']} ({e['name']}): rendered mAP@0.5 {e['metrics']['rendered_heldout_map50']}, "
-                f"plant mAP@0.5 {e['metrics']['plant_test_map50']}, dataset {', '.join(h[:16] for h in e['dataset_hashes']) or '-'}"
+                f"plant mAP@0.5 {e['metrics']['plant_test_map50']}, "
+                f"dataset {', '.join(h[:16] for h in e['dataset_hashes']) or '-'}"
             )
             return 0
         if args.model_cmd == "list":

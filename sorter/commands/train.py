@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--epochs", type=int, default=21)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (use ~5e-4 when fine-tuning)")
-    t.add_argument("--warmup-steps", type=int, default=150, help="linear learning-rate warm-up steps (default 150; ~20 when fine-tuning)")
+    t.add_argument(
+        "--warmup-steps", type=int, default=150, help="linear learning-rate warm-up steps (default 150; ~20 when fine-tuning)"
+    )
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--time-budget-min", type=float, default=None, help="stop after the epoch that crosses this many minutes")
     d = p.add_argument_group("data")

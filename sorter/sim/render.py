@@ -194,17 +194,18 @@ def _real_details(v: VisibleObject, st: RenderStyle, colour: tuple[float, float,
     if rng.random() < st.print_p and a > 8 and b > 5:
         u0, u1 = sorted(rng.uniform(-0.5, 0.5, 2) * a)
         w0, w1 = -0.6 * b, 0.6 * b
-        paper = tuple(int(v) for v in rng.integers(150, 256, 3)) if rng.random() < 0.6 else tuple(int(v) for v in rng.integers(0, 256, 3))
+        lo = 150 if rng.random() < 0.6 else 0  # mostly light paper labels, sometimes any colour
+        paper = tuple(int(v) for v in rng.integers(lo, 256, 3))
         out.append((poly([(u0, w0), (u1, w0), (u1, w1), (u0, w1)]), paper, True, 1))  # type: ignore[arg-type]
         ink = tuple(int(v) for v in rng.integers(0, 90, 3))
         for k in range(int(rng.integers(1, 5))):
             w = w0 + (k + 1) * (w1 - w0) / 6.0
             out.append((poly([(u0 + 2, w), (u0 + (u1 - u0) * float(rng.uniform(0.4, 0.95)), w)]), ink, False, 1))  # type: ignore[arg-type]
     if st.specular > 0 and (v.spec.alpha < 0.99 or v.spec.class_id in (0, 1, 2)) and a > 6:
-        k = float(st.specular) * float(rng.uniform(0.4, 1.0))
-        glint = tuple(int(min(255.0, ch + k * (255.0 - ch))) for ch in colour)
+        gk = float(st.specular) * float(rng.uniform(0.4, 1.0))
+        glint = tuple(int(min(255.0, ch + gk * (255.0 - ch))) for ch in colour)
         off = float(rng.uniform(-0.4, 0.4)) * b
-        out.append((poly([(-0.6 * a, off), (0.6 * a, off)]), glint, False, max(1, round(0.15 * b * k))))  # type: ignore[arg-type]
+        out.append((poly([(-0.6 * a, off), (0.6 * a, off)]), glint, False, max(1, round(0.15 * b * gk))))  # type: ignore[arg-type]
     if rng.random() < st.crease_p and a > 6:
         dark = tuple(int(max(0.0, ch * 0.6)) for ch in colour)
         for _ in range(int(rng.integers(2, 6))):

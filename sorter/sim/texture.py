@@ -104,7 +104,7 @@ class BeltBackground:
             shade[:, max(0, x - 1) : x + 2] += float(rng.uniform(5, 18))
         grime = cv2.GaussianBlur(rng.standard_normal((p // 16 + 1, w // 16 + 1)).astype(np.float32), (0, 0), 1.5)
         grime = cv2.resize(grime, (w, p), interpolation=cv2.INTER_CUBIC)
-        shade += grime / max(float(grime.std()), 1e-6) * 10.0
+        shade += np.asarray(grime, np.float32) * np.float32(10.0 / max(float(np.std(grime)), 1e-6))
         shade *= float(style.wear)
         for c in range(3):
             tex[:, :, c] = np.clip(tex[:, :, c].astype(np.float32) + shade, 0, 255).astype(np.uint8)

@@ -129,7 +129,8 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
     for ann, images in opts.coco if not opts.export_only else []:
         real.append(pack(CocoDataset(ann, images, spec.class_names), spec, spec.class_names, f"load {ann.name}"))
     if opts.dataset is not None and not opts.export_only:
-        real.append(pack(CocoDataset(opts.dataset / "train.json", opts.dataset, spec.class_names), spec, spec.class_names, "load dataset"))
+        plant_set = CocoDataset(opts.dataset / "train.json", opts.dataset, spec.class_names)
+        real.append(pack(plant_set, spec, spec.class_names, "load dataset"))
     parts += mix_real(real, sum(len(p) for p in parts), opts.real_share)
     val = _synthetic(val_r, spec, opts.cache_dir, "render val") if opts.val_images > 0 else None
     timings["data_s"] = round(time.monotonic() - t0, 1)
@@ -217,7 +218,8 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         metrics["map50"] = heldout["fp32"]["map50"]
         metrics["map"] = heldout["fp32"]["map"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    final = {k: float(v) for k, v in (("heldout_map50", metrics.get("map50")), ("heldout_map", metrics.get("map"))) if v is not None}
+    pairs = (("heldout_map50", metrics.get("map50")), ("heldout_map", metrics.get("map")))
+    final = {k: float(v) for k, v in pairs if v is not None}
     if plant.get("map50", {}).get("value") is not None:
         final["plant_test_map50"] = float(plant["map50"]["value"])
     trackers.log_metrics(final, int(trainer.epoch))
@@ -247,7 +249,8 @@ def code_version() -> str:
 
     root = Path(__file__).resolve().parents[2]
     try:
-        rev = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5)
+        cmd = ["git", "-C", str(root), "describe", "--always", "--dirty"]
+        rev = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
         if rev.returncode == 0 and rev.stdout.strip():
             return f"{__version__}+{rev.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):

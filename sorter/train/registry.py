@@ -103,10 +103,11 @@ class Registry:
         if len(hits) != 1:
             known = ", ".join(f"{e['id']} ({e['name']})" for e in doc["entries"].values()) or "none"
             raise ConfigError(f"model {model_id!r} is {'ambiguous' if hits else 'not in the registry'}; registered: {known}")
-        return hits[0]
+        hit: dict[str, Any] = hits[0]
+        return hit
 
     def model_path(self, model_id: str) -> Path:
-        return self.root / "models" / self.get(model_id)["id"] / "model.onnx"
+        return self.root / "models" / str(self.get(model_id)["id"]) / "model.onnx"
 
     def current(self) -> dict[str, Any] | None:
         doc = self._read()

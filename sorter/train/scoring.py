@@ -67,7 +67,7 @@ def coco_truth(annotations: Path, images_dir: Path) -> Iterator[GroundTruth]:
             ignore.append(bool(a.get("iscrowd", 0)))
             attrs.append({str(k): str(v) for k, v in (a.get("attributes") or {}).items() if k not in ("occluded", "rotation")})
         tags = {str(k): str(v) for k, v in (im.get("tags") or {}).items()}
-        tags.setdefault("light", light_tag(image))
+        tags.setdefault("light", light_tag(np.asarray(image, np.uint8)))
         yield (
             np.asarray(image, np.uint8),
             np.asarray(boxes, np.float32).reshape(-1, 4),

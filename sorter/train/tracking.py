@@ -7,6 +7,7 @@ when set, else to a local ``mlruns/`` store in the working folder (``mlflow ui -
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -53,10 +54,8 @@ class JsonTracker:
         self.path = out_dir / RUN_FILE
         self.doc: dict[str, Any] = {"params": {}, "metrics": [], "tags": {}, "artifacts": [], "status": "RUNNING"}
         if self.path.exists():  # a resumed run continues its record
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 self.doc = json.loads(self.path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError:
-                pass
         self._write()
 
     def _write(self) -> None:

@@ -99,7 +99,8 @@ def manifest_hash(class_names: Sequence[str], items: Sequence[Item]) -> str:
 
 def coco_of(items: Sequence[Item], class_names: Sequence[str]) -> dict[str, Any]:
     """COCO ground truth of some items (ignored boxes as ``iscrowd``; attributes kept)."""
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for k, it in enumerate(items):
         images.append(
             {
@@ -192,9 +193,9 @@ def build_dataset(
             eval_only,
         )
     ordered = sorted(items.values(), key=lambda it: (it.recording, it.t_capture_ns, it.sha256))
-    for sp in SPLITS:
-        subset = [it for it in ordered if it.split == sp]
-        (out_dir / f"{sp}.json").write_text(json.dumps(coco_of(subset, class_names)), encoding="utf-8")
+    for split_name in SPLITS:
+        subset = [it for it in ordered if it.split == split_name]
+        (out_dir / f"{split_name}.json").write_text(json.dumps(coco_of(subset, class_names)), encoding="utf-8")
     manifest = {
         "format": FORMAT,
         "hash": manifest_hash(class_names, ordered),

@@ -59,7 +59,6 @@ def config_frames(
     is_file = cam.type in ("video", "images")
     src: Any = create_frame_source(cam, MonotonicClock(), odometer, realtime=not is_file, loop=False)
     src.start()
-    period_ns = round(1e9 / cam.fps)
     t0: int | None = None
     misses = 0
     try:
@@ -74,7 +73,7 @@ def config_frames(
                 continue
             misses = 0
             if is_file:
-                t = f.frame_index * period_ns
+                t = round(f.frame_index * 1e9 / cam.fps)
                 f = Frame(f.image, t, odometer(t) if odometer else f.s_capture_mm, f.frame_index, f.camera_id)
                 if window_s[0] is not None and t < window_s[0] * 1e9:
                     continue

@@ -79,5 +79,5 @@ def test_registry_register_promote_rollback(tmp_path: Path) -> None:
     assert [h["action"] for h in reg.history()] == ["promote", "promote", "rollback"]
     with pytest.raises(ConfigError, match="not in the registry"):
         reg.get("nope")
-    with pytest.raises(ConfigError, match="holds no model.onnx"):
+    with pytest.raises(ConfigError, match=r"holds no model\.onnx"):
         reg.register(tmp_path, "t")

@@ -52,7 +52,7 @@ def test_switch_checks_parity_keeps_the_previous_model_and_rolls_back(tmp_path: 
     assert sw.active is second
     missing = _copy(tmp_path, "d")
     missing.with_name("default.golden.json").unlink()
-    with pytest.raises(ModelSwitchError, match="golden.json is missing"):
+    with pytest.raises(ModelSwitchError, match=r"golden\.json is missing"):
         sw.switch(missing)
     back = sw.rollback()
     assert back is first and sw.previous is second
