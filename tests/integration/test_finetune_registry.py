@@ -192,6 +192,7 @@ def test_registry_gate_promotion_and_rollback(work: Path) -> None:
     rec = work / "rec"
     assert cli_main(["record", str(rec), "--fast", "--duration", "1", "--quiet"]) == 0
     assert cli_main([*reg, "promote", "tuned", "--rendered-images", "0", "--replay", str(rec)]) == 0
-    tuned = next(e for e in json.loads((work / "registry" / "registry.json").read_text())["entries"].values() if e["name"] == "tuned")
+    entries = json.loads((work / "registry" / "registry.json").read_text())["entries"].values()
+    tuned = next(e for e in entries if e["name"] == "tuned")
     replay = tuned["evaluations"][-1]["gate"]["checks"][-1]
     assert replay["check"] == "replay A/B" and replay["frames"][0] == replay["frames"][1] > 0
