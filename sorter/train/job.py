@@ -23,7 +23,7 @@ from sorter.train.coco import CocoDataset
 from sorter.train.data.manifest import read_manifest
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
 from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, SynthDataset, SynthRecipe, scene_seeds
-from sorter.train.tracking import open_trackers
+from sorter.train.tracking import Trackers, open_trackers
 from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
 from sorter.train.variants import export_variants
 
@@ -106,7 +106,24 @@ def _synthetic(recipe: SynthRecipe, spec: ModelSpec, cache_dir: Path, desc: str)
 
 
 def run_job(opts: TrainOptions) -> dict[str, Any]:
-    """Run the job; returns the metrics also written to ``out_dir/metrics.json``."""
+    """Run the job; returns the metrics also written to ``out_dir/metrics.json``.
+
+    The run is tracked (``run.json``, MLflow when on) from start to end; a failed run is closed as FAILED.
+    """
+    if not opts.export_only and not opts.resume and (opts.out_dir / CHECKPOINT).exists():
+        raise ConfigError(f"'{opts.out_dir}' already holds a {CHECKPOINT}; pass --resume to continue it or choose a new --out")
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    trackers = open_trackers(opts.out_dir, opts.tracking, opts.experiment, opts.out_dir.name, opts.tracking_uri)  # type: ignore[arg-type]
+    try:
+        metrics = _run_job(opts, trackers)
+    except BaseException:
+        trackers.finish("FAILED")
+        raise
+    trackers.finish()
+    return metrics
+
+
+def _run_job(opts: TrainOptions, trackers: Trackers) -> dict[str, Any]:
     t_start = time.monotonic()
     c_start = time.process_time()
     spec = opts.spec
@@ -134,7 +151,6 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
     parts += mix_real(real, sum(len(p) for p in parts), opts.real_share)
     val = _synthetic(val_r, spec, opts.cache_dir, "render val") if opts.val_images > 0 else None
     timings["data_s"] = round(time.monotonic() - t0, 1)
-    trackers = open_trackers(out, opts.tracking, opts.experiment, out.name, opts.tracking_uri)  # type: ignore[arg-type]
     trackers.log_params({"seed": opts.train.seed, "train": asdict(opts.train), "spec": json.loads(spec.to_json()),
                          "train_images": opts.train_images, "real_share": opts.real_share, "init": str(opts.init),
                          "dataset": str(opts.dataset), "coco": [str(a) for a, _ in opts.coco]})
@@ -225,7 +241,6 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
     trackers.log_metrics(final, int(trainer.epoch))
     for name in ("metrics.json", "metrics.jsonl", MODEL_FILE):
         trackers.log_artifact(out / name)
-    trackers.finish()
     return metrics
 
 

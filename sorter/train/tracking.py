@@ -86,39 +86,40 @@ class JsonTracker:
 
 
 class MlflowTracker:
-    """Logs to MLflow (imported lazily); ``run_id`` names the run."""
+    """Logs to MLflow through its client API (no global "active run", so several runs in one process are fine)."""
 
     def __init__(self, experiment: str, run_name: str, tracking_uri: str | None = None) -> None:
         try:
-            import mlflow
+            from mlflow.tracking import MlflowClient
         except ImportError:
             raise MissingDependencyError("mlflow", "tracking", "experiment tracking with MLflow") from None
-        self._mlflow = mlflow
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
         if uri.startswith("file:"):
             # MLflow 3 keeps its plain-folder store only on request; a local mlruns/ folder is what we want by default
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(experiment)
-        self.run = mlflow.start_run(run_name=run_name)
-        self.run_id: str = self.run.info.run_id
+        self.client = MlflowClient(tracking_uri=uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+        self.run_id: str = self.client.create_run(exp_id, run_name=run_name).info.run_id
         self.tracking_uri = uri
 
     def log_params(self, params: dict[str, Any]) -> None:
-        flat = {k: (json.dumps(v) if isinstance(v, list | tuple) else v) for k, v in _flat(params).items()}
-        self._mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        for k, v in _flat(params).items():
+            self.client.log_param(self.run_id, k, (json.dumps(v) if isinstance(v, list | tuple) else str(v))[:6000])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        for k, v in metrics.items():
+            self.client.log_metric(self.run_id, k, float(v), step=step)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self._mlflow.set_tags(tags)
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, v)
 
     def log_artifact(self, path: Path) -> None:
-        self._mlflow.log_artifact(str(path))
+        self.client.log_artifact(self.run_id, str(path))
 
     def finish(self, status: str = "FINISHED") -> None:
-        self._mlflow.end_run(status=status)
+        self.client.set_terminated(self.run_id, status)
 
 
 class Trackers:
