@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "record": "sorter.commands.record",
     "replay": "sorter.commands.replay",
     "report": "sorter.commands.report",
+    "collect": "sorter.commands.collect",
+    "labels": "sorter.commands.labels",
+    "dataset": "sorter.commands.dataset",
+    "model": "sorter.commands.model",
 }
 
 

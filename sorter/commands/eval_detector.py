@@ -37,9 +37,82 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--heldout-seed", type=int, default=None, help="base seed of the held-out set (default: the one never used in training)"
     )
     p.add_argument("--write-coco", type=Path, metavar="DIR", help="also save the rendered held-out set as a COCO dataset here")
+    h = p.add_argument_group("honest evaluation (bootstrap intervals, slices, calibration)")
+    h.add_argument("--honest", action="store_true", help="bootstrap report (per class, size, condition; calibration) on any set")
+    h.add_argument("--dataset", type=Path, metavar="DIR", help="evaluate on a dataset from 'sorter dataset build' (see --split)")
+    h.add_argument("--split", default="test", choices=("train", "val", "test"), help="dataset split (default test)")
+    h.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                   help="compare two models on the same set: per class, size and condition, which differences are significant")
+    h.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the images (default 1000)")
+    h.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+
+
+def _truth(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from sorter.train.scoring import coco_truth, rendered_truth
+
+    if args.dataset is not None:
+        from sorter.train.data.manifest import read_manifest
+
+        manifest = read_manifest(args.dataset)
+        return coco_truth(args.dataset / f"{args.split}.json", args.dataset), {
+            "dataset": str(args.dataset), "split": args.split, "dataset_hash": manifest["hash"]}
+    if args.coco is not None:
+        return coco_truth(args.coco, args.coco_images or args.coco.parent), {"coco": str(args.coco)}
+    return rendered_truth(args.heldout_images, args.heldout_seed), {"rendered_heldout": args.heldout_images}
+
+
+def _honest(args: argparse.Namespace) -> int:
+    """``--dataset`` or ``--compare``: bootstrap report of one model, or a paired comparison of two."""
+    from sorter.entities import MATERIAL_CLASSES
+    from sorter.train.honest import compare_images, evaluate_images, significant_lines
+    from sorter.train.scoring import score_models
+
+    truth, source = _truth(args)
+    if args.compare is not None:
+        a, b = args.compare
+        images_a, images_b = score_models([a, b], truth, args.precision)
+        summary = compare_images(images_a, images_b, MATERIAL_CLASSES, n_resamples=args.resamples, seed=args.seed,
+                                 operating_score=args.confusion_min_score)
+        summary.update({"a": str(a), "b": str(b), "data": source})
+        lines = significant_lines(summary, ("A", "B"))
+        m = summary["all"]["map50"]
+        print(f"A = {a}\nB = {b}\non {summary['num_images']} images: mAP@0.5 A {m['a']} B {m['b']}, "
+              f"difference {m['diff']['value']} {m['diff']['ci95']}")
+        print("significant differences (95 % bootstrap interval excludes 0):" if lines else
+              "no significant difference at 95 % on this set")
+        for line in lines:
+            print("  " + line)
+    else:
+        model = Path(args.model) if args.model else None
+        from sorter.detect.model_files import default_model_path
+
+        (images,) = score_models([model or default_model_path()], truth, args.precision)
+        summary = evaluate_images(images, MATERIAL_CLASSES, n_resamples=args.resamples, seed=args.seed,
+                                  operating_score=args.confusion_min_score)
+        summary.update({"model": str(model or default_model_path()), "data": source})
+        m = summary["map50"]
+        print(f"mAP@0.5 = {m['value']} {m['ci95']} (95 % bootstrap over {summary['num_images']} images)")
+        for name, c in summary["per_class"].items():
+            if c["num_gt"]:
+                print(f"  {name:16s} AP@0.5 {c['ap50']['value']} {c['ap50']['ci95']}  ({c['num_gt']} objects)")
+        fp = summary["negative_frames"]["false_positives_per_frame"]
+        if fp:
+            n_neg = summary["negative_frames"]["num_images"]
+            print(f"  bare-belt frames: {n_neg}, false positives per frame {fp['value']} {fp['ci95']}")
+        print(f"  expected calibration error {summary['calibration']['ece']}")
+    args.summary.parent.mkdir(parents=True, exist_ok=True)
+    args.summary.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(f"summary written to {args.summary}")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.dataset is not None or args.compare is not None or args.honest:
+        try:
+            return _honest(args)
+        except SorterError as e:
+            print(f"sorter eval-detector: {e}", file=sys.stderr)
+            return 2
     from sorter.config import Config, DetectorConfig
     from sorter.detect.registry import create_detector
     from sorter.entities import MATERIAL_CLASSES, Frame

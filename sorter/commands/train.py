@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--epochs", type=int, default=21)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (use ~5e-4 when fine-tuning)")
+    t.add_argument(
+        "--warmup-steps", type=int, default=150, help="linear learning-rate warm-up steps (default 150; ~20 when fine-tuning)"
+    )
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--time-budget-min", type=float, default=None, help="stop after the epoch that crosses this many minutes")
     d = p.add_argument_group("data")
@@ -69,6 +72,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image folder of the matching --coco (default: beside it)",
     )
+    d.add_argument("--look", choices=("sim", "real"), default="sim",
+                   help="rendered look: sim (default) or real (worn, dirty belts, debris, glare, labels, creases, wider scales)")
+    d.add_argument("--dataset", type=Path, metavar="DIR",
+                   help="a dataset from 'sorter dataset build': train on its train split (bare-belt frames as hard negatives), "
+                        "evaluate on its test split")
+    d.add_argument("--real-share", type=float, default=None, metavar="F",
+                   help="repeat the real images to make up about this share of each epoch, the rest rendered (e.g. 0.5)")
+    tr = p.add_argument_group("experiment tracking")
+    tr.add_argument("--tracking", choices=("auto", "mlflow", "json"), default="auto",
+                    help="run.json always; MLflow too when installed (auto, default) or required (mlflow)")
+    tr.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default MLFLOW_TRACKING_URI, else ./mlruns)")
+    tr.add_argument("--experiment", default="sorter-detector", help="MLflow experiment name")
     d.add_argument(
         "--cache-dir", type=Path, default=Path("runs/cache"), help="folder for letterboxed dataset caches (default runs/cache)"
     )
@@ -107,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
+            warmup_steps=args.warmup_steps,
             threads=args.threads,
             time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
         ),
@@ -120,6 +136,12 @@ def main(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
         command=_command_line(),
+        dataset=args.dataset,
+        real_share=args.real_share,
+        tracking=args.tracking,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        look=args.look,
     )
     try:
         metrics = run_job(opts)
@@ -128,6 +150,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     print(f"wrote {out / 'model.onnx'} (+ fp16, int8, golden), {out / 'checkpoint.pt'}, {out / 'metrics.json'}")
+    plant = metrics.get("plant_test") or {}
+    if plant.get("map50", {}).get("value") is not None:
+        ci = plant["map50"]["ci95"] or [float("nan")] * 2
+        fp = (plant.get("negative_frames") or {}).get("false_positives_per_frame") or {}
+        print(f"plant test split: mAP@0.5 = {plant['map50']['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] "
+              f"on {plant['num_images']} images; bare-belt false positives per frame {fp.get('value')}")
     if "map50" in metrics:
         print(
             f"held-out: mAP@0.5 = {metrics['map50']:.4f}, mAP@0.5:0.95 = {metrics['map']:.4f} "

@@ -155,6 +155,8 @@ class Renderer:
                 m = len(d.points_mm)
                 decos.append((fixed[start : start + m], d.bgr, d.kind == "fill", max(1, round(d.thickness_mm * px_per_mm))))
                 start += m
+            if st.specular or st.print_p or st.crease_p:
+                decos += _real_details(v, st, colour)
             if spec.alpha >= 0.99:
                 _fill(img, v.outline_cv, colour, decos, line_type)
                 continue
@@ -170,6 +172,47 @@ class Renderer:
 
 
 _Deco = tuple[npt.NDArray[np.int32], tuple[int, int, int], bool, int]
+
+
+def _real_details(v: VisibleObject, st: RenderStyle, colour: tuple[float, float, float]) -> list[_Deco]:
+    """Look of real objects, drawn inside the outline (so the ground-truth box is unchanged): printed labels
+    with text lines, specular highlights along the long axis, creases of crumpled or flattened objects.
+    Drawn from the object's id and the style's texture seed, so the same object looks the same in every frame."""
+    rng = np.random.default_rng([v.spec.object_id, st.texture_seed, 31])
+    pts = v.outline_px
+    c = pts.mean(axis=0)
+    cov = np.cov((pts - c).T) if len(pts) > 2 else np.eye(2)
+    evals, evecs = np.linalg.eigh(cov)
+    major, minor = evecs[:, 1], evecs[:, 0]
+    a, b = 2.0 * float(np.sqrt(max(evals[1], 1.0))), 2.0 * float(np.sqrt(max(evals[0], 1.0)))
+    out: list[_Deco] = []
+
+    def poly(corners: list[tuple[float, float]]) -> npt.NDArray[np.int32]:
+        p = np.array([c + u * major + w * minor for u, w in corners])
+        return to_cv_points(p)
+
+    if rng.random() < st.print_p and a > 8 and b > 5:
+        u0, u1 = sorted(rng.uniform(-0.5, 0.5, 2) * a)
+        w0, w1 = -0.6 * b, 0.6 * b
+        lo = 150 if rng.random() < 0.6 else 0  # mostly light paper labels, sometimes any colour
+        paper = tuple(int(v) for v in rng.integers(lo, 256, 3))
+        out.append((poly([(u0, w0), (u1, w0), (u1, w1), (u0, w1)]), paper, True, 1))  # type: ignore[arg-type]
+        ink = tuple(int(v) for v in rng.integers(0, 90, 3))
+        for k in range(int(rng.integers(1, 5))):
+            w = w0 + (k + 1) * (w1 - w0) / 6.0
+            out.append((poly([(u0 + 2, w), (u0 + (u1 - u0) * float(rng.uniform(0.4, 0.95)), w)]), ink, False, 1))  # type: ignore[arg-type]
+    if st.specular > 0 and (v.spec.alpha < 0.99 or v.spec.class_id in (0, 1, 2)) and a > 6:
+        gk = float(st.specular) * float(rng.uniform(0.4, 1.0))
+        glint = tuple(int(min(255.0, ch + gk * (255.0 - ch))) for ch in colour)
+        off = float(rng.uniform(-0.4, 0.4)) * b
+        out.append((poly([(-0.6 * a, off), (0.6 * a, off)]), glint, False, max(1, round(0.15 * b * gk))))  # type: ignore[arg-type]
+    if rng.random() < st.crease_p and a > 6:
+        dark = tuple(int(max(0.0, ch * 0.6)) for ch in colour)
+        for _ in range(int(rng.integers(2, 6))):
+            p0 = (float(rng.uniform(-0.7, 0.7)) * a, float(rng.uniform(-0.7, 0.7)) * b)
+            p1 = (float(rng.uniform(-0.7, 0.7)) * a, float(rng.uniform(-0.7, 0.7)) * b)
+            out.append((poly([p0, p1]), dark, False, 1))  # type: ignore[arg-type]
+    return out
 
 
 def _fill(

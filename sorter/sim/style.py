@@ -29,6 +29,12 @@ class RenderStyle:
         clutter_per_m2: belt-fixed distractors (specks, stains, stickers) per square metre of belt.
         antialias: anti-aliased object edges (slower).
         texture_seed: seed of the belt texture and clutter.
+        wear: strength of a worn, dirty belt: dark longitudinal streaks, scuffs and grime patches (0: none).
+        debris_per_m2: belt-fixed debris (paper shreds, plastic fragments, grit) per square metre; unlike the
+            clutter specks, pieces are object-sized up to a few centimetres, so a detector learns to ignore them.
+        specular: strength of specular highlights on plastics and cans (0: none).
+        print_p: probability that an object carries a printed label with text lines and a logo block.
+        crease_p: probability that an object is crumpled or partly flattened (shaded creases across it).
     """
 
     belt_bgr: tuple[int, int, int] = (58, 60, 62)
@@ -43,6 +49,11 @@ class RenderStyle:
     clutter_per_m2: float = 15.0
     antialias: bool = False
     texture_seed: int = 0
+    wear: float = 0.0
+    debris_per_m2: float = 0.0
+    specular: float = 0.0
+    print_p: float = 0.0
+    crease_p: float = 0.0
 
     @staticmethod
     def from_sim(sim: SimConfig) -> RenderStyle:
@@ -87,4 +98,28 @@ class RenderStyle:
             clutter_per_m2=float(rng.uniform(0.0, 80.0)),
             antialias=bool(rng.random() < 0.5),
             texture_seed=int(rng.integers(0, 2**31 - 1)),
+        )
+
+    @staticmethod
+    def randomised_real(rng: np.random.Generator) -> RenderStyle:
+        """The wider randomisation toward real belts (training look ``real``).
+
+        On top of :meth:`randomised`: dark and worn belts (a third of the belts nearly black, scuffed and
+        streaked), grime patches, belt debris, specular highlights, printed labels and crumpled or partly
+        flattened objects, and harsher light (under- and over-exposure).
+        """
+        from dataclasses import replace
+
+        base = RenderStyle.randomised(rng)
+        if rng.random() < 0.35:  # dark, worn rubber: the common real belt
+            g = int(rng.integers(18, 60))
+            base = replace(base, belt_bgr=(g, g + int(rng.integers(-3, 4)), g + int(rng.integers(-3, 6))))
+        return replace(
+            base,
+            light_gain=float(rng.uniform(0.45, 1.6)),
+            wear=float(rng.uniform(0.0, 1.0)),
+            debris_per_m2=float(rng.uniform(0.0, 40.0)),
+            specular=float(rng.uniform(0.0, 1.0)),
+            print_p=float(rng.uniform(0.2, 0.9)),
+            crease_p=float(rng.uniform(0.0, 0.7)),
         )

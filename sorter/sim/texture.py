@@ -84,7 +84,46 @@ class BeltBackground:
         channels = [cv2.addWeighted(grey, 1.0, grey, 0.0, float(style.belt_bgr[c]), dtype=cv2.CV_8U) for c in range(3)]
         tex = np.ascontiguousarray(cv2.merge(channels), dtype=np.uint8)
         self._draw_clutter(tex, style)
+        if style.wear > 0:
+            self._draw_wear(tex, style)
+        if style.debris_per_m2 > 0:
+            self._draw_debris(tex, style)
         self._texture = tex
+
+    def _draw_wear(self, tex: ImageArray, style: RenderStyle) -> None:
+        """A worn, dirty belt: dark streaks along the belt (grooves, oil), light scuffs and grime patches."""
+        rng = np.random.default_rng([style.texture_seed, 14])
+        p, w = tex.shape[:2]
+        shade = np.zeros((p, w), np.float32)
+        for _ in range(int(rng.integers(3, 14))):  # longitudinal streaks: constant along the belt, a few px wide
+            x = int(rng.integers(0, w))
+            width = int(rng.integers(1, 12))
+            shade[:, max(0, x - width) : x + width] -= float(rng.uniform(6, 30))
+        for _ in range(int(rng.integers(0, 6))):  # light scuffs
+            x = int(rng.integers(0, w))
+            shade[:, max(0, x - 1) : x + 2] += float(rng.uniform(5, 18))
+        grime = cv2.GaussianBlur(rng.standard_normal((p // 16 + 1, w // 16 + 1)).astype(np.float32), (0, 0), 1.5)
+        grime = cv2.resize(grime, (w, p), interpolation=cv2.INTER_CUBIC)
+        shade += np.asarray(grime, np.float32) * np.float32(10.0 / max(float(np.std(grime)), 1e-6))
+        shade *= float(style.wear)
+        for c in range(3):
+            tex[:, :, c] = np.clip(tex[:, :, c].astype(np.float32) + shade, 0, 255).astype(np.uint8)
+
+    def _draw_debris(self, tex: ImageArray, style: RenderStyle) -> None:
+        """Belt-fixed debris: shreds of paper and film, plastic fragments, grit (object-like, not objects)."""
+        rng = np.random.default_rng([style.texture_seed, 15])
+        area_m2 = (self._period / self.rows_per_mm) * (self._w / self.cols_per_mm) / 1e6
+        px_per_mm = 0.5 * (self.rows_per_mm + self.cols_per_mm)
+        for _ in range(int(rng.poisson(style.debris_per_m2 * area_m2))):
+            cx, cy = int(rng.integers(self._w)), int(rng.integers(self._period))
+            size_px = max(2.0, float(rng.uniform(3.0, 35.0)) * px_per_mm)
+            n = int(rng.integers(3, 7))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+            r = size_px * rng.uniform(0.3, 1.0, n)
+            pts = np.stack([cx + r * np.cos(ang), cy + 0.5 * r * np.sin(ang)], 1).astype(np.int32)
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3)) if rng.random() < 0.5 else (int(rng.integers(150, 250)),) * 3
+            for dy in (0, -self._period, self._period):
+                cv2.fillPoly(tex, [pts + np.array([0, dy], np.int32)], colour)
 
     def _draw_clutter(self, tex: ImageArray, style: RenderStyle) -> None:
         """Belt-fixed distractors: dark specks, stains and small stickers (drawn with wrap-around)."""

@@ -20,8 +20,10 @@ from sorter.detect.spec import ModelSpec
 from sorter.entities import MATERIAL_CLASSES, Frame, ImageArray
 from sorter.errors import ConfigError
 from sorter.train.coco import CocoDataset
+from sorter.train.data.manifest import read_manifest
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
 from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, SynthDataset, SynthRecipe, scene_seeds
+from sorter.train.tracking import Trackers, open_trackers
 from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
 from sorter.train.variants import export_variants
 
@@ -50,6 +52,15 @@ class TrainOptions:
         calib_images: images used to calibrate the INT8 variant.
         progress: show progress bars.
         command: the command line, recorded in the metrics.
+        dataset: a dataset folder (``sorter dataset build``): its train split is trained on (bare-belt frames
+            included as hard negatives), its test split evaluated after training.
+        real_share: repeat the real (COCO and dataset) images so they make up about this share of every epoch
+            (None: each image once); the rest is rendered, so classes the plant has not labelled are not forgotten.
+        tracking: ``auto`` (MLflow when installed), ``mlflow`` or ``json`` (``run.json`` only).
+        tracking_uri: MLflow tracking URI (default ``MLFLOW_TRACKING_URI`` or ``./mlruns``).
+        experiment: MLflow experiment name.
+        look: domain randomisation of the rendered training and validation frames (``sim`` or ``real``); the
+            held-out set always keeps the original look, so figures stay comparable.
     """
 
     out_dir: Path
@@ -67,13 +78,19 @@ class TrainOptions:
     calib_images: int = 64
     progress: bool = True
     command: str = ""
+    dataset: Path | None = None
+    real_share: float | None = None
+    tracking: str = "json"
+    tracking_uri: str | None = None
+    experiment: str = "sorter-detector"
+    look: str = "sim"
 
     def recipes(self) -> tuple[SynthRecipe, SynthRecipe, SynthRecipe]:
         """Training, validation and held-out recipes (different base seeds)."""
         s = self.train.seed
         return (
-            SynthRecipe(n_images=self.train_images, seed=2 * s),
-            SynthRecipe(n_images=self.val_images, seed=2 * s + 1),
+            SynthRecipe(n_images=self.train_images, seed=2 * s, look=self.look),
+            SynthRecipe(n_images=self.val_images, seed=2 * s + 1, look=self.look),
             SynthRecipe(n_images=self.heldout_images, seed=self.heldout_seed),
         )
 
@@ -89,7 +106,24 @@ def _synthetic(recipe: SynthRecipe, spec: ModelSpec, cache_dir: Path, desc: str)
 
 
 def run_job(opts: TrainOptions) -> dict[str, Any]:
-    """Run the job; returns the metrics also written to ``out_dir/metrics.json``."""
+    """Run the job; returns the metrics also written to ``out_dir/metrics.json``.
+
+    The run is tracked (``run.json``, MLflow when on) from start to end; a failed run is closed as FAILED.
+    """
+    if not opts.export_only and not opts.resume and (opts.out_dir / CHECKPOINT).exists():
+        raise ConfigError(f"'{opts.out_dir}' already holds a {CHECKPOINT}; pass --resume to continue it or choose a new --out")
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    trackers = open_trackers(opts.out_dir, opts.tracking, opts.experiment, opts.out_dir.name, opts.tracking_uri)  # type: ignore[arg-type]
+    try:
+        metrics = _run_job(opts, trackers)
+    except BaseException:
+        trackers.finish("FAILED")
+        raise
+    trackers.finish()
+    return metrics
+
+
+def _run_job(opts: TrainOptions, trackers: Trackers) -> dict[str, Any]:
     t_start = time.monotonic()
     c_start = time.process_time()
     spec = opts.spec
@@ -105,12 +139,23 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
 
     t0 = time.monotonic()
     parts: list[PackedSet] = []
+    real: list[PackedSet] = []
+    manifest = read_manifest(opts.dataset) if opts.dataset is not None else None
     if opts.train_images > 0 and not opts.export_only:
         parts.append(_synthetic(train_r, spec, opts.cache_dir, "render train"))
     for ann, images in opts.coco if not opts.export_only else []:
-        parts.append(pack(CocoDataset(ann, images, spec.class_names), spec, spec.class_names, f"load {ann.name}"))
+        real.append(pack(CocoDataset(ann, images, spec.class_names), spec, spec.class_names, f"load {ann.name}"))
+    if opts.dataset is not None and not opts.export_only:
+        plant_set = CocoDataset(opts.dataset / "train.json", opts.dataset, spec.class_names)
+        real.append(pack(plant_set, spec, spec.class_names, "load dataset"))
+    parts += mix_real(real, sum(len(p) for p in parts), opts.real_share)
     val = _synthetic(val_r, spec, opts.cache_dir, "render val") if opts.val_images > 0 else None
     timings["data_s"] = round(time.monotonic() - t0, 1)
+    trackers.log_params({"seed": opts.train.seed, "train": asdict(opts.train), "spec": json.loads(spec.to_json()),
+                         "train_images": opts.train_images, "real_share": opts.real_share, "init": str(opts.init),
+                         "dataset": str(opts.dataset), "coco": [str(a) for a, _ in opts.coco]})
+    trackers.set_tags({"sorter.command": opts.command, "sorter.dataset_hash": manifest["hash"] if manifest else "",
+                       "sorter.code_version": code_version()})
 
     trainer = Trainer(out, spec, opts.train, opts.init)
     if opts.export_only:
@@ -118,13 +163,15 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
             raise ConfigError(f"--export-only: no {CHECKPOINT} in '{out}'; train first or point --out at a finished run")
     else:
         if not parts:
-            raise ConfigError("no training data: set --train-images > 0 or give --coco annotations")
+            raise ConfigError("no training data: set --train-images > 0, or give --coco annotations or a --dataset")
         if opts.resume:
             trainer.resume()
         elif (out / CHECKPOINT).exists():
             raise ConfigError(f"'{out}' already holds a {CHECKPOINT}; pass --resume to continue it or choose a new --out")
         t0 = time.monotonic()
-        trainer.fit(concat(parts), val, progress=opts.progress)
+        trainer.fit(concat(parts), val, progress=opts.progress,
+                    on_epoch=lambda row: trackers.log_metrics({k: float(v) for k, v in row.items() if k not in ("epoch", "step")},
+                                                              int(row["epoch"])))
         timings["train_s"] = round(time.monotonic() - t0, 1)
 
     t0 = time.monotonic()
@@ -135,6 +182,8 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         "sorter.seed": str(opts.train.seed),
         "sorter.train_command": opts.command,
         "sorter.data_recipe": json.dumps({"train": train_r.to_dict(), "coco": [str(a) for a, _ in opts.coco]}, sort_keys=True),
+        "sorter.dataset_hash": manifest["hash"] if manifest else "",
+        "sorter.code_version": code_version(),
     }
     paths = export_variants(trainer.ema, out / MODEL_FILE, calib_src.images[: opts.calib_images], calib_src.images[0], provenance)
     timings["export_s"] = round(time.monotonic() - t0, 1)
@@ -144,6 +193,11 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         t0 = time.monotonic()
         heldout = evaluate_models(paths["fp32"], tuple(p for p in ("fp32", "fp16", "int8") if p in paths), held_r)
         timings["heldout_eval_s"] = round(time.monotonic() - t0, 1)
+    plant: dict[str, Any] = {}
+    if manifest is not None and manifest["counts"].get("test"):
+        t0 = time.monotonic()
+        plant = evaluate_dataset(paths["fp32"], opts.dataset, "test")  # type: ignore[arg-type]
+        timings["plant_eval_s"] = round(time.monotonic() - t0, 1)
     timings["total_s"] = round(time.monotonic() - t_start, 1)
     timings["total_cpu_s"] = round(time.process_time() - c_start, 1)
     metrics = {
@@ -158,7 +212,13 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
             "heldout_recipe": held_r.to_dict() if opts.heldout_images > 0 else None,
             "coco": [[str(a), str(i) if i else None] for a, i in opts.coco],
             "train_images_total": int(sum(len(p) for p in parts)),
+            "real_images": int(sum(len(p) for p in real)),
+            "real_share": opts.real_share,
+            "dataset": str(opts.dataset) if opts.dataset else None,
+            "dataset_hash": manifest["hash"] if manifest else None,
         },
+        "plant_test": plant,
+        "code_version": code_version(),
         "history": trainer.history,
         "heldout": heldout,
         "files": {k: {"name": v.name, "bytes": v.stat().st_size} for k, v in paths.items()},
@@ -174,7 +234,52 @@ def run_job(opts: TrainOptions) -> dict[str, Any]:
         metrics["map50"] = heldout["fp32"]["map50"]
         metrics["map"] = heldout["fp32"]["map"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    pairs = (("heldout_map50", metrics.get("map50")), ("heldout_map", metrics.get("map")))
+    final = {k: float(v) for k, v in pairs if v is not None}
+    if plant.get("map50", {}).get("value") is not None:
+        final["plant_test_map50"] = float(plant["map50"]["value"])
+    trackers.log_metrics(final, int(trainer.epoch))
+    for name in ("metrics.json", "metrics.jsonl", MODEL_FILE):
+        trackers.log_artifact(out / name)
     return metrics
+
+
+def mix_real(real: list[PackedSet], n_rendered: int, share: float | None) -> list[PackedSet]:
+    """The real sets, repeated so they make up about ``share`` of an epoch next to ``n_rendered`` rendered images."""
+    n_real = sum(len(p) for p in real)
+    if not real or share is None or n_rendered == 0 or n_real == 0:
+        return real
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"--real-share {share}: expected a share between 0 and 1, e.g. 0.5")
+    repeats = max(1, round(share * n_rendered / ((1.0 - share) * n_real)))
+    log.info("real images repeated %d times: %d real next to %d rendered per epoch", repeats, repeats * n_real, n_rendered)
+    return real * repeats
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when running from a checkout."""
+    import subprocess
+
+    from sorter import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        cmd = ["git", "-C", str(root), "describe", "--always", "--dirty"]
+        rev = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+        if rev.returncode == 0 and rev.stdout.strip():
+            return f"{__version__}+{rev.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return __version__
+
+
+def evaluate_dataset(model: Path, dataset: Path, split: str, n_resamples: int = 1000, precision: str = "fp32") -> dict[str, Any]:
+    """Honest evaluation of a model on a dataset split (bootstrap intervals, slices, calibration)."""
+    from sorter.train.honest import evaluate_images
+    from sorter.train.scoring import score_split
+
+    images = score_split(model, dataset, split, precision=precision)
+    return evaluate_images(images, MATERIAL_CLASSES, n_resamples=n_resamples)
 
 
 def evaluate_models(

@@ -54,6 +54,9 @@ class SynthRecipe:
         randomise_style: randomise the look per scene (False: the default look of ``sim``).
         min_visible_fraction: objects less visible than this are ignored.
         belt_width_mm: belt width.
+        look: ``sim`` (:meth:`RenderStyle.randomised`) or ``real`` (:meth:`RenderStyle.randomised_real`: worn and dirty
+            belts, debris, specular plastics, printed labels, creased objects, and camera heights 650-1800 mm so
+            objects appear over a wider range of scales).
         version: recipe format version.
     """
 
@@ -74,10 +77,14 @@ class SynthRecipe:
     min_visible_fraction: float = 0.5
     belt_width_mm: float = 1200.0
     version: int = RECIPE_VERSION
+    look: str = "sim"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
+        """JSON-ready dict (``look`` only when not the original ``sim``, so existing cache keys stay valid)."""
+        d = asdict(self)
+        if d["look"] == "sim":
+            del d["look"]
+        return d
 
     def key(self) -> str:
         """Stable text key of the recipe (cache file names)."""
@@ -139,12 +146,15 @@ class SynthDataset:
             width_px=r.width_px,
             height_px=r.height_px,
             hfov_deg=float(rng.uniform(*r.hfov_deg)),
-            height_mm=float(rng.uniform(*r.mount_height_mm)),
+            height_mm=float(rng.uniform(*((650.0, 1800.0) if r.look == "real" else r.mount_height_mm))),
             centre_x_mm=r.belt_width_mm / 2.0 + float(rng.uniform(-r.centre_x_jitter_mm, r.centre_x_jitter_mm)),
             tilt_deg=float(rng.uniform(*r.tilt_deg)),
             dist=(float(rng.uniform(*r.distortion_k1)), 0.01, 0.0, 0.0, 0.0),
         )
-        style = RenderStyle.randomised(rng) if r.randomise_style else None
+        if r.look == "real":
+            style: RenderStyle | None = RenderStyle.randomised_real(rng) if r.randomise_style else None
+        else:
+            style = RenderStyle.randomised(rng) if r.randomise_style else None
         return SimWorld(
             sim,
             belt_width_mm=r.belt_width_mm,

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,8 +221,17 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------------ loop
-    def fit(self, train: PackedSet, val: PackedSet | None = None, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``cfg.epochs`` (or the time budget); returns the per-epoch history."""
+    def fit(
+        self,
+        train: PackedSet,
+        val: PackedSet | None = None,
+        progress: bool = True,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Train until ``cfg.epochs`` (or the time budget); returns the per-epoch history.
+
+        ``on_epoch`` receives each epoch's row (losses, learning rate, validation mAP, times) after it is logged.
+        """
         cfg, spec = self.cfg, self.spec
         if len(train) == 0:
             raise ConfigError("the training set is empty; render more images or point --coco at annotated frames")
@@ -273,6 +283,8 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
             log.info("epoch %s", row)
             self.save()
+            if on_epoch is not None:
+                on_epoch(row)
             if cfg.time_budget_s is not None and self.wall_s >= cfg.time_budget_s and self.epoch < cfg.epochs:
                 log.warning(
                     "time budget of %.0f s reached after epoch %d of %d; stopping", cfg.time_budget_s, self.epoch, cfg.epochs
