@@ -50,7 +50,7 @@ def rotation_to_rvec(rot: F64) -> F64:
     theta = math.atan2(sin_t, cos_t)
     if theta < 1e-12:
         return np.zeros(3)
-    if sin_t > 1e-3:
+    if sin_t > 1e-3 or cos_t > 0.0:  # away from pi (small angles included: theta / sin(theta) -> 1)
         out: F64 = w * (theta / (2.0 * sin_t))
         return out
     # near pi: (R + R^T) / 2 = cos(t) I + (1 - cos(t)) a a^T

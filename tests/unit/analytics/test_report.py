@@ -19,7 +19,7 @@ from sorter.commands.report import parse_duration_s, parse_time
 
 T0 = 1_800_000_000_000_000_000  # epoch ns: 2027-01-15T08:00:00Z
 S = 1_000_000_000
-ROBOT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sim-robot.yaml"
+ROBOT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "sim-robot.yaml"
 SINCE, UNTIL = "2027-01-15T08:00:00+00:00", "2027-01-15T08:02:00+00:00"
 
 
