@@ -7,6 +7,7 @@ this package never imports the config schema (DESIGN.md section 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sorter.entities import MATERIAL_CLASSES, Track
 
@@ -185,8 +186,7 @@ class TrackerOutput:
     meas_track_ids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateStats:
+class UpdateStats(NamedTuple):
     """Work done by one :meth:`BeltTracker.update` (deterministic counters).
 
     The time an update takes is proportional to these counts (plus a fixed

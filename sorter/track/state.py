@@ -8,7 +8,9 @@ model itself is in ``motion.py``.
 
 from __future__ import annotations
 
+from collections import deque
 from itertools import compress
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -258,12 +260,10 @@ class TrackTable:
         self.n_built = int(build.size)
         tracks = self._tracks
         if build.size:
-            for r, track in zip(build.tolist(), self._build(build), strict=True):
-                tracks[r] = track
+            deque(map(tracks.__setitem__, build.tolist(), self._build(build)), maxlen=0)
             stale[build] = False
-        if rows is None:
-            return list(tracks)  # type: ignore[arg-type]  # every track is built
-        return [tracks[r] for r in rows.tolist()]  # type: ignore[misc]
+        # every wanted track has its entity now
+        return cast("list[Track]", list(tracks) if rows is None else [tracks[r] for r in rows.tolist()])
 
     def _build(self, rows: I64) -> list[Track]:
         n = rows.size
