@@ -7,6 +7,8 @@ that the time is proportional to are checked on deterministic scenes.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -115,3 +117,17 @@ def test_build_tracks_equals_the_dataclass_constructor() -> None:
         built[0].u_mm = 1.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="columns"):
         build_tracks(n, columns[:-1])
+
+
+def test_the_solver_is_imported_at_construction_not_at_import_nor_in_a_frame() -> None:
+    # scipy.optimize takes about a second to import on a small CPU: not for `import sorter`, and
+    # not in the middle of the first frame with touching objects either
+    code = (
+        "import sys\n"
+        "import sorter.track\n"
+        "print('scipy.optimize' in sys.modules)\n"
+        "sorter.track.BeltTracker()\n"
+        "print('scipy.optimize' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"]
