@@ -19,26 +19,41 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
 * After a reconnection or a watchdog fault the host re-arms and resends every
   accepted command that has not executed; the controller answers DUPLICATE,
   DONE (with the report again) or queues it anew.
+* Positions belong to an encoder epoch (section 4.6). The host asks for a STATUS
+  before every ARM and confirms the ARM with another, so it always knows the
+  controller's boot id and epoch before a command goes out; each command carries
+  its epoch. A new boot id or epoch (STATUS, PONG, EPOCH), or a count that moves
+  backwards or faster than physics, finishes every pending command as ``lost``
+  (never resent), forgets the encoder sync, and sending resumes in the new epoch.
+* A controller of another protocol version is refused with a clear error, and
+  unknown codes (NAK reasons, faults, message types) are counted, never raised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
-from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, encode_frame
+from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, FrameErrorKind, encode_frame
+from firmware_bridge.epochs import EpochChange, EpochTracker
 from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import (
+    EPOCH_UNSET,
+    PROTOCOL_VERSION,
+    STATUS_V1_PAYLOAD,
     Ack,
     AckResult,
     Arm,
     Cancel,
     Disarm,
+    Epoch,
     Fault,
     FaultCode,
     Fire,
     Fired,
     Heartbeat,
     Message,
+    MsgType,
     Nak,
     NakReason,
     Pick,
@@ -46,7 +61,9 @@ from firmware_bridge.messages import (
     Ping,
     Pong,
     Status,
+    StatusFlags,
     StatusRequest,
+    enum_name,
 )
 from firmware_bridge.ratelimit import BurstLog
 from firmware_bridge.serial_commands import (
@@ -104,6 +121,12 @@ class HostSession:
         self._last_count: int | None = None
         self._late_floor: int | None = None  # a position the controller called late
         self._burst = BurstLog(log, "received frames with errors")
+        self.epochs = EpochTracker(config.max_counts_per_s, config.backward_tolerance_counts)
+        self.protocol_error: str | None = None  # set once: the controller speaks another protocol version
+        self._hello = False  # waiting for the STATUS that precedes an ARM
+        self._confirming = False  # ARM acknowledged: waiting for the STATUS that confirms it
+        self._down_since_ns: int | None = None  # port lost at (None while connected)
+        self._resync_until_ns = 0  # after an epoch change: submissions before this are lost
 
     # ----------------------------------------------------------------- inputs
 
@@ -113,11 +136,12 @@ class HostSession:
             return
         self.connected = True
         self.armed = False
+        self._down_since_ns = None
         self.decoder.reset()
         self._control.clear()
         self._pings.clear()
-        if self.arm_enabled:
-            self._send_control(Arm(self.session_id), now_ns)
+        self._hello = self.arm_enabled  # STATUS first (version, boot id, epoch), then ARM
+        self._confirming = False
         self._next_heartbeat_ns = now_ns
         self._next_ping_ns = now_ns
         self._next_status_ns = now_ns
@@ -128,13 +152,24 @@ class HostSession:
             return
         self.connected = False
         self.armed = False
+        self._down_since_ns = now_ns
         self.counters["reconnects"] += 1
         self._out.clear()
         self._requeue_outstanding(now_ns)
 
     def submit(self, command: Fire | Pick, now_ns: int) -> None:
-        """Queue a command (duplicates of a known id are ignored)."""
+        """Queue a command (duplicates of a known id are ignored), stamped with the current epoch.
+
+        A command submitted while the link refuses the controller, or just after an epoch change
+        (its positions may come from the old odometer), gets its outcome at once.
+        """
+        if command.epoch == EPOCH_UNSET and self.epochs.epoch is not None:
+            command = dataclasses.replace(command, epoch=self.epochs.epoch)
         self._q.add(command)
+        if self.protocol_error is not None:
+            self._q.finish(command.command_id, "rejected", detail=self.protocol_error)
+        elif now_ns < self._resync_until_ns:
+            self._q.finish(command.command_id, "lost", detail="submitted while re-synchronising after an epoch change")
 
     def cancel(self, command_id: int, now_ns: int) -> None:
         """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
@@ -158,21 +193,34 @@ class HostSession:
         """Bytes from the port."""
         for r in self.decoder.feed(data):
             if isinstance(r, FrameError):
-                self.counters["bad_frames"] += 1
-                self._burst.event(now_ns, r.kind.value)
-                continue
-            self._handle(r, now_ns)
+                self._on_frame_error(r, now_ns)
+            else:
+                self._handle(r, now_ns)
 
     # ---------------------------------------------------------------- outputs
 
+    def abandon(self, detail: str) -> None:
+        """Finish every outstanding command as ``lost`` (the link is closed or given up)."""
+        for c in self._q.finish_all("lost", detail):
+            if c.state != CommandState.WAITING or c.tries:
+                self._cancels.pop(c.command.command_id, None)
+
     def poll(self, now_ns: int) -> bytes:
         """Run timers and return the bytes to write now."""
+        if self.protocol_error is not None:
+            self._out.clear()
+            return b""
         if self.connected:
             self._timers(now_ns)
             if self.armed:
                 self._send_commands(now_ns)
         else:
             self._q.expire(self._floor())
+            down = self._down_since_ns
+            if down is not None and now_ns - down >= self.cfg.give_up_ns and self._q.cmds:
+                log.error("controller port lost for %.1f s: %d outstanding commands finished as lost",
+                          (now_ns - down) / 1e9, len(self._q.cmds))
+                self.abandon(f"controller link down for over {self.cfg.give_up_ns / 1e9:g} s")
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -255,7 +303,8 @@ class HostSession:
             self._next_ping_ns = now_ns + cfg.ping_ns
         if now_ns >= self._next_status_ns:
             self._write(StatusRequest())
-            self._next_status_ns = now_ns + cfg.status_ns
+            waiting = self._hello or self._confirming
+            self._next_status_ns = now_ns + (cfg.hello_retry_ns if waiting else cfg.status_ns)
         for seq, p in list(self._control.items()):
             if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
                 del self._control[seq]
@@ -311,6 +360,8 @@ class HostSession:
             self._send(cid, c, now_ns)
 
     def _send(self, cid: int, c: QueuedCommand, now_ns: int) -> None:
+        if c.command.epoch == EPOCH_UNSET and self.epochs.epoch is not None:  # submitted before the first STATUS
+            c.command = dataclasses.replace(c.command, epoch=self.epochs.epoch)
         self._q.set_state(cid, c, CommandState.IN_FLIGHT)
         c.sent_ns = now_ns
         if c.tries > 0 and not c.accepted_reported:
@@ -338,15 +389,14 @@ class HostSession:
             self._q.finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
         elif isinstance(m, Pong):
             sent = self._pings.pop(m.host_time_ns, None)
+            self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns)
             if sent is not None:
                 self.sync.add(sent, now_ns, m.device_time_us, m.encoder_count)
             self._last_count = m.encoder_count
         elif isinstance(m, Status):
-            self.status = m
-            self._last_count = m.encoder_count
-            if (m.session_id != self.session_id or not (m.flags & 0x01)) and self.armed:
-                log.warning("controller reports it is not armed for this session; re-arming")
-                self._rearm(now_ns)
+            self._on_status(m, now_ns)
+        elif isinstance(m, Epoch):
+            self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns)
         elif isinstance(m, Fault):
             self._on_fault(m, now_ns)
         else:
@@ -357,9 +407,9 @@ class HostSession:
         self.counters["acked"] += 1
         ctrl = self._control.pop(m.acked_seq, None)
         if ctrl is not None:
-            if isinstance(ctrl.message, Arm):
-                self.armed = True
-                self.fault = None
+            if isinstance(ctrl.message, Arm):  # armed once a STATUS taken after the ARM confirms it
+                self._confirming = True
+                self._next_status_ns = now_ns
             return
         if m.result in (AckResult.CANCELLED, AckResult.UNKNOWN_ID):
             self._cancels.pop(m.command_id, None)
@@ -388,7 +438,7 @@ class HostSession:
             return  # the ack timeout resends whatever it was
         ctrl = self._control.pop(m.acked_seq, None)
         if ctrl is not None:
-            log.error("controller refused %s: %s", type(ctrl.message).__name__, NakReason(m.reason).name)
+            log.error("controller refused %s: %s", type(ctrl.message).__name__, enum_name(NakReason, m.reason))
             return
         c = self._q.cmds.get(m.command_id)
         if c is None:
@@ -411,9 +461,17 @@ class HostSession:
             c.tries = 0
             self._rearm(now_ns)
             return
+        if m.reason == NakReason.WRONG_EPOCH:  # computed in an epoch the controller has left: never resent
+            self.counters["nak_wrong_epoch"] += 1
+            self._q.finish(m.command_id, "lost", detail="controller NAK WRONG_EPOCH (its count was reset)")
+            self._next_status_ns = now_ns  # learn the new epoch now
+            return
         self.counters["nak_other"] += 1
-        reason = NakReason(m.reason) if m.reason in NakReason._value2member_map_ else m.reason
-        name = reason.name if isinstance(reason, NakReason) else str(reason)
+        name = enum_name(NakReason, m.reason)
+        if name.startswith("unknown"):
+            self.counters["nak_unknown_reason"] += 1
+            self._burst.event(now_ns, f"NAK with reason {m.reason}, not defined in protocol version {PROTOCOL_VERSION}")
+            name = f"unknown NAK reason {m.reason}"
         self._q.finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
         if m.reason == NakReason.LATE:  # the belt only moves forward: whatever opens earlier is late too
             first = first_count(c.command)
@@ -422,6 +480,7 @@ class HostSession:
     def _on_fault(self, m: Fault, now_ns: int) -> None:
         self.counters["faults"] += 1
         code = FaultCode(m.fault_code) if m.fault_code in FaultCode._value2member_map_ else FaultCode.INTERNAL
+        name = enum_name(FaultCode, m.fault_code)
         self.fault = code
         self._last_count = m.encoder_count
         if code == FaultCode.WATCHDOG:
@@ -429,21 +488,94 @@ class HostSession:
             log.warning("controller watchdog tripped (valves closed); re-arming and resending outstanding commands")
             self._rearm(now_ns)
             return
-        log.error("controller fault %s: valves closed; commands refused until an operator re-arms", code.name)
+        log.error("controller fault %s: valves closed; commands refused until an operator re-arms", name)
         self.armed = False
         for cid in list(self._q.cmds):
-            self._q.finish(cid, "rejected", detail=f"controller fault {code.name}")
+            self._q.finish(cid, "rejected", detail=f"controller fault {name}")
 
     def ready(self) -> bool:
-        """Connected, and armed unless this is a monitor."""
-        return self.connected and (self.armed or not self.arm_enabled)
+        """Connected, and armed unless this is a monitor (which waits for the controller's first STATUS)."""
+        if self.protocol_error is not None or not self.connected:
+            return False
+        return self.armed if self.arm_enabled else self.epochs.known()
 
     def _rearm(self, now_ns: int) -> None:
-        if not self.arm_enabled:
+        """Re-arm: first a STATUS (boot id, epoch), then ARM, then a STATUS that confirms it."""
+        if not self.arm_enabled or self._hello or self._confirming:
             return
         if any(isinstance(p.message, Arm) for p in self._control.values()):
             return
         self.armed = False
         self.counters["rearms"] += 1
         self._requeue_outstanding(now_ns)
-        self._send_control(Arm(self.session_id), now_ns)
+        self._hello = True
+        self._next_status_ns = now_ns
+
+    # ------------------------------------------------------------ epochs, version
+
+    def _on_status(self, m: Status, now_ns: int) -> None:
+        if m.version != PROTOCOL_VERSION:
+            self._refuse_version(m.version)
+            return
+        self.status = m
+        self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns)
+        self._last_count = m.encoder_count
+        mine = m.session_id == self.session_id and bool(m.flags & StatusFlags.ARMED)
+        if self._hello:  # the STATUS before an ARM: the epoch is known, arm now
+            self._hello = False
+            self._send_control(Arm(self.session_id), now_ns)
+        elif self._confirming:  # the STATUS after the ARM (same boot id, or _observe finished the old epoch)
+            self._confirming = False
+            if mine:
+                self.armed = True
+                self.fault = None
+            else:
+                self._rearm(now_ns)
+        elif not mine and self.armed:
+            log.warning("controller reports it is not armed for this session; re-arming")
+            self._rearm(now_ns)
+
+    def _observe(self, boot_id: int, epoch: int, count: int, now_ns: int) -> None:
+        change = self.epochs.observe(boot_id, epoch, count, now_ns)
+        if change is not None:
+            self._on_epoch_change(change, now_ns)
+
+    def _on_epoch_change(self, change: EpochChange, now_ns: int) -> None:
+        """Every command of the old epoch without an outcome is lost; the sync restarts in the new one."""
+        self.counters["epoch_changes"] += 1
+        finished = self._q.finish_all("lost", f"epoch change: {change.reason}")
+        log.warning("%s: %d pending commands finished as lost; re-synchronising", change.reason, len(finished))
+        self._cancels.clear()
+        if not change.announced:  # the controller does not know: make sure it cannot fire them
+            for c in finished:
+                if c.tries:
+                    self._write(Cancel(c.command.command_id))
+        self._last_count = None
+        self._late_floor = None
+        self._pings.clear()
+        self.sync.reset()
+        self._resync_until_ns = now_ns + self.cfg.resync_hold_ns
+        self._next_ping_ns = now_ns
+        if change.restarted and self.armed:  # a started controller is disarmed
+            self._rearm(now_ns)
+
+    def _on_frame_error(self, r: FrameError, now_ns: int) -> None:
+        self.counters["bad_frames"] += 1
+        if r.kind == FrameErrorKind.UNKNOWN_TYPE:
+            self.counters["unknown_types"] += 1
+        if r.kind == FrameErrorKind.BAD_LENGTH and r.type_byte == MsgType.STATUS and r.size - 5 == STATUS_V1_PAYLOAD:
+            self._refuse_version(1)
+            return
+        what = r.kind.value if r.type_byte is None else f"{r.kind.value} (type 0x{r.type_byte:02x})"
+        self._burst.event(now_ns, what)
+
+    def _refuse_version(self, version: int) -> None:
+        if self.protocol_error is None:
+            self.counters["protocol_errors"] += 1
+            self.protocol_error = (
+                f"the controller speaks protocol version {version}; this host needs {PROTOCOL_VERSION}: update its firmware"
+            )
+            log.error("%s", self.protocol_error)
+        self.armed = False
+        self._hello = self._confirming = False
+        self._q.finish_all("rejected", self.protocol_error)
