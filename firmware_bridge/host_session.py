@@ -218,8 +218,11 @@ class HostSession:
             self._q.expire(self._floor())
             down = self._down_since_ns
             if down is not None and now_ns - down >= self.cfg.give_up_ns and self._q.cmds:
-                log.error("controller port lost for %.1f s: %d outstanding commands finished as lost",
-                          (now_ns - down) / 1e9, len(self._q.cmds))
+                log.error(
+                    "controller port lost for %.1f s: %d outstanding commands finished as lost",
+                    (now_ns - down) / 1e9,
+                    len(self._q.cmds),
+                )
                 self.abandon(f"controller link down for over {self.cfg.give_up_ns / 1e9:g} s")
         out = bytes(self._out)
         self._out.clear()

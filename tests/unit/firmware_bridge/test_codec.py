@@ -125,6 +125,7 @@ GOLDEN = [
     ),
 ]
 
+
 @pytest.mark.parametrize(("message", "seq", "wire"), GOLDEN)
 def test_golden_frames(message: Message, seq: int, wire: str) -> None:
     assert encode_frame(message, seq).hex() == wire
