@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from test_bridge_host_session import MS, Wire
+
 from firmware_bridge.cobs import cobs_encode
 from firmware_bridge.codec import encode_frame
 from firmware_bridge.controller import ControllerCore, ControllerLimits
@@ -18,7 +20,6 @@ from firmware_bridge.emulators.valve_controller import ValveControllerProtocol
 from firmware_bridge.epochs import EpochTracker
 from firmware_bridge.host_session import SessionConfig
 from firmware_bridge.messages import Fire, Nak, Status
-from tests.unit.firmware_bridge.test_bridge_host_session import MS, Wire
 
 FINAL = ("executed", "late", "rejected", "cancelled", "lost")
 
