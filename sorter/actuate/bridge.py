@@ -149,6 +149,8 @@ class BridgeActuator:
         s["executed"] = s.get("link_executed", 0)
         s["late"] = s.get("link_late", 0)
         s["rejected"] = s.get("link_rejected", 0)
+        s["cancelled"] = s.get("link_cancelled", 0)
+        s["lost"] = s.get("link_lost", 0)
         s["reconnects"] = s.get("link_reconnects", 0)
         return s
 
