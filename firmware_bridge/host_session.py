@@ -112,7 +112,7 @@ class HostSession(ReplyHandler):
         self._hello = False  # waiting for the STATUS that precedes an ARM
         self._confirming = False  # ARM acknowledged: waiting for the STATUS that confirms it
         self._down_since_ns: int | None = None  # port lost at (None while connected)
-        self._resync_until_ns = 0  # after an epoch change: submissions before this are lost
+        self._resync_until_ns: int | None = None  # after an epoch change: not ready, submissions lost, until then
 
     # ----------------------------------------------------------------- inputs
 
@@ -154,7 +154,7 @@ class HostSession(ReplyHandler):
         self._q.add(command)
         if self.protocol_error is not None:
             self._q.finish(command.command_id, "rejected", detail=self.protocol_error)
-        elif now_ns < self._resync_until_ns:
+        elif self._resync_until_ns is not None:
             self._q.finish(command.command_id, "lost", detail="submitted while re-synchronising after an epoch change")
 
     def cancel(self, command_id: int, now_ns: int) -> None:
@@ -196,6 +196,9 @@ class HostSession(ReplyHandler):
         if self.protocol_error is not None:
             self._out.clear()
             return b""
+        if self._resync_until_ns is not None and now_ns >= self._resync_until_ns:
+            self._resync_until_ns = None
+            log.info("re-synchronised to controller epoch %s; sending resumes", self.epochs.epoch)
         if self.connected:
             self._timers(now_ns)
             if self.armed:
@@ -220,6 +223,8 @@ class HostSession(ReplyHandler):
         if self._q.first_expirable(self._floor()):
             return now_ns  # more expirations to do
         top = self._q.top()
+        if self._resync_until_ns is not None:
+            t = min(t, self._resync_until_ns)
         if self.connected:
             t = min(t, self._next_heartbeat_ns, self._next_ping_ns, self._next_status_ns)
             for cid in self._q.in_flight:
@@ -366,6 +371,6 @@ class HostSession(ReplyHandler):
 
     def ready(self) -> bool:
         """Connected, and armed unless this is a monitor (which waits for the controller's first STATUS)."""
-        if self.protocol_error is not None or not self.connected:
+        if self.protocol_error is not None or not self.connected or self._resync_until_ns is not None:
             return False
         return self.armed if self.arm_enabled else self.epochs.known()

@@ -69,7 +69,7 @@ class ReplyHandler:
     _burst: BurstLog
     _hello: bool
     _confirming: bool
-    _resync_until_ns: int
+    _resync_until_ns: int | None
     _next_status_ns: int
     _next_ping_ns: int
     _next_heartbeat_ns: int
