@@ -186,17 +186,10 @@ class ValveControllerEmulator:
         self.reopen_count = 0
         self.frozen = threading.Event()  # set by tests: stop answering (a hung controller)
         self._inject: deque[bytes] = deque()
-        self._limits = limits
 
     def inject(self, data: bytes) -> None:
         """Write raw bytes to the host as they are (noise, damaged or hostile frames), from the emulator's thread."""
         self._inject.append(bytes(data))
-
-    def restart(self) -> None:
-        """A controller reset: new boot id, disarmed, queue and id history gone (the device keeps its encoder)."""
-        self.core.device.close_all()
-        self.core = ControllerCore(self.core.device, self._limits)
-        self.protocol = ValveControllerProtocol(self.core)
 
     def start(self) -> ValveControllerEmulator:
         self._thread = threading.Thread(target=self._run, name="valve-controller-emulator", daemon=True)
