@@ -36,6 +36,7 @@ COUNTERS = (
     "epoch_changes",
     "nak_wrong_epoch",
     "nak_unknown_reason",
+    "nak_unmatched",
     "unknown_types",
     "protocol_errors",
     "nak_queue_full",

@@ -149,7 +149,14 @@ class ReplyHandler:
             log.error("controller refused %s: %s", type(ctrl.message).__name__, enum_name(NakReason, m.reason))
             return
         c = self._q.cmds.get(m.command_id)
-        if c is None:
+        if c is None:  # a second answer to a finished command, or a NAK naming nothing this host sent
+            self.counters["nak_unmatched"] += 1
+            log.debug(
+                "NAK %s for command %d / seq %d matches nothing outstanding",
+                enum_name(NakReason, m.reason),
+                m.command_id,
+                m.acked_seq,
+            )
             return
         if m.reason == NakReason.QUEUE_FULL:
             self.counters["nak_queue_full"] += 1

@@ -244,6 +244,7 @@ def test_unknown_nak_reason_and_garbage_bytes(thread_rig: tuple[Ledger, ValveCon
     assert all("unknown NAK reason 23" in ledger.events[c][-1].detail for c in (3, 4))
     s = ledger.link.stats()
     assert s["nak_unknown_reason"] == 2 and s["bad_frames"] >= 3 and s["thread_errors"] == 0
+    assert s["nak_unmatched"] >= 2  # the two NAKs naming no command: counted, nothing else
     ledger.assert_alive(range(20, 25))
     assert emu.thread_alive()
 
