@@ -114,7 +114,7 @@ class ControllerCore:
         self.counters = ControllerCounters()
         self.boot_id = (boot_id if boot_id is not None else random.getrandbits(32) or 1) & 0xFFFFFFFF
         self._epoch = 1
-        self._last_seen_count: int | None = None
+        self._last_seen_count: int | None = device.encoder_count()
         self._epoch_changes: list[tuple[int, int]] = []  # (new epoch, count at the change) not yet announced
         self._lock = threading.RLock()
         self._armed = False

@@ -187,9 +187,7 @@ class HostSession(ReplyHandler):
 
     def abandon(self, detail: str) -> None:
         """Finish every outstanding command as ``lost`` (the link is closed or given up)."""
-        for c in self._q.finish_all("lost", detail):
-            if c.state != CommandState.WAITING or c.tries:
-                self._cancels.pop(c.command.command_id, None)
+        self._q.finish_all("lost", detail)
 
     def poll(self, now_ns: int) -> bytes:
         """Run timers and return the bytes to write now."""

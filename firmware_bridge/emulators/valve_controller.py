@@ -89,10 +89,10 @@ class ValveControllerProtocol:
         """Run the device and watchdog; return reports and faults to write."""
         done, fault = self.core.tick(wall_ns)
         out = bytearray()
+        for e in done:  # pulses cut short by an epoch change ran (on time): reported before the EPOCH
+            out += self._frame(report_for(e))
         for epoch, count in self.core.take_epoch_changes():
             out += self._frame(Epoch(self.core.boot_id, epoch, count))
-        for e in done:
-            out += self._frame(report_for(e))
         if fault is not None:
             out += self._frame(Fault(int(fault), self.core.device.encoder_count()))
         return bytes(out)
