@@ -184,7 +184,7 @@ def test_disarm_closes_everything() -> None:
 
 
 def test_epochs_boot_id_and_wrong_epoch() -> None:
-    core, dev, t = make()
+    core, dev, _t = make()
     st = core.status()
     assert st.version == 2 and st.epoch == 1 and st.boot_id == core.boot_id != 0
     assert core.submit(Fire(1, 0, 0, 500, 600, epoch=1)).code == AckResult.QUEUED
