@@ -44,6 +44,8 @@ from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import Fire, Nak, Pick, StatusRequest
 from firmware_bridge.pty_pair import PtyPair
 from firmware_bridge.serial_link import SerialLink
+from sorter.actuate.links import OpenedLink
+from sorter.errors import DeviceNotConnectedError
 
 SPEED = 25_000.0  # counts per second: 2.5 m/s at 10 counts/mm
 FINAL = ("executed", "late", "rejected", "cancelled", "lost")
@@ -363,6 +365,8 @@ def test_a_version_1_controller_is_refused_with_a_clear_error(pty: PtyPair) -> N
         ledger.wait_final([1], 2.0)
         assert ledger.check() == {"rejected": 1}
         assert armed == [] and link.stats()["protocol_errors"] == 1 and link.stats()["connected"] == 0
+        with pytest.raises(DeviceNotConnectedError, match="speaks protocol version 1; this host needs 2: update its firmware"):
+            OpenedLink(link, "valve controller on the test pty", "check the cable").wait_ready_or_raise(1.0)
     finally:
         link.close()
         stop.set()
