@@ -117,7 +117,7 @@ class HostSession(ReplyHandler):
     # ----------------------------------------------------------------- inputs
 
     def connection_made(self, now_ns: int) -> None:
-        """The port is open: arm, then (re)send what is outstanding."""
+        """The port is open: ask for a STATUS (version, boot id, epoch), arm, then (re)send what is outstanding."""
         if self.connected:
             return
         self.connected = True

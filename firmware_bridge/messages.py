@@ -1,9 +1,12 @@
-"""Messages of the serial controller protocol (see PROTOCOL.md, section 3).
+"""Messages of the serial controller protocol, version 2 (see PROTOCOL.md, section 3).
 
 Each message is a frozen dataclass; its wire layout is in ``LAYOUTS`` (a
 ``struct`` format, little-endian). Positions are in **encoder counts** of the
 controller's belt encoder (signed 64 bit), valve indices are 0-based, times in
 the controller's own microseconds or the host's monotonic nanoseconds as named.
+Codes travel as plain integers: a value this version does not define (a newer
+controller's NAK reason, fault or flag) is shown by ``enum_name``/``flag_names``
+as ``unknown(N)``, never refused.
 """
 
 from __future__ import annotations
