@@ -281,7 +281,12 @@ class SerialLink:
             except Exception as e:  # any bug or surprise: log, count, report down, start the loop again
                 self.thread_errors += 1
                 self._down_reason = f"serial link thread failed ({type(e).__name__}: {e}); restarting it"
-                log.exception("serial link thread failed; restarting its loop in %.1f s", self.restart_delay_s)
+                if self.thread_errors <= 3 or self.thread_errors % 100 == 0:  # a failure that repeats is not a log flood
+                    log.exception(
+                        "serial link thread failed (%d so far); restarting its loop in %.1f s",
+                        self.thread_errors,
+                        self.restart_delay_s,
+                    )
                 try:
                     self._lost("link thread restarting")
                 except Exception:
