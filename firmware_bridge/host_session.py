@@ -36,7 +36,7 @@ import logging
 
 from firmware_bridge.codec import FrameDecoder, FrameError, encode_frame
 from firmware_bridge.epochs import EpochTracker
-from firmware_bridge.link import LinkEvent
+from firmware_bridge.link import EventStatus, LinkEvent
 from firmware_bridge.messages import (
     EPOCH_UNSET,
     Cancel,
@@ -185,9 +185,10 @@ class HostSession(ReplyHandler):
 
     # ---------------------------------------------------------------- outputs
 
-    def abandon(self, detail: str) -> None:
-        """Finish every outstanding command as ``lost`` (the link is closed or given up)."""
-        self._q.finish_all("lost", detail)
+    def abandon(self, detail: str, status: EventStatus = "lost") -> None:
+        """Finish every outstanding command as ``lost`` (the link is closed or given up), or ``cancelled``
+        when the controller confirmed that it dropped them (a DISARM acknowledged)."""
+        self._q.finish_all(status, detail)
 
     def poll(self, now_ns: int) -> bytes:
         """Run timers and return the bytes to write now."""

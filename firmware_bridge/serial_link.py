@@ -197,15 +197,22 @@ class SerialLink:
             return False, "waiting for the controller to arm"
 
     def close(self, disarm: bool = True) -> None:
-        """Disarm the controller (valves closed), stop the thread, close the port."""
+        """Disarm the controller (valves closed), stop the thread, close the port.
+
+        Commands still outstanding get their outcome: ``cancelled`` when the controller acknowledged
+        the DISARM (it dropped its queue: they never run), else ``lost``.
+        """
+        disarmed = False
         if self._thread is not None and disarm and self.session.arm_enabled:
             with self._lock:
+                armed = self.session.armed
                 self.session.disarm(self._time_ns())
             self._wake()
             deadline = time.monotonic() + 0.2
             with self._changed:
                 while self.session._control and time.monotonic() < deadline:
                     self._changed.wait(0.01)
+                disarmed = armed and not self.session._control
         self._stop.set()
         self._wake()
         if self._thread is not None:
@@ -213,7 +220,10 @@ class SerialLink:
             self._thread = None
         self._close_port()
         with self._lock:
-            self.session.abandon("link closed before the controller reported it")
+            if disarmed:
+                self.session.abandon("dropped by the DISARM at close", "cancelled")
+            else:
+                self.session.abandon("link closed before the controller reported it")
             self._collect()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):

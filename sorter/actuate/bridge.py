@@ -154,6 +154,11 @@ class BridgeActuator:
         s["reconnects"] = s.get("link_reconnects", 0)
         return s
 
+    def finish_outstanding(self) -> None:
+        """End of a run: close the link (controller disarmed, valves shut) so that every command still out
+        gets its outcome (``cancelled`` by the DISARM, or ``lost``), read by the next ``poll_reports``."""
+        self.close()
+
     def close(self) -> None:
         if self._closed:
             return

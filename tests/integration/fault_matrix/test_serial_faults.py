@@ -371,3 +371,14 @@ def test_a_version_1_controller_is_refused_with_a_clear_error(pty: PtyPair) -> N
         link.close()
         stop.set()
         peer.join(2.0)
+
+
+def test_closing_with_commands_pending_cancels_them_on_the_controller(
+    thread_rig: tuple[Ledger, ValveControllerEmulator],
+) -> None:
+    ledger, emu = thread_rig
+    ledger.submit_ahead(range(1, 6), lead_s=5.0)
+    ledger.wait_accepted(range(1, 6))
+    ledger.link.close()  # DISARM acknowledged: the controller dropped them, they never run
+    assert ledger.check() == {"cancelled": 5}
+    assert not emu.core.armed and emu.core.queue_len() == 0
