@@ -11,12 +11,14 @@ this module is its executable reference.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from firmware_bridge.device import DeviceModel, Execution
 from firmware_bridge.messages import (
+    EPOCH_UNSET,
     PROTOCOL_VERSION,
     AckResult,
     FaultCode,
@@ -25,6 +27,7 @@ from firmware_bridge.messages import (
     Pick,
     Status,
     StatusFlags,
+    next_epoch,
 )
 
 log = logging.getLogger(__name__)
@@ -90,12 +93,29 @@ class ControllerCore:
 
     Wall-clock times (``wall_ns``) drive only the watchdog; positions come from
     the device's encoder. Every public method takes the internal lock.
+
+    Epochs (PROTOCOL.md section 4.6): ``boot_id`` is drawn at construction (a
+    controller start); ``epoch`` starts at 1 and is incremented whenever the count
+    is seen to move backwards (re-zeroed) or ``new_epoch`` is called; every queued
+    command is then dropped and a command of another epoch is refused
+    ``WRONG_EPOCH``. An unstamped command (epoch 0) is taken in the current epoch:
+    the serial protocol layer refuses those itself; the register map carries no
+    epoch before its own version 2.
+
+    Args:
+        device: encoder and outputs.
+        limits: safety limits.
+        boot_id: this start's identifier (random non-zero when None).
     """
 
-    def __init__(self, device: DeviceModel, limits: ControllerLimits | None = None) -> None:
+    def __init__(self, device: DeviceModel, limits: ControllerLimits | None = None, boot_id: int | None = None) -> None:
         self.device = device
         self.limits = limits or ControllerLimits()
         self.counters = ControllerCounters()
+        self.boot_id = (boot_id if boot_id is not None else random.getrandbits(32) or 1) & 0xFFFFFFFF
+        self._epoch = 1
+        self._last_seen_count: int | None = device.encoder_count()
+        self._epoch_changes: list[tuple[int, int]] = []  # (new epoch, count at the change) not yet announced
         self._lock = threading.RLock()
         self._armed = False
         self._fault = FaultCode.NONE
@@ -104,6 +124,7 @@ class ControllerCore:
         self._pending: dict[int, _Entry] = {}
         self._lost: OrderedDict[int, _Entry] = OrderedDict()
         self._history: OrderedDict[int, tuple[Fire | Pick, Execution | None]] = OrderedDict()
+        self._cut_short: list[Execution] = []  # pulses cut short by an epoch change, reported by the next tick
 
     # ------------------------------------------------------------------ state
 
@@ -131,9 +152,43 @@ class ControllerCore:
         with self._lock:
             return len(self._pending)
 
+    @property
+    def epoch(self) -> int:
+        """The current encoder epoch (after checking the count for a reset)."""
+        with self._lock:
+            self._observe_count()
+            return self._epoch
+
+    def new_epoch(self, why: str) -> None:
+        """Start a new encoder epoch (count re-zeroed or jumped): close everything, drop the queue.
+
+        Pulses cut short are reported by the next ``tick``; the dropped commands are not kept
+        in the history (a command of the old epoch is refused ``WRONG_EPOCH`` from now on).
+        """
+        with self._lock:
+            self._epoch = next_epoch(self._epoch)
+            self._last_seen_count = self.device.encoder_count()
+            self._epoch_changes.append((self._epoch, self._last_seen_count))
+            log.warning("encoder epoch %d (%s): valves closed, %d queued commands dropped", self._epoch, why, len(self._pending))
+            self._cut_short += self._drop_all()
+
+    def take_epoch_changes(self) -> list[tuple[int, int]]:
+        """``(epoch, count)`` of every epoch change since the last call (the serial controller sends EPOCH for each)."""
+        with self._lock:
+            out, self._epoch_changes = self._epoch_changes, []
+            return out
+
+    def _observe_count(self) -> None:
+        """Read the count; one that went backwards starts a new epoch (lock held)."""
+        now = self.device.encoder_count()
+        last, self._last_seen_count = self._last_seen_count, now
+        if last is not None and now < last:
+            self.new_epoch(f"count went back from {last} to {now}")
+
     def status(self) -> Status:
         """A STATUS message describing the controller now."""
         with self._lock:
+            self._observe_count()
             flags = StatusFlags(0)
             if self._armed:
                 flags |= StatusFlags.ARMED
@@ -158,6 +213,8 @@ class ControllerCore:
                 bad_frames=c.bad_frames & m,
                 watchdog_trips=c.watchdog_trips & m,
                 session_id=self._session_id,
+                boot_id=self.boot_id,
+                epoch=self._epoch,
             )
 
     # ------------------------------------------------------------ commands
@@ -196,6 +253,9 @@ class ControllerCore:
             cid = command.command_id
             if not self._armed:
                 return Outcome(False, NakReason.NOT_ARMED, cid)
+            self._observe_count()
+            if command.epoch not in (EPOCH_UNSET, self._epoch):  # before the id: never taken for a retransmission
+                return self._refuse(NakReason.WRONG_EPOCH, cid)
             entry = self._pending.get(cid)
             if entry is not None:
                 if entry.command == command:
@@ -269,6 +329,8 @@ class ControllerCore:
         with self._lock:
             fault: FaultCode | None = None
             self.device.tick()
+            self._observe_count()
+            cut, self._cut_short = self._cut_short, []
             if self._armed and wall_ns - self._last_heartbeat_ns > self.limits.watchdog_ms * 1e6:
                 fault = FaultCode.WATCHDOG
                 self.counters.watchdog_trips += 1
@@ -282,7 +344,7 @@ class ControllerCore:
                 dropped = self._drop_all()
             else:
                 dropped = []
-            done = dropped + [e for e in self.device.poll_executed() if self._complete(e)]
+            done = cut + dropped + [e for e in self.device.poll_executed() if self._complete(e)]
             if self._pending:
                 done += self._expire()
             return done, fault

@@ -127,6 +127,7 @@ class FreeRunningDevice:
         self._time_ns = time_ns
         self._t0_ns = time_ns()
         self._count0 = start_count
+        self._t_us0 = 0  # device clock at _t0_ns (the clock never jumps when the count is reset)
         self._lock = threading.Lock()
         self._pulses: dict[int, _Pulse] = {}
         self._done: list[Execution] = []
@@ -146,12 +147,21 @@ class FreeRunningDevice:
         """Change the belt speed from now on (the count stays continuous)."""
         with self._lock:
             now = self._time_ns()
+            self._t_us0 = self.device_time_us()
             self._count0 = self._count0 + int(self._speed * (now - self._t0_ns) / 1e9)
             self._t0_ns = now
             self._speed = float(speed_counts_per_s)
 
+    def set_count(self, count: int) -> None:
+        """Set the encoder count now (an operator re-zeroing the counter, a homing run); the speed is kept."""
+        with self._lock:
+            now = self._time_ns()
+            self._t_us0 = self.device_time_us()
+            self._count0 = count
+            self._t0_ns = now
+
     def device_time_us(self) -> int:
-        return (self._time_ns() - self._t0_ns) // 1000
+        return self._t_us0 + (self._time_ns() - self._t0_ns) // 1000
 
     def schedule_fire(
         self, command_id: int, valve_first: int, valve_last: int, open_count: int, close_count: int

@@ -19,32 +19,34 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
 * After a reconnection or a watchdog fault the host re-arms and resends every
   accepted command that has not executed; the controller answers DUPLICATE,
   DONE (with the report again) or queues it anew.
+* Positions belong to an encoder epoch (section 4.6). The host asks for a STATUS
+  before every ARM and confirms the ARM with another, so it always knows the
+  controller's boot id and epoch before a command goes out; each command carries
+  its epoch. A new boot id or epoch (STATUS, PONG, EPOCH), or a count that moves
+  backwards or faster than physics, finishes every pending command as ``lost``
+  (never resent), forgets the encoder sync, and sending resumes in the new epoch.
+* A controller of another protocol version is refused with a clear error, and
+  unknown codes (NAK reasons, faults, message types) are counted, never raised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
-from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, encode_frame
-from firmware_bridge.link import LinkEvent
+from firmware_bridge.codec import FrameDecoder, FrameError, encode_frame
+from firmware_bridge.epochs import EpochTracker
+from firmware_bridge.link import EventStatus, LinkEvent
 from firmware_bridge.messages import (
-    Ack,
-    AckResult,
-    Arm,
+    EPOCH_UNSET,
     Cancel,
     Disarm,
-    Fault,
     FaultCode,
     Fire,
-    Fired,
     Heartbeat,
     Message,
-    Nak,
-    NakReason,
     Pick,
-    Picked,
     Ping,
-    Pong,
     Status,
     StatusRequest,
 )
@@ -59,6 +61,7 @@ from firmware_bridge.serial_commands import (
     SessionConfig,
     first_count,
 )
+from firmware_bridge.serial_replies import ReplyHandler
 from firmware_bridge.sync import SyncEstimator
 
 __all__ = ["HostSession", "SessionConfig"]
@@ -66,7 +69,7 @@ __all__ = ["HostSession", "SessionConfig"]
 log = logging.getLogger(__name__)
 
 
-class HostSession:
+class HostSession(ReplyHandler):
     """The host protocol machine for one controller.
 
     Args:
@@ -104,20 +107,27 @@ class HostSession:
         self._last_count: int | None = None
         self._late_floor: int | None = None  # a position the controller called late
         self._burst = BurstLog(log, "received frames with errors")
+        self.epochs = EpochTracker(config.max_counts_per_s, config.backward_tolerance_counts)
+        self.protocol_error: str | None = None  # set once: the controller speaks another protocol version
+        self._hello = False  # waiting for the STATUS that precedes an ARM
+        self._confirming = False  # ARM acknowledged: waiting for the STATUS that confirms it
+        self._down_since_ns: int | None = None  # port lost at (None while connected)
+        self._resync_until_ns: int | None = None  # after an epoch change: not ready, submissions lost, until then
 
     # ----------------------------------------------------------------- inputs
 
     def connection_made(self, now_ns: int) -> None:
-        """The port is open: arm, then (re)send what is outstanding."""
+        """The port is open: ask for a STATUS (version, boot id, epoch), arm, then (re)send what is outstanding."""
         if self.connected:
             return
         self.connected = True
         self.armed = False
+        self._down_since_ns = None
         self.decoder.reset()
         self._control.clear()
         self._pings.clear()
-        if self.arm_enabled:
-            self._send_control(Arm(self.session_id), now_ns)
+        self._hello = self.arm_enabled  # STATUS first (version, boot id, epoch), then ARM
+        self._confirming = False
         self._next_heartbeat_ns = now_ns
         self._next_ping_ns = now_ns
         self._next_status_ns = now_ns
@@ -128,13 +138,24 @@ class HostSession:
             return
         self.connected = False
         self.armed = False
+        self._down_since_ns = now_ns
         self.counters["reconnects"] += 1
         self._out.clear()
         self._requeue_outstanding(now_ns)
 
     def submit(self, command: Fire | Pick, now_ns: int) -> None:
-        """Queue a command (duplicates of a known id are ignored)."""
+        """Queue a command (duplicates of a known id are ignored), stamped with the current epoch.
+
+        A command submitted while the link refuses the controller, or just after an epoch change
+        (its positions may come from the old odometer), gets its outcome at once.
+        """
+        if command.epoch == EPOCH_UNSET and self.epochs.epoch is not None:
+            command = dataclasses.replace(command, epoch=self.epochs.epoch)
         self._q.add(command)
+        if self.protocol_error is not None:
+            self._q.finish(command.command_id, "rejected", detail=self.protocol_error)
+        elif self._resync_until_ns is not None:
+            self._q.finish(command.command_id, "lost", detail="submitted while re-synchronising after an epoch change")
 
     def cancel(self, command_id: int, now_ns: int) -> None:
         """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
@@ -158,21 +179,39 @@ class HostSession:
         """Bytes from the port."""
         for r in self.decoder.feed(data):
             if isinstance(r, FrameError):
-                self.counters["bad_frames"] += 1
-                self._burst.event(now_ns, r.kind.value)
-                continue
-            self._handle(r, now_ns)
+                self._on_frame_error(r, now_ns)
+            else:
+                self._handle(r, now_ns)
 
     # ---------------------------------------------------------------- outputs
 
+    def abandon(self, detail: str, status: EventStatus = "lost") -> None:
+        """Finish every outstanding command as ``lost`` (the link is closed or given up), or ``cancelled``
+        when the controller confirmed that it dropped them (a DISARM acknowledged)."""
+        self._q.finish_all(status, detail)
+
     def poll(self, now_ns: int) -> bytes:
         """Run timers and return the bytes to write now."""
+        if self.protocol_error is not None:
+            self._out.clear()
+            return b""
+        if self._resync_until_ns is not None and now_ns >= self._resync_until_ns:
+            self._resync_until_ns = None
+            log.info("re-synchronised to controller epoch %s; sending resumes", self.epochs.epoch)
         if self.connected:
             self._timers(now_ns)
             if self.armed:
                 self._send_commands(now_ns)
         else:
             self._q.expire(self._floor())
+            down = self._down_since_ns
+            if down is not None and now_ns - down >= self.cfg.give_up_ns and self._q.cmds:
+                log.error(
+                    "controller port lost for %.1f s: %d outstanding commands finished as lost",
+                    (now_ns - down) / 1e9,
+                    len(self._q.cmds),
+                )
+                self.abandon(f"controller link down for over {self.cfg.give_up_ns / 1e9:g} s")
         out = bytes(self._out)
         self._out.clear()
         return out
@@ -183,6 +222,8 @@ class HostSession:
         if self._q.first_expirable(self._floor()):
             return now_ns  # more expirations to do
         top = self._q.top()
+        if self._resync_until_ns is not None:
+            t = min(t, self._resync_until_ns)
         if self.connected:
             t = min(t, self._next_heartbeat_ns, self._next_ping_ns, self._next_status_ns)
             for cid in self._q.in_flight:
@@ -255,7 +296,8 @@ class HostSession:
             self._next_ping_ns = now_ns + cfg.ping_ns
         if now_ns >= self._next_status_ns:
             self._write(StatusRequest())
-            self._next_status_ns = now_ns + cfg.status_ns
+            waiting = self._hello or self._confirming
+            self._next_status_ns = now_ns + (cfg.hello_retry_ns if waiting else cfg.status_ns)
         for seq, p in list(self._control.items()):
             if now_ns - p.sent_ns >= cfg.ack_timeout_ns:
                 del self._control[seq]
@@ -311,6 +353,8 @@ class HostSession:
             self._send(cid, c, now_ns)
 
     def _send(self, cid: int, c: QueuedCommand, now_ns: int) -> None:
+        if c.command.epoch == EPOCH_UNSET and self.epochs.epoch is not None:  # submitted before the first STATUS
+            c.command = dataclasses.replace(c.command, epoch=self.epochs.epoch)
         self._q.set_state(cid, c, CommandState.IN_FLIGHT)
         c.sent_ns = now_ns
         if c.tries > 0 and not c.accepted_reported:
@@ -324,126 +368,8 @@ class HostSession:
         self._q.requeue_all()
         self._cancels.clear()
 
-    def _handle(self, frame: DecodedFrame, now_ns: int) -> None:
-        m = frame.message
-        if isinstance(m, Ack):
-            self._on_ack(frame.seq, m, now_ns)
-        elif isinstance(m, Nak):
-            self._on_nak(m, now_ns)
-        elif isinstance(m, Fired):
-            self._last_count = m.open_count if self._last_count is None else max(self._last_count, m.open_count)
-            self._q.finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
-        elif isinstance(m, Picked):
-            self._last_count = m.pick_count if self._last_count is None else max(self._last_count, m.pick_count)
-            self._q.finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
-        elif isinstance(m, Pong):
-            sent = self._pings.pop(m.host_time_ns, None)
-            if sent is not None:
-                self.sync.add(sent, now_ns, m.device_time_us, m.encoder_count)
-            self._last_count = m.encoder_count
-        elif isinstance(m, Status):
-            self.status = m
-            self._last_count = m.encoder_count
-            if (m.session_id != self.session_id or not (m.flags & 0x01)) and self.armed:
-                log.warning("controller reports it is not armed for this session; re-arming")
-                self._rearm(now_ns)
-        elif isinstance(m, Fault):
-            self._on_fault(m, now_ns)
-        else:
-            self.counters["bad_frames"] += 1
-            self._burst.event(now_ns, f"unexpected {type(m).__name__} from controller")
-
-    def _on_ack(self, seq: int, m: Ack, now_ns: int) -> None:
-        self.counters["acked"] += 1
-        ctrl = self._control.pop(m.acked_seq, None)
-        if ctrl is not None:
-            if isinstance(ctrl.message, Arm):
-                self.armed = True
-                self.fault = None
-            return
-        if m.result in (AckResult.CANCELLED, AckResult.UNKNOWN_ID):
-            self._cancels.pop(m.command_id, None)
-            if m.result == AckResult.CANCELLED:
-                self._q.finish(m.command_id, "cancelled", detail="cancelled by the controller")
-            return
-        c = self._q.cmds.get(m.command_id)
-        if c is None:
-            return
-        if c.state in (CommandState.IN_FLIGHT, CommandState.WAITING):
-            self._q.set_state(m.command_id, c, CommandState.ACCEPTED)
-        c.query = False
-        if c.sent_ns > self._pause_started_ns:
-            self._backoff_ns = 0
-            self._window = min(self._window + 1, self.cfg.window)
-        if not c.accepted_reported:
-            c.accepted_reported = True
-            self.counters["accepted"] += 1
-            self._q.event(m.command_id, "accepted")
-
-    def _on_nak(self, m: Nak, now_ns: int) -> None:
-        if m.reason in (NakReason.BAD_CRC, NakReason.MALFORMED) and m.command_id == 0:
-            self.counters["nak_other"] += 1
-            self._burst.event(now_ns, "controller received a damaged frame")
-            self._next_heartbeat_ns = now_ns  # it may have been a heartbeat: send one more now
-            return  # the ack timeout resends whatever it was
-        ctrl = self._control.pop(m.acked_seq, None)
-        if ctrl is not None:
-            log.error("controller refused %s: %s", type(ctrl.message).__name__, NakReason(m.reason).name)
-            return
-        c = self._q.cmds.get(m.command_id)
-        if c is None:
-            return
-        if m.reason == NakReason.QUEUE_FULL:
-            self.counters["nak_queue_full"] += 1
-            if now_ns >= self._paused_until_ns and c.sent_ns >= self._pause_started_ns:
-                # a new episode (not one more answer to frames sent before the pause): back off longer
-                self._backoff_ns = min(max(self._backoff_ns * 2, self.cfg.backoff_min_ns), self.cfg.backoff_max_ns)
-                self._pause_started_ns = now_ns
-                self._paused_until_ns = now_ns + self._backoff_ns
-                self._window = 1
-                self.counters["backoffs"] += 1
-            self._q.set_state(m.command_id, c, CommandState.WAITING)
-            c.tries = 0
-            c.not_before_ns = self._paused_until_ns
-            return
-        if m.reason == NakReason.NOT_ARMED:
-            self._q.set_state(m.command_id, c, CommandState.WAITING)
-            c.tries = 0
-            self._rearm(now_ns)
-            return
-        self.counters["nak_other"] += 1
-        reason = NakReason(m.reason) if m.reason in NakReason._value2member_map_ else m.reason
-        name = reason.name if isinstance(reason, NakReason) else str(reason)
-        self._q.finish(m.command_id, "late" if m.reason == NakReason.LATE else "rejected", detail=f"controller NAK {name}")
-        if m.reason == NakReason.LATE:  # the belt only moves forward: whatever opens earlier is late too
-            first = first_count(c.command)
-            self._late_floor = first if self._late_floor is None else max(self._late_floor, first)
-
-    def _on_fault(self, m: Fault, now_ns: int) -> None:
-        self.counters["faults"] += 1
-        code = FaultCode(m.fault_code) if m.fault_code in FaultCode._value2member_map_ else FaultCode.INTERNAL
-        self.fault = code
-        self._last_count = m.encoder_count
-        if code == FaultCode.WATCHDOG:
-            self.counters["watchdog_faults"] += 1
-            log.warning("controller watchdog tripped (valves closed); re-arming and resending outstanding commands")
-            self._rearm(now_ns)
-            return
-        log.error("controller fault %s: valves closed; commands refused until an operator re-arms", code.name)
-        self.armed = False
-        for cid in list(self._q.cmds):
-            self._q.finish(cid, "rejected", detail=f"controller fault {code.name}")
-
     def ready(self) -> bool:
-        """Connected, and armed unless this is a monitor."""
-        return self.connected and (self.armed or not self.arm_enabled)
-
-    def _rearm(self, now_ns: int) -> None:
-        if not self.arm_enabled:
-            return
-        if any(isinstance(p.message, Arm) for p in self._control.values()):
-            return
-        self.armed = False
-        self.counters["rearms"] += 1
-        self._requeue_outstanding(now_ns)
-        self._send_control(Arm(self.session_id), now_ns)
+        """Connected, and armed unless this is a monitor (which waits for the controller's first STATUS)."""
+        if self.protocol_error is not None or not self.connected or self._resync_until_ns is not None:
+            return False
+        return self.armed if self.arm_enabled else self.epochs.known()

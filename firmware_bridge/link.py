@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 from firmware_bridge.messages import Fire, Pick, Status
 from firmware_bridge.sync import SyncEstimator
 
-EventStatus = Literal["accepted", "executed", "late", "rejected", "cancelled"]
+EventStatus = Literal["accepted", "executed", "late", "rejected", "cancelled", "lost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,10 @@ class LinkEvent:
         status: ``accepted`` (queued by the controller), ``executed`` (with the actual
             counts), ``late`` (refused: its position had passed; never executed),
             ``rejected`` (bad field, queue full for too long, no answer...),
-            ``cancelled``.
+            ``cancelled``, ``lost`` (its outcome can no longer be known: the controller restarted or
+            its count was reset, so the command's positions belong to an old encoder epoch, or the
+            link was given up; never executed by this host's doing afterwards, never resent).
+            Every command submitted ends in exactly one of executed, late, rejected, cancelled, lost.
         open_count: encoder count at which it executed (``executed`` only).
         close_count: encoder count at which the valves closed (``executed`` only).
         detail: reason in words.

@@ -1,9 +1,12 @@
-"""Messages of the serial controller protocol (see PROTOCOL.md, section 3).
+"""Messages of the serial controller protocol, version 2 (see PROTOCOL.md, section 3).
 
 Each message is a frozen dataclass; its wire layout is in ``LAYOUTS`` (a
 ``struct`` format, little-endian). Positions are in **encoder counts** of the
 controller's belt encoder (signed 64 bit), valve indices are 0-based, times in
 the controller's own microseconds or the host's monotonic nanoseconds as named.
+Codes travel as plain integers: a value this version does not define (a newer
+controller's NAK reason, fault or flag) is shown by ``enum_name``/``flag_names``
+as ``unknown(N)``, never refused.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class MsgType(IntEnum):
     PICKED = 0x84
     STATUS = 0x85
     FAULT = 0x86
+    EPOCH = 0x87
 
 
 class NakReason(IntEnum):
@@ -44,6 +48,7 @@ class NakReason(IntEnum):
     NOT_ARMED = 6  #: commands are refused until ARM (after power-up or a fault)
     MALFORMED = 7  #: COBS error, truncated frame or wrong payload length for the type
     CONFLICT = 8  #: the command id is already used by a different command
+    WRONG_EPOCH = 9  #: the command's epoch is not the controller's current one (its count was reset)
 
 
 class AckResult(IntEnum):
@@ -76,8 +81,40 @@ class StatusFlags(IntFlag):
     ENCODER_OK = 0x08
 
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SEQ_NONE = 0xFFFF  #: acked_seq of a NAK for a frame whose own seq could not be trusted
+EPOCH_UNSET = 0  #: epoch of a command not yet stamped (the link stamps its current epoch on submission)
+STATUS_V1_PAYLOAD = 42  #: STATUS payload length of protocol version 1 (no boot id, no epoch)
+
+
+def enum_name(enum: type[IntEnum], value: int) -> str:
+    """The name of ``value`` in ``enum``, or ``unknown(N)`` for a value this version does not define.
+
+    A newer controller may send codes this host does not know; they are shown, never refused.
+    """
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"unknown({value})"
+
+
+def flag_names(value: int) -> str:
+    """STATUS flags in words, e.g. ``ARMED|ENCODER_OK`` or ``ARMED|unknown(0x40)``."""
+    known = 0
+    names = []
+    for f in StatusFlags:
+        if value & f.value:
+            names.append(str(f.name))
+            known |= f.value
+    if value & ~known:
+        names.append(f"unknown(0x{value & ~known:02x})")
+    return "|".join(names) if names else "none"
+
+
+def next_epoch(epoch: int) -> int:
+    """The epoch after ``epoch`` (u16, wrapping, skipping 0)."""
+    e = (epoch + 1) & 0xFFFF
+    return e or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +126,7 @@ class Fire:
     valve_last: int
     open_count: int
     close_count: int
+    epoch: int = EPOCH_UNSET  #: encoder epoch the counts belong to (0: stamped by the link on submission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +137,7 @@ class Pick:
     x_um: int
     y_um: int
     pick_count: int
+    epoch: int = EPOCH_UNSET  #: encoder epoch the count belongs to (0: stamped by the link on submission)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +194,8 @@ class Pong:
     host_time_ns: int
     device_time_us: int
     encoder_count: int
+    boot_id: int = 0  #: random per controller start (new after any restart)
+    epoch: int = 0  #: encoder epoch of ``encoder_count``
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +241,8 @@ class Status:
     bad_frames: int
     watchdog_trips: int
     session_id: int
+    boot_id: int = 0  #: random per controller start (new after any restart)
+    epoch: int = 0  #: encoder epoch of ``encoder_count``
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,14 +253,38 @@ class Fault:
     encoder_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    """The controller's encoder epoch changed (count re-zeroed or jumped): queued commands were dropped."""
+
+    boot_id: int
+    epoch: int  #: the new epoch
+    encoder_count: int  #: count at the change
+
+
 Message = (
-    Fire | Pick | Cancel | Heartbeat | Arm | StatusRequest | Ping | Disarm | Ack | Pong | Nak | Fired | Picked | Status | Fault
+    Fire
+    | Pick
+    | Cancel
+    | Heartbeat
+    | Arm
+    | StatusRequest
+    | Ping
+    | Disarm
+    | Ack
+    | Pong
+    | Nak
+    | Fired
+    | Picked
+    | Status
+    | Fault
+    | Epoch
 )
 
 #: message class -> (type byte, struct layout of the payload)
 LAYOUTS: dict[type, tuple[MsgType, struct.Struct]] = {
-    Fire: (MsgType.FIRE, struct.Struct("<IHHqq")),
-    Pick: (MsgType.PICK, struct.Struct("<Iiiq")),
+    Fire: (MsgType.FIRE, struct.Struct("<IHHqqH")),
+    Pick: (MsgType.PICK, struct.Struct("<IiiqH")),
     Cancel: (MsgType.CANCEL, struct.Struct("<I")),
     Heartbeat: (MsgType.HEARTBEAT, struct.Struct("<I")),
     Arm: (MsgType.ARM, struct.Struct("<I")),
@@ -225,12 +292,13 @@ LAYOUTS: dict[type, tuple[MsgType, struct.Struct]] = {
     Ping: (MsgType.PING, struct.Struct("<Q")),
     Disarm: (MsgType.DISARM, struct.Struct("<")),
     Ack: (MsgType.ACK, struct.Struct("<HIB")),
-    Pong: (MsgType.PONG, struct.Struct("<QQq")),
+    Pong: (MsgType.PONG, struct.Struct("<QQqIH")),
     Nak: (MsgType.NAK, struct.Struct("<HIB")),
     Fired: (MsgType.FIRED, struct.Struct("<Iqq")),
     Picked: (MsgType.PICKED, struct.Struct("<Iq")),
-    Status: (MsgType.STATUS, struct.Struct("<BBBxHHHqIIIIII")),
+    Status: (MsgType.STATUS, struct.Struct("<BBBxHHHqIIIIIIIH")),
     Fault: (MsgType.FAULT, struct.Struct("<Bq")),
+    Epoch: (MsgType.EPOCH, struct.Struct("<IHq")),
 }
 
 #: type byte -> message class

@@ -32,6 +32,13 @@ COUNTERS = (
     "late_local",
     "rejected",
     "cancelled",
+    "lost",
+    "epoch_changes",
+    "nak_wrong_epoch",
+    "nak_unknown_reason",
+    "nak_unmatched",
+    "unknown_types",
+    "protocol_errors",
     "nak_queue_full",
     "nak_other",
     "no_answer",
@@ -63,6 +70,13 @@ class SessionConfig:
         predict_late: also skip sending when the *extrapolated* count says the position has passed
             (needs a belt that moves in host time; leave off in a simulation with its own clock).
         late_guard_ns: with ``predict_late``, time margin added to the one-way delay.
+        hello_retry_ns: STATUS_REQUEST period while waiting for the STATUS that precedes or confirms an ARM.
+        give_up_ns: port lost this long: every outstanding command is finished ``lost``.
+        resync_hold_ns: after an epoch change, commands submitted within this are finished ``lost``
+            (their positions may still come from the old epoch's odometer).
+        max_counts_per_s: fastest the controller's count can move; a larger jump between two readings
+            is treated as an epoch change (0: only backwards moves are checked).
+        backward_tolerance_counts: encoder jitter backwards allowed before a count counts as reset.
     """
 
     ack_timeout_ns: int = 20 * MS
@@ -75,6 +89,11 @@ class SessionConfig:
     backoff_max_ns: int = 200 * MS
     predict_late: bool = False
     late_guard_ns: int = 1 * MS
+    hello_retry_ns: int = 50 * MS
+    give_up_ns: int = 2000 * MS
+    resync_hold_ns: int = 250 * MS
+    max_counts_per_s: float = 0.0
+    backward_tolerance_counts: int = 64
 
 
 @dataclass(slots=True)
@@ -249,6 +268,16 @@ class CommandQueue:
                 c.tries = 0
                 c.overdue_since_ns = 0
                 self.counters["report_queries"] += 1
+
+    def finish_all(self, status: EventStatus, detail: str) -> list[QueuedCommand]:
+        """Give every pending command the same outcome; returns them (their state before)."""
+        out = []
+        for cid in list(self.cmds):
+            c = self.cmds[cid]
+            if self.finish(cid, status, detail=detail):
+                out.append(c)
+        self.queries.clear()
+        return out
 
     def requeue_all(self) -> None:
         """After a reconnect or a fault: everything not executed must be (re)sent."""

@@ -6,6 +6,13 @@ pyserial URLs both work), waits on the port and on a wake-up pipe with
 the session and writes what it asks for. When the port disappears it closes
 it and retries with exponential backoff (``reconnect_min_s`` doubling up to
 ``reconnect_max_s``); the session then re-arms and resends.
+
+The thread never dies silently: any exception in its loop is caught at the top,
+logged and counted (``thread_errors``); the port is closed as if lost and the
+loop starts again after ``restart_delay_s``. Meanwhile ``health()`` says the link
+is down and why, and ``stats()["connected"]`` is 0, so the service shows
+``degraded``. Commands still outstanding when the link is closed are finished
+``lost``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,9 @@ class SerialLink:
         self._port: serial.SerialBase | None = None
         self.open_failures = 0
         self.opens = 0
+        self.thread_errors = 0
+        self.restart_delay_s = 0.1
+        self._down_reason = ""  # why the link thread last restarted (cleared once ready again)
 
     # --------------------------------------------------------------- public
 
@@ -90,6 +100,8 @@ class SerialLink:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             while not self.session.ready():
+                if self.session.protocol_error is not None:
+                    return False
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -161,26 +173,58 @@ class SerialLink:
         with self._lock:
             s = dict(self.session.counters)
             s["outstanding"] = self.session.outstanding()
-            s["connected"] = int(self.session.connected)
+            s["connected"] = int(self.session.connected and self.session.protocol_error is None)
             s["port_opens"] = self.opens
-            return s
+            s["thread_errors"] = self.thread_errors
+            s["epoch"] = self.session.epochs.epoch or 0
+        s["healthy"] = int(self.health()[0])
+        return s
+
+    def health(self) -> tuple[bool, str]:
+        """``(True, "")`` while the controller is connected and armed; else ``(False, why)``."""
+        with self._lock:
+            session = self.session
+            if session.protocol_error is not None:
+                return False, session.protocol_error
+            if self._thread is None or not self._thread.is_alive():
+                return False, "serial link thread not running"
+            if session.ready():
+                return True, ""
+            if self._down_reason:
+                return False, self._down_reason
+            if not session.connected:
+                return False, f"controller port {self.url} lost, reconnecting"
+            return False, "waiting for the controller to arm"
 
     def close(self, disarm: bool = True) -> None:
-        """Disarm the controller (valves closed), stop the thread, close the port."""
+        """Disarm the controller (valves closed), stop the thread, close the port.
+
+        Commands still outstanding get their outcome: ``cancelled`` when the controller acknowledged
+        the DISARM (it dropped its queue: they never run), else ``lost``.
+        """
+        disarmed = False
         if self._thread is not None and disarm and self.session.arm_enabled:
             with self._lock:
+                armed = self.session.armed
                 self.session.disarm(self._time_ns())
             self._wake()
             deadline = time.monotonic() + 0.2
             with self._changed:
                 while self.session._control and time.monotonic() < deadline:
                     self._changed.wait(0.01)
+                disarmed = armed and not self.session._control
         self._stop.set()
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
         self._close_port()
+        with self._lock:
+            if disarmed:
+                self.session.abandon("dropped by the DISARM at close", "cancelled")
+            else:
+                self.session.abandon("link closed before the controller reported it")
+            self._collect()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -239,6 +283,28 @@ class SerialLink:
             self._changed.notify_all()
 
     def _run(self) -> None:
+        """The thread: the I/O loop, restarted after any exception (never a silent death)."""
+        while not self._stop.is_set():
+            try:
+                self._loop()
+                return
+            except Exception as e:  # any bug or surprise: log, count, report down, start the loop again
+                self.thread_errors += 1
+                self._down_reason = f"serial link thread failed ({type(e).__name__}: {e}); restarting it"
+                if self.thread_errors <= 3 or self.thread_errors % 100 == 0:  # a failure that repeats is not a log flood
+                    log.exception(
+                        "serial link thread failed (%d so far); restarting its loop in %.1f s",
+                        self.thread_errors,
+                        self.restart_delay_s,
+                    )
+                try:
+                    self._lost("link thread restarting")
+                except Exception:
+                    log.exception("while closing the port after a link thread failure")
+                    self._port = None
+            self._stop.wait(self.restart_delay_s)
+
+    def _loop(self) -> None:
         backoff = self.reconnect_min_s
         next_open = 0.0
         while not self._stop.is_set():
@@ -281,6 +347,9 @@ class SerialLink:
             now = self._time_ns()
             out = self.session.poll(now)
             deadline = self.session.next_deadline_ns(now)
+            if self._down_reason and self.session.ready():
+                log.info("serial link to %s ready again after a thread restart", self.url)
+                self._down_reason = ""
             self._collect()
             self._changed.notify_all()
         if out:

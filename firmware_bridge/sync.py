@@ -59,6 +59,11 @@ class SyncEstimator:
                 self._samples.popleft()
         return s
 
+    def reset(self) -> None:
+        """Forget every probe (the device's count restarted: old probes belong to another epoch)."""
+        with self._lock:
+            self._samples.clear()
+
     def best(self) -> SyncSample | None:
         """The probe with the lowest round trip in the window."""
         with self._lock:

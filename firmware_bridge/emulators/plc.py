@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from firmware_bridge import registers as rmap
 from firmware_bridge.controller import ControllerCore, ControllerLimits
 from firmware_bridge.device import DeviceModel, FreeRunningDevice
-from firmware_bridge.messages import PROTOCOL_VERSION, AckResult, Fire, NakReason, Pick
+from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
 from firmware_bridge.modbus_io import EXC_DEVICE_BUSY, EXC_ILLEGAL_ADDRESS, EXC_ILLEGAL_VALUE, RegisterServer, Transport
 from firmware_bridge.ratelimit import BurstLog
 
@@ -82,7 +82,7 @@ class PlcRegisters:
         c = self.core.counters
         return rmap.Header(
             magic=rmap.MAGIC,
-            version=PROTOCOL_VERSION,
+            version=rmap.MAP_VERSION,
             valve_count=st.valve_count,
             slot_count=rmap.SLOT_COUNT,
             flags=st.flags,

@@ -17,8 +17,10 @@ import contextlib
 import logging
 import os
 import select
+import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 import serial
@@ -27,12 +29,14 @@ from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, FrameE
 from firmware_bridge.controller import ControllerCore, ControllerLimits, Outcome
 from firmware_bridge.device import DeviceModel, Execution, FreeRunningDevice
 from firmware_bridge.messages import (
+    EPOCH_UNSET,
     SEQ_NONE,
     Ack,
     AckResult,
     Arm,
     Cancel,
     Disarm,
+    Epoch,
     Fault,
     Fire,
     Fired,
@@ -85,8 +89,10 @@ class ValveControllerProtocol:
         """Run the device and watchdog; return reports and faults to write."""
         done, fault = self.core.tick(wall_ns)
         out = bytearray()
-        for e in done:
+        for e in done:  # pulses cut short by an epoch change ran (on time): reported before the EPOCH
             out += self._frame(report_for(e))
+        for epoch, count in self.core.take_epoch_changes():
+            out += self._frame(Epoch(self.core.boot_id, epoch, count))
         if fault is not None:
             out += self._frame(Fault(int(fault), self.core.device.encoder_count()))
         return bytes(out)
@@ -116,6 +122,9 @@ class ValveControllerProtocol:
     def _on_frame(self, f: DecodedFrame, wall_ns: int) -> bytes:
         m = f.message
         if isinstance(m, Fire | Pick):
+            if m.epoch == EPOCH_UNSET and self.core.armed:  # epoch 0 never exists: a command from an unsynchronised host
+                self.core.counters.rejected += 1
+                return self._frame(Nak(f.seq, m.command_id, int(NakReason.WRONG_EPOCH)))
             return self._answer(f.seq, self.core.submit(m))
         if isinstance(m, Cancel):
             return self._answer(f.seq, self.core.cancel(m.command_id))
@@ -124,7 +133,8 @@ class ValveControllerProtocol:
             return b""
         if isinstance(m, Ping):
             d = self.core.device
-            return self._frame(Pong(m.host_time_ns, d.device_time_us(), d.encoder_count()))
+            epoch = self.core.epoch  # checks the count for a reset first
+            return self._frame(Pong(m.host_time_ns, d.device_time_us(), d.encoder_count(), self.core.boot_id, epoch))
         if isinstance(m, StatusRequest):
             return self._frame(self.core.status())
         if isinstance(m, Arm):
@@ -175,6 +185,11 @@ class ValveControllerEmulator:
         self._port: serial.SerialBase | None = None
         self.reopen_count = 0
         self.frozen = threading.Event()  # set by tests: stop answering (a hung controller)
+        self._inject: deque[bytes] = deque()
+
+    def inject(self, data: bytes) -> None:
+        """Write raw bytes to the host as they are (noise, damaged or hostile frames), from the emulator's thread."""
+        self._inject.append(bytes(data))
 
     def start(self) -> ValveControllerEmulator:
         self._thread = threading.Thread(target=self._run, name="valve-controller-emulator", daemon=True)
@@ -227,6 +242,8 @@ class ValveControllerEmulator:
             if port is None:
                 time.sleep(min(self.tick_s, 0.005))
                 continue
+            while self._inject:
+                out += self._inject.popleft()
             try:
                 if out and not self.frozen.is_set():
                     port.write(out)
@@ -251,7 +268,7 @@ class ValveControllerEmulator:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: run the emulator with the built-in encoder until Ctrl-C."""
+    """Command-line entry: run the emulator with the built-in encoder until Ctrl-C (SIGUSR1 re-zeroes the encoder)."""
     ap = argparse.ArgumentParser(description="Emulated valve controller (serial protocol of firmware_bridge/PROTOCOL.md).")
     ap.add_argument("--port", required=True, help="serial device or pyserial URL of the controller's end")
     ap.add_argument("--valves", type=int, default=64)
@@ -266,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = FreeRunningDevice(args.valves, args.speed_counts_per_s)
     limits = ControllerLimits(queue_capacity=args.queue, watchdog_ms=args.watchdog_ms)
     emu = ValveControllerEmulator(args.port, device, limits).start()
+    # SIGUSR1: re-zero the encoder (an operator reset): the controller starts a new epoch
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: device.set_count(0))
     log.info("valve controller emulator on %s: %d valves, %.0f counts/s", args.port, args.valves, args.speed_counts_per_s)
     try:
         while True:

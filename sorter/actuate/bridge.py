@@ -149,8 +149,15 @@ class BridgeActuator:
         s["executed"] = s.get("link_executed", 0)
         s["late"] = s.get("link_late", 0)
         s["rejected"] = s.get("link_rejected", 0)
+        s["cancelled"] = s.get("link_cancelled", 0)
+        s["lost"] = s.get("link_lost", 0)
         s["reconnects"] = s.get("link_reconnects", 0)
         return s
+
+    def finish_outstanding(self) -> None:
+        """End of a run: close the link (controller disarmed, valves shut) so that every command still out
+        gets its outcome (``cancelled`` by the DISARM, or ``lost``), read by the next ``poll_reports``."""
+        self.close()
 
     def close(self) -> None:
         if self._closed:

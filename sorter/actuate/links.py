@@ -80,7 +80,10 @@ class OpenedLink:
         """
         if self.link.wait_ready(timeout_s):
             return
+        refused = self.link.session.protocol_error if isinstance(self.link, SerialLink) else None
         self.close()
+        if refused is not None:  # it answered, in another protocol version
+            raise DeviceNotConnectedError(f"{self.where}: {refused}")
         raise DeviceNotConnectedError(f"{self.where} did not answer within {timeout_s:g} s; {self.fix}")
 
     def close(self) -> None:

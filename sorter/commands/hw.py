@@ -171,7 +171,7 @@ def _status(cfg: Config, args: argparse.Namespace) -> int:
         print(f"{t.where}: protocol v{st.version}")
         print(f"  state:    {', '.join(flags) or 'disarmed'}; fault {fault}; session {st.session_id:08x}")
         print(f"  valves:   {st.valve_count}; queue {st.queue_len}/{st.queue_capacity}")
-        print(f"  encoder:  {st.encoder_count} counts ({st.encoder_count / cpm:.1f} mm)")
+        print(f"  encoder:  {st.encoder_count} counts ({st.encoder_count / cpm:.1f} mm); epoch {st.epoch}, boot {st.boot_id:08x}")
         print(f"  counters: executed {st.executed}, refused late {st.late}, rejected {st.rejected},")
         print(f"            bad frames {st.bad_frames}, watchdog trips {st.watchdog_trips}")
         return 0 if st.fault_code == 0 else 1

@@ -19,10 +19,13 @@ class RunCounters:
     frames_dropped_slot_live: int = 0  # overwritten in the latest-frame slot so far (added to frames_dropped at the end)
     commands_sent: int = 0
     commands_accepted: int = 0
-    commands_late_dropped: int = 0
+    commands_late_dropped: int = 0  # planner (never sent) and link/controller (sent, refused late) together
+    commands_late_sent: int = 0  # of those, sent and then refused late by the link or the controller
     commands_rejected: int = 0
     commands_executed: int = 0
     commands_executed_late: int = 0
+    commands_cancelled: int = 0
+    commands_lost: int = 0  # no outcome can be known (controller restarted, count reset, link given up)
     tracks_confirmed: int = 0
     tracks_unconfirmed: int = 0
     commands_held: int = 0  # decided while actuation was paused: never sent
@@ -41,14 +44,25 @@ class RunCounters:
             self.command_pos_mm[c.command_id] = c.s_open_mm if isinstance(c, FireCommand) else c.s_pick_mm
 
     def on_reports(self, reports: list[CommandReport], tolerance_mm: float) -> None:
-        """Count device answers; an execution past its commanded position is a late execution."""
+        """Count device answers; an execution past its commanded position is a late execution.
+
+        Every command sent ends in exactly one of executed, late, rejected, cancelled and lost,
+        so ``commands_sent`` is their sum once the actuator is idle.
+        """
         for r in reports:
             if r.status == "accepted":
                 self.commands_accepted += 1
             elif r.status == "late":
                 self.commands_late_dropped += 1
+                self.commands_late_sent += 1
             elif r.status == "rejected":
                 self.commands_rejected += 1
+            elif r.status == "cancelled":
+                self.commands_cancelled += 1
+                self.command_pos_mm.pop(r.command_id, None)
+            elif r.status == "lost":
+                self.commands_lost += 1
+                self.command_pos_mm.pop(r.command_id, None)
             elif r.status == "executed":
                 self.commands_executed += 1
                 want = self.command_pos_mm.pop(r.command_id, None)
@@ -90,6 +104,16 @@ def build_summary(
         "commands_rejected": counters.commands_rejected,
         "commands_executed": counters.commands_executed,
         "commands_executed_late": counters.commands_executed_late,
+        "commands_cancelled": counters.commands_cancelled,
+        "commands_lost": counters.commands_lost,
+        "commands_late_sent": counters.commands_late_sent,
+        # sent == executed + late_sent + rejected + cancelled + lost + without_outcome; 0 once the actuator is idle
+        "commands_without_outcome": counters.commands_sent
+        - counters.commands_executed
+        - counters.commands_late_sent
+        - counters.commands_rejected
+        - counters.commands_cancelled
+        - counters.commands_lost,
         "fire_position_error_mm": {k: v for k, v in percentiles(errors).items() if k != "n"},
         "latency_ms": lat,
         "realtime_factor": round(sim_duration_s / wall_s, 3) if wall_s > 0 else 0.0,
@@ -133,7 +157,9 @@ def human_summary(s: dict[str, Any]) -> str:
         lines.append(f"  objects tracked   {s['tracks_confirmed']} ({by_class})")
     lines += [
         f"  commands          sent {s['commands_sent']}  late-dropped {s['commands_late_dropped']}  "
-        f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}",
+        f"rejected {s['commands_rejected']}  executed {s['commands_executed']}  executed late {s['commands_executed_late']}"
+        + (f"  cancelled {s['commands_cancelled']}" if s.get("commands_cancelled") else "")
+        + (f"  lost {s['commands_lost']}" if s.get("commands_lost") else ""),
     ]
     if fe["p50"] or fe["max"]:
         what = "pick" if s["mode"] == "robot" else "position"

@@ -267,6 +267,10 @@ def run_line(
             result = run_fast(line, duration_s, stop, status)
         else:
             result = run_realtime(line, duration_s, stop, status)
+        finish = getattr(line.actuator, "finish_outstanding", None)
+        if finish is not None:  # a controller link: commands still out get their outcome before they are counted
+            finish()
+            _collect_reports(line)
         summary = build_summary(
             counters=line.counters,
             latency=line.latency,

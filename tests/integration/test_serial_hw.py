@@ -13,7 +13,7 @@ def test_hw_ping_and_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.count("round trip") >= 3 and "belt:" in out and "mm/s" in out
     assert main(["hw", "status", "--config", "sim-airjet-serial.yaml", "--emulate"]) == 0
     out = capsys.readouterr().out
-    assert "protocol v1" in out and "valves:   64" in out and "fault NONE" in out
+    assert "protocol v2" in out and "valves:   64" in out and "fault NONE" in out and "epoch 1, boot" in out
 
 
 def test_hw_fire_test_fires_each_valve_in_turn(capsys: pytest.CaptureFixture[str]) -> None:

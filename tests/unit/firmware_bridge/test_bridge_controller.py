@@ -181,3 +181,40 @@ def test_disarm_closes_everything() -> None:
     cut = core.disarm()
     assert [e.command_id for e in cut] == [1]
     assert dev.open_valve_count() == 0 and not core.armed
+
+
+def test_epochs_boot_id_and_wrong_epoch() -> None:
+    core, dev, _t = make()
+    st = core.status()
+    assert st.version == 2 and st.epoch == 1 and st.boot_id == core.boot_id != 0
+    assert core.submit(Fire(1, 0, 0, 500, 600, epoch=1)).code == AckResult.QUEUED
+    assert core.submit(Fire(2, 0, 0, 500, 600, epoch=2)).code == NakReason.WRONG_EPOCH
+    assert ControllerCore(dev).boot_id != core.boot_id  # a restart draws a new boot id
+
+
+def test_count_reset_starts_a_new_epoch_and_drops_the_queue() -> None:
+    core, dev, t = make()
+    core.submit(Fire(1, 0, 0, 100, 400, epoch=1))  # open when the count is reset
+    core.submit(Fire(2, 1, 1, 3000, 3100, epoch=1))  # queued
+    t.advance_ms(20)
+    core.tick(t())
+    dev.set_count(0)
+    done, fault = core.tick(t())
+    assert fault is None and core.epoch == 2 and core.armed  # stays armed
+    assert [e.command_id for e in done] == [1]  # cut short at the reset, reported as run (it opened on time)
+    assert core.take_epoch_changes() == [(2, 0)]
+    assert core.queue_len() == 0 and dev.open_valve_count() == 0
+    assert core.submit(Fire(2, 1, 1, 3000, 3100, epoch=1)).code == NakReason.WRONG_EPOCH  # never taken as a retry
+    assert core.submit(Fire(2, 1, 1, 3000, 3100, epoch=2)).code == AckResult.QUEUED  # dropped, not in the history
+    t.advance_ms(400)
+    done, _ = core.tick(t())
+    assert [(e.command_id, e.open_count) for e in done] == [(2, 3000)]
+
+
+def test_a_reset_seen_by_a_submission_is_refused_at_once() -> None:
+    core, dev, t = make()
+    t.advance_ms(10)
+    core.tick(t())  # the controller has seen count 100
+    dev.set_count(0)  # no tick in between: the submission itself reads the count
+    assert core.submit(Fire(1, 0, 0, 500, 600, epoch=1)).code == NakReason.WRONG_EPOCH
+    assert core.epoch == 2

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import binascii
+import re
 import struct
+from enum import IntEnum
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,22 +26,30 @@ from firmware_bridge.codec import (
 from firmware_bridge.crc import crc16_ccitt
 from firmware_bridge.messages import (
     LAYOUTS,
+    STATUS_V1_PAYLOAD,
     Ack,
     Arm,
     Cancel,
     Disarm,
+    Epoch,
     Fault,
+    FaultCode,
     Fire,
     Fired,
     Heartbeat,
     Message,
+    MsgType,
     Nak,
+    NakReason,
     Pick,
     Picked,
     Ping,
     Pong,
     Status,
     StatusRequest,
+    enum_name,
+    flag_names,
+    next_epoch,
 )
 
 # ------------------------------------------------------------------ CRC
@@ -91,14 +102,27 @@ def test_cobs_round_trip_has_no_zero(data: bytes) -> None:
 
 # --------------------------------------------------------------- frames
 
-# Golden frames, also printed in PROTOCOL.md section 2.3 for firmware authors.
+# Golden frames, also printed in PROTOCOL.md section 2.3 for firmware authors (protocol version 2).
 GOLDEN = [
-    (Fire(7, 12, 15, 100000, 100450), 3, "03100302070101020c020f04a0860101010101046288010101010103c1fd00"),
+    (Fire(7, 12, 15, 100000, 100450, 1), 3, "03100302070101020c020f04a08601010101010462880101010101020103c19f00"),
+    (Pick(8, 250000, -1500, 200000, 1), 4, "031104020801010490d0030824faffff400d0301010101020103705700"),
     (Heartbeat(1), 1, "0313010201010103232d00"),
     (Arm(0x12345678), 1, "0314010778563412299200"),
     (Ack(3, 7, 0), 9, "0380090203020701010103877800"),
     (Nak(3, 7, 1), 10, "03820a0203020701010401689b00"),
     (Fired(7, 100000, 100450), 11, "03830b0207010104a08601010101010462880101010101039f5200"),
+    (Nak(3, 7, 9), 12, "03820c0203020701010409e84000"),
+    (
+        Pong(123456789, 4000000, 100123, 0xCAFEF00D, 1),
+        13,
+        "03810d0515cd5b070101010103093d01010101041b870101010101060df0feca0103046100",
+    ),
+    (Epoch(0xCAFEF00D, 2, 0), 14, "03870e060df0feca02010101010101010103380200"),
+    (
+        Status(2, 9, 0, 64, 2, 256, 100123, 10, 1, 0, 0, 0, 0x12345678, 0xCAFEF00D, 1),
+        15,
+        "03850f03020901024002020105011b870101010101020a0101020101010101010101010101010101010a785634120df0feca0103b8bc00",
+    ),
 ]
 
 
@@ -111,10 +135,10 @@ def test_golden_frames(message: Message, seq: int, wire: str) -> None:
 
 def test_golden_fire_layout_by_hand() -> None:
     """The FIRE golden frame rebuilt from the specification's table, without the codec."""
-    payload = struct.pack("<IHHqq", 7, 12, 15, 100000, 100450)
+    payload = struct.pack("<IHHqqH", 7, 12, 15, 100000, 100450, 1)
     head = bytes([0x10]) + (3).to_bytes(2, "little") + payload
     body = head + binascii.crc_hqx(head, 0xFFFF).to_bytes(2, "little")
-    assert body == encode_body(Fire(7, 12, 15, 100000, 100450), 3)
+    assert body == encode_body(Fire(7, 12, 15, 100000, 100450, 1), 3)
     assert cobs_encode(body) + b"\x00" == bytes.fromhex(GOLDEN[0][2])
 
 
@@ -127,8 +151,8 @@ u64 = st.integers(0, 2**64 - 1)
 i64 = st.integers(-(2**63), 2**63 - 1)
 
 MESSAGES = st.one_of(
-    st.builds(Fire, u32, u16, u16, i64, i64),
-    st.builds(Pick, u32, i32, i32, i64),
+    st.builds(Fire, u32, u16, u16, i64, i64, u16),
+    st.builds(Pick, u32, i32, i32, i64, u16),
     st.builds(Cancel, u32),
     st.builds(Heartbeat, u32),
     st.builds(Arm, u32),
@@ -136,18 +160,19 @@ MESSAGES = st.one_of(
     st.builds(Ping, u64),
     st.builds(Disarm),
     st.builds(Ack, u16, u32, u8),
-    st.builds(Pong, u64, u64, i64),
+    st.builds(Pong, u64, u64, i64, u32, u16),
     st.builds(Nak, u16, u32, u8),
     st.builds(Fired, u32, i64, i64),
     st.builds(Picked, u32, i64),
-    st.builds(Status, u8, u8, u8, u16, u16, u16, i64, u32, u32, u32, u32, u32, u32),
+    st.builds(Status, u8, u8, u8, u16, u16, u16, i64, u32, u32, u32, u32, u32, u32, u32, u16),
     st.builds(Fault, u8, i64),
+    st.builds(Epoch, u32, u16, i64),
 )
 
 
 def test_every_message_type_has_a_strategy() -> None:
     # the strategy list above must cover the whole protocol
-    assert len(LAYOUTS) == 15
+    assert len(LAYOUTS) == 16
 
 
 @settings(max_examples=300)
@@ -228,3 +253,42 @@ def test_out_of_range_fields_are_refused_by_the_encoder(bad: Message) -> None:
 def test_sequence_number_range() -> None:
     with pytest.raises(ValueError, match="sequence"):
         encode_frame(Heartbeat(1), 65536)
+
+
+def test_golden_frames_are_the_ones_printed_in_the_protocol_page() -> None:
+    """Every golden frame of the table in PROTOCOL.md section 2.3 is one of ours, byte for byte."""
+    page = (Path(__file__).parents[3] / "firmware_bridge" / "PROTOCOL.md").read_text(encoding="utf-8")
+    printed = {m.replace(" ", "") for m in re.findall(r"\| `((?:[0-9a-f]{2} )+00)` \|", page)}
+    assert printed == {wire for _m, _s, wire in GOLDEN}
+
+
+def test_version_1_status_is_a_length_error_not_a_status() -> None:
+    """A version-1 controller's 42-byte STATUS is refused as a bad length (the host then names the version)."""
+    head = bytes([0x85]) + (1).to_bytes(2, "little") + bytes([1]) + bytes(41)
+    frame = cobs_encode(head + crc16_ccitt(head).to_bytes(2, "little")) + b"\x00"
+    (r,) = FrameDecoder().feed(frame)
+    assert isinstance(r, FrameError) and r.kind == FrameErrorKind.BAD_LENGTH and r.type_byte == 0x85
+    assert r.size - 5 == STATUS_V1_PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("enum", "value", "name"),
+    [(NakReason, 9, "WRONG_EPOCH"), (NakReason, 23, "unknown(23)"), (FaultCode, 9, "unknown(9)"), (MsgType, 0x87, "EPOCH")],
+)
+def test_unknown_enum_values_have_a_name_never_an_exception(enum: type[IntEnum], value: int, name: str) -> None:
+    assert enum_name(enum, value) == name
+
+
+def test_flag_names_show_unknown_bits() -> None:
+    assert flag_names(0x09) == "ARMED|ENCODER_OK"
+    assert flag_names(0x41) == "ARMED|unknown(0x40)"
+    assert flag_names(0) == "none"
+
+
+def test_unknown_nak_reason_decodes_as_a_number() -> None:
+    (r,) = FrameDecoder().feed(encode_frame(Nak(3, 7, 23), 4))
+    assert r == DecodedFrame(4, Nak(3, 7, 23))
+
+
+def test_epoch_wraps_skipping_zero() -> None:
+    assert next_epoch(1) == 2 and next_epoch(0xFFFF) == 1
