@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 from firmware_bridge.messages import Fire, Pick, Status
 from firmware_bridge.sync import SyncEstimator
 
-EventStatus = Literal["accepted", "executed", "late", "rejected", "cancelled"]
+EventStatus = Literal["accepted", "executed", "late", "rejected", "cancelled", "lost"]
 
 
 @dataclass(frozen=True, slots=True)

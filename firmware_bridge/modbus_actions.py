@@ -25,6 +25,10 @@ class ModbusLinkConfig:
         backoff_max_ms: longest pause.
         reconnect_min_ms: first wait before reconnecting.
         reconnect_max_ms: longest wait between reconnection attempts.
+        max_counts_per_s: the fastest the encoder can count (physics); a count that moves further between two
+            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6). Generous by default
+            (a belt at 1 km/s with 10 counts/mm) so that a simulated belt running faster than real time passes.
+        backward_tolerance_counts: a count may step back this much (encoder jitter) without counting as a reset.
     """
 
     heartbeat_ms: float = 25.0
@@ -35,6 +39,8 @@ class ModbusLinkConfig:
     backoff_max_ms: float = 200.0
     reconnect_min_ms: float = 50.0
     reconnect_max_ms: float = 2000.0
+    max_counts_per_s: float = 10_000_000.0
+    backward_tolerance_counts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

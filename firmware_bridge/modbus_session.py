@@ -24,10 +24,14 @@ A transaction without an answer drops the connection; commands are rewritten und
 the same id after reconnecting (slots are addressed by id, so a repeated write is
 harmless), never once their position is known to have passed.
 
-Protocol version 1. Where version 2 (epochs) slots in: :meth:`ModbusSession._on_header`
-(boot id and epoch of every poll), :meth:`ModbusSession._finish` (the ``lost``
-outcome) and :meth:`ModbusSession._refused_elsewhere` (exceptions to polls and
-control writes, which version 1 does not survive).
+Protocol version 2 (PROTOCOL.md 4.6, 6.6): every poll carries the PLC's boot id and
+encoder epoch. A new boot id (restart), a new epoch (count re-zeroed) or a count that
+moves backwards or faster than a belt can ends every command of the old epoch: those
+whose slot shows an outcome get it, all others are finished ``lost`` and never
+written again; the odometer sync restarts and commands taken from then on are
+written in the new epoch. A PLC of another map version stops the session with a clear
+error. Every Modbus exception answer is counted and survived; :attr:`ModbusSession.down_reason`
+says why the link is not up (the service shows it as ``degraded``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from firmware_bridge.modbus_actions import (
     WriteRegisters,
 )
 from firmware_bridge.modbus_commands import CommandBook
-from firmware_bridge.modbus_errors import ModbusExceptionError
+from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY, exception_name
 from firmware_bridge.ratelimit import BurstLog
 from firmware_bridge.sync import SyncEstimator
 
@@ -74,6 +78,14 @@ class _Refusal:
 
 class _DroppedError(Exception):
     """The device cannot be talked to (e.g. another register map): handled as a lost connection."""
+
+
+class _RefusedError(Exception):
+    """A Modbus exception answer to a poll, heartbeat, control or cancel: the cycle ends, retried after a pause."""
+
+
+class _StopError(Exception):
+    """The PLC cannot be served by this host (another map version): the session stops with this message."""
 
 
 _Result = _Answer | _Refusal
@@ -116,6 +128,13 @@ class ModbusSession:
         self._paused_until_ns = 0
         self._backoff_ns = 0
         self._burst = BurstLog(log, f"Modbus link to {where} failing")
+        self._exc_burst = BurstLog(log, f"PLC at {where} answered with Modbus exceptions")
+        self._exc_backoff_ns = 0
+        self.boot_id: int | None = None  # of the PLC, from the last poll
+        self.epoch: int | None = None  # the PLC's encoder epoch: written with every command
+        self._last_probe: tuple[int, int] | None = None  # (host time sent, count) of the last poll: the physics check
+        self.error: str | None = None  # set when the session has stopped for good (another map version)
+        self.down_reason: str | None = "not connected yet"  # why the link is not up; None when it is
 
     # ----------------------------------------------------------------- inputs
 
@@ -169,21 +188,28 @@ class ModbusSession:
         self._resume(_Answer(tuple(registers), t_sent_ns, now_ns), now_ns)
 
     def refused(self, code: int, now_ns: int) -> None:
-        """The device answered the pending transaction with Modbus exception ``code``.
-
-        Raises:
-            ModbusExceptionError: for a poll, heartbeat, control or cancel transaction (version 1 does not survive it).
-        """
+        """The device answered the pending transaction with Modbus exception ``code`` (counted and survived)."""
         self._resume(_Refusal(code), now_ns)
 
     def no_answer(self, reason: str, now_ns: int) -> None:
         """The pending transaction got no (valid) answer; the transport has closed the connection."""
         self._now = now_ns
         self._awaiting = None
+        self._next = None
         if self._cycle is not None:
             self._cycle.close()
             self._cycle = None
         self._connection_lost(reason)
+
+    def reset(self, reason: str, now_ns: int) -> None:
+        """Something outside the protocol went wrong (the link thread caught an error): drop the connection, start over.
+
+        Accepted commands keep their slots and are reconciled from the next poll, as after any lost connection.
+        """
+        self.counters["link_errors"] += 1
+        if self.connected or self._awaiting is not None or self._cycle is not None:
+            self.no_answer(reason, now_ns)
+        self.down_reason = reason
 
     # ---------------------------------------------------------------- outputs
 
@@ -192,6 +218,11 @@ class ModbusSession:
         if self._awaiting is not None:
             raise RuntimeError(f"the transaction {self._awaiting} has not been answered")
         self._now = now_ns
+        if self.error is not None:  # stopped: whatever comes in is refused with the reason
+            self._absorb_inbox()
+            self.book.finish_all("rejected", self.error)
+            self.book.cancels.clear()
+            return Wait(now_ns + 1_000 * MS)
         if self._next is not None:
             action, self._next = self._next, None
             if not isinstance(action, Wait) or action.until_ns > now_ns:
@@ -211,7 +242,11 @@ class ModbusSession:
 
     def ready(self) -> bool:
         """Connected, and armed unless this is a monitor."""
-        return self.connected and (self.armed or not self.arm_enabled)
+        return self.error is None and self.connected and (self.armed or not self.arm_enabled)
+
+    def up(self) -> bool:
+        """Ready, and the last cycle went through without a fault (see :attr:`down_reason`)."""
+        return self.down_reason is None and self.ready()
 
     def outstanding(self) -> int:
         """Commands not yet final."""
@@ -242,12 +277,42 @@ class ModbusSession:
             self._cycle = None
             self._connection_lost(str(e))
             return Connect()
+        except _RefusedError:
+            self._cycle = None
+            return Wait(self._now + self._exception_pause())
+        except _StopError as e:
+            self._cycle = None
+            self._stop(str(e))
+            return Wait(self._now)
         except BaseException:
             self._cycle = None
             raise
 
+    def _stop(self, message: str) -> None:
+        self.error = message
+        self.down_reason = message
+        log.error("Modbus link to %s stopped: %s", self.where, message)
+        self.book.finish_all("rejected", message)
+
+    def _exception_pause(self) -> int:
+        """Pause after an exception answer: [2 ms] doubling to [200 ms], reset by a cycle without one."""
+        self._exc_backoff_ns = min(
+            max(self._exc_backoff_ns * 2, int(self.cfg.backoff_min_ms * MS)), int(self.cfg.backoff_max_ms * MS)
+        )
+        return self._exc_backoff_ns
+
+    def _exception(self, tx: Transaction, code: int) -> str:
+        """Count and log (once per burst) a Modbus exception answer; returns it in words."""
+        self.counters["exceptions"] += 1
+        key = f"exception_{code}"
+        self.counters[key] = self.counters.get(key, 0) + 1
+        what = f"PLC answered exception {code} ({exception_name(code)}) to function {tx.function_code}"
+        self._exc_burst.event(self._now, what)
+        return what
+
     def _connection_lost(self, reason: str) -> None:
         self.counters["timeouts"] += 1
+        self.down_reason = f"no answer from the PLC: {reason}"
         self._burst.event(self._now, reason)
         # accepted commands are re-verified by the next poll of the slot states (the PLC may
         # have executed, dropped or, after a restart, forgotten them)
@@ -257,21 +322,13 @@ class ModbusSession:
         self._next_connect_ns = self._now
 
     def _tx(self, tx: Transaction) -> Generator[Transaction, _Result, _Answer]:
-        """Perform one transaction; a refusal is not survived here (see ``_refused_elsewhere``)."""
+        """Perform one transaction; an exception answer ends the cycle (retried after a pause, link down meanwhile)."""
         result = yield tx
-        if isinstance(result, _Refusal):
-            self._refused_elsewhere(tx, result.code)
-        assert isinstance(result, _Answer)
         self.counters["transactions"] += 1
+        if isinstance(result, _Refusal):
+            self.down_reason = self._exception(tx, result.code)
+            raise _RefusedError(tx)
         return result
-
-    def _refused_elsewhere(self, tx: Transaction, code: int) -> None:
-        """An exception answer to a poll, heartbeat, control or cancel transaction.
-
-        Version 1 stops the link here (the error ends the link's thread). Version 2 logs,
-        counts and survives it: retry after a pause, degraded meanwhile (PROTOCOL.md 6.6).
-        """
-        raise ModbusExceptionError(tx.function_code, code)
 
     # ----------------------------------------------------------------- cycle
 
@@ -309,6 +366,10 @@ class ModbusSession:
         now = self._now
         if now >= self._next_poll_ns:
             yield from self._poll(now)
+        if self.ready() and self.down_reason is not None and self._last_probe is not None:
+            log.info("Modbus link to %s up again (was: %s)", self.where, self.down_reason)
+            self.down_reason = None
+        self._exc_backoff_ns = 0
         return self._wait_until()
 
     def _wait_until(self) -> int:
@@ -353,22 +414,36 @@ class ModbusSession:
 
     def _write_command(self, cmd: Fire | Pick) -> Generator[Transaction, _Result, None]:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
+        assert self.epoch is not None  # armed only after a poll
         self.counters["sent"] += 1
-        result = yield WriteReadRegisters(base, tuple(rmap.encode_slot(cmd)), base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)
+        tx = WriteReadRegisters(base, tuple(rmap.encode_slot(cmd, self.epoch)), base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)
+        result = yield tx
         self.counters["transactions"] += 1
         if isinstance(result, _Refusal):
-            self.counters["exceptions"] += 1
-            if self.book.refused_write(cmd.command_id, result.code):
-                now = self._now
+            if result.code != EXC_DEVICE_BUSY:
+                self._exception(tx, result.code)
+            else:
+                self.counters["exceptions"] += 1
+            verdict = self.book.refused_write(cmd.command_id, result.code)
+            now = self._now
+            if verdict == "busy":
                 self._backoff_ns = min(
                     max(self._backoff_ns * 2, int(self.cfg.backoff_min_ms * MS)), int(self.cfg.backoff_max_ms * MS)
                 )
                 self.book.not_before(cmd.command_id, now + self._backoff_ns)
                 self._paused_until_ns = now + self._backoff_ns
                 self.counters["backoffs"] += 1
+            elif verdict == "retry":  # the PLC is in trouble: written again after a pause, down meanwhile
+                self.down_reason = f"PLC answered exception {result.code} ({exception_name(result.code)}) to a command write"
+                pause = self._exception_pause()
+                self.book.not_before(cmd.command_id, now + pause)
+                self._paused_until_ns = now + pause
             return
         self._backoff_ns = 0
-        self.armed &= self.book.apply_slot(cmd.command_id, rmap.SlotResult.from_regs(result.registers))
+        res = rmap.SlotResult.from_regs(result.registers)
+        self.armed &= self.book.apply_slot(cmd.command_id, res)
+        if res.reason == rmap.REASON_WRONG_EPOCH:
+            self._next_poll_ns = 0  # the PLC's epoch changed since the last poll: learn the new one now
 
     def _send_cancels(self) -> Generator[Transaction, _Result, None]:
         while True:
@@ -383,23 +458,74 @@ class ModbusSession:
     def _poll(self, now: int) -> Generator[Transaction, _Result, None]:
         answer = yield from self._tx(ReadRegisters(0, rmap.POLL_SIZE))
         regs = answer.registers
+        if len(regs) < rmap.POLL_SIZE:
+            self.counters["bad_answers"] += 1
+            raise _DroppedError(f"the poll returned {len(regs)} registers, not {rmap.POLL_SIZE}")
         h = rmap.Header.from_regs(regs)
         if h.magic != rmap.MAGIC:
             raise _DroppedError(f"device at {self.where} does not implement this register map (register 0 = 0x{h.magic:04x})")
+        if h.version != rmap.MAP_VERSION:
+            raise _StopError(
+                f"the PLC at {self.where} speaks register map version {h.version}; this host needs version "
+                f"{rmap.MAP_VERSION} (epochs, PROTOCOL.md section 9): update the PLC program"
+            )
+        mirror = regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT]
+        change = self._epoch_change(h, answer)
+        to_read: list[int] = []
+        if change is not None:
+            detail, same_plc, jumped = change
+            to_read = self.book.new_era(mirror if same_plc else None, detail, cancel=jumped)
+            self.sync = SyncEstimator(self.sync.window_ns, self.sync.min_baseline_ns)
+            self.down_reason = detail
         self.sync.add(answer.t_sent_ns, answer.t_done_ns, h.device_time_us, h.encoder_count)
         self.counters["polls"] += 1
         self._on_header(h)
-        executed, armed = self.book.apply_mirror(regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT])
+        executed, armed = self.book.apply_mirror(mirror)
         self.armed &= armed
         outstanding = self.book.outstanding() > 0
-        for cid in executed:
+        for cid in dict.fromkeys(executed + to_read):
             base = rmap.slot_address(rmap.slot_of(cid))
             full = yield from self._tx(ReadRegisters(base, rmap.SLOT_SIZE))
             cmd = rmap.decode_slot(full.registers[: rmap.SLOT_WRITE_SIZE])
             if cmd is not None and cmd.command_id == cid:
                 self.armed &= self.book.apply_slot(cid, rmap.SlotResult.from_regs(full.registers[rmap.SLOT_STATE :]))
+        if change is not None:
+            self.book.lose_era(change[0])
         period = self.cfg.poll_ms if outstanding else self.cfg.idle_poll_ms
         self._next_poll_ns = now + int(period * MS)
+
+    def _epoch_change(self, h: rmap.Header, probe: _Answer) -> tuple[str, bool, bool] | None:
+        """Whether the positions of the commands taken so far still mean anything (PROTOCOL.md 4.6).
+
+        Returns:
+            None, or ``(why, same_plc, jumped)``: ``same_plc`` False after a restart (its slots mean nothing);
+            ``jumped`` when the count moved backwards or faster than physics without a new epoch.
+        """
+        last, self._last_probe = self._last_probe, (probe.t_sent_ns, h.encoder_count)
+        boot, epoch = self.boot_id, self.epoch
+        self.boot_id, self.epoch = h.boot_id, h.epoch
+        if boot is None or epoch is None:
+            return None
+        if h.boot_id != boot:
+            self.counters["plc_restarts"] += 1
+            why = f"PLC restarted (boot id 0x{boot:08x} -> 0x{h.boot_id:08x})"
+            result: tuple[str, bool, bool] = (why, False, False)
+        elif h.epoch != epoch:
+            self.counters["epoch_changes"] += 1
+            result = (f"PLC encoder epoch {epoch} -> {h.epoch} (its count was reset)", True, False)
+        else:
+            if last is None:
+                return None
+            t_prev_ns, count_prev = last
+            moved = h.encoder_count - count_prev
+            dt_s = max(probe.t_done_ns - t_prev_ns, 0) / 1e9
+            if -self.cfg.backward_tolerance_counts <= moved <= self.cfg.max_counts_per_s * dt_s + self.cfg.backward_tolerance_counts:
+                return None
+            self.counters["count_jumps"] += 1
+            why = f"PLC encoder count jumped from {count_prev} to {h.encoder_count} in {dt_s * 1e3:.0f} ms without a new epoch"
+            result = (why, True, True)
+        log.warning("%s: commands of the old epoch finished as lost; re-synchronising", result[0])
+        return result
 
     def _on_header(self, h: rmap.Header) -> None:
         """A fresh header: status, encoder count, and whether the PLC is still armed for this session."""
@@ -435,5 +561,5 @@ class ModbusSession:
         self.armed = armed_here
 
     def _finish(self, cid: int, status: EventStatus, detail: str = "") -> None:
-        """Give a command its one outcome (version 2 adds ``lost`` for commands of a past epoch)."""
+        """Give a command its one outcome."""
         self.book.finish(cid, status, detail=detail)
