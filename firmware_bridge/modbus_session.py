@@ -295,10 +295,10 @@ class ModbusSession:
         self.book.finish_all("rejected", message)
 
     def _exception_pause(self) -> int:
-        """Pause after an exception answer: [2 ms] doubling to [200 ms], reset by a cycle without one."""
-        self._exc_backoff_ns = min(
-            max(self._exc_backoff_ns * 2, int(self.cfg.backoff_min_ms * MS)), int(self.cfg.backoff_max_ms * MS)
-        )
+        """Pause after an exception answer: [2 ms] doubling up to the heartbeat period (so the watchdog is fed as
+        soon as the PLC accepts again), reset by a cycle without one."""
+        cap_ns = int(min(self.cfg.backoff_max_ms, self.cfg.heartbeat_ms) * MS)
+        self._exc_backoff_ns = min(max(self._exc_backoff_ns * 2, int(self.cfg.backoff_min_ms * MS)), cap_ns)
         return self._exc_backoff_ns
 
     def _exception(self, tx: Transaction, code: int) -> str:

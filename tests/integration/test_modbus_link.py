@@ -107,7 +107,7 @@ def test_register_map_on_the_wire_with_a_raw_socket(rig: Rig) -> None:
     n = rig.count()
     cmd = Fire(5, 1, 2, n + 5000, n + 5100)
     base = rmap.slot_address(rmap.slot_of(5))
-    regs = rmap.encode_slot(cmd)
+    regs = rmap.encode_slot(cmd, 1)
     # FC23: read start, read quantity, write start, write quantity, byte count, values (all big-endian)
     pdu = bytes([23]) + (base + rmap.SLOT_STATE).to_bytes(2, "big") + rmap.SLOT_READ_SIZE.to_bytes(2, "big")
     pdu += base.to_bytes(2, "big") + len(regs).to_bytes(2, "big") + bytes([2 * len(regs)])

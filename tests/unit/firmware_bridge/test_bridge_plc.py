@@ -24,7 +24,7 @@ class Plc:
 
     def write_cmd(self, cmd: Fire) -> int | rmap.SlotResult | None:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
-        rc = self.regs.write_registers(base, rmap.encode_slot(cmd))
+        rc = self.regs.write_registers(base, rmap.encode_slot(cmd, 1))
         if rc is not None:
             return rc
         r = self.regs.read_registers(base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)
@@ -44,7 +44,7 @@ class Plc:
 def test_header_identifies_the_map() -> None:
     p = Plc()
     h = p.header()
-    assert (h.magic, h.version, h.valve_count, h.slot_count) == (rmap.MAGIC, 1, 16, 64)
+    assert (h.magic, h.version, h.valve_count, h.slot_count) == (rmap.MAGIC, 2, 16, 64)
     assert not h.flags & StatusFlags.ARMED
     p.arm()
     h = p.header()
@@ -94,10 +94,10 @@ def test_malformed_writes_are_refused_and_counted() -> None:
     p.arm()
     assert p.regs.write_registers(rmap.SLOT_BASE + 1, [0] * 13) == EXC_ILLEGAL_ADDRESS  # not on a slot boundary
     assert p.regs.write_registers(rmap.SLOT_BASE, [0] * 12) == EXC_ILLEGAL_ADDRESS  # short
-    bad_kind = rmap.encode_slot(Fire(0, 0, 0, 500, 600))
+    bad_kind = rmap.encode_slot(Fire(0, 0, 0, 500, 600), 1)
     bad_kind[2] = 7
     assert p.regs.write_registers(rmap.SLOT_BASE, bad_kind) == EXC_ILLEGAL_VALUE
-    assert p.regs.write_registers(rmap.slot_address(5), rmap.encode_slot(Fire(6, 0, 0, 500, 600))) == EXC_ILLEGAL_VALUE
+    assert p.regs.write_registers(rmap.slot_address(5), rmap.encode_slot(Fire(6, 0, 0, 500, 600), 1)) == EXC_ILLEGAL_VALUE
     assert p.regs.write_registers(rmap.REG_CONTROL, [9, 0, 0]) == EXC_ILLEGAL_VALUE
     assert p.regs.read_registers(rmap.MAP_SIZE - 1, 2) == EXC_ILLEGAL_ADDRESS
     assert p.header().bad_writes == 5

@@ -26,7 +26,6 @@ from firmware_bridge.modbus_actions import (
     WriteRegister,
     WriteRegisters,
 )
-from firmware_bridge.modbus_errors import EXC_ILLEGAL_ADDRESS, ModbusExceptionError
 from firmware_bridge.modbus_session import ModbusSession
 
 MS = 1_000_000
@@ -55,6 +54,7 @@ class Bench:
         self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t)
         self.session = ModbusSession(ModbusLinkConfig(), SID, arm=arm)
         self.online = True
+        self.plc_exceptions: list[int] = []  # codes to answer the next requests with, in order
         self.log: list[tuple[float, Action]] = []
 
     def step(self) -> Action:
@@ -70,6 +70,9 @@ class Bench:
             t_sent, self.t = self.t, self.t + 100_000
             if not self.online:
                 s.no_answer("timed out", self.t)
+                return a
+            if self.plc_exceptions:
+                s.refused(self.plc_exceptions.pop(0), self.t)
                 return a
             if isinstance(a, ReadRegisters):
                 r = self.plc.read_registers(a.address, a.count)
@@ -120,8 +123,8 @@ def test_a_command_is_one_fc23_with_the_slot_of_protocol_md_then_polled_until_ex
     b = Bench()
     b.steps(4)
     b.session.submit(Fire(70, 12, 15, 100_000, 100_450), b.t)  # a submission ends the wait: written at once
-    # PROTOCOL.md 6.4: FIRE id 70 goes to slot 6 (registers 344..367): write 344 x 13, read back 357 x 11
-    slot_write = WriteReadRegisters(344, (0, 70, 1, 12, 15, 0, 0, 1, 0x86A0, 0, 0, 1, 0x8862), 357, 11)
+    # PROTOCOL.md 6.4: FIRE id 70 goes to slot 6 (registers 344..367): write 344 x 14 (epoch 1 last), read back 358 x 10
+    slot_write = WriteReadRegisters(344, (0, 70, 1, 12, 15, 0, 0, 1, 0x86A0, 0, 0, 1, 0x8862, 1), 358, 10)
     assert b.steps(2) == [(0.3, slot_write), (0.4, Wait(at(25)))]
     assert [e.status for e in b.session.take_events()] == ["accepted"]
     # outstanding: polled every 5 ms; the valves close at count 100450 (545 ms): the next poll sees EXECUTED
@@ -142,8 +145,8 @@ def test_busy_slot_backs_off_doubling_then_writes_again() -> None:
     first, second = Fire(1, 0, 0, 99_000, 99_100), Fire(2, 1, 1, 100_000, 100_100)  # 400 ms and 500 ms ahead
     b.session.submit(first, b.t)
     b.session.submit(second, b.t)
-    w1 = WriteReadRegisters(224, tuple(rmap.encode_slot(first)), 237, 11)
-    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(second)), 261, 11)
+    w1 = WriteReadRegisters(224, tuple(rmap.encode_slot(first, 1)), 238, 10)
+    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(second, 1)), 262, 10)
     # the PLC's queue holds one command: the second write is answered with exception 6 (busy), then retried after
     # 2, 4, 8, 16... ms of pause
     assert b.run_until(at(31)) == [
@@ -189,7 +192,7 @@ def test_late_answer_and_the_late_floor() -> None:
     b.session.submit(late, b.t)
     b.session.submit(earlier, b.t)
     b.t = at(40)  # the belt ran 400 counts while this host was busy
-    assert b.steps(3) == [(40.0, hb(2)), (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late)), 285, 11)),
+    assert b.steps(3) == [(40.0, hb(2)), (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late, 1)), 286, 10)),
                           (40.2, Wait(at(50)))]
     # the PLC refused 3 as late, so 4 (earlier on the belt) is late too and never written
     assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
@@ -217,7 +220,7 @@ def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
     b.session.submit(cmd, b.t)  # a submission is worth a reconnection attempt at once
     assert b.steps(6) == [
         (200.0, Connect()), (200.0, POLL), (200.1, ARM), (200.2, hb(3)),
-        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd)), 333, 11)), (200.4, Wait(at(205))),
+        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd, 1)), 334, 10)), (200.4, Wait(at(205))),
     ]
     assert b.session.counters["rearms"] == 0  # the lost connection had already disarmed it in the session's view
 
@@ -232,7 +235,7 @@ def test_watchdog_fault_is_rearmed_and_the_dropped_command_written_again() -> No
     b.t = at(150)  # the host hung for 150 ms: no heartbeat
     b.plc.tick()
     assert b.plc.core.fault == FaultCode.WATCHDOG
-    write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd)), 477, 11)
+    write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd, 1)), 478, 10)
     assert b.steps(8) == [
         (150.0, hb(2)), (150.1, POLL), (150.2, Wait(at(155.1))),  # the poll shows the fault and the DROPPED slot
         (155.1, POLL), (155.2, ARM), (155.3, hb(3)), (155.4, write), (155.5, Wait(at(160.1))),
@@ -257,13 +260,56 @@ def test_disarm_on_request() -> None:
     assert not b.session.armed and not b.session.disarm_requested
 
 
-def test_an_exception_to_the_poll_stops_protocol_version_1() -> None:
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 200])
+def test_an_exception_to_the_poll_is_counted_survived_and_retried_after_a_pause(code: int) -> None:
     b = Bench()
     b.step()
     assert b.session.next_action(b.t) == POLL
-    with pytest.raises(ModbusExceptionError) as e:
-        b.session.refused(EXC_ILLEGAL_ADDRESS, b.t)
-    assert (e.value.function_code, e.value.code) == (3, EXC_ILLEGAL_ADDRESS)
+    b.session.refused(code, b.t)
+    assert b.session.counters["exceptions"] == 1 and b.session.counters[f"exception_{code}"] == 1
+    assert not b.session.up() and f"exception {code}" in (b.session.down_reason or "")
+    # the poll again after 2 ms, then ARM as usual: up again
+    assert b.steps(5) == [(0.0, Wait(at(2))), (2.0, POLL), (2.1, ARM), (2.2, hb(1)), (2.3, Wait(at(27)))]
+    assert b.session.up() and b.session.down_reason is None
+
+
+def test_exceptions_on_every_transaction_back_off_doubling_and_the_link_lives_on() -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc_exceptions = [4] * 5  # the PLC answers the next 5 requests with exception 4
+    # paused 2, 4, 8, 16 ms, then the heartbeat period (25 ms) at most: the watchdog is fed as soon as it can be
+    assert transactions(b.run_until(at(81))) == [
+        (25.0, hb(2)), (27.1, hb(3)), (31.2, hb(4)), (39.3, hb(5)), (55.4, hb(6)), (80.5, hb(7)), (80.6, POLL),
+    ]
+    assert b.session.counters["exception_4"] == 5 and b.session.up()
+    cmd = Fire(5, 0, 0, 100_000, 100_100)
+    b.session.submit(cmd, b.t)
+    b.run_until(at(600))
+    assert [e.status for e in b.session.take_events()] == ["accepted", "executed"]
+
+
+@pytest.mark.parametrize("code", [1, 4, 5, 7, 8, 9, 10, 11])
+def test_an_exception_to_a_command_write_writes_it_again_then_gives_up(code: int) -> None:
+    b = Bench()
+    b.steps(4)
+    cmd = Fire(5, 0, 0, 100_000, 100_100)
+    b.plc_exceptions = [code] * 10
+    b.session.submit(cmd, b.t)
+    b.run_until(at(400))
+    # 1 write and 3 rewrites refused: rejected, then cancelled in case the PLC has it
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", "no answer after 4 writes")]
+    assert b.session.counters["sent"] == 4 and b.session.up()
+
+
+@pytest.mark.parametrize("code", [2, 3])
+def test_illegal_address_or_value_to_a_command_write_rejects_it_with_the_code(code: int) -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc_exceptions = [code]
+    b.session.submit(Fire(5, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)
+    (ev,) = b.session.take_events()
+    assert ev.status == "rejected" and ev.detail.startswith(f"PLC exception {code} (ILLEGAL_DATA_")
 
 
 def test_another_register_map_drops_the_connection() -> None:
