@@ -375,8 +375,8 @@ class ModbusSession:
     def _wait_until(self) -> int:
         now = self._now
         t = min(self._next_hb_ns, self._next_poll_ns) if self.arm_enabled else self._next_poll_ns
-        if self.book.cancels or self.disarm_requested or self._inbox:
-            t = now
+        if self.book.cancels or self.disarm_requested or self._inbox or (self.arm_enabled and not self.armed):
+            t = now  # (not armed: the PLC restarted or tripped; re-armed at once)
         first = self.book.first_not_before_ns()
         if first is not None and self.armed:
             t = min(t, max(self._paused_until_ns, first))

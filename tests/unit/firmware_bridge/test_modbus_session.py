@@ -31,6 +31,7 @@ from firmware_bridge.modbus_session import ModbusSession
 MS = 1_000_000
 T0 = 1_000 * MS
 SID = 0x12345678
+BOOT = 0xCAFEF00D
 POLL = ReadRegisters(0, 104)
 ARM = WriteRegisters(33, (1, 0x1234, 0x5678))
 DISARM = WriteRegisters(33, (2, 0x1234, 0x5678))
@@ -51,7 +52,7 @@ class Bench:
         self.t = T0
         self.device = FreeRunningDevice(16, 10_000.0, time_ns=lambda: self.t, start_count=start_count)
         self.core = ControllerCore(self.device, ControllerLimits(queue_capacity=queue_capacity, min_lead_us=0))
-        self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t)
+        self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t, boot_id=BOOT)
         self.session = ModbusSession(ModbusLinkConfig(), SID, arm=arm)
         self.online = True
         self.plc_exceptions: list[int] = []  # codes to answer the next requests with, in order
@@ -237,8 +238,8 @@ def test_watchdog_fault_is_rearmed_and_the_dropped_command_written_again() -> No
     assert b.plc.core.fault == FaultCode.WATCHDOG
     write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd, 1)), 478, 10)
     assert b.steps(8) == [
-        (150.0, hb(2)), (150.1, POLL), (150.2, Wait(at(155.1))),  # the poll shows the fault and the DROPPED slot
-        (155.1, POLL), (155.2, ARM), (155.3, hb(3)), (155.4, write), (155.5, Wait(at(160.1))),
+        (150.0, hb(2)), (150.1, POLL),  # the poll shows the fault and the DROPPED slot: re-armed at once
+        (150.2, POLL), (150.3, ARM), (150.4, hb(3)), (150.5, write), (150.6, Wait(at(155.2))), (155.2, POLL),
     ]
     assert b.session.counters["rearms"] == 1 and b.session.counters["watchdog_faults"] == 1
     assert b.plc.core.is_pending(11) and b.session.take_events() == []
@@ -327,3 +328,129 @@ def test_a_transaction_must_be_answered_first() -> None:
     b.session.next_action(b.t)
     with pytest.raises(RuntimeError, match="not been answered"):
         b.session.next_action(b.t)
+
+
+# ------------------------------------------------------------------ epochs (PROTOCOL.md 4.6)
+
+
+def test_the_first_poll_learns_boot_id_and_epoch() -> None:
+    b = Bench()
+    b.steps(4)
+    assert (b.session.boot_id, b.session.epoch) == (BOOT, 1)
+
+
+def test_encoder_reset_finishes_pending_commands_lost_and_never_rewrites_them() -> None:
+    b = Bench()
+    b.steps(4)
+    queued, unsent = Fire(1, 0, 0, 100_000, 100_100), Fire(2, 1, 1, 100_500, 100_600)
+    b.session.submit(queued, b.t)
+    b.steps(2)  # 1 written and QUEUED; now 25 ms
+    b.plc.reset_encoder()  # count 0, epoch 2; slot 1 DROPPED with reason 9; the PLC stays armed
+    assert b.plc.read_registers(rmap.STATE_BASE + 1, 1) == [(9 << 8) | int(rmap.SlotState.DROPPED)]
+    b.session.submit(unsent, b.t)  # computed in the old epoch, before the host could know: refused by the PLC
+    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(unsent, 1)), 262, 10)
+    assert transactions(b.run_until(at(31))) == [(25.0, hb(2)), (25.1, w2), (25.2, POLL)]
+    reset = "PLC encoder epoch 1 -> 2 (its count was reset)"
+    assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
+        (1, "accepted", ""),
+        (2, "lost", "PLC refused it: WRONG_EPOCH (its count was reset)"),
+        (1, "lost", reset),
+    ]
+    log = transactions(b.run_until(at(60)))
+    assert [a for _t, a in log if isinstance(a, WriteReadRegisters)] == []  # 1 is never written again
+    assert b.session.epoch == 2 and b.session.counters["epoch_changes"] == 1 and b.session.counters["lost"] == 2
+    assert b.session.up() and b.session.outstanding() == 0
+    assert all(s.encoder_count < 1000 for s in b.session.sync._samples)  # the sync restarted
+    # a new command is written in the new epoch and runs
+    fresh = Fire(3, 0, 0, 2_000, 2_100)
+    b.session.submit(fresh, b.t)
+    assert transactions(b.steps(2)) == [(75.0, hb(4)), (75.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10))]
+    b.run_until(at(400))
+    assert [(e.command_id, e.status) for e in b.session.take_events()] == [(3, "accepted"), (3, "executed")]
+
+
+def test_a_command_executed_before_the_reset_is_reconciled_from_its_slot() -> None:
+    b = Bench()
+    b.steps(4)
+    done = Fire(4, 0, 0, 95_100, 95_150)  # runs at 10..15 ms
+    b.session.submit(done, b.t)
+    b.steps(2)  # now 25 ms: executed, not polled yet
+    b.plc.reset_encoder()
+    b.run_until(at(60))
+    assert [(e.command_id, e.status, e.open_count) for e in b.session.take_events()] == [
+        (4, "accepted", None), (4, "executed", 95_100),
+    ]
+
+
+def test_plc_restart_golden_sequence_lost_then_rearmed_in_the_new_boot() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)  # now 25 ms
+    b.plc.power_cycle(boot_id=0x0BAD5EED)  # disarmed, EMPTY slots, count 0, epoch 1
+    assert b.run_until(at(51)) == [
+        (25.0, hb(2)), (25.1, Wait(at(50))),
+        (50.0, hb(3)), (50.1, POLL),  # new boot id: command 1 lost; not armed for this session: re-armed at once
+        (50.2, POLL), (50.3, ARM), (50.4, hb(4)), (50.5, Wait(at(75.2))),
+    ]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("accepted", ""), ("lost", "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"),
+    ]
+    assert b.session.counters["plc_restarts"] == 1 and b.session.boot_id == 0x0BAD5EED
+    assert b.plc.core.armed and b.plc.core.session_id == SID and b.session.up()
+
+
+def test_a_count_that_jumps_back_without_a_new_epoch_is_treated_as_a_reset_and_cancelled() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)  # now 25 ms
+    b.device.set_speed(-1_000_000.0)  # a broken encoder: the count runs back 5000 counts
+    b.t = at(30)
+    b.device.set_speed(10_000.0)
+    log = transactions(b.run_until(at(60)))
+    assert log == [(30.0, hb(2)), (50.0, POLL), (50.1, WriteReadRegisters(36, (0, 1), 38, 1)), (55.0, hb(3))]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("accepted", ""), ("lost", "PLC encoder count jumped from 95001 to 90451 in 50 ms without a new epoch"),
+    ]
+    assert b.session.counters["count_jumps"] == 1 and not b.plc.core.is_pending(1)  # the PLC still held it: cancelled
+
+
+def test_a_wrong_epoch_answer_loses_the_command_and_polls_at_once() -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc.reset_encoder()  # between two polls: the host still writes epoch 1
+    cmd = Fire(1, 0, 0, 100_000, 100_100)
+    b.session.submit(cmd, b.t)
+    assert b.steps(3) == [(0.3, WriteReadRegisters(224, tuple(rmap.encode_slot(cmd, 1)), 238, 10)), (0.4, POLL),
+                          (0.5, Wait(at(25)))]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("lost", "PLC refused it: WRONG_EPOCH (its count was reset)"),
+    ]
+    assert b.session.epoch == 2 and not b.plc.core.is_pending(1)
+
+
+def test_a_plc_of_map_version_1_stops_the_session_with_a_clear_error() -> None:
+    b = Bench()
+    b.plc.map_version = 1
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    assert b.steps(3) == [(0.0, Connect()), (0.0, POLL), (0.1, Wait(at(1000.1)))]
+    err = b.session.error or ""
+    assert "version 1" in err and "needs version 2" in err and "update the PLC program" in err
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", err)]
+    assert not b.session.ready() and b.session.down_reason == err and not b.plc.core.armed
+    b.session.submit(Fire(2, 0, 0, 100_000, 100_100), b.t)
+    assert b.steps(1) == [(1000.1, Wait(at(2000.1)))]
+    assert [e.status for e in b.session.take_events()] == ["rejected"]
+
+
+def test_unknown_slot_state_is_named_given_up_and_cancelled() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)
+    b.plc._slots[1].result = rmap.SlotResult(42, 0, 0, 0)  # a newer PLC's state
+    b.run_until(at(60))
+    ev = b.session.take_events()
+    assert [(e.status, e.detail) for e in ev][1:] == [("rejected", "PLC slot state unknown(42)")]
+    assert b.session.counters["unknown_states"] == 1 and not b.plc.core.is_pending(1)
