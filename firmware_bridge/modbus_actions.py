@@ -26,8 +26,9 @@ class ModbusLinkConfig:
         reconnect_min_ms: first wait before reconnecting.
         reconnect_max_ms: longest wait between reconnection attempts.
         max_counts_per_s: the fastest the encoder can count (physics); a count that moves further between two
-            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6). Generous by default
-            (a belt at 1 km/s with 10 counts/mm) so that a simulated belt running faster than real time passes.
+            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6). The default only
+            catches corrupted counts (a belt at 100 km/s with 10 counts/mm), because a simulated belt may run
+            far faster than real time; set it from the belt's top speed on a real line.
         backward_tolerance_counts: a count may step back this much (encoder jitter) without counting as a reset.
     """
 
@@ -39,7 +40,7 @@ class ModbusLinkConfig:
     backoff_max_ms: float = 200.0
     reconnect_min_ms: float = 50.0
     reconnect_max_ms: float = 2000.0
-    max_counts_per_s: float = 10_000_000.0
+    max_counts_per_s: float = 1e9
     backward_tolerance_counts: int = 0
 
 

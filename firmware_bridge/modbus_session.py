@@ -519,7 +519,8 @@ class ModbusSession:
             t_prev_ns, count_prev = last
             moved = h.encoder_count - count_prev
             dt_s = max(probe.t_done_ns - t_prev_ns, 0) / 1e9
-            if -self.cfg.backward_tolerance_counts <= moved <= self.cfg.max_counts_per_s * dt_s + self.cfg.backward_tolerance_counts:
+            tolerance = self.cfg.backward_tolerance_counts
+            if -tolerance <= moved <= self.cfg.max_counts_per_s * dt_s + tolerance:
                 return None
             self.counters["count_jumps"] += 1
             why = f"PLC encoder count jumped from {count_prev} to {h.encoder_count} in {dt_s * 1e3:.0f} ms without a new epoch"

@@ -68,9 +68,7 @@ class RezeroableDevice:
 
     def poll_executed(self) -> list[Execution]:
         off = self._offset
-        return [
-            Execution(e.command_id, e.kind, e.open_count - off, e.close_count - off) for e in self.inner.poll_executed()
-        ]
+        return [Execution(e.command_id, e.kind, e.open_count - off, e.close_count - off) for e in self.inner.poll_executed()]
 
     def tick(self) -> None:
         self.inner.tick()

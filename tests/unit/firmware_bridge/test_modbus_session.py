@@ -112,10 +112,16 @@ def test_connect_arm_heartbeat_and_idle_polls() -> None:
     assert b.session.ready() and b.plc.core.session_id == SID
     # heartbeat every 25 ms, the idle poll every 50 ms (measured from the poll before arming)
     assert b.run_until(at(101)) == [
-        (25.0, hb(2)), (25.1, Wait(at(50))),
-        (50.0, hb(3)), (50.1, POLL), (50.2, Wait(at(75))),
-        (75.0, hb(4)), (75.1, Wait(at(100))),
-        (100.0, hb(5)), (100.1, POLL), (100.2, Wait(at(125))),
+        (25.0, hb(2)),
+        (25.1, Wait(at(50))),
+        (50.0, hb(3)),
+        (50.1, POLL),
+        (50.2, Wait(at(75))),
+        (75.0, hb(4)),
+        (75.1, Wait(at(100))),
+        (100.0, hb(5)),
+        (100.1, POLL),
+        (100.2, Wait(at(125))),
     ]
     assert b.session.counters["heartbeats"] == 5 and b.session.counters["polls"] == 3
 
@@ -151,17 +157,27 @@ def test_busy_slot_backs_off_doubling_then_writes_again() -> None:
     # the PLC's queue holds one command: the second write is answered with exception 6 (busy), then retried after
     # 2, 4, 8, 16... ms of pause
     assert b.run_until(at(31)) == [
-        (0.3, w1), (0.4, w2), (0.5, Wait(at(2.5))),
-        (2.5, w2), (2.6, Wait(at(6.6))),
-        (6.6, w2), (6.7, Wait(at(14.7))),
-        (14.7, w2), (14.8, Wait(at(25))),
-        (25.0, hb(2)), (25.1, Wait(at(30.8))),
-        (30.8, w2), (30.9, Wait(at(50))),
+        (0.3, w1),
+        (0.4, w2),
+        (0.5, Wait(at(2.5))),
+        (2.5, w2),
+        (2.6, Wait(at(6.6))),
+        (6.6, w2),
+        (6.7, Wait(at(14.7))),
+        (14.7, w2),
+        (14.8, Wait(at(25))),
+        (25.0, hb(2)),
+        (25.1, Wait(at(30.8))),
+        (30.8, w2),
+        (30.9, Wait(at(50))),
     ]
     assert b.session.counters["nak_queue_full"] == 5 and b.session.counters["backoffs"] == 5
     b.run_until(at(600))
     assert [(e.command_id, e.status) for e in b.session.take_events()] == [
-        (1, "accepted"), (1, "executed"), (2, "accepted"), (2, "executed"),
+        (1, "accepted"),
+        (1, "executed"),
+        (2, "accepted"),
+        (2, "executed"),
     ]
 
 
@@ -193,11 +209,15 @@ def test_late_answer_and_the_late_floor() -> None:
     b.session.submit(late, b.t)
     b.session.submit(earlier, b.t)
     b.t = at(40)  # the belt ran 400 counts while this host was busy
-    assert b.steps(3) == [(40.0, hb(2)), (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late, 1)), 286, 10)),
-                          (40.2, Wait(at(50)))]
+    assert b.steps(3) == [
+        (40.0, hb(2)),
+        (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late, 1)), 286, 10)),
+        (40.2, Wait(at(50))),
+    ]
     # the PLC refused 3 as late, so 4 (earlier on the belt) is late too and never written
     assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
-        (3, "late", "PLC refused: LATE"), (4, "late", "position passed before it could be sent"),
+        (3, "late", "PLC refused: LATE"),
+        (4, "late", "position passed before it could be sent"),
     ]
     assert b.session.counters["late_local"] == 1 and b.session.counters["sent"] == 1
 
@@ -209,8 +229,10 @@ def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
     assert b.steps(7) == [
         (0.3, Wait(at(25))),
         (25.0, hb(2)),  # no answer: the transport has closed the connection
-        (25.1, Connect()), (25.1, Wait(at(75.1))),
-        (75.1, Connect()), (75.1, Wait(at(175.1))),
+        (25.1, Connect()),
+        (25.1, Wait(at(75.1))),
+        (75.1, Connect()),
+        (75.1, Wait(at(175.1))),
         (175.1, Connect()),
     ]
     assert b.session.counters["timeouts"] == 1 and b.session.counters["reconnects"] == 1
@@ -220,8 +242,12 @@ def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
     cmd = Fire(5, 0, 0, 100_000, 100_100)
     b.session.submit(cmd, b.t)  # a submission is worth a reconnection attempt at once
     assert b.steps(6) == [
-        (200.0, Connect()), (200.0, POLL), (200.1, ARM), (200.2, hb(3)),
-        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd, 1)), 334, 10)), (200.4, Wait(at(205))),
+        (200.0, Connect()),
+        (200.0, POLL),
+        (200.1, ARM),
+        (200.2, hb(3)),
+        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd, 1)), 334, 10)),
+        (200.4, Wait(at(205))),
     ]
     assert b.session.counters["rearms"] == 0  # the lost connection had already disarmed it in the session's view
 
@@ -238,8 +264,14 @@ def test_watchdog_fault_is_rearmed_and_the_dropped_command_written_again() -> No
     assert b.plc.core.fault == FaultCode.WATCHDOG
     write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd, 1)), 478, 10)
     assert b.steps(8) == [
-        (150.0, hb(2)), (150.1, POLL),  # the poll shows the fault and the DROPPED slot: re-armed at once
-        (150.2, POLL), (150.3, ARM), (150.4, hb(3)), (150.5, write), (150.6, Wait(at(155.2))), (155.2, POLL),
+        (150.0, hb(2)),
+        (150.1, POLL),  # the poll shows the fault and the DROPPED slot: re-armed at once
+        (150.2, POLL),
+        (150.3, ARM),
+        (150.4, hb(3)),
+        (150.5, write),
+        (150.6, Wait(at(155.2))),
+        (155.2, POLL),
     ]
     assert b.session.counters["rearms"] == 1 and b.session.counters["watchdog_faults"] == 1
     assert b.plc.core.is_pending(11) and b.session.take_events() == []
@@ -280,7 +312,13 @@ def test_exceptions_on_every_transaction_back_off_doubling_and_the_link_lives_on
     b.plc_exceptions = [4] * 5  # the PLC answers the next 5 requests with exception 4
     # paused 2, 4, 8, 16 ms, then the heartbeat period (25 ms) at most: the watchdog is fed as soon as it can be
     assert transactions(b.run_until(at(81))) == [
-        (25.0, hb(2)), (27.1, hb(3)), (31.2, hb(4)), (39.3, hb(5)), (55.4, hb(6)), (80.5, hb(7)), (80.6, POLL),
+        (25.0, hb(2)),
+        (27.1, hb(3)),
+        (31.2, hb(4)),
+        (39.3, hb(5)),
+        (55.4, hb(6)),
+        (80.5, hb(7)),
+        (80.6, POLL),
     ]
     assert b.session.counters["exception_4"] == 5 and b.session.up()
     cmd = Fire(5, 0, 0, 100_000, 100_100)
@@ -364,7 +402,10 @@ def test_encoder_reset_finishes_pending_commands_lost_and_never_rewrites_them() 
     # a new command is written in the new epoch and runs
     fresh = Fire(3, 0, 0, 2_000, 2_100)
     b.session.submit(fresh, b.t)
-    assert transactions(b.steps(2)) == [(75.0, hb(4)), (75.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10))]
+    assert transactions(b.steps(2)) == [
+        (75.0, hb(4)),
+        (75.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10)),
+    ]
     b.run_until(at(400))
     assert [(e.command_id, e.status) for e in b.session.take_events()] == [(3, "accepted"), (3, "executed")]
 
@@ -378,7 +419,8 @@ def test_a_command_executed_before_the_reset_is_reconciled_from_its_slot() -> No
     b.plc.reset_encoder()
     b.run_until(at(60))
     assert [(e.command_id, e.status, e.open_count) for e in b.session.take_events()] == [
-        (4, "accepted", None), (4, "executed", 95_100),
+        (4, "accepted", None),
+        (4, "executed", 95_100),
     ]
 
 
@@ -389,12 +431,18 @@ def test_plc_restart_golden_sequence_lost_then_rearmed_in_the_new_boot() -> None
     b.steps(2)  # now 25 ms
     b.plc.power_cycle(boot_id=0x0BAD5EED)  # disarmed, EMPTY slots, count 0, epoch 1
     assert b.run_until(at(51)) == [
-        (25.0, hb(2)), (25.1, Wait(at(50))),
-        (50.0, hb(3)), (50.1, POLL),  # new boot id: command 1 lost; not armed for this session: re-armed at once
-        (50.2, POLL), (50.3, ARM), (50.4, hb(4)), (50.5, Wait(at(75.2))),
+        (25.0, hb(2)),
+        (25.1, Wait(at(50))),
+        (50.0, hb(3)),
+        (50.1, POLL),  # new boot id: command 1 lost; not armed for this session: re-armed at once
+        (50.2, POLL),
+        (50.3, ARM),
+        (50.4, hb(4)),
+        (50.5, Wait(at(75.2))),
     ]
     assert [(e.status, e.detail) for e in b.session.take_events()] == [
-        ("accepted", ""), ("lost", "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"),
+        ("accepted", ""),
+        ("lost", "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"),
     ]
     assert b.session.counters["plc_restarts"] == 1 and b.session.boot_id == 0x0BAD5EED
     assert b.plc.core.armed and b.plc.core.session_id == SID and b.session.up()
@@ -411,7 +459,8 @@ def test_a_count_that_jumps_back_without_a_new_epoch_is_treated_as_a_reset_and_c
     log = transactions(b.run_until(at(60)))
     assert log == [(30.0, hb(2)), (50.0, POLL), (50.1, WriteReadRegisters(36, (0, 1), 38, 1)), (55.0, hb(3))]
     assert [(e.status, e.detail) for e in b.session.take_events()] == [
-        ("accepted", ""), ("lost", "PLC encoder count jumped from 95001 to 90451 in 50 ms without a new epoch"),
+        ("accepted", ""),
+        ("lost", "PLC encoder count jumped from 95001 to 90451 in 50 ms without a new epoch"),
     ]
     assert b.session.counters["count_jumps"] == 1 and not b.plc.core.is_pending(1)  # the PLC still held it: cancelled
 
@@ -422,8 +471,11 @@ def test_a_wrong_epoch_answer_loses_the_command_and_polls_at_once() -> None:
     b.plc.reset_encoder()  # between two polls: the host still writes epoch 1
     cmd = Fire(1, 0, 0, 100_000, 100_100)
     b.session.submit(cmd, b.t)
-    assert b.steps(3) == [(0.3, WriteReadRegisters(224, tuple(rmap.encode_slot(cmd, 1)), 238, 10)), (0.4, POLL),
-                          (0.5, Wait(at(25)))]
+    assert b.steps(3) == [
+        (0.3, WriteReadRegisters(224, tuple(rmap.encode_slot(cmd, 1)), 238, 10)),
+        (0.4, POLL),
+        (0.5, Wait(at(25))),
+    ]
     assert [(e.status, e.detail) for e in b.session.take_events()] == [
         ("lost", "PLC refused it: WRONG_EPOCH (its count was reset)"),
     ]
