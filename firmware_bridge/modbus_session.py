@@ -135,6 +135,7 @@ class ModbusSession:
         self._last_probe: tuple[int, int] | None = None  # (host time sent, count) of the last poll: the physics check
         self.error: str | None = None  # set when the session has stopped for good (another map version)
         self.down_reason: str | None = "not connected yet"  # why the link is not up; None when it is
+        self._resync = False  # an epoch change: down until the new sync has a speed
 
     # ----------------------------------------------------------------- inputs
 
@@ -366,7 +367,9 @@ class ModbusSession:
         now = self._now
         if now >= self._next_poll_ns:
             yield from self._poll(now)
-        if self.ready() and self.down_reason is not None and self._last_probe is not None:
+        if self._resync and self.sync.speed_counts_per_s() is not None:
+            self._resync = False
+        if self.ready() and self.down_reason is not None and self._last_probe is not None and not self._resync:
             log.info("Modbus link to %s up again (was: %s)", self.where, self.down_reason)
             self.down_reason = None
         self._exc_backoff_ns = 0
@@ -476,7 +479,8 @@ class ModbusSession:
             detail, same_plc, jumped = change
             to_read = self.book.new_era(mirror if same_plc else None, detail, cancel=jumped)
             self.sync = SyncEstimator(self.sync.window_ns, self.sync.min_baseline_ns)
-            self.down_reason = detail
+            self.down_reason = detail  # until the sync has a speed again: positions cannot be computed before
+            self._resync = True
         self.sync.add(answer.t_sent_ns, answer.t_done_ns, h.device_time_us, h.encoder_count)
         self.counters["polls"] += 1
         self._on_header(h)

@@ -397,14 +397,16 @@ def test_encoder_reset_finishes_pending_commands_lost_and_never_rewrites_them() 
     log = transactions(b.run_until(at(60)))
     assert [a for _t, a in log if isinstance(a, WriteReadRegisters)] == []  # 1 is never written again
     assert b.session.epoch == 2 and b.session.counters["epoch_changes"] == 1 and b.session.counters["lost"] == 2
-    assert b.session.up() and b.session.outstanding() == 0
+    assert b.session.outstanding() == 0 and not b.session.up()  # re-synchronising
     assert all(s.encoder_count < 1000 for s in b.session.sync._samples)  # the sync restarted
+    b.run_until(at(200))
+    assert b.session.up()
     # a new command is written in the new epoch and runs
     fresh = Fire(3, 0, 0, 2_000, 2_100)
     b.session.submit(fresh, b.t)
     assert transactions(b.steps(2)) == [
-        (75.0, hb(4)),
-        (75.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10)),
+        (200.0, hb(9)),
+        (200.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10)),
     ]
     b.run_until(at(400))
     assert [(e.command_id, e.status) for e in b.session.take_events()] == [(3, "accepted"), (3, "executed")]
@@ -445,7 +447,11 @@ def test_plc_restart_golden_sequence_lost_then_rearmed_in_the_new_boot() -> None
         ("lost", "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"),
     ]
     assert b.session.counters["plc_restarts"] == 1 and b.session.boot_id == 0x0BAD5EED
-    assert b.plc.core.armed and b.plc.core.session_id == SID and b.session.up()
+    assert b.plc.core.armed and b.plc.core.session_id == SID
+    # down until the new odometer sync has a speed (probes 100 ms apart): no position can be computed before
+    assert not b.session.up() and b.session.down_reason == "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"
+    b.run_until(at(200))
+    assert b.session.up()
 
 
 def test_a_count_that_jumps_back_without_a_new_epoch_is_treated_as_a_reset_and_cancelled() -> None:
