@@ -30,6 +30,8 @@ class ModbusLinkConfig:
             catches corrupted counts (a belt at 100 km/s with 10 counts/mm), because a simulated belt may run
             far faster than real time; set it from the belt's top speed on a real line.
         backward_tolerance_counts: a count may step back this much (encoder jitter) without counting as a reset.
+        fault_hold_ms: the link reports itself down at least this long after any fault, so that a fault over in
+            milliseconds is still seen by a health check that runs once a second.
     """
 
     heartbeat_ms: float = 25.0
@@ -42,6 +44,7 @@ class ModbusLinkConfig:
     reconnect_max_ms: float = 2000.0
     max_counts_per_s: float = 1e9
     backward_tolerance_counts: int = 0
+    fault_hold_ms: float = 1000.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,13 +148,11 @@ class ModbusLink:
         with self._lock:
             s = self.session
             alive = self._thread is not None and self._thread.is_alive()
-            if s.up() and alive:
+            now = self._time_ns()
+            if s.up(now) and alive:
                 return LinkHealth(True, "", alive)
-            reason = s.error or s.down_reason or ("not armed" if s.connected else "not connected")
+            reason = s.health_reason(now)
             return LinkHealth(False, reason if alive else f"link thread not running ({reason})", alive)
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        return self._wait_until(self.session.ready, timeout_s)
 
     def submit(self, command: Fire | Pick) -> None:
         self._inbox.append(command)

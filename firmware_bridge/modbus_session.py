@@ -135,6 +135,8 @@ class ModbusSession:
         self._last_probe: tuple[int, int] | None = None  # (host time sent, count) of the last poll: the physics check
         self.error: str | None = None  # set when the session has stopped for good (another map version)
         self.down_reason: str | None = "not connected yet"  # why the link is not up; None when it is
+        self.last_fault = ""  # the last fault, in words
+        self._last_fault_ns = -(1 << 62)
         self._resync = False  # an epoch change: down until the new sync has a speed
 
     # ----------------------------------------------------------------- inputs
@@ -210,7 +212,7 @@ class ModbusSession:
         self.counters["link_errors"] += 1
         if self.connected or self._awaiting is not None or self._cycle is not None:
             self.no_answer(reason, now_ns)
-        self.down_reason = reason
+        self._fault(reason)
 
     # ---------------------------------------------------------------- outputs
 
@@ -245,9 +247,29 @@ class ModbusSession:
         """Connected, and armed unless this is a monitor."""
         return self.error is None and self.connected and (self.armed or not self.arm_enabled)
 
-    def up(self) -> bool:
-        """Ready, and the last cycle went through without a fault (see :attr:`down_reason`)."""
-        return self.down_reason is None and self.ready()
+    def up(self, now_ns: int) -> bool:
+        """Ready, the last cycle went through without a fault (see :attr:`down_reason`), and the last fault is at
+        least ``fault_hold_ms`` old (a fault over in a few milliseconds is still seen by a once-a-second check)."""
+        held = now_ns - self._last_fault_ns < self.cfg.fault_hold_ms * MS
+        return self.down_reason is None and not held and self.ready()
+
+    def health_reason(self, now_ns: int) -> str:
+        """Why the link is not up ("" when it is)."""
+        if self.up(now_ns):
+            return ""
+        if self.error is not None:
+            return self.error
+        if self.down_reason is not None:
+            return self.down_reason
+        if self.ready():
+            return f"recovered from: {self.last_fault}"
+        return "not armed" if self.connected else "not connected"
+
+    def _fault(self, reason: str) -> None:
+        """The link is down for ``reason`` (until a cycle goes through without a fault)."""
+        self.down_reason = reason
+        self.last_fault = reason
+        self._last_fault_ns = self._now
 
     def outstanding(self) -> int:
         """Commands not yet final."""
@@ -291,7 +313,7 @@ class ModbusSession:
 
     def _stop(self, message: str) -> None:
         self.error = message
-        self.down_reason = message
+        self._fault(message)
         log.error("Modbus link to %s stopped: %s", self.where, message)
         self.book.finish_all("rejected", message)
 
@@ -313,7 +335,7 @@ class ModbusSession:
 
     def _connection_lost(self, reason: str) -> None:
         self.counters["timeouts"] += 1
-        self.down_reason = f"no answer from the PLC: {reason}"
+        self._fault(f"no answer from the PLC: {reason}")
         self._burst.event(self._now, reason)
         # accepted commands are re-verified by the next poll of the slot states (the PLC may
         # have executed, dropped or, after a restart, forgotten them)
@@ -327,7 +349,7 @@ class ModbusSession:
         result = yield tx
         self.counters["transactions"] += 1
         if isinstance(result, _Refusal):
-            self.down_reason = self._exception(tx, result.code)
+            self._fault(self._exception(tx, result.code))
             raise _RefusedError(tx)
         return result
 
@@ -347,7 +369,7 @@ class ModbusSession:
 
     def _run_cycle(self) -> _Cycle:
         self._absorb_inbox()
-        now = self._now
+        now = cycle_start_ns = self._now
         if self.disarm_requested:
             yield from self._tx(WriteRegisters(rmap.REG_CONTROL, (rmap.CONTROL_DISARM, *rmap.u32_to_regs(self.session_id))))
             self.disarm_requested = False
@@ -369,7 +391,8 @@ class ModbusSession:
             yield from self._poll(now)
         if self._resync and self.sync.speed_counts_per_s() is not None:
             self._resync = False
-        if self.ready() and self.down_reason is not None and self._last_probe is not None and not self._resync:
+        faulted = self._last_fault_ns >= cycle_start_ns
+        if self.ready() and self.down_reason is not None and self._last_probe is not None and not self._resync and not faulted:
             log.info("Modbus link to %s up again (was: %s)", self.where, self.down_reason)
             self.down_reason = None
         self._exc_backoff_ns = 0
@@ -424,7 +447,7 @@ class ModbusSession:
         self.counters["transactions"] += 1
         if isinstance(result, _Refusal):
             if result.code != EXC_DEVICE_BUSY:
-                self._exception(tx, result.code)
+                self._fault(self._exception(tx, result.code))
             else:
                 self.counters["exceptions"] += 1
             verdict = self.book.refused_write(cmd.command_id, result.code)
@@ -437,7 +460,6 @@ class ModbusSession:
                 self._paused_until_ns = now + self._backoff_ns
                 self.counters["backoffs"] += 1
             elif verdict == "retry":  # the PLC is in trouble: written again after a pause, down meanwhile
-                self.down_reason = f"PLC answered exception {result.code} ({exception_name(result.code)}) to a command write"
                 pause = self._exception_pause()
                 self.book.not_before(cmd.command_id, now + pause)
                 self._paused_until_ns = now + pause
@@ -479,7 +501,7 @@ class ModbusSession:
             detail, same_plc, jumped = change
             to_read = self.book.new_era(mirror if same_plc else None, detail, cancel=jumped)
             self.sync = SyncEstimator(self.sync.window_ns, self.sync.min_baseline_ns)
-            self.down_reason = detail  # until the sync has a speed again: positions cannot be computed before
+            self._fault(detail)  # down until the sync has a speed again: positions cannot be computed before
             self._resync = True
         self.sync.add(answer.t_sent_ns, answer.t_done_ns, h.device_time_us, h.encoder_count)
         self.counters["polls"] += 1

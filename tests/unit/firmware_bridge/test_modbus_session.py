@@ -300,10 +300,13 @@ def test_an_exception_to_the_poll_is_counted_survived_and_retried_after_a_pause(
     assert b.session.next_action(b.t) == POLL
     b.session.refused(code, b.t)
     assert b.session.counters["exceptions"] == 1 and b.session.counters[f"exception_{code}"] == 1
-    assert not b.session.up() and f"exception {code}" in (b.session.down_reason or "")
+    assert not b.session.up(b.t) and f"exception {code}" in (b.session.down_reason or "")
     # the poll again after 2 ms, then ARM as usual: up again
     assert b.steps(5) == [(0.0, Wait(at(2))), (2.0, POLL), (2.1, ARM), (2.2, hb(1)), (2.3, Wait(at(27)))]
-    assert b.session.up() and b.session.down_reason is None
+    assert b.session.down_reason is None
+    # still reported down for a second after the fault (a once-a-second health check sees it), then up
+    assert not b.session.up(b.t) and b.session.health_reason(b.t).startswith(f"recovered from: PLC answered exception {code}")
+    assert b.session.up(at(1000)) and b.session.health_reason(at(1000)) == ""
 
 
 def test_exceptions_on_every_transaction_back_off_doubling_and_the_link_lives_on() -> None:
@@ -320,7 +323,7 @@ def test_exceptions_on_every_transaction_back_off_doubling_and_the_link_lives_on
         (80.5, hb(7)),
         (80.6, POLL),
     ]
-    assert b.session.counters["exception_4"] == 5 and b.session.up()
+    assert b.session.counters["exception_4"] == 5 and b.session.down_reason is None
     cmd = Fire(5, 0, 0, 100_000, 100_100)
     b.session.submit(cmd, b.t)
     b.run_until(at(600))
@@ -337,7 +340,7 @@ def test_an_exception_to_a_command_write_writes_it_again_then_gives_up(code: int
     b.run_until(at(400))
     # 1 write and 3 rewrites refused: rejected, then cancelled in case the PLC has it
     assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", "no answer after 4 writes")]
-    assert b.session.counters["sent"] == 4 and b.session.up()
+    assert b.session.counters["sent"] == 4 and b.session.up(b.t + 1000 * MS)
 
 
 @pytest.mark.parametrize("code", [2, 3])
@@ -397,10 +400,10 @@ def test_encoder_reset_finishes_pending_commands_lost_and_never_rewrites_them() 
     log = transactions(b.run_until(at(60)))
     assert [a for _t, a in log if isinstance(a, WriteReadRegisters)] == []  # 1 is never written again
     assert b.session.epoch == 2 and b.session.counters["epoch_changes"] == 1 and b.session.counters["lost"] == 2
-    assert b.session.outstanding() == 0 and not b.session.up()  # re-synchronising
+    assert b.session.outstanding() == 0 and b.session.down_reason == reset  # re-synchronising
     assert all(s.encoder_count < 1000 for s in b.session.sync._samples)  # the sync restarted
     b.run_until(at(200))
-    assert b.session.up()
+    assert b.session.down_reason is None
     # a new command is written in the new epoch and runs
     fresh = Fire(3, 0, 0, 2_000, 2_100)
     b.session.submit(fresh, b.t)
@@ -449,9 +452,9 @@ def test_plc_restart_golden_sequence_lost_then_rearmed_in_the_new_boot() -> None
     assert b.session.counters["plc_restarts"] == 1 and b.session.boot_id == 0x0BAD5EED
     assert b.plc.core.armed and b.plc.core.session_id == SID
     # down until the new odometer sync has a speed (probes 100 ms apart): no position can be computed before
-    assert not b.session.up() and b.session.down_reason == "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"
+    assert b.session.down_reason == "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"
     b.run_until(at(200))
-    assert b.session.up()
+    assert b.session.down_reason is None and b.session.up(at(1100))
 
 
 def test_a_count_that_jumps_back_without_a_new_epoch_is_treated_as_a_reset_and_cancelled() -> None:
