@@ -154,6 +154,9 @@ class ModbusLink:
             reason = s.health_reason(now)
             return LinkHealth(False, reason if alive else f"link thread not running ({reason})", alive)
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self._wait_until(self.session.ready, timeout_s)
+
     def submit(self, command: Fire | Pick) -> None:
         self._inbox.append(command)
         self._kick.set()

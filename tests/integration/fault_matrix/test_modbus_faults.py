@@ -149,16 +149,18 @@ class Line:
             if cid in self.intended_abs and e.open_count > self.intended_abs[cid]
         ]
         assert executed_late == []
-        for cid, e in self.belt.executions.items():  # the belt ran only what the host was told ran
-            if e.open_count == self.intended_abs.get(cid):
-                assert [f.status for f in self.finals(cid)] == ["executed"], (cid, self.events.get(cid))
+        for cid in self.belt.executions:  # what the belt ran is reported executed, or lost when it cannot be known
+            if cid in self.intended_abs:  # (a PLC that restarts before reporting an execution has forgotten it)
+                assert self.finals(cid)[0].status in ("executed", "lost"), (cid, self.events.get(cid))
         assert self.belt.open_valve_count() == 0
         return totals
 
     def still_works(self) -> None:
-        ids = self.submit(5, 0.2)
+        """New commands get their outcome and run (one late under a heavy load is an outcome too)."""
+        ids = self.submit(5, 1.0)
         self.wait_final(ids, 5.0)
-        assert [self.finals(c)[0].status for c in sorted(ids)] == ["executed"] * 5
+        statuses = [self.finals(c)[0].status for c in sorted(ids)]
+        assert set(statuses) <= {"executed", "late"} and "executed" in statuses, (statuses, self.link.stats())
 
 
 @pytest.fixture
@@ -192,28 +194,36 @@ def _down_then_up(line: Line, t_fault: float, t_recovered: float | None = None) 
     assert up_s is not None and up_s <= 5.0, up_s
 
 
+def _never_reached_the_new_epoch(line: Line, ids: set[int]) -> None:
+    core = line.plc.core
+    assert [c for c in ids if core.is_pending(c) or core.execution_of(c) is not None] == []
+
+
 def test_plc_restart_with_encoder_reset_while_commands_pending(line: Line) -> None:
-    early = line.submit(20, 0.6)
-    assert line.link.wait_idle(2.0)
+    early = line.submit(20, 3.0)  # due 3 s from now: in the old count, 75,000 counts ahead of the new one
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
     line.plc.restart(down_s=0.3)  # new boot id, count from 0, slots empty, disarmed
     t_back = time.monotonic()
     _down_then_up(line, t_fault, t_back)
     line.wait_final(early, 5.0)
-    assert {line.finals(c)[0].status for c in early} <= {"lost", "executed"}
-    assert line.link.stats()["plc_restarts"] == 1 and line.link.stats()["lost"] >= 1
+    assert {line.finals(c)[0].status for c in early} == {"lost"}
+    assert line.link.stats()["plc_restarts"] == 1
+    _never_reached_the_new_epoch(line, early)
     line.still_works()
-    line.check()
+    assert line.check()["lost"] == 20
 
 
 def test_encoder_reset_while_commands_pending(line: Line) -> None:
-    early = line.submit(20, 0.6)
-    assert line.link.wait_idle(2.0)
+    early = line.submit(20, 3.0)
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
-    line.plc.reset_encoder()
+    line.plc.reset_encoder()  # same boot, count re-zeroed, epoch 2: the queued slots are dropped with reason 9
     _down_then_up(line, t_fault)
     line.wait_final(early, 5.0)
     assert {line.finals(c)[0].status for c in early} == {"lost"}
+    assert line.link.stats()["epoch_changes"] == 1
+    _never_reached_the_new_epoch(line, early)
     line.still_works()
     assert line.check()["lost"] == 20
 
@@ -221,7 +231,7 @@ def test_encoder_reset_while_commands_pending(line: Line) -> None:
 @pytest.mark.parametrize("code", range(1, 12))
 def test_every_modbus_exception_code(line: Line, code: int) -> None:
     pending = line.submit(10, 0.8)
-    assert line.link.wait_idle(2.0)
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
     if code in SERVER_EXCEPTION_CODES:
         line.plc.inject_exceptions(code, 3)  # the PLC program answers the next 3 requests with it
@@ -230,7 +240,7 @@ def test_every_modbus_exception_code(line: Line, code: int) -> None:
     line.submit(5, 0.8)  # written into the fault
     _down_then_up(line, t_fault)
     s = line.link.stats()
-    assert s[f"exception_{code}"] >= 1 and s["exceptions"] >= 3
+    assert s[f"exception_{code}"] >= 1 and s["exceptions"] >= 1
     line.wait_final(pending, 5.0)
     line.still_works()
     line.check()
@@ -252,7 +262,7 @@ def test_a_real_exception_frame_from_a_capture(line: Line) -> None:
     frame = _capture_frame("modbus_test_data_part1", 9)
     assert frame.hex() == "0000000000030a880b"
     pending = line.submit(10, 0.8)
-    assert line.link.wait_idle(2.0)
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
     line.proxy.answer_next(raw_reply(frame), 2)
     _down_then_up(line, t_fault)
@@ -265,7 +275,7 @@ def test_a_real_exception_frame_from_a_capture(line: Line) -> None:
 @pytest.mark.parametrize("kind", ["garbage", "short"])
 def test_garbage_and_short_replies(line: Line, kind: str) -> None:
     pending = line.submit(10, 0.8)
-    assert line.link.wait_idle(2.0)
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
     line.proxy.answer_next(garbage_reply() if kind == "garbage" else short_read_reply(), 2)
     _down_then_up(line, t_fault)
@@ -278,7 +288,7 @@ def test_garbage_and_short_replies(line: Line, kind: str) -> None:
 
 def test_plc_paused_two_seconds(line: Line) -> None:
     pending = line.submit(20, 0.5, spacing_s=0.15)  # some come due while the PLC does not answer
-    assert line.link.wait_idle(2.0)
+    assert line.link.wait_idle(5.0)
     t_fault = time.monotonic()
     line.plc.pause(2.0)
     _down_then_up(line, t_fault, t_fault + 2.0)
