@@ -57,6 +57,7 @@ from firmware_bridge.modbus_actions import (
     WriteRegisters,
 )
 from firmware_bridge.modbus_commands import CommandBook
+from firmware_bridge.modbus_epochs import EpochWatch, LinkHealthState
 from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY, exception_name
 from firmware_bridge.ratelimit import BurstLog
 from firmware_bridge.sync import SyncEstimator
@@ -130,14 +131,28 @@ class ModbusSession:
         self._burst = BurstLog(log, f"Modbus link to {where} failing")
         self._exc_burst = BurstLog(log, f"PLC at {where} answered with Modbus exceptions")
         self._exc_backoff_ns = 0
-        self.boot_id: int | None = None  # of the PLC, from the last poll
-        self.epoch: int | None = None  # the PLC's encoder epoch: written with every command
-        self._last_probe: tuple[int, int] | None = None  # (host time sent, count) of the last poll: the physics check
-        self.error: str | None = None  # set when the session has stopped for good (another map version)
-        self.down_reason: str | None = "not connected yet"  # why the link is not up; None when it is
-        self.last_fault = ""  # the last fault, in words
-        self._last_fault_ns = -(1 << 62)
-        self._resync = False  # an epoch change: down until the new sync has a speed
+        self.epochs = EpochWatch(config.max_counts_per_s, config.backward_tolerance_counts)
+        self.health = LinkHealthState(config.fault_hold_ms)
+
+    @property
+    def boot_id(self) -> int | None:
+        """The PLC's boot id, from the last poll."""
+        return self.epochs.boot_id
+
+    @property
+    def epoch(self) -> int | None:
+        """The PLC's encoder epoch, from the last poll: written with every command."""
+        return self.epochs.epoch
+
+    @property
+    def error(self) -> str | None:
+        """Set when the session has stopped for good (a PLC of another map version)."""
+        return self.health.error
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why the link is down; None when the last cycle went through without a fault."""
+        return self.health.down_reason
 
     # ----------------------------------------------------------------- inputs
 
@@ -250,26 +265,14 @@ class ModbusSession:
     def up(self, now_ns: int) -> bool:
         """Ready, the last cycle went through without a fault (see :attr:`down_reason`), and the last fault is at
         least ``fault_hold_ms`` old (a fault over in a few milliseconds is still seen by a once-a-second check)."""
-        held = now_ns - self._last_fault_ns < self.cfg.fault_hold_ms * MS
-        return self.down_reason is None and not held and self.ready()
+        return self.health.up(now_ns, self.ready())
 
     def health_reason(self, now_ns: int) -> str:
         """Why the link is not up ("" when it is)."""
-        if self.up(now_ns):
-            return ""
-        if self.error is not None:
-            return self.error
-        if self.down_reason is not None:
-            return self.down_reason
-        if self.ready():
-            return f"recovered from: {self.last_fault}"
-        return "not armed" if self.connected else "not connected"
+        return self.health.reason(now_ns, self.ready(), self.connected)
 
     def _fault(self, reason: str) -> None:
-        """The link is down for ``reason`` (until a cycle goes through without a fault)."""
-        self.down_reason = reason
-        self.last_fault = reason
-        self._last_fault_ns = self._now
+        self.health.fault(reason, self._now)
 
     def outstanding(self) -> int:
         """Commands not yet final."""
@@ -312,8 +315,7 @@ class ModbusSession:
             raise
 
     def _stop(self, message: str) -> None:
-        self.error = message
-        self._fault(message)
+        self.health.stop(message, self._now)
         log.error("Modbus link to %s stopped: %s", self.where, message)
         self.book.finish_all("rejected", message)
 
@@ -389,12 +391,10 @@ class ModbusSession:
         now = self._now
         if now >= self._next_poll_ns:
             yield from self._poll(now)
-        if self._resync and self.sync.speed_counts_per_s() is not None:
-            self._resync = False
-        faulted = self._last_fault_ns >= cycle_start_ns
-        if self.ready() and self.down_reason is not None and self._last_probe is not None and not self._resync and not faulted:
-            log.info("Modbus link to %s up again (was: %s)", self.where, self.down_reason)
-            self.down_reason = None
+        ready = self.ready() and self.epochs.known
+        cleared = self.health.cycle_done(cycle_start_ns, ready, self.sync.speed_counts_per_s() is not None)
+        if cleared is not None:
+            log.info("Modbus link to %s up again (was: %s)", self.where, cleared)
         self._exc_backoff_ns = 0
         return self._wait_until()
 
@@ -495,14 +495,14 @@ class ModbusSession:
                 f"{rmap.MAP_VERSION} (epochs, PROTOCOL.md section 9): update the PLC program"
             )
         mirror = regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT]
-        change = self._epoch_change(h, answer)
+        change = self.epochs.observe(h.boot_id, h.epoch, h.encoder_count, answer.t_sent_ns, answer.t_done_ns)
         to_read: list[int] = []
         if change is not None:
-            detail, same_plc, jumped = change
-            to_read = self.book.new_era(mirror if same_plc else None, detail, cancel=jumped)
+            self.counters[{"restart": "plc_restarts", "epoch": "epoch_changes", "jump": "count_jumps"}[change.kind]] += 1
+            to_read = self.book.new_era(mirror if change.same_plc else None, change.why, cancel=change.kind == "jump")
             self.sync = SyncEstimator(self.sync.window_ns, self.sync.min_baseline_ns)
-            self._fault(detail)  # down until the sync has a speed again: positions cannot be computed before
-            self._resync = True
+            self._fault(change.why)  # down until the sync has a speed again: positions cannot be computed before
+            self.health.resync = True
         self.sync.add(answer.t_sent_ns, answer.t_done_ns, h.device_time_us, h.encoder_count)
         self.counters["polls"] += 1
         self._on_header(h)
@@ -516,43 +516,9 @@ class ModbusSession:
             if cmd is not None and cmd.command_id == cid:
                 self.armed &= self.book.apply_slot(cid, rmap.SlotResult.from_regs(full.registers[rmap.SLOT_STATE :]))
         if change is not None:
-            self.book.lose_era(change[0])
+            self.book.lose_era(change.why)
         period = self.cfg.poll_ms if outstanding else self.cfg.idle_poll_ms
         self._next_poll_ns = now + int(period * MS)
-
-    def _epoch_change(self, h: rmap.Header, probe: _Answer) -> tuple[str, bool, bool] | None:
-        """Whether the positions of the commands taken so far still mean anything (PROTOCOL.md 4.6).
-
-        Returns:
-            None, or ``(why, same_plc, jumped)``: ``same_plc`` False after a restart (its slots mean nothing);
-            ``jumped`` when the count moved backwards or faster than physics without a new epoch.
-        """
-        last, self._last_probe = self._last_probe, (probe.t_sent_ns, h.encoder_count)
-        boot, epoch = self.boot_id, self.epoch
-        self.boot_id, self.epoch = h.boot_id, h.epoch
-        if boot is None or epoch is None:
-            return None
-        if h.boot_id != boot:
-            self.counters["plc_restarts"] += 1
-            why = f"PLC restarted (boot id 0x{boot:08x} -> 0x{h.boot_id:08x})"
-            result: tuple[str, bool, bool] = (why, False, False)
-        elif h.epoch != epoch:
-            self.counters["epoch_changes"] += 1
-            result = (f"PLC encoder epoch {epoch} -> {h.epoch} (its count was reset)", True, False)
-        else:
-            if last is None:
-                return None
-            t_prev_ns, count_prev = last
-            moved = h.encoder_count - count_prev
-            dt_s = max(probe.t_done_ns - t_prev_ns, 0) / 1e9
-            tolerance = self.cfg.backward_tolerance_counts
-            if -tolerance <= moved <= self.cfg.max_counts_per_s * dt_s + tolerance:
-                return None
-            self.counters["count_jumps"] += 1
-            why = f"PLC encoder count jumped from {count_prev} to {h.encoder_count} in {dt_s * 1e3:.0f} ms without a new epoch"
-            result = (why, True, True)
-        log.warning("%s: commands of the old epoch finished as lost; re-synchronising", result[0])
-        return result
 
     def _on_header(self, h: rmap.Header) -> None:
         """A fresh header: status, encoder count, and whether the PLC is still armed for this session."""

@@ -144,9 +144,7 @@ class Line:
         assert s["submitted"] == sum(s[k] for k in FINAL)
         self.plc.plc.tick()
         executed_late = [
-            cid
-            for cid, e in self.belt.executions.items()
-            if cid in self.intended_abs and e.open_count > self.intended_abs[cid]
+            cid for cid, e in self.belt.executions.items() if cid in self.intended_abs and e.open_count > self.intended_abs[cid]
         ]
         assert executed_late == []
         for cid in self.belt.executions:  # what the belt ran is reported executed, or lost when it cannot be known
@@ -319,6 +317,7 @@ def test_link_thread_error_is_caught_reported_and_survived(line: Line) -> None:
     line.check()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the injected thread death
 def test_link_thread_killed_is_restarted(line: Line) -> None:
     pending = line.submit(10, 0.8)
     perform = line.link._perform
