@@ -42,7 +42,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
-from firmware_bridge.link import EventStatus, LinkEvent
+from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import FaultCode, Fire, Pick, Status, StatusFlags
 from firmware_bridge.modbus_actions import (
     MS,
@@ -197,7 +197,7 @@ class ModbusSession:
             log.info("Modbus link to %s connected", self.where)
             return
         self._absorb_inbox()
-        self._expire_unsendable()
+        self.book.expire_unsendable()
         self._next_connect_ns = now_ns + self._reconnect_ns
         self._reconnect_ns = min(self._reconnect_ns * 2, int(self.cfg.reconnect_max_ms * MS))
 
@@ -366,9 +366,6 @@ class ModbusSession:
             else:
                 self.book.add(item)
 
-    def _expire_unsendable(self) -> None:
-        self.book.expire_unsendable()
-
     def _run_cycle(self) -> _Cycle:
         self._absorb_inbox()
         now = cycle_start_ns = self._now
@@ -424,7 +421,7 @@ class ModbusSession:
                 yield from self._heartbeat(now)
             if now >= self._next_poll_ns:
                 return  # poll between writes: fresh encoder count, slot states, executions
-            self._expire_unsendable()
+            self.book.expire_unsendable()
             if now < self._paused_until_ns:
                 return
             todo = self.book.next_to_write(now)
@@ -524,21 +521,7 @@ class ModbusSession:
         """A fresh header: status, encoder count, and whether the PLC is still armed for this session."""
         self.header = h
         self.book.last_count = h.encoder_count
-        self.status = Status(
-            version=h.version,
-            flags=h.flags,
-            fault_code=h.fault_code,
-            valve_count=h.valve_count,
-            queue_len=h.queue_len,
-            queue_capacity=h.queue_capacity,
-            encoder_count=h.encoder_count,
-            executed=h.executed,
-            late=h.late,
-            rejected=h.rejected,
-            bad_frames=h.bad_writes,
-            watchdog_trips=h.watchdog_trips,
-            session_id=h.session_id,
-        )
+        self.status = h.to_status()
         armed_here = bool(h.flags & StatusFlags.ARMED) and h.session_id == self.session_id
         if self.armed and not armed_here:
             self.counters["rearms"] += 1
@@ -552,7 +535,3 @@ class ModbusSession:
             else:
                 log.warning("PLC is not armed for this session (restarted?); re-arming")
         self.armed = armed_here
-
-    def _finish(self, cid: int, status: EventStatus, detail: str = "") -> None:
-        """Give a command its one outcome."""
-        self.book.finish(cid, status, detail=detail)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from firmware_bridge.messages import Fire, Pick
+from firmware_bridge.messages import Fire, Pick, Status
 
 MAGIC = 0x5346  #: 'SF' in register 0: identifies a PLC implementing this map
 MAP_VERSION = 2  #: register 1: the map/protocol version this host speaks (PROTOCOL.md section 9)
@@ -237,6 +237,24 @@ class Header:
             queue_full=regs_to_u32(r[REG_QUEUE_FULL : REG_QUEUE_FULL + 2]),
             boot_id=regs_to_u32(r[REG_BOOT_ID : REG_BOOT_ID + 2]),
             epoch=r[REG_EPOCH] if len(r) > REG_EPOCH else 0,
+        )
+
+    def to_status(self) -> Status:
+        """The header as the STATUS of the serial protocol (the same fields; bad writes count as bad frames)."""
+        return Status(
+            version=self.version,
+            flags=self.flags,
+            fault_code=self.fault_code,
+            valve_count=self.valve_count,
+            queue_len=self.queue_len,
+            queue_capacity=self.queue_capacity,
+            encoder_count=self.encoder_count,
+            executed=self.executed,
+            late=self.late,
+            rejected=self.rejected,
+            bad_frames=self.bad_writes,
+            watchdog_trips=self.watchdog_trips,
+            session_id=self.session_id,
         )
 
     def to_regs(self) -> list[int]:
