@@ -203,9 +203,10 @@ class ModbusLink:
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """Probe the odometer now (the result is in ``sync``)."""
-        n0 = self.sync.count
+        sync0 = self.sync
+        n0 = sync0.count
         self.request_status(timeout_s)
-        return self.sync.count > n0
+        return self.sync is not sync0 or self.sync.count > n0  # (a new sync after an epoch change has a probe)
 
     def stats(self) -> dict[str, int]:
         """Counters, plus ``outstanding``, ``connected`` and ``up`` (0 while degraded: see :meth:`health`)."""

@@ -239,8 +239,9 @@ class SessionSteps:
                 log.warning("PLC watchdog tripped (valves closed); re-arming and rewriting outstanding commands")
             elif h.fault_code != FaultCode.NONE:
                 self.counters["faults"] += 1
-                log.error("PLC fault %d: valves closed; commands refused", h.fault_code)
-                self.book.finish_all("rejected", f"PLC fault {h.fault_code}")
+                fault = rmap.describe(FaultCode, h.fault_code)
+                log.error("PLC fault %s: valves closed; commands refused", fault)
+                self.book.finish_all("rejected", f"PLC fault {fault}")
             else:
                 log.warning("PLC is not armed for this session (restarted?); re-arming")
         self.armed = armed_here
