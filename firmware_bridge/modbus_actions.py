@@ -25,6 +25,13 @@ class ModbusLinkConfig:
         backoff_max_ms: longest pause.
         reconnect_min_ms: first wait before reconnecting.
         reconnect_max_ms: longest wait between reconnection attempts.
+        max_counts_per_s: the fastest the encoder can count (physics); a count that moves further between two
+            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6). The default only
+            catches corrupted counts (a belt at 100 km/s with 10 counts/mm), because a simulated belt may run
+            far faster than real time; set it from the belt's top speed on a real line.
+        backward_tolerance_counts: a count may step back this much (encoder jitter) without counting as a reset.
+        fault_hold_ms: the link reports itself down at least this long after any fault, so that a fault over in
+            milliseconds is still seen by a health check that runs once a second.
     """
 
     heartbeat_ms: float = 25.0
@@ -35,6 +42,9 @@ class ModbusLinkConfig:
     backoff_max_ms: float = 200.0
     reconnect_min_ms: float = 50.0
     reconnect_max_ms: float = 2000.0
+    max_counts_per_s: float = 1e9
+    backward_tolerance_counts: int = 0
+    fault_hold_ms: float = 1000.0
 
 
 @dataclass(frozen=True, slots=True)

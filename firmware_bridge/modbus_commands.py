@@ -12,13 +12,18 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from firmware_bridge import registers as rmap
 from firmware_bridge.link import EventStatus, LinkEvent
 from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
-from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY
+from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY, EXC_ILLEGAL_ADDRESS, EXC_ILLEGAL_VALUE, exception_name
+
+#: how a refused command write is handled: busy slot (back off), refused for good, or written again later
+WriteRefusal = Literal["busy", "rejected", "retry"]
 
 COUNTERS = (
+    "submitted",
     "sent",
     "retransmits",
     "accepted",
@@ -27,6 +32,7 @@ COUNTERS = (
     "late_local",
     "rejected",
     "cancelled",
+    "lost",
     "nak_queue_full",
     "no_answer",
     "transactions",
@@ -39,6 +45,13 @@ COUNTERS = (
     "heartbeats",
     "polls",
     "backoffs",
+    "epoch_changes",
+    "plc_restarts",
+    "count_jumps",
+    "wrong_epoch",
+    "unknown_states",
+    "bad_answers",
+    "link_errors",
 )
 
 
@@ -51,12 +64,14 @@ class PendingCommand:
         accepted: its slot was seen QUEUED.
         tries: writes since the last reset (a busy slot or a lost slot resets it).
         not_before_ns: host time before which it is not (re)written (queue-full back-off).
+        era: the host's count of epoch changes when it was taken: its positions belong to that epoch.
     """
 
     command: Fire | Pick
     accepted: bool = False
     tries: int = 0
     not_before_ns: int = 0
+    era: int = 0
 
 
 def first_count(c: Fire | Pick) -> int:
@@ -72,6 +87,7 @@ class CommandBook:
         self.cancels: dict[int, int] = {}  # command id -> tries
         self.last_count: int | None = None  # the encoder count of the last poll
         self.late_floor: int | None = None  # a position the PLC called late
+        self.era = 0  # epoch changes seen (PLC restart, new epoch, count jump): commands of an older era are lost
         self._cmds: dict[int, PendingCommand] = {}
         self._to_write: OrderedDict[int, None] = OrderedDict()  # ids whose slot must be (re)written, in order
         self._by_position: list[tuple[int, int]] = []  # heap of (first count, id) of those
@@ -103,7 +119,8 @@ class CommandBook:
     def add(self, command: Fire | Pick) -> None:
         cid = command.command_id
         if cid not in self._cmds and cid not in self._finished:
-            self._cmds[cid] = PendingCommand(command)
+            self.counters["submitted"] += 1
+            self._cmds[cid] = PendingCommand(command, era=self.era)
             self._mark_write(cid)
 
     def cancel_requested(self, command_id: int) -> None:
@@ -163,16 +180,22 @@ class CommandBook:
         self.finish(cid, "rejected", detail=f"no answer after {c.tries} writes")
         self.cancels[cid] = 0
 
-    def refused_write(self, command_id: int, code: int) -> bool:
-        """A command write answered with an exception; True when it is "queue full" (busy slot: retry later)."""
+    def refused_write(self, command_id: int, code: int) -> WriteRefusal:
+        """A command write answered with an exception (PROTOCOL.md 6.6).
+
+        6 is "queue full" (busy slot: back off, then write again); 2 and 3 refuse this command for good; any
+        other code (the write may or may not have been applied) writes it again, same id, until ``max_retries``.
+        """
         c = self._cmds.get(command_id)
+        if code in (EXC_ILLEGAL_ADDRESS, EXC_ILLEGAL_VALUE):
+            self.finish(command_id, "rejected", detail=f"PLC exception {code} ({exception_name(code)})")
+            return "rejected"
         if code != EXC_DEVICE_BUSY:
-            self.finish(command_id, "rejected", detail=f"PLC exception {code}")
-            return False
+            return "retry"
         self.counters["nak_queue_full"] += 1
         if c is not None:
             c.tries = 0
-        return True
+        return "busy"
 
     def not_before(self, command_id: int, t_ns: int) -> None:
         c = self._cmds.get(command_id)
@@ -203,17 +226,60 @@ class CommandBook:
             self.late_floor = first if self.late_floor is None else max(self.late_floor, first)
         elif st == rmap.SlotState.CANCELLED:
             self.finish(cid, "cancelled", detail="cancelled by the PLC")
+        elif st in (rmap.SlotState.REJECTED, rmap.SlotState.DROPPED) and res.reason == rmap.REASON_WRONG_EPOCH:
+            self.counters["wrong_epoch"] += 1
+            what = "refused" if st == rmap.SlotState.REJECTED else "dropped"
+            self.finish(cid, "lost", detail=f"PLC {what} it: WRONG_EPOCH (its count was reset)")
         elif st == rmap.SlotState.REJECTED:
             if res.reason == NakReason.NOT_ARMED:
                 entry.tries = 0
                 self._mark_write(cid, front=True)
                 return False
-            name = NakReason(res.reason).name if res.reason in NakReason._value2member_map_ else str(res.reason)
-            self.finish(cid, "rejected", detail=f"PLC refused: {name}")
-        else:  # EMPTY or DROPPED: the PLC lost it (restart, fault): write it again
-            entry.tries = 0
-            self._mark_write(cid, front=True)
+            self.finish(cid, "rejected", detail=f"PLC refused: {rmap.describe(NakReason, res.reason)}")
+        elif st in (rmap.SlotState.EMPTY, rmap.SlotState.DROPPED):
+            if entry.era != self.era:
+                self.finish(cid, "lost", detail="dropped by the PLC in a past epoch")
+            else:  # the PLC lost it (fault, DISARM): write it again
+                entry.tries = 0
+                self._mark_write(cid, front=True)
+        else:  # a state this host does not know (a newer PLC): give it up, and cancel it in case it runs
+            self.counters["unknown_states"] += 1
+            self.finish(cid, "rejected", detail=f"PLC slot state {rmap.describe(rmap.SlotState, st)}")
+            self.cancels[cid] = 0
         return True
+
+    def new_era(self, mirror: Sequence[int] | None, detail: str, cancel: bool = False) -> list[int]:
+        """The PLC restarted, or its count was reset or jumped: every command of the old epoch ends.
+
+        Written commands whose slot (``mirror``: the slot states of the same poll, None when the PLC restarted
+        and its slots mean nothing) shows a final state get that outcome; those shown EXECUTED are returned,
+        so their counts are read (then :meth:`lose_era` finishes what could not be confirmed); all others
+        are finished ``lost``, never written again. ``cancel``: the PLC may still hold them (its epoch did not
+        change although its count jumped): the written ones are cancelled too.
+        """
+        self.era += 1
+        self.last_count = None
+        self.late_floor = None
+        to_read: list[int] = []
+        for cid, c in list(self._cmds.items()):
+            written = c.accepted or c.tries > 0
+            st = mirror[rmap.slot_of(cid)] & 0xFF if mirror is not None and written else None
+            if st == rmap.SlotState.EXECUTED:
+                to_read.append(cid)
+            elif st in (rmap.SlotState.LATE, rmap.SlotState.REJECTED, rmap.SlotState.CANCELLED):
+                assert mirror is not None
+                self.apply_slot(cid, rmap.SlotResult(st, mirror[rmap.slot_of(cid)] >> 8, 0, 0))
+            else:
+                self.finish(cid, "lost", detail=detail)
+                if cancel and written:
+                    self.cancels[cid] = 0
+        return to_read
+
+    def lose_era(self, detail: str) -> None:
+        """Finish as ``lost`` every command of a past era still without an outcome."""
+        for cid, c in list(self._cmds.items()):
+            if c.era != self.era:
+                self.finish(cid, "lost", detail=detail)
 
     def _accepted(self, entry: PendingCommand) -> None:
         if not entry.accepted:
@@ -231,8 +297,7 @@ class CommandBook:
             if st == rmap.SlotState.EXECUTED:
                 executed.append(cid)
             elif st != rmap.SlotState.QUEUED:
-                state = rmap.SlotState(st) if st in rmap.SlotState._value2member_map_ else rmap.SlotState.EMPTY
-                armed &= self.apply_slot(cid, rmap.SlotResult(state, mirror[rmap.slot_of(cid)] >> 8, 0, 0))
+                armed &= self.apply_slot(cid, rmap.SlotResult(st, mirror[rmap.slot_of(cid)] >> 8, 0, 0))
         return executed, armed
 
     def next_cancel(self, max_retries: int) -> int | None:

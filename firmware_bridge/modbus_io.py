@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
@@ -45,11 +46,15 @@ if pymodbus.__version__ != PYMODBUS_VERSION:  # pragma: no cover - guarded by th
 
 Transport = Literal["tcp", "rtu"]
 
+#: exception codes a ``RegisterHandler`` may answer with (pymodbus serves the codes of the standard only: 9 is not one)
+SERVER_EXCEPTION_CODES = tuple(int(c) for c in ExcCodes)
+
 __all__ = [
     "EXC_DEVICE_BUSY",
     "EXC_DEVICE_FAILURE",
     "EXC_ILLEGAL_ADDRESS",
     "EXC_ILLEGAL_VALUE",
+    "SERVER_EXCEPTION_CODES",
     "ModbusExceptionError",
     "ModbusLinkError",
     "RegisterClient",
@@ -127,21 +132,29 @@ class RegisterClient:
         except (ModbusIOException, ConnectionException, ModbusException, OSError) as e:
             self._drop()
             raise ModbusLinkError(f"no valid answer from {self.where}: {e}") from None
+        except Exception as e:  # a reply pymodbus could not make sense of (garbage, truncated): never kill the link
+            self._drop()
+            raise ModbusLinkError(f"malformed answer from {self.where}: {type(e).__name__}: {e}") from None
         if rr is None:
             self._drop()
             raise ModbusLinkError(f"no answer from {self.where}")
         if rr.isError():
-            raise ModbusExceptionError(int(rr.function_code) & 0x7F, int(getattr(rr, "exception_code", 0)))
+            code = int(getattr(rr, "exception_code", 0) or 0)
+            raise ModbusExceptionError(int(getattr(rr, "function_code", 0) or 0) & 0x7F, code)
         return rr
 
-    def read(self, address: int, count: int) -> list[int]:
-        """Read ``count`` holding registers (FC3)."""
-        rr = self._call(self._client.read_holding_registers, address, count=count)
-        regs = list(rr.registers)
+    def _registers(self, rr: Any, count: int) -> list[int]:
+        """The registers of a read answer, checked against the count asked for."""
+        regs = [int(r) & 0xFFFF for r in getattr(rr, "registers", None) or []]
         if len(regs) != count:
             self._drop()
             raise ModbusLinkError(f"{self.where} returned {len(regs)} registers, asked for {count}")
         return regs
+
+    def read(self, address: int, count: int) -> list[int]:
+        """Read ``count`` holding registers (FC3)."""
+        rr = self._call(self._client.read_holding_registers, address, count=count)
+        return self._registers(rr, count)
 
     def write(self, address: int, values: Sequence[int]) -> None:
         """Write registers (FC16)."""
@@ -160,11 +173,7 @@ class RegisterClient:
             write_address=write_address,
             values=list(values),
         )
-        regs = list(rr.registers)
-        if len(regs) != read_count:
-            self._drop()
-            raise ModbusLinkError(f"{self.where} returned {len(regs)} registers, asked for {read_count}")
-        return regs
+        return self._registers(rr, read_count)
 
 
 class RegisterHandler(Protocol):
@@ -215,6 +224,11 @@ class RegisterServer:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+        self._paused_until_s = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` before handling it (a PLC that stops answering for a while)."""
+        self._paused_until_s = time.monotonic() + seconds
 
     async def _action(
         self,
@@ -225,6 +239,9 @@ class RegisterServer:
         registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
+        held_s = self._paused_until_s - time.monotonic()
+        if held_s > 0:
+            await asyncio.sleep(held_s)
         if set_values is None:
             res = self.handler.read_registers(address, count)
             if isinstance(res, int):

@@ -10,11 +10,13 @@ cancel or poll request wakes it.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
 from firmware_bridge.link import LinkEvent
@@ -33,7 +35,24 @@ from firmware_bridge.modbus_io import ModbusExceptionError, ModbusLinkError, Reg
 from firmware_bridge.modbus_session import ModbusSession
 from firmware_bridge.sync import SyncEstimator
 
-__all__ = ["ModbusLink", "ModbusLinkConfig"]
+__all__ = ["LinkHealth", "ModbusLink", "ModbusLinkConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """Whether the link is up, and if not, why (the service shows ``degraded`` with the reason).
+
+    Attributes:
+        up: connected, armed (unless a monitor), and the last cycle went through without a fault.
+        reason: why it is not up ("" when up).
+        thread_alive: the link thread is running (it restarts itself after any error).
+    """
+
+    up: bool
+    reason: str
+    thread_alive: bool
 
 
 class ModbusLink:
@@ -72,7 +91,6 @@ class ModbusLink:
         self.session = ModbusSession(config or ModbusLinkConfig(), sid, arm=arm, where=self.client.where)
         self.cfg = self.session.cfg
         self.session_id = self.session.session_id
-        self.sync: SyncEstimator = self.session.sync
         self._time_ns = time_ns
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -97,12 +115,44 @@ class ModbusLink:
     def counters(self) -> dict[str, int]:
         return self.session.counters
 
+    @property
+    def sync(self) -> SyncEstimator:
+        """The odometer sync (a fresh one after every epoch change)."""
+        return self.session.sync
+
+    @sync.setter
+    def sync(self, value: SyncEstimator) -> None:
+        self.session.sync = value
+
     # ---------------------------------------------------------------- public
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"modbus-link {self.client.where}", daemon=True)
-            self._thread.start()
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"modbus-link {self.client.where}", daemon=True)
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        """Restart the link thread if it has ended without being stopped (it should never: see ``_run``)."""
+        t = self._thread
+        if t is not None and not t.is_alive() and not self._stop.is_set():
+            self.counters["thread_restarts"] = self.counters.get("thread_restarts", 0) + 1
+            log.error("Modbus link thread to %s had ended; restarted", self.client.where)
+            self._start_thread()
+
+    def health(self) -> LinkHealth:
+        """Up, or down with the reason (connection lost, exception answers, epoch change, another map version)."""
+        self._supervise()
+        with self._lock:
+            s = self.session
+            alive = self._thread is not None and self._thread.is_alive()
+            now = self._time_ns()
+            if s.up(now) and alive:
+                return LinkHealth(True, "", alive)
+            reason = s.health_reason(now)
+            return LinkHealth(False, reason if alive else f"link thread not running ({reason})", alive)
 
     def wait_ready(self, timeout_s: float) -> bool:
         return self._wait_until(self.session.ready, timeout_s)
@@ -110,6 +160,7 @@ class ModbusLink:
     def submit(self, command: Fire | Pick) -> None:
         self._inbox.append(command)
         self._kick.set()
+        self._supervise()
 
     def cancel(self, command_id: int) -> None:
         self._inbox.append(command_id)
@@ -152,15 +203,19 @@ class ModbusLink:
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """Probe the odometer now (the result is in ``sync``)."""
-        n0 = self.sync.count
+        sync0 = self.sync
+        n0 = sync0.count
         self.request_status(timeout_s)
-        return self.sync.count > n0
+        return self.sync is not sync0 or self.sync.count > n0  # (a new sync after an epoch change has a probe)
 
     def stats(self) -> dict[str, int]:
+        """Counters, plus ``outstanding``, ``connected`` and ``up`` (0 while degraded: see :meth:`health`)."""
+        up = self.health().up
         with self._lock:
             s = dict(self.counters)
             s["outstanding"] = self.session.outstanding()
             s["connected"] = int(self.session.connected)
+            s["up"] = int(up)
             return s
 
     def close(self, disarm: bool = True) -> None:
@@ -218,6 +273,21 @@ class ModbusLink:
         return []
 
     def _run(self) -> None:
+        """The link thread: any error is caught here, counted, reported as the link being down, and survived."""
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception as e:
+                why = f"link thread error: {type(e).__name__}: {e}"
+                log.exception("Modbus link to %s: %s; reconnecting", self.client.where, why)
+                with self._changed:
+                    self.session.reset(why, self._time_ns())
+                    self._collect()
+                    self._changed.notify_all()
+                self.client.close()
+                self._stop.wait(0.01)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             with self._changed:
                 now = self._time_ns()
@@ -242,7 +312,7 @@ class ModbusLink:
                 regs = self._perform(action)
             except ModbusExceptionError as e:
                 with self._changed:
-                    self.session.refused(e.code, self._time_ns())  # raises where protocol version 1 gives up
+                    self.session.refused(e.code, self._time_ns())
                     self._collect()
                     self._changed.notify_all()
             except ModbusLinkError as e:

@@ -24,10 +24,14 @@ A transaction without an answer drops the connection; commands are rewritten und
 the same id after reconnecting (slots are addressed by id, so a repeated write is
 harmless), never once their position is known to have passed.
 
-Protocol version 1. Where version 2 (epochs) slots in: :meth:`ModbusSession._on_header`
-(boot id and epoch of every poll), :meth:`ModbusSession._finish` (the ``lost``
-outcome) and :meth:`ModbusSession._refused_elsewhere` (exceptions to polls and
-control writes, which version 1 does not survive).
+Protocol version 2 (PROTOCOL.md 4.6, 6.6): every poll carries the PLC's boot id and
+encoder epoch. A new boot id (restart), a new epoch (count re-zeroed) or a count that
+moves backwards or faster than a belt can ends every command of the old epoch: those
+whose slot shows an outcome get it, all others are finished ``lost`` and never
+written again; the odometer sync restarts and commands taken from then on are
+written in the new epoch. A PLC of another map version stops the session with a clear
+error. Every Modbus exception answer is counted and survived; :attr:`ModbusSession.down_reason`
+says why the link is not up (the service shows it as ``degraded``).
 """
 
 from __future__ import annotations
@@ -35,52 +39,32 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
-from firmware_bridge.link import EventStatus, LinkEvent
-from firmware_bridge.messages import FaultCode, Fire, Pick, Status, StatusFlags
+from firmware_bridge.link import LinkEvent
+from firmware_bridge.messages import Fire, Pick, Status
 from firmware_bridge.modbus_actions import (
     MS,
     Action,
     Connect,
     ModbusLinkConfig,
-    ReadRegisters,
     Transaction,
     Wait,
-    WriteReadRegisters,
-    WriteRegister,
     WriteRegisters,
 )
 from firmware_bridge.modbus_commands import CommandBook
-from firmware_bridge.modbus_errors import ModbusExceptionError
+from firmware_bridge.modbus_epochs import EpochWatch, LinkHealthState
+from firmware_bridge.modbus_steps import Answer, DroppedError, Refusal, RefusedError, Result, SessionSteps, StopError
 from firmware_bridge.ratelimit import BurstLog
 from firmware_bridge.sync import SyncEstimator
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    registers: tuple[int, ...]
-    t_sent_ns: int
-    t_done_ns: int
+_Cycle = Generator[Transaction, Result, int]
 
 
-@dataclass(frozen=True, slots=True)
-class _Refusal:
-    code: int
-
-
-class _DroppedError(Exception):
-    """The device cannot be talked to (e.g. another register map): handled as a lost connection."""
-
-
-_Result = _Answer | _Refusal
-_Cycle = Generator[Transaction, _Result, int]
-
-
-class ModbusSession:
+class ModbusSession(SessionSteps):
     """The host protocol machine for one PLC.
 
     Args:
@@ -116,6 +100,30 @@ class ModbusSession:
         self._paused_until_ns = 0
         self._backoff_ns = 0
         self._burst = BurstLog(log, f"Modbus link to {where} failing")
+        self._exc_burst = BurstLog(log, f"PLC at {where} answered with Modbus exceptions")
+        self._exc_backoff_ns = 0
+        self.epochs = EpochWatch(config.max_counts_per_s, config.backward_tolerance_counts)
+        self.health = LinkHealthState(config.fault_hold_ms)
+
+    @property
+    def boot_id(self) -> int | None:
+        """The PLC's boot id, from the last poll."""
+        return self.epochs.boot_id
+
+    @property
+    def epoch(self) -> int | None:
+        """The PLC's encoder epoch, from the last poll: written with every command."""
+        return self.epochs.epoch
+
+    @property
+    def error(self) -> str | None:
+        """Set when the session has stopped for good (a PLC of another map version)."""
+        return self.health.error
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why the link is down; None when the last cycle went through without a fault."""
+        return self.health.down_reason
 
     # ----------------------------------------------------------------- inputs
 
@@ -160,30 +168,37 @@ class ModbusSession:
             log.info("Modbus link to %s connected", self.where)
             return
         self._absorb_inbox()
-        self._expire_unsendable()
+        self.book.expire_unsendable()
         self._next_connect_ns = now_ns + self._reconnect_ns
         self._reconnect_ns = min(self._reconnect_ns * 2, int(self.cfg.reconnect_max_ms * MS))
 
     def answered(self, registers: Sequence[int], t_sent_ns: int, now_ns: int) -> None:
         """The pending transaction succeeded; ``registers`` are the ones read (empty for a write)."""
-        self._resume(_Answer(tuple(registers), t_sent_ns, now_ns), now_ns)
+        self._resume(Answer(tuple(registers), t_sent_ns, now_ns), now_ns)
 
     def refused(self, code: int, now_ns: int) -> None:
-        """The device answered the pending transaction with Modbus exception ``code``.
-
-        Raises:
-            ModbusExceptionError: for a poll, heartbeat, control or cancel transaction (version 1 does not survive it).
-        """
-        self._resume(_Refusal(code), now_ns)
+        """The device answered the pending transaction with Modbus exception ``code`` (counted and survived)."""
+        self._resume(Refusal(code), now_ns)
 
     def no_answer(self, reason: str, now_ns: int) -> None:
         """The pending transaction got no (valid) answer; the transport has closed the connection."""
         self._now = now_ns
         self._awaiting = None
+        self._next = None
         if self._cycle is not None:
             self._cycle.close()
             self._cycle = None
         self._connection_lost(reason)
+
+    def reset(self, reason: str, now_ns: int) -> None:
+        """Something outside the protocol went wrong (the link thread caught an error): drop the connection, start over.
+
+        Accepted commands keep their slots and are reconciled from the next poll, as after any lost connection.
+        """
+        self.counters["link_errors"] += 1
+        if self.connected or self._awaiting is not None or self._cycle is not None:
+            self.no_answer(reason, now_ns)
+        self._fault(reason)
 
     # ---------------------------------------------------------------- outputs
 
@@ -192,6 +207,11 @@ class ModbusSession:
         if self._awaiting is not None:
             raise RuntimeError(f"the transaction {self._awaiting} has not been answered")
         self._now = now_ns
+        if self.error is not None:  # stopped: whatever comes in is refused with the reason
+            self._absorb_inbox()
+            self.book.finish_all("rejected", self.error)
+            self.book.cancels.clear()
+            return Wait(now_ns + 1_000 * MS)
         if self._next is not None:
             action, self._next = self._next, None
             if not isinstance(action, Wait) or action.until_ns > now_ns:
@@ -211,7 +231,16 @@ class ModbusSession:
 
     def ready(self) -> bool:
         """Connected, and armed unless this is a monitor."""
-        return self.connected and (self.armed or not self.arm_enabled)
+        return self.error is None and self.connected and (self.armed or not self.arm_enabled)
+
+    def up(self, now_ns: int) -> bool:
+        """Ready, the last cycle went through without a fault (see :attr:`down_reason`), and the last fault is at
+        least ``fault_hold_ms`` old (a fault over in a few milliseconds is still seen by a once-a-second check)."""
+        return self.health.up(now_ns, self.ready())
+
+    def health_reason(self, now_ns: int) -> str:
+        """Why the link is not up ("" when it is)."""
+        return self.health.reason(now_ns, self.ready(), self.connected)
 
     def outstanding(self) -> int:
         """Commands not yet final."""
@@ -224,30 +253,43 @@ class ModbusSession:
             self._awaiting = action
         return action
 
-    def _resume(self, result: _Result, now_ns: int) -> None:
+    def _resume(self, result: Result, now_ns: int) -> None:
         if self._awaiting is None or self._cycle is None:
             raise RuntimeError("no transaction is waiting for an answer")
         self._now = now_ns
         self._awaiting = None
         self._next = self._step(result)
 
-    def _step(self, result: _Result | None) -> Action:
+    def _step(self, result: Result | None) -> Action:
         assert self._cycle is not None
         try:
             return self._cycle.send(result) if result is not None else next(self._cycle)
         except StopIteration as done:
             self._cycle = None
             return Wait(int(done.value))
-        except _DroppedError as e:
+        except DroppedError as e:
             self._cycle = None
             self._connection_lost(str(e))
             return Connect()
+        except RefusedError:
+            self._cycle = None
+            return Wait(self._now + self._exception_pause())
+        except StopError as e:
+            self._cycle = None
+            self._stop(str(e))
+            return Wait(self._now)
         except BaseException:
             self._cycle = None
             raise
 
+    def _stop(self, message: str) -> None:
+        self.health.stop(message, self._now)
+        log.error("Modbus link to %s stopped: %s", self.where, message)
+        self.book.finish_all("rejected", message)
+
     def _connection_lost(self, reason: str) -> None:
         self.counters["timeouts"] += 1
+        self._fault(f"no answer from the PLC: {reason}")
         self._burst.event(self._now, reason)
         # accepted commands are re-verified by the next poll of the slot states (the PLC may
         # have executed, dropped or, after a restart, forgotten them)
@@ -255,23 +297,6 @@ class ModbusSession:
         self.armed = False
         self.counters["reconnects"] += 1
         self._next_connect_ns = self._now
-
-    def _tx(self, tx: Transaction) -> Generator[Transaction, _Result, _Answer]:
-        """Perform one transaction; a refusal is not survived here (see ``_refused_elsewhere``)."""
-        result = yield tx
-        if isinstance(result, _Refusal):
-            self._refused_elsewhere(tx, result.code)
-        assert isinstance(result, _Answer)
-        self.counters["transactions"] += 1
-        return result
-
-    def _refused_elsewhere(self, tx: Transaction, code: int) -> None:
-        """An exception answer to a poll, heartbeat, control or cancel transaction.
-
-        Version 1 stops the link here (the error ends the link's thread). Version 2 logs,
-        counts and survives it: retry after a pause, degraded meanwhile (PROTOCOL.md 6.6).
-        """
-        raise ModbusExceptionError(tx.function_code, code)
 
     # ----------------------------------------------------------------- cycle
 
@@ -284,12 +309,9 @@ class ModbusSession:
             else:
                 self.book.add(item)
 
-    def _expire_unsendable(self) -> None:
-        self.book.expire_unsendable()
-
     def _run_cycle(self) -> _Cycle:
         self._absorb_inbox()
-        now = self._now
+        now = cycle_start_ns = self._now
         if self.disarm_requested:
             yield from self._tx(WriteRegisters(rmap.REG_CONTROL, (rmap.CONTROL_DISARM, *rmap.u32_to_regs(self.session_id))))
             self.disarm_requested = False
@@ -309,131 +331,19 @@ class ModbusSession:
         now = self._now
         if now >= self._next_poll_ns:
             yield from self._poll(now)
+        ready = self.ready() and self.epochs.known
+        cleared = self.health.cycle_done(cycle_start_ns, ready, self.sync.speed_counts_per_s() is not None)
+        if cleared is not None:
+            log.info("Modbus link to %s up again (was: %s)", self.where, cleared)
+        self._exc_backoff_ns = 0
         return self._wait_until()
 
     def _wait_until(self) -> int:
         now = self._now
         t = min(self._next_hb_ns, self._next_poll_ns) if self.arm_enabled else self._next_poll_ns
-        if self.book.cancels or self.disarm_requested or self._inbox:
-            t = now
+        if self.book.cancels or self.disarm_requested or self._inbox or (self.arm_enabled and not self.armed):
+            t = now  # (not armed: the PLC restarted or tripped; re-armed at once)
         first = self.book.first_not_before_ns()
         if first is not None and self.armed:
             t = min(t, max(self._paused_until_ns, first))
         return max(t, now)
-
-    def _heartbeat(self, now: int) -> Generator[Transaction, _Result, None]:
-        if not self.arm_enabled:
-            self._next_hb_ns = now + int(self.cfg.heartbeat_ms * MS)
-            return
-        self._hb = (self._hb + 1) & 0xFFFF
-        yield from self._tx(WriteRegister(rmap.REG_HEARTBEAT, self._hb))
-        self.counters["heartbeats"] += 1
-        self._next_hb_ns = now + int(self.cfg.heartbeat_ms * MS)
-
-    def _send_commands(self) -> Generator[Transaction, _Result, None]:
-        while True:
-            now = self._now
-            if self.arm_enabled and now >= self._next_hb_ns:
-                yield from self._heartbeat(now)
-            if now >= self._next_poll_ns:
-                return  # poll between writes: fresh encoder count, slot states, executions
-            self._expire_unsendable()
-            if now < self._paused_until_ns:
-                return
-            todo = self.book.next_to_write(now)
-            if todo is None:
-                return
-            if todo.tries > self.cfg.max_retries:
-                self.book.give_up(todo)
-                continue
-            if todo.tries > 0 and not todo.accepted:
-                self.counters["retransmits"] += 1
-            todo.tries += 1
-            yield from self._write_command(todo.command)
-
-    def _write_command(self, cmd: Fire | Pick) -> Generator[Transaction, _Result, None]:
-        base = rmap.slot_address(rmap.slot_of(cmd.command_id))
-        self.counters["sent"] += 1
-        result = yield WriteReadRegisters(base, tuple(rmap.encode_slot(cmd)), base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)
-        self.counters["transactions"] += 1
-        if isinstance(result, _Refusal):
-            self.counters["exceptions"] += 1
-            if self.book.refused_write(cmd.command_id, result.code):
-                now = self._now
-                self._backoff_ns = min(
-                    max(self._backoff_ns * 2, int(self.cfg.backoff_min_ms * MS)), int(self.cfg.backoff_max_ms * MS)
-                )
-                self.book.not_before(cmd.command_id, now + self._backoff_ns)
-                self._paused_until_ns = now + self._backoff_ns
-                self.counters["backoffs"] += 1
-            return
-        self._backoff_ns = 0
-        self.armed &= self.book.apply_slot(cmd.command_id, rmap.SlotResult.from_regs(result.registers))
-
-    def _send_cancels(self) -> Generator[Transaction, _Result, None]:
-        while True:
-            cid = self.book.next_cancel(self.cfg.max_retries)
-            if cid is None:
-                return
-            answer = yield from self._tx(
-                WriteReadRegisters(rmap.REG_CANCEL_ID, tuple(rmap.u32_to_regs(cid)), rmap.REG_CANCEL_RESULT, 1)
-            )
-            self.book.cancel_answered(cid, answer.registers[0])
-
-    def _poll(self, now: int) -> Generator[Transaction, _Result, None]:
-        answer = yield from self._tx(ReadRegisters(0, rmap.POLL_SIZE))
-        regs = answer.registers
-        h = rmap.Header.from_regs(regs)
-        if h.magic != rmap.MAGIC:
-            raise _DroppedError(f"device at {self.where} does not implement this register map (register 0 = 0x{h.magic:04x})")
-        self.sync.add(answer.t_sent_ns, answer.t_done_ns, h.device_time_us, h.encoder_count)
-        self.counters["polls"] += 1
-        self._on_header(h)
-        executed, armed = self.book.apply_mirror(regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT])
-        self.armed &= armed
-        outstanding = self.book.outstanding() > 0
-        for cid in executed:
-            base = rmap.slot_address(rmap.slot_of(cid))
-            full = yield from self._tx(ReadRegisters(base, rmap.SLOT_SIZE))
-            cmd = rmap.decode_slot(full.registers[: rmap.SLOT_WRITE_SIZE])
-            if cmd is not None and cmd.command_id == cid:
-                self.armed &= self.book.apply_slot(cid, rmap.SlotResult.from_regs(full.registers[rmap.SLOT_STATE :]))
-        period = self.cfg.poll_ms if outstanding else self.cfg.idle_poll_ms
-        self._next_poll_ns = now + int(period * MS)
-
-    def _on_header(self, h: rmap.Header) -> None:
-        """A fresh header: status, encoder count, and whether the PLC is still armed for this session."""
-        self.header = h
-        self.book.last_count = h.encoder_count
-        self.status = Status(
-            version=h.version,
-            flags=h.flags,
-            fault_code=h.fault_code,
-            valve_count=h.valve_count,
-            queue_len=h.queue_len,
-            queue_capacity=h.queue_capacity,
-            encoder_count=h.encoder_count,
-            executed=h.executed,
-            late=h.late,
-            rejected=h.rejected,
-            bad_frames=h.bad_writes,
-            watchdog_trips=h.watchdog_trips,
-            session_id=h.session_id,
-        )
-        armed_here = bool(h.flags & StatusFlags.ARMED) and h.session_id == self.session_id
-        if self.armed and not armed_here:
-            self.counters["rearms"] += 1
-            if h.fault_code == FaultCode.WATCHDOG:
-                self.counters["watchdog_faults"] += 1
-                log.warning("PLC watchdog tripped (valves closed); re-arming and rewriting outstanding commands")
-            elif h.fault_code != FaultCode.NONE:
-                self.counters["faults"] += 1
-                log.error("PLC fault %d: valves closed; commands refused", h.fault_code)
-                self.book.finish_all("rejected", f"PLC fault {h.fault_code}")
-            else:
-                log.warning("PLC is not armed for this session (restarted?); re-arming")
-        self.armed = armed_here
-
-    def _finish(self, cid: int, status: EventStatus, detail: str = "") -> None:
-        """Give a command its one outcome (version 2 adds ``lost`` for commands of a past epoch)."""
-        self.book.finish(cid, status, detail=detail)

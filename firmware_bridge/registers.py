@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from firmware_bridge.messages import Fire, Pick
+from firmware_bridge.messages import Fire, Pick, Status
 
 MAGIC = 0x5346  #: 'SF' in register 0: identifies a PLC implementing this map
-MAP_VERSION = 1
+MAP_VERSION = 2  #: register 1: the map/protocol version this host speaks (PROTOCOL.md section 9)
 
 # ---- header (read only) -------------------------------------------------
 REG_MAGIC = 0
@@ -35,6 +35,7 @@ REG_BAD_WRITES = 22
 REG_WATCHDOG_TRIPS = 24
 REG_SESSION = 26  #: u32: session id of the last ARM
 REG_QUEUE_FULL = 28
+REG_BOOT_ID = 30  #: u32, 30..31: a new random non-zero value at every PLC start
 HEADER_SIZE = 32
 
 # ---- control (host writes) ----------------------------------------------
@@ -43,6 +44,7 @@ REG_CONTROL = 33  #: write CONTROL_ARM (with the session id in 34..35) or CONTRO
 REG_CONTROL_SESSION = 34  #: u32, 34..35
 REG_CANCEL_ID = 36  #: u32, 36..37: writing a command id cancels it
 REG_CANCEL_RESULT = 38  #: firmware_bridge.messages.AckResult of the last cancel
+REG_EPOCH = 39  #: u16: the encoder epoch (incremented whenever the count is re-zeroed or jumps)
 CONTROL_ARM = 1
 CONTROL_DISARM = 2
 
@@ -56,9 +58,13 @@ POLL_SIZE = STATE_BASE + SLOT_COUNT
 # ---- command slots ------------------------------------------------------
 SLOT_BASE = 200
 SLOT_SIZE = 24
-SLOT_WRITE_SIZE = 13  #: host writes offsets 0..12
-SLOT_STATE = 13  #: offset of the PLC-written part (13..23)
+SLOT_WRITE_SIZE = 14  #: host writes offsets 0..13
+SLOT_EPOCH = 13  #: offset of the command's epoch (host written)
+SLOT_STATE = 14  #: offset of the PLC-written part (14..23): state, reason, actual counts
 SLOT_READ_SIZE = SLOT_SIZE - SLOT_STATE
+
+#: slot reason of a command refused or dropped because its epoch is not the PLC's (NAK reason 9)
+REASON_WRONG_EPOCH = 9
 MAP_SIZE = SLOT_BASE + SLOT_COUNT * SLOT_SIZE
 
 
@@ -71,7 +77,7 @@ class SlotKind(IntEnum):
 
 
 class SlotState(IntEnum):
-    """Slot offset 13 (and the low byte of the state mirror)."""
+    """Slot offset 14 (and the low byte of the state mirror)."""
 
     EMPTY = 0  #: never written (or PLC restarted)
     QUEUED = 1  #: accepted, waiting for its position
@@ -79,7 +85,15 @@ class SlotState(IntEnum):
     LATE = 3  #: refused, the position had passed (reason LATE)
     REJECTED = 4  #: refused (reason: a NakReason)
     CANCELLED = 5
-    DROPPED = 6  #: dropped by a fault or DISARM before executing; may be written again
+    DROPPED = 6  #: dropped by a fault or DISARM before executing; may be written again (not with reason 9)
+
+
+def describe(enum: type[IntEnum], value: int) -> str:
+    """The name of ``value`` in ``enum``, or ``unknown(N)`` for a value this host does not know (never raises)."""
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"unknown({value})"
 
 
 FINAL_STATES = frozenset({SlotState.EXECUTED, SlotState.LATE, SlotState.REJECTED, SlotState.CANCELLED, SlotState.DROPPED})
@@ -127,21 +141,22 @@ def regs_to_i64(r: Sequence[int]) -> int:
     return v - (1 << 64) if v & (1 << 63) else v
 
 
-def encode_slot(command: Fire | Pick) -> list[int]:
-    """The 13 registers the host writes into a slot (offsets 0..12)."""
+def encode_slot(command: Fire | Pick, epoch: int) -> list[int]:
+    """The 14 registers the host writes into a slot (offsets 0..13): the command and the epoch of its positions."""
     if isinstance(command, Fire):
         regs = [*u32_to_regs(command.command_id), int(SlotKind.FIRE), command.valve_first, command.valve_last]
         regs += i64_to_regs(command.open_count) + i64_to_regs(command.close_count)
     else:
         regs = [*u32_to_regs(command.command_id), int(SlotKind.PICK), *i32_to_regs(command.x_um)]
         regs += i64_to_regs(command.pick_count) + i32_to_regs(command.y_um) + [0, 0]
+    regs.append(epoch)
     if any(not 0 <= r <= 0xFFFF for r in regs):
         raise ValueError(f"{command!r} does not fit the slot layout")
     return regs
 
 
 def decode_slot(regs: Sequence[int]) -> Fire | Pick | None:
-    """Command in the 13 written registers of a slot; None if the kind is not FIRE or PICK."""
+    """Command in the written registers of a slot (offsets 0..12); None if the kind is not FIRE or PICK."""
     cid = regs_to_u32(regs[0:2])
     kind = regs[2]
     if kind == SlotKind.FIRE:
@@ -153,25 +168,30 @@ def decode_slot(regs: Sequence[int]) -> Fire | Pick | None:
 
 @dataclass(frozen=True, slots=True)
 class SlotResult:
-    """The PLC-written part of a slot (offsets 13..23)."""
+    """The PLC-written part of a slot (offsets 14..23).
 
-    state: SlotState
+    ``state`` is the raw register value: a ``SlotState``, or a number this host does not know
+    (a newer PLC), kept as it is so that it is reported as ``unknown(N)`` (see :func:`describe`).
+    """
+
+    state: int
     reason: int
     open_count: int
     close_count: int
 
     def to_regs(self) -> list[int]:
-        return [int(self.state), self.reason, 0, *i64_to_regs(self.open_count), *i64_to_regs(self.close_count)]
+        return [int(self.state), self.reason, *i64_to_regs(self.open_count), *i64_to_regs(self.close_count)]
 
     @staticmethod
     def from_regs(r: Sequence[int]) -> SlotResult:
-        state = SlotState(r[0]) if r[0] in SlotState._value2member_map_ else SlotState.REJECTED
-        return SlotResult(state, r[1], regs_to_i64(r[3:7]), regs_to_i64(r[7:11]))
+        if len(r) < SLOT_READ_SIZE:
+            raise ValueError(f"a slot result needs {SLOT_READ_SIZE} registers, got {len(r)}")
+        return SlotResult(r[0], r[1], regs_to_i64(r[2:6]), regs_to_i64(r[6:10]))
 
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """Decoded header registers 0..31."""
+    """Decoded header registers 0..31 (and the epoch, register 39, when the registers read reach it)."""
 
     magic: int
     version: int
@@ -190,6 +210,8 @@ class Header:
     watchdog_trips: int
     session_id: int
     queue_full: int
+    boot_id: int = 0
+    epoch: int = 0
 
     @staticmethod
     def from_regs(r: Sequence[int]) -> Header:
@@ -213,9 +235,30 @@ class Header:
             watchdog_trips=regs_to_u32(r[REG_WATCHDOG_TRIPS : REG_WATCHDOG_TRIPS + 2]),
             session_id=regs_to_u32(r[REG_SESSION : REG_SESSION + 2]),
             queue_full=regs_to_u32(r[REG_QUEUE_FULL : REG_QUEUE_FULL + 2]),
+            boot_id=regs_to_u32(r[REG_BOOT_ID : REG_BOOT_ID + 2]),
+            epoch=r[REG_EPOCH] if len(r) > REG_EPOCH else 0,
+        )
+
+    def to_status(self) -> Status:
+        """The header as the STATUS of the serial protocol (the same fields; bad writes count as bad frames)."""
+        return Status(
+            version=self.version,
+            flags=self.flags,
+            fault_code=self.fault_code,
+            valve_count=self.valve_count,
+            queue_len=self.queue_len,
+            queue_capacity=self.queue_capacity,
+            encoder_count=self.encoder_count,
+            executed=self.executed,
+            late=self.late,
+            rejected=self.rejected,
+            bad_frames=self.bad_writes,
+            watchdog_trips=self.watchdog_trips,
+            session_id=self.session_id,
         )
 
     def to_regs(self) -> list[int]:
+        """Registers 0..31 (the epoch lives in the control block, register 39)."""
         r = [0] * HEADER_SIZE
         r[REG_MAGIC] = self.magic
         r[REG_VERSION] = self.version
@@ -235,6 +278,7 @@ class Header:
             (REG_WATCHDOG_TRIPS, self.watchdog_trips),
             (REG_SESSION, self.session_id),
             (REG_QUEUE_FULL, self.queue_full),
+            (REG_BOOT_ID, self.boot_id),
         ):
             r[reg : reg + 2] = u32_to_regs(v)
         return r

@@ -16,16 +16,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
 from firmware_bridge.controller import ControllerCore, ControllerLimits
-from firmware_bridge.device import DeviceModel, FreeRunningDevice
+from firmware_bridge.device import DeviceModel, Execution, FreeRunningDevice
+from firmware_bridge.emulators.rezero import RezeroableDevice
 from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
-from firmware_bridge.modbus_io import EXC_DEVICE_BUSY, EXC_ILLEGAL_ADDRESS, EXC_ILLEGAL_VALUE, RegisterServer, Transport
+from firmware_bridge.modbus_io import (
+    EXC_DEVICE_BUSY,
+    EXC_ILLEGAL_ADDRESS,
+    EXC_ILLEGAL_VALUE,
+    SERVER_EXCEPTION_CODES,
+    RegisterServer,
+    Transport,
+)
 from firmware_bridge.ratelimit import BurstLog
 
 log = logging.getLogger(__name__)
@@ -34,38 +44,107 @@ log = logging.getLogger(__name__)
 _EMPTY = rmap.SlotResult(rmap.SlotState.EMPTY, 0, 0, 0)
 
 
+def new_boot_id() -> int:
+    """A random non-zero u32 (PROTOCOL.md 4.6)."""
+    return random.getrandbits(32) or 1
+
+
 @dataclass(slots=True)
 class _Slot:
     command: Fire | Pick | None = None
+    epoch: int = 0
     result: rmap.SlotResult = _EMPTY
 
 
 class PlcRegisters:
     """The PLC program over a ``ControllerCore``: implements ``modbus_io.RegisterHandler``.
 
+    The PLC owns its encoder counter: the core's device is wrapped in a ``RezeroableDevice``
+    (unless it is one), so that :meth:`reset_encoder` can re-zero the count.
+
     Args:
         core: command logic and device.
         wall_ns: wall clock for the heartbeat/watchdog.
+        boot_id: the boot id of this start; random when None.
+        map_version: the version register (2; another value plays an older or newer PLC).
     """
 
-    def __init__(self, core: ControllerCore, wall_ns: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self,
+        core: ControllerCore,
+        wall_ns: Callable[[], int] = time.monotonic_ns,
+        boot_id: int | None = None,
+        map_version: int = rmap.MAP_VERSION,
+    ) -> None:
+        if not isinstance(core.device, RezeroableDevice):
+            core.device = RezeroableDevice(core.device)
         self.core = core
+        self.map_version = map_version
         self._wall_ns = wall_ns
         self._lock = threading.RLock()
+        self._burst = BurstLog(log, "PLC refused malformed register writes")
+        self._injected: deque[int] = deque()
+        self._power_up(boot_id)
+
+    def _power_up(self, boot_id: int | None) -> None:
+        self.boot_id = (boot_id if boot_id is not None else new_boot_id()) & 0xFFFFFFFF
+        self.epoch = 1
         self._slots = [_Slot() for _ in range(rmap.SLOT_COUNT)]
         self._heartbeat: int | None = None
         self._cancel_result = 0
         self._session_reg = 0
         self.bad_writes = 0
         self.queue_full = 0
-        self._burst = BurstLog(log, "PLC refused malformed register writes")
+
+    @property
+    def device(self) -> RezeroableDevice:
+        dev = self.core.device
+        assert isinstance(dev, RezeroableDevice)
+        return dev
+
+    # ------------------------------------------------------------ faults
+
+    def power_cycle(self, boot_id: int | None = None) -> None:
+        """A PLC restart: outputs off, everything forgotten (EMPTY slots, disarmed), count from 0, a new boot id."""
+        with self._lock:
+            self.core.disarm()
+            self.device.rezero()
+            self.core = ControllerCore(self.device, self.core.limits)
+            self._power_up(boot_id)
+            log.info("PLC restarted: boot id 0x%08x", self.boot_id)
+
+    def reset_encoder(self) -> None:
+        """The count is re-zeroed (homing, operator): a new epoch; queued slots DROPPED with reason 9; stays armed."""
+        with self._lock:
+            armed, session = self.core.armed, self.core.session_id
+            done = self.core.disarm()  # outputs off, queue dropped (not into the history)
+            self._executed(done)
+            self.device.rezero()
+            self.epoch = self.epoch % 0xFFFF + 1  # wraps, skipping 0
+            if armed:
+                self.core.arm(session, self._wall_ns())
+            self._sync_slots(drop_reason=rmap.REASON_WRONG_EPOCH)
+            log.info("PLC encoder re-zeroed: epoch %d", self.epoch)
+
+    def inject_exceptions(self, code: int, count: int = 1) -> None:
+        """Answer the next ``count`` requests (reads or writes) with Modbus exception ``code``, changing nothing."""
+        if code not in SERVER_EXCEPTION_CODES:
+            raise ValueError(f"exception code {code} cannot be served by the Modbus server (use one of {SERVER_EXCEPTION_CODES})")
+        with self._lock:
+            self._injected.extend([code] * count)
+
+    def _take_injected(self) -> int | None:
+        return self._injected.popleft() if self._injected else None
 
     # ------------------------------------------------------------ reads
 
     def read_registers(self, address: int, count: int) -> list[int] | int:
-        if address < 0 or count < 1 or address + count > rmap.MAP_SIZE:
-            return EXC_ILLEGAL_ADDRESS
         with self._lock:
+            injected = self._take_injected()
+            if injected is not None:
+                return injected
+            if address < 0 or count < 1 or address + count > rmap.MAP_SIZE:
+                return EXC_ILLEGAL_ADDRESS
             out: list[int] = []
             end = address + count
             if address < rmap.POLL_SIZE:
@@ -82,7 +161,7 @@ class PlcRegisters:
         c = self.core.counters
         return rmap.Header(
             magic=rmap.MAGIC,
-            version=rmap.MAP_VERSION,
+            version=self.map_version,
             valve_count=st.valve_count,
             slot_count=rmap.SLOT_COUNT,
             flags=st.flags,
@@ -98,6 +177,7 @@ class PlcRegisters:
             watchdog_trips=c.watchdog_trips,
             session_id=st.session_id,
             queue_full=self.queue_full + c.queue_full,
+            boot_id=self.boot_id,
         ).to_regs()
 
     def _control_image(self) -> list[int]:
@@ -107,6 +187,7 @@ class PlcRegisters:
             self._session_reg
         )
         r[rmap.REG_CANCEL_RESULT - rmap.HEADER_SIZE] = self._cancel_result
+        r[rmap.REG_EPOCH - rmap.HEADER_SIZE] = self.epoch
         return r
 
     def _mirror_image(self) -> list[int]:
@@ -115,7 +196,7 @@ class PlcRegisters:
     def _slots_image(self) -> list[int]:
         out: list[int] = []
         for s in self._slots:
-            written = rmap.encode_slot(s.command) if s.command is not None else [0] * rmap.SLOT_WRITE_SIZE
+            written = rmap.encode_slot(s.command, s.epoch) if s.command is not None else [0] * rmap.SLOT_WRITE_SIZE
             out += written + s.result.to_regs()
         return out
 
@@ -123,6 +204,9 @@ class PlcRegisters:
 
     def write_registers(self, address: int, values: list[int]) -> int | None:
         with self._lock:
+            injected = self._take_injected()
+            if injected is not None:
+                return injected
             n = len(values)
             if address == rmap.REG_HEARTBEAT and n == 1:
                 if values[0] != self._heartbeat:
@@ -156,7 +240,7 @@ class PlcRegisters:
             self._sync_slots(new_session=new_session)
             return None
         if ctrl == rmap.CONTROL_DISARM:
-            self.core.disarm()
+            self._executed(self.core.disarm())
             self._sync_slots()
             return None
         return self._bad(EXC_ILLEGAL_VALUE, f"control value {ctrl} is neither ARM (1) nor DISARM (2)")
@@ -169,17 +253,23 @@ class PlcRegisters:
             return self._bad(
                 EXC_ILLEGAL_VALUE, f"command {cmd.command_id} belongs in slot {rmap.slot_of(cmd.command_id)}, not {index}"
             )
+        epoch = values[rmap.SLOT_EPOCH]
         slot = self._slots[index]
         busy = slot.result.state == rmap.SlotState.QUEUED and slot.command is not None
         if busy and slot.command is not None and slot.command.command_id != cmd.command_id:
             self.queue_full += 1
             return EXC_DEVICE_BUSY
-        if busy and slot.command != cmd:
+        if busy and (slot.command, slot.epoch) != (cmd, epoch):
             return self._bad(EXC_ILLEGAL_VALUE, f"command id {cmd.command_id} rewritten with different content")
+        if epoch != self.epoch:  # positions of another epoch: never executed (PROTOCOL.md 4.6)
+            self.core.counters.rejected += 1
+            slot.command, slot.epoch = cmd, epoch
+            slot.result = rmap.SlotResult(rmap.SlotState.REJECTED, rmap.REASON_WRONG_EPOCH, 0, 0)
+            return None
         o = self.core.submit(cmd)
         if not o.accepted and o.code == NakReason.QUEUE_FULL:
             return EXC_DEVICE_BUSY
-        slot.command = cmd
+        slot.command, slot.epoch = cmd, epoch
         if o.accepted:
             e = self.core.execution_of(cmd.command_id) if o.code == AckResult.DONE else None
             if e is not None:
@@ -199,14 +289,17 @@ class PlcRegisters:
         """One PLC scan: device, watchdog, slot states."""
         with self._lock:
             done, _fault = self.core.tick(self._wall_ns())
-            for e in done:
-                slot = self._slots[rmap.slot_of(e.command_id)]
-                if slot.command is not None and slot.command.command_id == e.command_id:
-                    slot.result = rmap.SlotResult(rmap.SlotState.EXECUTED, 0, e.open_count, e.close_count)
+            self._executed(done)
             self._sync_slots()
 
-    def _sync_slots(self, new_session: bool = False) -> None:
-        """QUEUED slots whose command the core no longer holds become EXECUTED, CANCELLED or DROPPED."""
+    def _executed(self, done: list[Execution]) -> None:
+        for e in done:
+            slot = self._slots[rmap.slot_of(e.command_id)]
+            if slot.command is not None and slot.command.command_id == e.command_id:
+                slot.result = rmap.SlotResult(rmap.SlotState.EXECUTED, 0, e.open_count, e.close_count)
+
+    def _sync_slots(self, new_session: bool = False, drop_reason: int = 0) -> None:
+        """QUEUED slots whose command the core no longer holds become EXECUTED, CANCELLED or DROPPED (with ``drop_reason``)."""
         for slot in self._slots:
             if slot.command is None:
                 continue
@@ -222,7 +315,7 @@ class PlcRegisters:
             elif self._cancelled(slot.command.command_id):
                 slot.result = rmap.SlotResult(rmap.SlotState.CANCELLED, 0, 0, 0)
             else:
-                slot.result = rmap.SlotResult(rmap.SlotState.DROPPED, 0, 0, 0)
+                slot.result = rmap.SlotResult(rmap.SlotState.DROPPED, drop_reason, 0, 0)
 
     def _cancelled(self, command_id: int) -> bool:
         o = self.core.cancel(command_id)  # idempotent: answers CANCELLED for a cancelled id
@@ -240,6 +333,8 @@ class PlcEmulator:
         port: TCP port, 0 for a free one (read ``port`` after ``start``).
         serial_url: RTU serial port.
         scan_s: PLC scan period.
+        wall_ns: wall clock of the watchdog.
+        map_version: the version register (another value plays a PLC of another map version).
     """
 
     def __init__(
@@ -253,20 +348,49 @@ class PlcEmulator:
         baudrate: int = 115200,
         scan_s: float = 0.0005,
         wall_ns: Callable[[], int] = time.monotonic_ns,
+        map_version: int = rmap.MAP_VERSION,
     ) -> None:
         lim = limits or ControllerLimits(queue_capacity=rmap.SLOT_COUNT)
         if lim.queue_capacity > rmap.SLOT_COUNT:
             lim = dataclasses.replace(lim, queue_capacity=rmap.SLOT_COUNT)
-        self.core = ControllerCore(device, lim)
-        self.plc = PlcRegisters(self.core, wall_ns)
+        self.plc = PlcRegisters(ControllerCore(device, lim), wall_ns, map_version=map_version)
         self.server = RegisterServer(self.plc, rmap.MAP_SIZE, transport, host, port, serial_url, baudrate)
         self.scan_s = scan_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
+    def core(self) -> ControllerCore:
+        """The command logic of the running PLC program (a new one after :meth:`restart`)."""
+        return self.plc.core
+
+    @property
     def port(self) -> int:
         return self.server.port
+
+    def encoder_count(self) -> int:
+        """The PLC's encoder count (re-zeroed by :meth:`reset_encoder` and :meth:`restart`)."""
+        return self.plc.device.encoder_count()
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """A power cycle: off the network for ``down_s``, then back with a new boot id, count from 0, nothing armed."""
+        self.server.stop()
+        self.plc.power_cycle()
+        if down_s > 0:
+            time.sleep(down_s)
+        self.server.start()
+
+    def reset_encoder(self) -> None:
+        """Re-zero the encoder count while running (a new epoch; queued commands dropped)."""
+        self.plc.reset_encoder()
+
+    def inject_exceptions(self, code: int, count: int = 1) -> None:
+        """Answer the next ``count`` requests with Modbus exception ``code`` (see ``PlcRegisters.inject_exceptions``)."""
+        self.plc.inject_exceptions(code, count)
+
+    def pause(self, seconds: float) -> None:
+        """Stop answering for ``seconds`` (requests wait, as in a PLC stopped by its programming tool); the scan runs on."""
+        self.server.pause(seconds)
 
     def start(self) -> PlcEmulator:
         """Start the scan thread and the server (returns when listening)."""

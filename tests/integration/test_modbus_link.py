@@ -28,7 +28,7 @@ from firmware_bridge.modbus_wire import build_mbap, parse_mbap_stream
 from firmware_bridge.pty_pair import PtyPair
 
 SPEED = 25_000.0
-FINAL = ("executed", "late", "rejected", "cancelled")
+FINAL = ("executed", "late", "rejected", "cancelled", "lost")
 
 
 @dataclass
@@ -107,7 +107,7 @@ def test_register_map_on_the_wire_with_a_raw_socket(rig: Rig) -> None:
     n = rig.count()
     cmd = Fire(5, 1, 2, n + 5000, n + 5100)
     base = rmap.slot_address(rmap.slot_of(5))
-    regs = rmap.encode_slot(cmd)
+    regs = rmap.encode_slot(cmd, 1)
     # FC23: read start, read quantity, write start, write quantity, byte count, values (all big-endian)
     pdu = bytes([23]) + (base + rmap.SLOT_STATE).to_bytes(2, "big") + rmap.SLOT_READ_SIZE.to_bytes(2, "big")
     pdu += base.to_bytes(2, "big") + len(regs).to_bytes(2, "big") + bytes([2 * len(regs)])
@@ -164,6 +164,7 @@ def test_plc_server_stopped_and_restarted(rig: Rig) -> None:
 
 
 def test_a_fresh_plc_that_lost_its_memory(rig: Rig) -> None:
+    """Another PLC program start (a new boot id): the pending commands are lost, never rewritten into it."""
     n = rig.count()
     cmds = {i: Fire(i, 1, 1, n + 12_500 + 100 * i, n + 12_550 + 100 * i) for i in range(10)}  # 0.5 s ahead
     for c in cmds.values():
@@ -175,7 +176,11 @@ def test_a_fresh_plc_that_lost_its_memory(rig: Rig) -> None:
     rig.plc = plc2
     ev = rig.wait_final(set(cmds), 4.0)
     totals = check_invariants(rig, cmds, ev)
-    assert totals["executed"] == 10  # rewritten into the new PLC (empty slots) in time
+    assert totals["lost"] == 10 and plc2.core.counters.executed == 0
+    assert rig.link.stats()["plc_restarts"] == 1
+    n = rig.count()
+    rig.link.submit(Fire(100, 0, 0, n + 2500, n + 2600))  # the link goes on with the new PLC
+    assert rig.wait_final({100}, 3.0)[100][-1].status == "executed"
 
 
 def test_hung_host_watchdog_closes_valves_within_100_ms(rig: Rig) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from firmware_bridge import registers as rmap
 from firmware_bridge.controller import ControllerCore, ControllerLimits
 from firmware_bridge.device import FreeRunningDevice
@@ -24,7 +26,7 @@ class Plc:
 
     def write_cmd(self, cmd: Fire) -> int | rmap.SlotResult | None:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
-        rc = self.regs.write_registers(base, rmap.encode_slot(cmd))
+        rc = self.regs.write_registers(base, rmap.encode_slot(cmd, 1))
         if rc is not None:
             return rc
         r = self.regs.read_registers(base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)
@@ -44,7 +46,7 @@ class Plc:
 def test_header_identifies_the_map() -> None:
     p = Plc()
     h = p.header()
-    assert (h.magic, h.version, h.valve_count, h.slot_count) == (rmap.MAGIC, 1, 16, 64)
+    assert (h.magic, h.version, h.valve_count, h.slot_count) == (rmap.MAGIC, 2, 16, 64)
     assert not h.flags & StatusFlags.ARMED
     p.arm()
     h = p.header()
@@ -94,10 +96,10 @@ def test_malformed_writes_are_refused_and_counted() -> None:
     p.arm()
     assert p.regs.write_registers(rmap.SLOT_BASE + 1, [0] * 13) == EXC_ILLEGAL_ADDRESS  # not on a slot boundary
     assert p.regs.write_registers(rmap.SLOT_BASE, [0] * 12) == EXC_ILLEGAL_ADDRESS  # short
-    bad_kind = rmap.encode_slot(Fire(0, 0, 0, 500, 600))
+    bad_kind = rmap.encode_slot(Fire(0, 0, 0, 500, 600), 1)
     bad_kind[2] = 7
     assert p.regs.write_registers(rmap.SLOT_BASE, bad_kind) == EXC_ILLEGAL_VALUE
-    assert p.regs.write_registers(rmap.slot_address(5), rmap.encode_slot(Fire(6, 0, 0, 500, 600))) == EXC_ILLEGAL_VALUE
+    assert p.regs.write_registers(rmap.slot_address(5), rmap.encode_slot(Fire(6, 0, 0, 500, 600), 1)) == EXC_ILLEGAL_VALUE
     assert p.regs.write_registers(rmap.REG_CONTROL, [9, 0, 0]) == EXC_ILLEGAL_VALUE
     assert p.regs.read_registers(rmap.MAP_SIZE - 1, 2) == EXC_ILLEGAL_ADDRESS
     assert p.header().bad_writes == 5
@@ -139,3 +141,44 @@ def test_rearm_after_fault_lets_dropped_commands_be_written_again() -> None:
     p.arm()  # same session
     r = p.write_cmd(Fire(9, 0, 0, 3000, 3100))
     assert isinstance(r, rmap.SlotResult) and r.state == rmap.SlotState.QUEUED
+
+
+def test_boot_id_and_epoch_in_the_header_and_a_new_boot_id_at_restart() -> None:
+    p = Plc()
+    h = p.header()
+    assert h.boot_id == p.regs.boot_id != 0 and h.epoch == 1
+    p.arm()
+    p.write_cmd(Fire(1, 0, 0, 500, 600))
+    p.regs.power_cycle(boot_id=0x1234ABCD)
+    h = p.header()
+    assert (h.boot_id, h.epoch, h.encoder_count) == (0x1234ABCD, 1, 0) and not h.flags & StatusFlags.ARMED
+    assert p.regs.read_registers(rmap.STATE_BASE + 1, 1) == [int(rmap.SlotState.EMPTY)]
+
+
+def test_encoder_reset_drops_queued_slots_with_reason_9_and_refuses_the_old_epoch() -> None:
+    p = Plc()
+    p.arm()
+    p.advance_ms(10)  # count 100
+    assert isinstance(p.write_cmd(Fire(1, 0, 0, 500, 600)), rmap.SlotResult)
+    p.regs.reset_encoder()
+    h = p.header()
+    assert (h.epoch, h.encoder_count) == (2, 0) and h.flags & StatusFlags.ARMED  # stays armed
+    assert p.regs.read_registers(rmap.STATE_BASE + 1, 1) == [(9 << 8) | int(rmap.SlotState.DROPPED)]
+    assert not p.core.is_pending(1)
+    r = p.write_cmd(Fire(2, 0, 0, 500, 600))  # written with epoch 1: refused, never executed
+    assert isinstance(r, rmap.SlotResult) and (r.state, r.reason) == (rmap.SlotState.REJECTED, rmap.REASON_WRONG_EPOCH)
+    base = rmap.slot_address(3)
+    assert p.regs.write_registers(base, rmap.encode_slot(Fire(3, 0, 0, 500, 600), 2)) is None
+    assert p.core.is_pending(3)
+    p.advance_ms(70)  # the new count passes 600: it runs in the new count
+    assert p.regs.read_registers(base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)[:6] == [2, 0, 0, 0, 0, 500]
+
+
+def test_injected_exceptions_answer_the_next_requests_then_stop() -> None:
+    p = Plc()
+    p.regs.inject_exceptions(11, 2)
+    assert p.regs.read_registers(0, 4) == 11
+    assert p.regs.write_registers(rmap.REG_HEARTBEAT, [1]) == 11
+    assert isinstance(p.regs.read_registers(0, 4), list)
+    with pytest.raises(ValueError, match="exception code 9 cannot be served"):
+        p.regs.inject_exceptions(9)

@@ -122,8 +122,8 @@ def test_register_map_layout_does_not_overlap() -> None:
 
 def test_fire_slot_golden_registers() -> None:
     """The example of PROTOCOL.md section 6.4."""
-    regs = rmap.encode_slot(Fire(70, 12, 15, 100000, 100450))
-    assert regs == [0, 70, 1, 12, 15, 0, 0, 0x0001, 0x86A0, 0, 0, 0x0001, 0x8862]
+    regs = rmap.encode_slot(Fire(70, 12, 15, 100000, 100450), 1)
+    assert regs == [0, 70, 1, 12, 15, 0, 0, 0x0001, 0x86A0, 0, 0, 0x0001, 0x8862, 1]  # epoch 1 at offset 13
 
 
 i64 = st.integers(-(2**63), 2**63 - 1)
@@ -134,8 +134,8 @@ u16 = st.integers(0, 0xFFFF)
 
 @given(st.one_of(st.builds(Fire, u32, u16, u16, i64, i64), st.builds(Pick, u32, i32, i32, i64)))
 def test_slot_round_trip(cmd: Fire | Pick) -> None:
-    regs = rmap.encode_slot(cmd)
-    assert len(regs) == rmap.SLOT_WRITE_SIZE
+    regs = rmap.encode_slot(cmd, 7)
+    assert len(regs) == rmap.SLOT_WRITE_SIZE and regs[rmap.SLOT_EPOCH] == 7
     assert all(0 <= r <= 0xFFFF for r in regs)
     assert rmap.decode_slot(regs) == cmd
 
@@ -146,8 +146,24 @@ def test_slot_result_round_trip(a: int, b: int) -> None:
     assert rmap.SlotResult.from_regs(r.to_regs()) == r
 
 
+def test_unknown_slot_states_and_reasons_are_named_not_refused() -> None:
+    r = rmap.SlotResult.from_regs([77, 23] + [0] * 8)
+    assert (r.state, r.reason) == (77, 23)
+    assert rmap.describe(rmap.SlotState, r.state) == "unknown(77)"
+    assert rmap.describe(rmap.SlotState, 6) == "DROPPED"
+
+
+def test_header_carries_boot_id_and_epoch() -> None:
+    regs = [0] * rmap.POLL_SIZE
+    regs[rmap.REG_BOOT_ID : rmap.REG_BOOT_ID + 2] = [0xCAFE, 0xF00D]
+    regs[rmap.REG_EPOCH] = 3
+    h = rmap.Header.from_regs(regs)
+    assert (h.boot_id, h.epoch) == (0xCAFEF00D, 3)
+    assert h.to_regs()[rmap.REG_BOOT_ID : rmap.REG_BOOT_ID + 2] == [0xCAFE, 0xF00D]
+
+
 def test_decode_slot_refuses_unknown_kind() -> None:
-    regs = rmap.encode_slot(Fire(1, 0, 0, 1, 2))
+    regs = rmap.encode_slot(Fire(1, 0, 0, 1, 2), 1)
     regs[2] = 9
     assert rmap.decode_slot(regs) is None
 
@@ -156,18 +172,18 @@ def test_fc23_slot_write_golden_adu() -> None:
     """The request and answer printed in PROTOCOL.md section 6.4, rebuilt from the register map."""
     cmd = Fire(70, 12, 15, 100000, 100450)
     base = rmap.slot_address(rmap.slot_of(cmd.command_id))
-    regs = rmap.encode_slot(cmd)
+    regs = rmap.encode_slot(cmd, 1)
     pdu = bytes([23]) + (base + rmap.SLOT_STATE).to_bytes(2, "big") + rmap.SLOT_READ_SIZE.to_bytes(2, "big")
     pdu += base.to_bytes(2, "big") + len(regs).to_bytes(2, "big") + bytes([2 * len(regs)])
     pdu += b"".join(r.to_bytes(2, "big") for r in regs)
     request = _hex(
-        "00 01 00 00 00 25 01 17 01 65 00 0b 01 58 00 0d 1a 00 00 00 46 00 01 00 0c 00 0f "
-        "00 00 00 00 00 01 86 a0 00 00 00 00 00 01 88 62"
+        "00 01 00 00 00 27 01 17 01 66 00 0a 01 58 00 0e 1c 00 00 00 46 00 01 00 0c 00 0f "
+        "00 00 00 00 00 01 86 a0 00 00 00 00 00 01 88 62 00 01"
     )
     assert build_mbap(1, 1, pdu) == request
-    assert build_rtu(1, pdu)[-2:] == _hex("66 52")
-    answer = _hex("00 01 00 00 00 19 01 17 16 00 01" + " 00" * 20)
+    assert build_rtu(1, pdu)[-2:] == _hex("a9 a2")
+    answer = _hex("00 01 00 00 00 17 01 17 14 00 01" + " 00" * 18)
     (adu,), rest = parse_mbap_stream(answer)
-    assert rest == b"" and adu.function_code == 23 and adu.pdu[1] == 22
+    assert rest == b"" and adu.function_code == 23 and adu.pdu[1] == 20
     words = [int.from_bytes(adu.pdu[2 + 2 * i : 4 + 2 * i], "big") for i in range(rmap.SLOT_READ_SIZE)]
     assert rmap.SlotResult.from_regs(words) == rmap.SlotResult(rmap.SlotState.QUEUED, 0, 0, 0)

@@ -26,12 +26,12 @@ from firmware_bridge.modbus_actions import (
     WriteRegister,
     WriteRegisters,
 )
-from firmware_bridge.modbus_errors import EXC_ILLEGAL_ADDRESS, ModbusExceptionError
 from firmware_bridge.modbus_session import ModbusSession
 
 MS = 1_000_000
 T0 = 1_000 * MS
 SID = 0x12345678
+BOOT = 0xCAFEF00D
 POLL = ReadRegisters(0, 104)
 ARM = WriteRegisters(33, (1, 0x1234, 0x5678))
 DISARM = WriteRegisters(33, (2, 0x1234, 0x5678))
@@ -52,9 +52,10 @@ class Bench:
         self.t = T0
         self.device = FreeRunningDevice(16, 10_000.0, time_ns=lambda: self.t, start_count=start_count)
         self.core = ControllerCore(self.device, ControllerLimits(queue_capacity=queue_capacity, min_lead_us=0))
-        self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t)
+        self.plc = PlcRegisters(self.core, wall_ns=lambda: self.t, boot_id=BOOT)
         self.session = ModbusSession(ModbusLinkConfig(), SID, arm=arm)
         self.online = True
+        self.plc_exceptions: list[int] = []  # codes to answer the next requests with, in order
         self.log: list[tuple[float, Action]] = []
 
     def step(self) -> Action:
@@ -70,6 +71,9 @@ class Bench:
             t_sent, self.t = self.t, self.t + 100_000
             if not self.online:
                 s.no_answer("timed out", self.t)
+                return a
+            if self.plc_exceptions:
+                s.refused(self.plc_exceptions.pop(0), self.t)
                 return a
             if isinstance(a, ReadRegisters):
                 r = self.plc.read_registers(a.address, a.count)
@@ -108,10 +112,16 @@ def test_connect_arm_heartbeat_and_idle_polls() -> None:
     assert b.session.ready() and b.plc.core.session_id == SID
     # heartbeat every 25 ms, the idle poll every 50 ms (measured from the poll before arming)
     assert b.run_until(at(101)) == [
-        (25.0, hb(2)), (25.1, Wait(at(50))),
-        (50.0, hb(3)), (50.1, POLL), (50.2, Wait(at(75))),
-        (75.0, hb(4)), (75.1, Wait(at(100))),
-        (100.0, hb(5)), (100.1, POLL), (100.2, Wait(at(125))),
+        (25.0, hb(2)),
+        (25.1, Wait(at(50))),
+        (50.0, hb(3)),
+        (50.1, POLL),
+        (50.2, Wait(at(75))),
+        (75.0, hb(4)),
+        (75.1, Wait(at(100))),
+        (100.0, hb(5)),
+        (100.1, POLL),
+        (100.2, Wait(at(125))),
     ]
     assert b.session.counters["heartbeats"] == 5 and b.session.counters["polls"] == 3
 
@@ -120,8 +130,8 @@ def test_a_command_is_one_fc23_with_the_slot_of_protocol_md_then_polled_until_ex
     b = Bench()
     b.steps(4)
     b.session.submit(Fire(70, 12, 15, 100_000, 100_450), b.t)  # a submission ends the wait: written at once
-    # PROTOCOL.md 6.4: FIRE id 70 goes to slot 6 (registers 344..367): write 344 x 13, read back 357 x 11
-    slot_write = WriteReadRegisters(344, (0, 70, 1, 12, 15, 0, 0, 1, 0x86A0, 0, 0, 1, 0x8862), 357, 11)
+    # PROTOCOL.md 6.4: FIRE id 70 goes to slot 6 (registers 344..367): write 344 x 14 (epoch 1 last), read back 358 x 10
+    slot_write = WriteReadRegisters(344, (0, 70, 1, 12, 15, 0, 0, 1, 0x86A0, 0, 0, 1, 0x8862, 1), 358, 10)
     assert b.steps(2) == [(0.3, slot_write), (0.4, Wait(at(25)))]
     assert [e.status for e in b.session.take_events()] == ["accepted"]
     # outstanding: polled every 5 ms; the valves close at count 100450 (545 ms): the next poll sees EXECUTED
@@ -142,22 +152,32 @@ def test_busy_slot_backs_off_doubling_then_writes_again() -> None:
     first, second = Fire(1, 0, 0, 99_000, 99_100), Fire(2, 1, 1, 100_000, 100_100)  # 400 ms and 500 ms ahead
     b.session.submit(first, b.t)
     b.session.submit(second, b.t)
-    w1 = WriteReadRegisters(224, tuple(rmap.encode_slot(first)), 237, 11)
-    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(second)), 261, 11)
+    w1 = WriteReadRegisters(224, tuple(rmap.encode_slot(first, 1)), 238, 10)
+    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(second, 1)), 262, 10)
     # the PLC's queue holds one command: the second write is answered with exception 6 (busy), then retried after
     # 2, 4, 8, 16... ms of pause
     assert b.run_until(at(31)) == [
-        (0.3, w1), (0.4, w2), (0.5, Wait(at(2.5))),
-        (2.5, w2), (2.6, Wait(at(6.6))),
-        (6.6, w2), (6.7, Wait(at(14.7))),
-        (14.7, w2), (14.8, Wait(at(25))),
-        (25.0, hb(2)), (25.1, Wait(at(30.8))),
-        (30.8, w2), (30.9, Wait(at(50))),
+        (0.3, w1),
+        (0.4, w2),
+        (0.5, Wait(at(2.5))),
+        (2.5, w2),
+        (2.6, Wait(at(6.6))),
+        (6.6, w2),
+        (6.7, Wait(at(14.7))),
+        (14.7, w2),
+        (14.8, Wait(at(25))),
+        (25.0, hb(2)),
+        (25.1, Wait(at(30.8))),
+        (30.8, w2),
+        (30.9, Wait(at(50))),
     ]
     assert b.session.counters["nak_queue_full"] == 5 and b.session.counters["backoffs"] == 5
     b.run_until(at(600))
     assert [(e.command_id, e.status) for e in b.session.take_events()] == [
-        (1, "accepted"), (1, "executed"), (2, "accepted"), (2, "executed"),
+        (1, "accepted"),
+        (1, "executed"),
+        (2, "accepted"),
+        (2, "executed"),
     ]
 
 
@@ -189,11 +209,15 @@ def test_late_answer_and_the_late_floor() -> None:
     b.session.submit(late, b.t)
     b.session.submit(earlier, b.t)
     b.t = at(40)  # the belt ran 400 counts while this host was busy
-    assert b.steps(3) == [(40.0, hb(2)), (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late)), 285, 11)),
-                          (40.2, Wait(at(50)))]
+    assert b.steps(3) == [
+        (40.0, hb(2)),
+        (40.1, WriteReadRegisters(272, tuple(rmap.encode_slot(late, 1)), 286, 10)),
+        (40.2, Wait(at(50))),
+    ]
     # the PLC refused 3 as late, so 4 (earlier on the belt) is late too and never written
     assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
-        (3, "late", "PLC refused: LATE"), (4, "late", "position passed before it could be sent"),
+        (3, "late", "PLC refused: LATE"),
+        (4, "late", "position passed before it could be sent"),
     ]
     assert b.session.counters["late_local"] == 1 and b.session.counters["sent"] == 1
 
@@ -205,8 +229,10 @@ def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
     assert b.steps(7) == [
         (0.3, Wait(at(25))),
         (25.0, hb(2)),  # no answer: the transport has closed the connection
-        (25.1, Connect()), (25.1, Wait(at(75.1))),
-        (75.1, Connect()), (75.1, Wait(at(175.1))),
+        (25.1, Connect()),
+        (25.1, Wait(at(75.1))),
+        (75.1, Connect()),
+        (75.1, Wait(at(175.1))),
         (175.1, Connect()),
     ]
     assert b.session.counters["timeouts"] == 1 and b.session.counters["reconnects"] == 1
@@ -216,8 +242,12 @@ def test_no_answer_reconnects_with_doubling_backoff_and_rearms() -> None:
     cmd = Fire(5, 0, 0, 100_000, 100_100)
     b.session.submit(cmd, b.t)  # a submission is worth a reconnection attempt at once
     assert b.steps(6) == [
-        (200.0, Connect()), (200.0, POLL), (200.1, ARM), (200.2, hb(3)),
-        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd)), 333, 11)), (200.4, Wait(at(205))),
+        (200.0, Connect()),
+        (200.0, POLL),
+        (200.1, ARM),
+        (200.2, hb(3)),
+        (200.3, WriteReadRegisters(320, tuple(rmap.encode_slot(cmd, 1)), 334, 10)),
+        (200.4, Wait(at(205))),
     ]
     assert b.session.counters["rearms"] == 0  # the lost connection had already disarmed it in the session's view
 
@@ -232,10 +262,16 @@ def test_watchdog_fault_is_rearmed_and_the_dropped_command_written_again() -> No
     b.t = at(150)  # the host hung for 150 ms: no heartbeat
     b.plc.tick()
     assert b.plc.core.fault == FaultCode.WATCHDOG
-    write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd)), 477, 11)
+    write = WriteReadRegisters(464, tuple(rmap.encode_slot(cmd, 1)), 478, 10)
     assert b.steps(8) == [
-        (150.0, hb(2)), (150.1, POLL), (150.2, Wait(at(155.1))),  # the poll shows the fault and the DROPPED slot
-        (155.1, POLL), (155.2, ARM), (155.3, hb(3)), (155.4, write), (155.5, Wait(at(160.1))),
+        (150.0, hb(2)),
+        (150.1, POLL),  # the poll shows the fault and the DROPPED slot: re-armed at once
+        (150.2, POLL),
+        (150.3, ARM),
+        (150.4, hb(3)),
+        (150.5, write),
+        (150.6, Wait(at(155.2))),
+        (155.2, POLL),
     ]
     assert b.session.counters["rearms"] == 1 and b.session.counters["watchdog_faults"] == 1
     assert b.plc.core.is_pending(11) and b.session.take_events() == []
@@ -257,13 +293,65 @@ def test_disarm_on_request() -> None:
     assert not b.session.armed and not b.session.disarm_requested
 
 
-def test_an_exception_to_the_poll_stops_protocol_version_1() -> None:
+@pytest.mark.parametrize("code", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 200])
+def test_an_exception_to_the_poll_is_counted_survived_and_retried_after_a_pause(code: int) -> None:
     b = Bench()
     b.step()
     assert b.session.next_action(b.t) == POLL
-    with pytest.raises(ModbusExceptionError) as e:
-        b.session.refused(EXC_ILLEGAL_ADDRESS, b.t)
-    assert (e.value.function_code, e.value.code) == (3, EXC_ILLEGAL_ADDRESS)
+    b.session.refused(code, b.t)
+    assert b.session.counters["exceptions"] == 1 and b.session.counters[f"exception_{code}"] == 1
+    assert not b.session.up(b.t) and f"exception {code}" in (b.session.down_reason or "")
+    # the poll again after 2 ms, then ARM as usual: up again
+    assert b.steps(5) == [(0.0, Wait(at(2))), (2.0, POLL), (2.1, ARM), (2.2, hb(1)), (2.3, Wait(at(27)))]
+    assert b.session.down_reason is None
+    # still reported down for a second after the fault (a once-a-second health check sees it), then up
+    assert not b.session.up(b.t) and b.session.health_reason(b.t).startswith(f"recovered from: PLC answered exception {code}")
+    assert b.session.up(at(1000)) and b.session.health_reason(at(1000)) == ""
+
+
+def test_exceptions_on_every_transaction_back_off_doubling_and_the_link_lives_on() -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc_exceptions = [4] * 5  # the PLC answers the next 5 requests with exception 4
+    # paused 2, 4, 8, 16 ms, then the heartbeat period (25 ms) at most: the watchdog is fed as soon as it can be
+    assert transactions(b.run_until(at(81))) == [
+        (25.0, hb(2)),
+        (27.1, hb(3)),
+        (31.2, hb(4)),
+        (39.3, hb(5)),
+        (55.4, hb(6)),
+        (80.5, hb(7)),
+        (80.6, POLL),
+    ]
+    assert b.session.counters["exception_4"] == 5 and b.session.down_reason is None
+    cmd = Fire(5, 0, 0, 100_000, 100_100)
+    b.session.submit(cmd, b.t)
+    b.run_until(at(600))
+    assert [e.status for e in b.session.take_events()] == ["accepted", "executed"]
+
+
+@pytest.mark.parametrize("code", [1, 4, 5, 7, 8, 9, 10, 11])
+def test_an_exception_to_a_command_write_writes_it_again_then_gives_up(code: int) -> None:
+    b = Bench()
+    b.steps(4)
+    cmd = Fire(5, 0, 0, 100_000, 100_100)
+    b.plc_exceptions = [code] * 10
+    b.session.submit(cmd, b.t)
+    b.run_until(at(400))
+    # 1 write and 3 rewrites refused: rejected, then cancelled in case the PLC has it
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", "no answer after 4 writes")]
+    assert b.session.counters["sent"] == 4 and b.session.up(b.t + 1000 * MS)
+
+
+@pytest.mark.parametrize("code", [2, 3])
+def test_illegal_address_or_value_to_a_command_write_rejects_it_with_the_code(code: int) -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc_exceptions = [code]
+    b.session.submit(Fire(5, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)
+    (ev,) = b.session.take_events()
+    assert ev.status == "rejected" and ev.detail.startswith(f"PLC exception {code} (ILLEGAL_DATA_")
 
 
 def test_another_register_map_drops_the_connection() -> None:
@@ -281,3 +369,149 @@ def test_a_transaction_must_be_answered_first() -> None:
     b.session.next_action(b.t)
     with pytest.raises(RuntimeError, match="not been answered"):
         b.session.next_action(b.t)
+
+
+# ------------------------------------------------------------------ epochs (PROTOCOL.md 4.6)
+
+
+def test_the_first_poll_learns_boot_id_and_epoch() -> None:
+    b = Bench()
+    b.steps(4)
+    assert (b.session.boot_id, b.session.epoch) == (BOOT, 1)
+
+
+def test_encoder_reset_finishes_pending_commands_lost_and_never_rewrites_them() -> None:
+    b = Bench()
+    b.steps(4)
+    queued, unsent = Fire(1, 0, 0, 100_000, 100_100), Fire(2, 1, 1, 100_500, 100_600)
+    b.session.submit(queued, b.t)
+    b.steps(2)  # 1 written and QUEUED; now 25 ms
+    b.plc.reset_encoder()  # count 0, epoch 2; slot 1 DROPPED with reason 9; the PLC stays armed
+    assert b.plc.read_registers(rmap.STATE_BASE + 1, 1) == [(9 << 8) | int(rmap.SlotState.DROPPED)]
+    b.session.submit(unsent, b.t)  # computed in the old epoch, before the host could know: refused by the PLC
+    w2 = WriteReadRegisters(248, tuple(rmap.encode_slot(unsent, 1)), 262, 10)
+    assert transactions(b.run_until(at(31))) == [(25.0, hb(2)), (25.1, w2), (25.2, POLL)]
+    reset = "PLC encoder epoch 1 -> 2 (its count was reset)"
+    assert [(e.command_id, e.status, e.detail) for e in b.session.take_events()] == [
+        (1, "accepted", ""),
+        (2, "lost", "PLC refused it: WRONG_EPOCH (its count was reset)"),
+        (1, "lost", reset),
+    ]
+    log = transactions(b.run_until(at(60)))
+    assert [a for _t, a in log if isinstance(a, WriteReadRegisters)] == []  # 1 is never written again
+    assert b.session.epoch == 2 and b.session.counters["epoch_changes"] == 1 and b.session.counters["lost"] == 2
+    assert b.session.outstanding() == 0 and b.session.down_reason == reset  # re-synchronising
+    assert all(s.encoder_count < 1000 for s in b.session.sync._samples)  # the sync restarted
+    b.run_until(at(200))
+    assert b.session.down_reason is None
+    # a new command is written in the new epoch and runs
+    fresh = Fire(3, 0, 0, 2_000, 2_100)
+    b.session.submit(fresh, b.t)
+    assert transactions(b.steps(2)) == [
+        (200.0, hb(9)),
+        (200.1, WriteReadRegisters(272, tuple(rmap.encode_slot(fresh, 2)), 286, 10)),
+    ]
+    b.run_until(at(400))
+    assert [(e.command_id, e.status) for e in b.session.take_events()] == [(3, "accepted"), (3, "executed")]
+
+
+def test_a_command_executed_before_the_reset_is_reconciled_from_its_slot() -> None:
+    b = Bench()
+    b.steps(4)
+    done = Fire(4, 0, 0, 95_100, 95_150)  # runs at 10..15 ms
+    b.session.submit(done, b.t)
+    b.steps(2)  # now 25 ms: executed, not polled yet
+    b.plc.reset_encoder()
+    b.run_until(at(60))
+    assert [(e.command_id, e.status, e.open_count) for e in b.session.take_events()] == [
+        (4, "accepted", None),
+        (4, "executed", 95_100),
+    ]
+
+
+def test_plc_restart_golden_sequence_lost_then_rearmed_in_the_new_boot() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)  # now 25 ms
+    b.plc.power_cycle(boot_id=0x0BAD5EED)  # disarmed, EMPTY slots, count 0, epoch 1
+    assert b.run_until(at(51)) == [
+        (25.0, hb(2)),
+        (25.1, Wait(at(50))),
+        (50.0, hb(3)),
+        (50.1, POLL),  # new boot id: command 1 lost; not armed for this session: re-armed at once
+        (50.2, POLL),
+        (50.3, ARM),
+        (50.4, hb(4)),
+        (50.5, Wait(at(75.2))),
+    ]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("accepted", ""),
+        ("lost", "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"),
+    ]
+    assert b.session.counters["plc_restarts"] == 1 and b.session.boot_id == 0x0BAD5EED
+    assert b.plc.core.armed and b.plc.core.session_id == SID
+    # down until the new odometer sync has a speed (probes 100 ms apart): no position can be computed before
+    assert b.session.down_reason == "PLC restarted (boot id 0xcafef00d -> 0x0bad5eed)"
+    b.run_until(at(200))
+    assert b.session.down_reason is None and b.session.up(at(1100))
+
+
+def test_a_count_that_jumps_back_without_a_new_epoch_is_treated_as_a_reset_and_cancelled() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)  # now 25 ms
+    b.device.set_speed(-1_000_000.0)  # a broken encoder: the count runs back 5000 counts
+    b.t = at(30)
+    b.device.set_speed(10_000.0)
+    log = transactions(b.run_until(at(60)))
+    assert log == [(30.0, hb(2)), (50.0, POLL), (50.1, WriteReadRegisters(36, (0, 1), 38, 1)), (55.0, hb(3))]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("accepted", ""),
+        ("lost", "PLC encoder count jumped from 95001 to 90451 in 50 ms without a new epoch"),
+    ]
+    assert b.session.counters["count_jumps"] == 1 and not b.plc.core.is_pending(1)  # the PLC still held it: cancelled
+
+
+def test_a_wrong_epoch_answer_loses_the_command_and_polls_at_once() -> None:
+    b = Bench()
+    b.steps(4)
+    b.plc.reset_encoder()  # between two polls: the host still writes epoch 1
+    cmd = Fire(1, 0, 0, 100_000, 100_100)
+    b.session.submit(cmd, b.t)
+    assert b.steps(3) == [
+        (0.3, WriteReadRegisters(224, tuple(rmap.encode_slot(cmd, 1)), 238, 10)),
+        (0.4, POLL),
+        (0.5, Wait(at(25))),
+    ]
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [
+        ("lost", "PLC refused it: WRONG_EPOCH (its count was reset)"),
+    ]
+    assert b.session.epoch == 2 and not b.plc.core.is_pending(1)
+
+
+def test_a_plc_of_map_version_1_stops_the_session_with_a_clear_error() -> None:
+    b = Bench()
+    b.plc.map_version = 1
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    assert b.steps(3) == [(0.0, Connect()), (0.0, POLL), (0.1, Wait(at(1000.1)))]
+    err = b.session.error or ""
+    assert "version 1" in err and "needs version 2" in err and "update the PLC program" in err
+    assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", err)]
+    assert not b.session.ready() and b.session.down_reason == err and not b.plc.core.armed
+    b.session.submit(Fire(2, 0, 0, 100_000, 100_100), b.t)
+    assert b.steps(1) == [(1000.1, Wait(at(2000.1)))]
+    assert [e.status for e in b.session.take_events()] == ["rejected"]
+
+
+def test_unknown_slot_state_is_named_given_up_and_cancelled() -> None:
+    b = Bench()
+    b.steps(4)
+    b.session.submit(Fire(1, 0, 0, 100_000, 100_100), b.t)
+    b.steps(2)
+    b.plc._slots[1].result = rmap.SlotResult(42, 0, 0, 0)  # a newer PLC's state
+    b.run_until(at(60))
+    ev = b.session.take_events()
+    assert [(e.status, e.detail) for e in ev][1:] == [("rejected", "PLC slot state unknown(42)")]
+    assert b.session.counters["unknown_states"] == 1 and not b.plc.core.is_pending(1)
