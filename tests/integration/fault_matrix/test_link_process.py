@@ -138,7 +138,7 @@ def test_commands_cross_the_process_boundary_and_a_killed_link_loses_only_what_w
         (final,) = rig.finals(cid)
         if final.status == "executed":
             assert final.open_count is not None and final.open_count - rig.wanted[cid] <= TOLERANCE_COUNTS
-    outcomes = [rig.finals(c)[0].status for c in rig.wanted]
+    outcomes: list[str] = [rig.finals(c)[0].status for c in rig.wanted]
     assert len(outcomes) == len(rig.wanted) == 16 and outcomes.count("executed") == 10 and outcomes.count(LOST) == 6
     assert link.balanced() and stats["outstanding"] == 0
     core = rig.peer.emulator.core
