@@ -11,7 +11,7 @@ Over one duplex pipe:
   ``("close",)``;
 * to the line: ``("up", where, priority)``, ``("ready", bool)``, ``("events", [LinkEvent])``, ``("stats", dict)``,
   ``("status", Status)``, ``("sync", t_send_ns, t_recv_ns, device_time_us, encoder_count)``,
-  ``("idle", request, ok)``, ``("died", reason)``, ``("closed",)``.
+  ``("idle", request, ok)``, ``("alive",)`` (twice a second), ``("died", reason)``, ``("closed",)``.
 
 A forwarder thread sends news every :data:`FORWARD_PERIOD_S`; an ``idle`` answer
 is sent only after everything the link said before it, so the line's
@@ -23,10 +23,12 @@ supervisor restarts it. A closed pipe (the line is gone) disarms and exits.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORWARD_PERIOD_S = 0.001
+ALIVE_PERIOD_S = 0.5
 EXIT_DIED = 3  #: exit code of a child whose link (or another thread) died
 
 
@@ -116,8 +119,13 @@ class _Child:
                 self.send(("stats", stats))
 
     def forward(self) -> None:
+        t_alive = time.monotonic()
         while not self.stop.wait(FORWARD_PERIOD_S):
             self.flush()
+            now = time.monotonic()
+            if now - t_alive >= ALIVE_PERIOD_S:  # the supervisor kills a child silent for seconds (hung)
+                t_alive = now
+                self.send(("alive",))
 
     def serve(self) -> None:
         """Carry out the line's requests until it says ``close`` or goes away."""
@@ -183,6 +191,8 @@ def run_child(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, 
 
     threading.excepthook = excepthook
     child.send(("up", where, how))
+    gc.collect()
+    gc.freeze()  # what is loaded now lives as long as the process: keep it out of full collections
     link.start()
     forwarder = threading.Thread(target=child.forward, name="link-forward", daemon=True)
     forwarder.start()

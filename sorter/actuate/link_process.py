@@ -47,6 +47,8 @@ HealthListener = Callable[[str | None], None]
 #: Counters of the child's link that are levels, not running totals (not summed over restarts).
 GAUGES = frozenset({"outstanding", "connected"})
 CLOSE_WAIT_S = 2.5
+#: A child silent for this long is hung (its forwarder says "alive" every ALIVE_PERIOD_S at least): it is killed.
+HANG_S = 5.0
 
 
 def exit_reason(exitcode: int | None) -> str:
@@ -115,6 +117,7 @@ class ProcessLink:
         self._idle_next = 0
         self._fetch_pending = False
         self._died_reason: str | None = None
+        self._t_heard = 0.0  # monotonic time of the child's last message
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -151,11 +154,12 @@ class ProcessLink:
 
     def wait_idle(self, timeout_s: float) -> bool:
         with self._lock:
-            request = self._idle_next
+            request, gen = self._idle_next, self._generation
             self._idle_next += 1
         if not self._send(("idle", request, timeout_s)):
             return self._wait_until(lambda: not self._ledger.outstanding, timeout_s)
-        done = self._wait_until(lambda: request in self._idle_answers or self._conn is None, timeout_s + 1.0)
+        done = self._wait_until(lambda: request in self._idle_answers or self._generation != gen or self._conn is None,
+                                timeout_s + 1.0)
         with self._lock:
             answer = self._idle_answers.pop(request, None)
             if answer is None:  # the child died meanwhile: its commands were finished as lost
@@ -189,6 +193,9 @@ class ProcessLink:
     def close(self) -> None:
         """Close the child's link (it disarms the controller), stop the supervisor; never hangs."""
         self._stop.set()
+        if self._thread is not None:  # first the supervisor: it starts no process any more
+            self._thread.join(CLOSE_WAIT_S)
+            self._thread = None
         proc, conn = self._proc, self._conn
         self._send(("close",))
         if proc is not None:
@@ -197,9 +204,6 @@ class ProcessLink:
                 log.warning("the link process did not stop within %.1f s: killing it", CLOSE_WAIT_S)
                 proc.kill()
                 proc.join(1.0)
-        if self._thread is not None:
-            self._thread.join(CLOSE_WAIT_S)
-            self._thread = None
         if conn is not None:
             self._drain(conn)
             conn.close()
@@ -259,6 +263,7 @@ class ProcessLink:
             self._stats = {}
             self._changed.notify_all()
         self._backoff.started(time.monotonic())
+        self._t_heard = time.monotonic()
 
     def _supervise(self) -> None:
         while not self._stop.is_set():
@@ -269,7 +274,12 @@ class ProcessLink:
             if self._stop.is_set():
                 return
             if conn in ready and self._drain(conn):
+                self._t_heard = time.monotonic()
                 continue
+            if not ready and time.monotonic() - self._t_heard > HANG_S:  # alive but silent: hung, not trusted
+                self._died_reason = f"stopped answering for {HANG_S:g} s"
+                proc.kill()
+                ready = [proc.sentinel]
             if self._stop.is_set():  # closing: the child's end is expected
                 return
             if proc.sentinel in ready or conn in ready:
@@ -309,6 +319,8 @@ class ProcessLink:
             elif op == "up":
                 self.priority = msg[2]
                 log.info("controller link process %s up for %s (%s)", self._proc.pid if self._proc else "?", msg[1], msg[2])
+            elif op == "alive":
+                pass
             elif op == "died":
                 self._died_reason = str(msg[1])
             self._changed.notify_all()
@@ -344,18 +356,18 @@ class ProcessLink:
         self._tell(reason)
 
     def _restart(self) -> bool:
-        delay_s = self._backoff.died(time.monotonic())
-        if self._stop.wait(delay_s):
-            return False
-        try:
-            self._spawn()
-        except Exception as e:  # could not even start a process: try again after the next backoff
-            log.exception("cannot start the link process")
-            with self._changed:
-                self._health = f"process cannot start ({e}), retrying"
-            return self._restart()
-        self.restarts += 1
-        return True
+        while True:
+            if self._stop.wait(self._backoff.died(time.monotonic())):
+                return False
+            try:
+                self._spawn()
+            except Exception as e:  # could not even start a process: try again after the next backoff
+                log.exception("cannot start the link process")
+                with self._changed:
+                    self._health = f"process cannot start ({e}), retrying"
+                continue
+            self.restarts += 1
+            return True
 
     def _tell(self, reason: str | None) -> None:
         listener = self.on_health
