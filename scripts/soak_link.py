@@ -253,6 +253,8 @@ def finish(run: LineRun) -> dict[str, Any]:
         "driver_gap_ms_max": round(max(run.submit_gaps_ms[1:], default=0.0), 1),
         "link_priority": getattr(run.link, "priority", "") or "thread of the soak process",
         "controller_priority": run.emulator_priority,
+        "link_stats": stats,
+        "controller_counters": counters,
     }
 
 
@@ -281,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--hogs", type=int, default=0, help="CPU hog processes (python -c 'while True: pass'); 2 per the target")
+    ap.add_argument("--hog-nice", type=int, default=0, help="niceness of the hogs (0: they compete with everything)")
     ap.add_argument("--lines", default="serial,modbus")
     ap.add_argument("--in-process", action="store_true", help="links as threads of this process (runtime.link_process: false)")
     ap.add_argument("--rate-hz", type=float, default=20.0, help="commands per second per line")
@@ -295,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("spawn")
     runs = [start_line(k, args.in_process, ctx) for k in kinds]
     stop = threading.Event()
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
+    hog = [sys.executable, "-c", f"import os; os.nice({args.hog_nice}); exec('while True: pass')"]
+    hogs = [subprocess.Popen(hog) for _ in range(args.hogs)]
     server = serve_metrics(runs)
     url = args.scrape or f"http://127.0.0.1:{server.server_address[1]}/metrics"
     scraped: dict[str, int] = {}

@@ -170,6 +170,14 @@ def run_child(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, 
         rt_priority: ``SCHED_FIFO`` priority to ask for (0: only a lower niceness).
         log_level: the line's log level.
     """
+    try:
+        _run(conn, actuator, kind, arm, rt_priority, log_level)
+    except Exception as e:  # e.g. the link cannot even be built: the supervisor logs the reason and retries
+        log.exception("the link process failed")
+        _died(conn, threading.Lock(), f"{type(e).__name__}: {e}")
+
+
+def _run(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_priority: int, log_level: int) -> None:
     from sorter.actuate.links import build_link
 
     # Ctrl-C and systemd's SIGTERM reach the whole group: the line closes this process in order (disarm first)

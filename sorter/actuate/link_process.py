@@ -19,6 +19,7 @@ never queued for a controller that may come back too late.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import signal
@@ -128,6 +129,9 @@ class ProcessLink:
         self._spawn()
         self._thread = threading.Thread(target=self._supervise, name="link-supervisor", daemon=True)
         self._thread.start()
+        # the child ignores SIGTERM (the line disarms in order), so multiprocessing's own exit hook, which
+        # terminates and then joins daemon children, would wait for ever on a link nobody closed: close it first
+        atexit.register(self.close)
 
     def wait_ready(self, timeout_s: float) -> bool:
         return self._wait_until(lambda: self._ready, timeout_s)
@@ -192,6 +196,7 @@ class ProcessLink:
 
     def close(self) -> None:
         """Close the child's link (it disarms the controller), stop the supervisor; never hangs."""
+        atexit.unregister(self.close)
         self._stop.set()
         if self._thread is not None:  # first the supervisor: it starts no process any more
             self._thread.join(CLOSE_WAIT_S)
