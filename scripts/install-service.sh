@@ -60,7 +60,11 @@ KillSignal=SIGTERM
 Environment=PYTHONUNBUFFERED=1
 StateDirectory=sorter
 CacheDirectory=sorter
-# realtime timing thread for host-timed outputs (SCHED_FIFO); harmless otherwise
+# The line itself runs at normal priority (CPUSchedulingPolicy stays "other": a real-time vision loop would starve the
+# machine); CAP_SYS_NICE and LimitRTPRIO let the controller link's own process (runtime.link_process) and the
+# host-timed outputs' timing thread raise themselves to SCHED_FIFO (runtime.link_priority). Without them the link
+# runs at normal priority and says so in the journal.
+CPUSchedulingPolicy=other
 LimitRTPRIO=50
 AmbientCapabilities=CAP_SYS_NICE
 

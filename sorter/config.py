@@ -223,6 +223,17 @@ class RuntimeConfig(Strict):
     duration_s: float | None = Field(None, gt=0)
     status_interval_s: float = Field(0.5, gt=0)
     join_timeout_s: float = Field(1.0, gt=0)
+    link_process: bool = Field(
+        True,
+        description="run a serial/Modbus controller link (real or emulated) in its own supervised process, so heartbeats "
+        "and command I/O never wait for the vision work; false: a thread of the line's process",
+    )
+    link_priority: int = Field(
+        10,
+        ge=0,
+        le=99,
+        description="SCHED_FIFO priority of the link process where allowed (CAP_SYS_NICE, LimitRTPRIO); 0: only nice -10",
+    )
 
 
 class ServiceConfig(Strict):

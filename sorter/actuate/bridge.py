@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING
 from firmware_bridge.link import ControllerLink, LinkEvent
 from firmware_bridge.messages import Fire, Pick
 from sorter.actuate.base import Actuator, EncoderReading, PlantPort
-from sorter.actuate.links import link_counts_per_mm, open_link, simulation_limits
+from sorter.actuate.links import link_counts_per_mm, link_kind, link_where, open_link, simulation_limits, start_emulator
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
+from sorter.errors import DeviceNotConnectedError
 
 if TYPE_CHECKING:
+    from firmware_bridge.controller import ControllerLimits
+    from firmware_bridge.device import DeviceModel
     from firmware_bridge.emulators.plc import PlcEmulator
     from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
     from sorter.config import Config
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 _U32 = 0xFFFFFFFF
 _I64 = 1 << 63
 _I32 = 1 << 31
+LINK_PROCESS_READY_S = 15.0
 
 
 def to_wire(command: Command, counts_per_mm: float) -> Fire | Pick:
@@ -132,6 +136,16 @@ class BridgeActuator:
             time.sleep(0.0002)
         return True
 
+    def link_health(self) -> str | None:
+        """None while the link runs; else why it does not (a supervised link process died and is restarting)."""
+        health = getattr(self.link, "health", None)
+        return health() if callable(health) else None
+
+    def watch_link(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener`` at once with a reason when a supervised link dies, and with None when it is back."""
+        if hasattr(self.link, "on_health"):
+            self.link.on_health = listener
+
     def encoder(self) -> EncoderReading | None:
         """The controller's encoder, synchronised by the link's probes."""
         return self.link.sync
@@ -190,13 +204,43 @@ def create_bridge_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actua
     cpm = link_counts_per_mm(cfg)
     device = plant.emulated_device(cpm) if a.emulator else None
     limits = simulation_limits(cfg.airjet.valves.max_pulse_ms) if device is not None else None
+    executions = device.executions_recorded if device is not None else None
+    if cfg.runtime.link_process:
+        return _process_actuator(cfg, cpm, device, limits, executions)
     opened = open_link(a, emulate=device, limits=limits)
     opened.wait_ready_or_raise(3.0)
     log.info("actuator: %s ready", opened.where)
+    return BridgeActuator(opened.link, cpm, on_close=opened.stop_emulator, device_executions=executions, emulator=opened.emulator)
+
+
+def _process_actuator(
+    cfg: Config,
+    cpm: float,
+    device: DeviceModel | None,
+    limits: ControllerLimits | None,
+    executions: Callable[[], int] | None,
+) -> BridgeActuator:
+    """The actuator over a link run in its own supervised process (``runtime.link_process``); an emulator stays here."""
+    from sorter.actuate.link_process import ProcessLink
+
+    a = cfg.actuator
+    kind = link_kind(a)
+    peer = start_emulator(a, kind, device, limits) if device is not None else None
+    target = peer.actuator if peer is not None else a
+    where, fix = link_where(target, kind, emulated=peer is not None)
+    link = ProcessLink(target, kind, where, rt_priority=cfg.runtime.link_priority)
+    on_close = peer.stop if peer is not None else None
+    try:
+        link.start()
+        # a spawned process imports the link's modules first: seconds on a busy machine
+        if not link.wait_ready(LINK_PROCESS_READY_S):
+            raise DeviceNotConnectedError(f"{where} did not answer within {LINK_PROCESS_READY_S:g} s; {fix}")
+    except BaseException:
+        link.close()
+        if on_close is not None:
+            on_close()
+        raise
+    log.info("actuator: %s ready (link in its own process, %s)", where, link.priority)
     return BridgeActuator(
-        opened.link,
-        cpm,
-        on_close=opened.stop_emulator,
-        device_executions=device.executions_recorded if device is not None else None,
-        emulator=opened.emulator,
+        link, cpm, on_close=on_close, device_executions=executions, emulator=peer.emulator if peer is not None else None
     )

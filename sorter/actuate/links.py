@@ -103,6 +103,42 @@ class OpenedLink:
         self._stops.clear()
 
 
+@dataclass
+class EmulatorPeer:
+    """A device emulator started for a link, and the actuator settings that reach it.
+
+    Attributes:
+        actuator: the actuator section with its port or address pointing at the emulator.
+        emulator: the emulator.
+        stops: what stops it and its transport, oldest first.
+    """
+
+    actuator: ActuatorConfig
+    emulator: ValveControllerEmulator | PlcEmulator
+    stops: list[Callable[[], None]]
+
+    def stop(self) -> None:
+        """Stop what was started for the emulator, newest first (each even if another fails)."""
+        for stop in reversed(self.stops):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping the emulator")
+        self.stops.clear()
+
+
+def link_kind(actuator: ActuatorConfig, link_type: str | None = None) -> str:
+    """``serial`` or ``modbus``: ``link_type``, default ``actuator.type``.
+
+    Raises:
+        ConfigError: the type is not a controller link.
+    """
+    kind = link_type or actuator.type
+    if kind not in LINK_TYPES:
+        raise ConfigError(f"actuator.type = {kind!r} is not a controller link; use 'serial' or 'modbus'")
+    return kind
+
+
 def open_link(
     actuator: ActuatorConfig,
     *,
@@ -123,10 +159,15 @@ def open_link(
     Raises:
         ConfigError: the type is not a controller link.
     """
-    kind = link_type or actuator.type
-    if kind not in LINK_TYPES:
-        raise ConfigError(f"actuator.type = {kind!r} is not a controller link; use 'serial' or 'modbus'")
-    opened = _open_serial(actuator, arm, emulate, limits) if kind == "serial" else _open_modbus(actuator, arm, emulate, limits)
+    kind = link_kind(actuator, link_type)
+    peer = start_emulator(actuator, kind, emulate, limits) if emulate is not None else None
+    try:
+        link, where, fix = build_link(peer.actuator if peer is not None else actuator, kind, arm, emulated=peer is not None)
+    except BaseException:
+        if peer is not None:
+            peer.stop()
+        raise
+    opened = OpenedLink(link, where, fix, peer.emulator if peer else None, peer.stops if peer else [])
     try:
         opened.link.start()
     except BaseException:
@@ -135,66 +176,81 @@ def open_link(
     return opened
 
 
-def _open_serial(actuator: ActuatorConfig, arm: bool, emulate: DeviceModel | None, limits: ControllerLimits | None) -> OpenedLink:
-    s = actuator.serial
-    url, emulator, stops = s.url, None, []
-    if emulate is not None:
+def start_emulator(
+    actuator: ActuatorConfig, kind: str, device: DeviceModel, limits: ControllerLimits | None = None
+) -> EmulatorPeer:
+    """Start the emulator of a ``kind`` controller (``serial`` or ``modbus``) executing against ``device``.
+
+    Its transport is real: a socat pseudo-terminal pair (serial, Modbus RTU) or a pymodbus
+    server on a free loopback port (Modbus TCP). The returned settings point at it.
+    """
+    if kind == "serial":
         from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
         from firmware_bridge.pty_pair import PtyPair
 
         pty = PtyPair().start()
-        stops.append(pty.close)
         try:
-            emulator = ValveControllerEmulator(pty.device_path, emulate, limits).start()
+            emulator = ValveControllerEmulator(pty.device_path, device, limits).start()
         except BaseException:
             pty.close()
             raise
-        stops.append(emulator.stop)
-        url = pty.host_path
-    session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
-    link = SerialLink(url, s.baudrate, session, arm=arm)
-    fix = (
-        "the emulator did not start; check that socat is installed"
-        if emulate is not None
-        else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
-    )
-    where = f"valve controller on {url}" + (" (emulated)" if emulate is not None else "")
-    return OpenedLink(link, where, fix, emulator, stops)
+        serial_cfg = actuator.serial.model_copy(update={"url": pty.host_path})
+        return EmulatorPeer(actuator.model_copy(update={"serial": serial_cfg}), emulator, [pty.close, emulator.stop])
+    from firmware_bridge.emulators.plc import PlcEmulator
 
-
-def _open_modbus(actuator: ActuatorConfig, arm: bool, emulate: DeviceModel | None, limits: ControllerLimits | None) -> OpenedLink:
     m = actuator.modbus
-    host, port, serial_url = m.host, m.port, m.serial_url
-    emulator: PlcEmulator | None = None
     stops: list[Callable[[], None]] = []
-    if emulate is not None:
-        from firmware_bridge.emulators.plc import PlcEmulator
+    update: dict[str, object] = {"host": "127.0.0.1"}
+    if m.transport == "rtu":
+        from firmware_bridge.pty_pair import PtyPair
 
-        if m.transport == "rtu":
-            from firmware_bridge.pty_pair import PtyPair
+        pty = PtyPair().start()
+        stops.append(pty.close)
+        plc = PlcEmulator(device, limits, transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate, scan_s=0.001)
+        update["serial_url"] = pty.host_path
+    else:
+        plc = PlcEmulator(device, limits, transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
+    try:
+        plc.start()
+    except BaseException:
+        for stop in reversed(stops):
+            stop()
+        raise
+    stops.append(plc.stop)
+    update["port"] = plc.port
+    return EmulatorPeer(actuator.model_copy(update={"modbus": m.model_copy(update=update)}), plc, stops)
 
-            pty = PtyPair().start()
-            stops.append(pty.close)
-            emulator = PlcEmulator(
-                emulate, limits, transport="rtu", serial_url=pty.device_path, baudrate=m.baudrate, scan_s=0.001
-            )
-            serial_url = pty.host_path
-        else:
-            emulator = PlcEmulator(emulate, limits, transport="tcp", host="127.0.0.1", port=0, scan_s=0.001)
-        try:
-            emulator.start()
-        except BaseException:
-            for stop in reversed(stops):
-                stop()
-            raise
-        stops.append(emulator.stop)
-        host, port = "127.0.0.1", emulator.port
-    timing = ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms)
-    link = ModbusLink(m.transport, host, port, serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, arm=arm)
-    where = f"PLC at {host}:{port}" if m.transport == "tcp" else f"PLC (RTU) on {serial_url}"
-    where += " (emulated)" if emulate is not None else ""
+
+def link_where(actuator: ActuatorConfig, kind: str, emulated: bool = False) -> tuple[str, str]:
+    """The controller in words (``valve controller on /dev/ttyACM0``) and what to check when it does not answer."""
+    tag = " (emulated)" if emulated else ""
+    if kind == "serial":
+        url = actuator.serial.url
+        fix = (
+            "the emulator did not start; check that socat is installed"
+            if emulated
+            else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
+        )
+        return f"valve controller on {url}{tag}", fix
+    m = actuator.modbus
+    where = f"PLC at {m.host}:{m.port}" if m.transport == "tcp" else f"PLC (RTU) on {m.serial_url}"
     fix = (
         "check actuator.modbus (host, port, unit_id), the network, "
         "and that the PLC runs the register map of firmware_bridge/PROTOCOL.md"
     )
-    return OpenedLink(link, where, fix, emulator, stops)
+    return where + tag, fix
+
+
+def build_link(
+    actuator: ActuatorConfig, kind: str, arm: bool, emulated: bool = False
+) -> tuple[SerialLink | ModbusLink, str, str]:
+    """The (not yet started) link of a ``kind`` controller with every configured setting; where it is; the fix."""
+    where, fix = link_where(actuator, kind, emulated)
+    if kind == "serial":
+        s = actuator.serial
+        session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
+        return SerialLink(s.url, s.baudrate, session, arm=arm), where, fix
+    m = actuator.modbus
+    timing = ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms)
+    link = ModbusLink(m.transport, m.host, m.port, m.serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, arm=arm)
+    return link, where, fix

@@ -67,6 +67,9 @@ class LineService:
         self.fault_log = FaultLog()
         self.last_reload: dict[str, Any] | None = None
         self.on_change: Callable[[], None] | None = None  # the web publisher: a state change to show now
+        watch = getattr(line.actuator, "watch_link", None)
+        if callable(watch):  # a supervised link says at once when it dies and when it is back
+            watch(lambda reason: self.set_degraded("link", reason))
 
     # --- main-loop side -------------------------------------------------------------------------------------------
     @property
@@ -117,6 +120,9 @@ class LineService:
         stats = self.line.actuator.stats()
         if "link_connected" in stats:
             self.set_degraded("controller", None if stats["link_connected"] else "controller link down, reconnecting")
+        link_health = getattr(self.line.actuator, "link_health", None)
+        if callable(link_health):
+            self.set_degraded("link", link_health())
         events = self.line.events
         if events is not None:
             w = events.writer

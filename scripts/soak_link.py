@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""Soak the controller links under CPU load: false watchdog trips, heartbeat gaps and outcome accounting.
+
+    .venv/bin/python scripts/soak_link.py [--minutes 10] [--hogs 2] [--lines serial,modbus] [--in-process]
+                                          [--rate-hz 20] [--scrape URL] [--json FILE]
+
+Runs the serial line (valve-controller emulator behind a socat pseudo-terminal) and
+the Modbus line (PLC emulator, a pymodbus server on loopback TCP) side by side for
+``--minutes``. Each emulator runs in its own process (a controller is its own
+hardware), raised to SCHED_FIFO where allowed, and times every heartbeat it receives
+(the gaps its watchdog sees). The links run as the line runs them: in their own
+supervised process (``runtime.link_process``), or with ``--in-process`` in threads of
+this process, for comparison.
+
+Meanwhile ``--hogs N`` processes ``python -c 'while True: pass'`` eat the CPUs, a
+thread of this process does pure-Python work (the line's vision work holding the
+interpreter), commands are submitted at ``--rate-hz`` about 0.3 s of belt ahead, and
+an HTTP endpoint is scraped every second: ``--scrape URL`` (a running service's
+``/metrics``), else a small ``/metrics`` served by this process itself.
+
+A watchdog trip counted by a controller while its host link was alive (no link
+process died) is a false trip. Prints one row per line; the target is 0 false trips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SPEED_COUNTS_PER_S = 25_000.0
+LEAD_S = 0.3
+PULSE_COUNTS = 100
+LATE_TOLERANCE_COUNTS = 125  # 5 ms of belt: the emulator's tick
+WATCHDOG_MS = 100.0
+EMULATOR_RT_PRIORITY = 20
+
+
+def emulator_main(kind: str, conn: Connection) -> None:
+    """A controller emulator in its own process, timing the heartbeats it receives (entry point, spawn)."""
+    from firmware_bridge.controller import ControllerLimits
+    from firmware_bridge.device import FreeRunningDevice
+    from sorter.actuate.link_child import raise_priority
+
+    _, how = raise_priority(EMULATOR_RT_PRIORITY)
+    device = FreeRunningDevice(8, SPEED_COUNTS_PER_S)
+    stops: list[Any] = []
+    emu: Any
+    if kind == "serial":
+        from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+        from firmware_bridge.pty_pair import PtyPair
+
+        pty = PtyPair().start()
+        stops.append(pty.close)
+        emu = ValveControllerEmulator(pty.device_path, device, ControllerLimits(queue_capacity=256, watchdog_ms=WATCHDOG_MS))
+        address: str | int = pty.host_path
+    else:
+        from firmware_bridge.emulators.plc import PlcEmulator
+
+        emu = PlcEmulator(device, ControllerLimits(queue_capacity=64, watchdog_ms=WATCHDOG_MS), "tcp", "127.0.0.1", 0,
+                          scan_s=0.001)
+    gaps_ms: list[float] = []
+    last = [0]
+    feed = emu.core.heartbeat
+
+    def timed_heartbeat(wall_ns: int) -> None:  # what the watchdog sees: the time between heartbeats
+        if last[0]:
+            gaps_ms.append((wall_ns - last[0]) / 1e6)
+        last[0] = wall_ns
+        feed(wall_ns)
+
+    emu.core.heartbeat = timed_heartbeat
+    emu.start()
+    if kind != "serial":
+        address = emu.port
+    conn.send(("up", address, how))
+    conn.recv()  # stop
+    conn.send(("done", gaps_ms, asdict(emu.core.counters)))
+    emu.stop()
+    for stop in reversed(stops):
+        stop()
+
+
+@dataclass
+class LineRun:
+    """One line of the soak: its emulator, its link and the commands' fate."""
+
+    kind: str
+    link: Any = None
+    emulator: Any = None
+    conn: Connection | None = None
+    emulator_priority: str = ""
+    wanted: dict[int, int] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    finished: set[int] = field(default_factory=set)
+    executed_late: int = 0
+    double_outcomes: int = 0
+    submit_gaps_ms: list[float] = field(default_factory=list)
+
+    def on_events(self) -> None:
+        for ev in self.link.poll_events():
+            if ev.status == "accepted":
+                continue
+            if ev.command_id in self.finished:
+                self.double_outcomes += 1
+                continue
+            self.finished.add(ev.command_id)
+            self.outcomes[ev.status] = self.outcomes.get(ev.status, 0) + 1
+            want = self.wanted.get(ev.command_id)
+            if ev.status == "executed" and want is not None and ev.open_count is not None:
+                self.executed_late += int(ev.open_count - want > LATE_TOLERANCE_COUNTS)
+
+
+def start_line(kind: str, in_process: bool, ctx: Any) -> LineRun:
+    from sorter.actuate.link_process import ProcessLink
+    from sorter.actuate.links import build_link, link_where
+    from sorter.config import load_config
+
+    run = LineRun(kind)
+    here, there = ctx.Pipe()
+    run.emulator = ctx.Process(target=emulator_main, args=(kind, there), name=f"soak-{kind}-controller", daemon=True)
+    run.emulator.start()
+    there.close()
+    run.conn = here
+    if not here.poll(60.0):
+        raise SystemExit(f"the {kind} emulator did not start within 60 s")
+    _, address, run.emulator_priority = here.recv()
+    where_key = f"actuator.serial.url={address}" if kind == "serial" else f"actuator.modbus.port={address}"
+    cfg = load_config(None, [f"actuator.type={kind}", where_key])
+    if in_process:
+        run.link, _where, _fix = build_link(cfg.actuator, kind, arm=True)
+    else:
+        where, _ = link_where(cfg.actuator, kind, emulated=True)
+        run.link = ProcessLink(cfg.actuator, kind, where, rt_priority=cfg.runtime.link_priority)
+    run.link.start()
+    if not run.link.wait_ready(60.0):
+        raise SystemExit(f"the {kind} link did not get ready within 60 s")
+    return run
+
+
+def drive(runs: list[LineRun], rate_hz: float, stop: threading.Event) -> None:
+    """Submit one command per line every 1/rate_hz s, about LEAD_S of belt ahead; collect outcomes."""
+    from firmware_bridge.messages import Fire
+
+    next_id = 1
+    period = 1.0 / rate_hz
+    t_next = time.monotonic()
+    t_last = t_next
+    while not stop.is_set():
+        now = time.monotonic()
+        if now < t_next:
+            time.sleep(min(t_next - now, 0.01))
+            continue
+        t_next += period
+        for run in runs:
+            run.submit_gaps_ms.append((now - t_last) * 1e3)
+            count = run.link.sync.count_at(time.monotonic_ns())
+            if count is not None:
+                want = int(count + LEAD_S * SPEED_COUNTS_PER_S)
+                run.wanted[next_id] = want
+                run.link.submit(Fire(next_id, next_id % 8, next_id % 8, want, want + PULSE_COUNTS))
+                next_id += 1
+            run.on_events()
+        t_last = now
+
+
+def busy_interpreter(stop: threading.Event) -> None:
+    """Pure-Python work in this process: the line's vision work holding the interpreter."""
+    x = 0
+    while not stop.is_set():
+        for i in range(20_000):
+            x = (x + i * i) % 1_000_003
+
+
+def serve_metrics(runs: list[LineRun]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = "".join(
+                f'link_{k}{{line="{r.kind}"}} {v}\n' for r in runs for k, v in r.link.stats().items()
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, name="soak-metrics", daemon=True).start()
+    return server
+
+
+def scrape(url: str, stop: threading.Event, counts: dict[str, int]) -> None:
+    while not stop.wait(1.0):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                r.read()
+            counts["ok"] = counts.get("ok", 0) + 1
+        except OSError:
+            counts["failed"] = counts.get("failed", 0) + 1
+
+
+def finish(run: LineRun) -> dict[str, Any]:
+    """Drain, close the link, collect the controller's figures: one row of the table."""
+    deadline = time.monotonic() + 3.0 + LEAD_S
+    run.link.wait_idle(2.0)
+    while time.monotonic() < deadline and len(run.finished) < len(run.wanted):
+        run.link.fetch_reports()
+        run.on_events()
+        time.sleep(0.05)
+    stats = run.link.stats()
+    run.link.close()
+    run.on_events()
+    assert run.conn is not None
+    run.conn.send("stop")
+    _, gaps, counters = run.conn.recv() if run.conn.poll(30.0) else ("", [], {})
+    run.emulator.join(10.0)
+    g = np.asarray(gaps, dtype=np.float64)
+    deaths = int(stats.get("process_deaths", 0))
+    trips = int(counters.get("watchdog_trips", -1))
+    sent = len(run.wanted)
+    return {
+        "line": run.kind,
+        "sent": sent,
+        "outcomes": dict(sorted(run.outcomes.items())),
+        "no_outcome": sent - len(run.finished),
+        "double_outcomes": run.double_outcomes,
+        "executed_late": run.executed_late,
+        "watchdog_trips": trips,
+        "false_watchdog_trips": trips if deaths == 0 else None,  # with a dead link process a trip is a real one
+        "link_process_deaths": deaths,
+        "heartbeats": int(g.size) + 1 if g.size else 0,
+        "heartbeat_gap_ms": {k: round(float(np.percentile(g, q)), 2) for k, q in (("p50", 50), ("p99", 99), ("max", 100))}
+        if g.size else {},
+        "driver_gap_ms_max": round(max(run.submit_gaps_ms[1:], default=0.0), 1),
+        "link_priority": getattr(run.link, "priority", "") or "thread of the soak process",
+        "controller_priority": run.emulator_priority,
+        "link_stats": stats,
+        "controller_counters": counters,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'line':7s} {'sent':>6s} {'executed':>8s} {'late':>5s} {'rej':>4s} {'lost':>5s} {'other':>5s} {'none':>4s} "
+            f"{'exec late':>9s} {'wd trips':>8s} {'false':>5s} {'hb':>6s} {'gap p50':>7s} {'p99':>6s} {'max':>7s} "
+            f"{'deaths':>6s}")
+    out = [head, "-" * len(head)]
+    for r in rows:
+        o = dict(r["outcomes"])
+        known = sum(o.get(k, 0) for k in ("executed", "late", "rejected", "lost"))
+        g = r["heartbeat_gap_ms"] or {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        out.append(
+            f"{r['line']:7s} {r['sent']:6d} {o.get('executed', 0):8d} {o.get('late', 0):5d} {o.get('rejected', 0):4d} "
+            f"{o.get('lost', 0):5d} {sum(o.values()) - known:5d} {r['no_outcome']:4d} {r['executed_late']:9d} "
+            f"{r['watchdog_trips']:8d} {r['false_watchdog_trips']!s:>5s} {r['heartbeats']:6d} {g['p50']:7.2f} "
+            f"{g['p99']:6.2f} {g['max']:7.2f} {r['link_process_deaths']:6d}"
+        )
+    for r in rows:
+        out.append(f"{r['line']}: link at {r['link_priority']}; controller emulator at {r['controller_priority']}; "
+                   f"driver's longest gap {r['driver_gap_ms_max']} ms (the line's own process under load)")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--hogs", type=int, default=0, help="CPU hog processes (python -c 'while True: pass'); 2 per the target")
+    ap.add_argument("--hog-nice", type=int, default=0, help="niceness of the hogs (0: they compete with everything)")
+    ap.add_argument("--lines", default="serial,modbus")
+    ap.add_argument("--in-process", action="store_true", help="links as threads of this process (runtime.link_process: false)")
+    ap.add_argument("--rate-hz", type=float, default=20.0, help="commands per second per line")
+    ap.add_argument("--no-busy", action="store_true", help="no pure-Python work in this process")
+    ap.add_argument("--scrape", default=None, help="URL scraped every second (default: this script's own /metrics)")
+    ap.add_argument("--json", default=None, help="write the rows here too")
+    args = ap.parse_args(argv)
+    kinds = [k.strip() for k in args.lines.split(",") if k.strip()]
+    if bad := [k for k in kinds if k not in ("serial", "modbus")]:
+        ap.error(f"--lines: {bad} are not lines; use serial, modbus or both")
+
+    ctx = multiprocessing.get_context("spawn")
+    runs = [start_line(k, args.in_process, ctx) for k in kinds]
+    stop = threading.Event()
+    hog = [sys.executable, "-c", f"import os; os.nice({args.hog_nice}); exec('while True: pass')"]
+    hogs = [subprocess.Popen(hog) for _ in range(args.hogs)]
+    server = serve_metrics(runs)
+    url = args.scrape or f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    scraped: dict[str, int] = {}
+    threads = [threading.Thread(target=drive, args=(runs, args.rate_hz, stop), name="soak-drive"),
+               threading.Thread(target=scrape, args=(url, stop, scraped), name="soak-scrape")]
+    if not args.no_busy:
+        threads.append(threading.Thread(target=busy_interpreter, args=(stop,), name="soak-busy"))
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        stop.wait(args.minutes * 60.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10.0)
+        for h in hogs:
+            h.kill()
+            h.wait()
+        server.shutdown()
+    minutes = (time.monotonic() - t0) / 60.0
+    rows = [finish(r) for r in runs]
+    mode = "threads of the soak process" if args.in_process else "own processes (runtime.link_process)"
+    print(f"soak_link: {minutes:.1f} min, links in {mode}, {args.hogs} CPU hogs, {os.cpu_count()} CPUs, "
+          f"{args.rate_hz:g} commands/s per line, {'no ' if args.no_busy else ''}busy interpreter, "
+          f"{url} scraped {scraped.get('ok', 0)} times ({scraped.get('failed', 0)} failed)")
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"minutes": minutes, "hogs": args.hogs, "in_process": args.in_process,
+                                               "rows": rows}, indent=2) + "\n", encoding="utf-8")
+    false_trips = sum(r["false_watchdog_trips"] or 0 for r in rows)
+    print(f"false watchdog trips: {false_trips} (target 0)")
+    return 0 if false_trips == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
