@@ -42,9 +42,16 @@ def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | 
     return run_line(line, duration_s, not live, threading.Event())
 
 
-def measure_profile(files: list[str] | None, overrides: list[str], duration_s: float, name: str, note: str) -> dict[str, Any]:
-    """This box's per-stage times on a ``--fast`` run charged wall time: the file form of a latency profile."""
+def measure_profile(
+    files: list[str] | None, overrides: list[str], duration_s: float, name: str, note: str, cpu_time: bool
+) -> dict[str, Any]:
+    """This box's per-stage times on a ``--fast`` run charged wall time: the file form of a latency profile.
+
+    With ``cpu_time`` each stage is measured in CPU time of the loop's thread, with a one-thread ONNX Runtime
+    session (all inference on that thread): what the stage costs a core of its own, whatever else the box runs.
+    """
     import platform
+    import time
 
     import numpy as np
 
@@ -52,6 +59,14 @@ def measure_profile(files: list[str] | None, overrides: list[str], duration_s: f
 
     cfg = load_line_config(files, ["runtime.charge=wall", *overrides])
     line = build_line(cfg, fast=True)
+    if cpu_time:
+        if cfg.detector.type == "onnxruntime":
+            from sorter.detect.onnxruntime_backend import create
+            from sorter.entities import MATERIAL_CLASSES
+
+            line.detector.close()
+            line.detector = line.pipeline.detector = create(cfg.detector, MATERIAL_CLASSES, threads=1)
+        line.pipeline.timer_ns = time.thread_time_ns
     recorder = line.latency
     summary = run_line(line, duration_s, True, threading.Event())
     stages: dict[str, Any] = {}
@@ -65,8 +80,9 @@ def measure_profile(files: list[str] | None, overrides: list[str], duration_s: f
                 "samples_ms": [round(float(x), 4) for x in q],
             }
     cpus = os.cpu_count()
+    how = "thread CPU time per stage, one-thread ONNX Runtime session" if cpu_time else "wall time per stage"
     desc = (
-        f"measured on {platform.machine()} with {cpus} CPU(s), detector {summary['detector']}, "
+        f"measured ({how}) on {platform.machine()} with {cpus} CPU(s), detector {summary['detector']}, "
         f"{summary['frames']} frames of {duration_s:g} s simulated belt"
     )
     return {"name": name, "source": "measured", "description": desc + (f"; {note}" if note else ""), "stages": stages}
@@ -82,14 +98,17 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override of the measured line")
     ap.add_argument("--name", default=None, help="profile name (default: the file's stem)")
     ap.add_argument("--note", default="", help="said in the profile's description (e.g. the load on the box)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="measure stages in CPU time of the loop's thread (one-thread inference): a core's cost under load")
     args = ap.parse_args()
     if args.write_profile:
         import yaml
 
         out = Path(args.write_profile)
-        prof = measure_profile(args.config, args.set, args.duration, args.name or out.stem, args.note)
+        prof = measure_profile(args.config, args.set, args.duration, args.name or out.stem, args.note, args.cpu_time)
         head = "# Latency profile charged by `sorter run --fast` (runtime.latency_profile). Written by:\n"
-        head += f"#   python scripts/bench_loop.py --write-profile {out.name} --duration {args.duration:g}\n"
+        flags = " --cpu-time" if args.cpu_time else ""
+        head += f"#   python scripts/bench_loop.py --write-profile {args.write_profile} --duration {args.duration:g}{flags}\n"
         out.write_text(head + yaml.safe_dump(prof, sort_keys=False, width=120), encoding="utf-8")
         for stage, m in prof["stages"].items():
             print(f"{stage:8s} p50 {m['p50_ms']:8.3f} ms  p99 {m['p99_ms']:8.3f} ms")

@@ -28,7 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds of belt to run (default: until Ctrl-C; 60 with --fast)",
     )
     p.add_argument(
-        "--fast", action="store_true", help="simulated clock: as fast as possible, deterministic, processing time charged"
+        "--fast",
+        action="store_true",
+        help="simulated time, as fast as the machine allows: each stage charged its modelled time from the latency "
+        "profile (runtime.latency_profile), so the same seed and profile give the same figures under any load",
+    )
+    p.add_argument(
+        "--charge",
+        choices=("profile", "wall"),
+        default=None,
+        help="with --fast: charge the profile's modelled stage times (default, deterministic) or this machine's own "
+        "(wall; the figures then depend on the machine and its load); sets runtime.charge",
     )
     p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no live status")
@@ -65,6 +75,9 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     from sorter.runtime.service_setup import start_service
 
     fast = bool(getattr(args, "fast", False))
+    charge = getattr(args, "charge", None)
+    if charge is not None:
+        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"charge": charge})})
     duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if fast else None))
     replay_source = None
     try:

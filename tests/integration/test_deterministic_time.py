@@ -1,0 +1,68 @@
+"""Deterministic simulated time: `sorter run --fast` charges modelled stage times, so load changes nothing but the wall clock."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sorter.cli import main as cli_main
+from sorter.runtime.accounting import WALL_CLOCK_KEYS
+
+ORACLE = ("--set", "detector.type=oracle")
+HOG = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 120:\n    pass\n"
+
+
+def _run(tmp_path: Path, name: str, *args: str) -> dict[str, Any]:
+    out = tmp_path / f"{name}.json"
+    assert cli_main(["run", "--fast", "--quiet", "--summary", str(out), *args]) == 0
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def _sorting(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k not in WALL_CLOCK_KEYS}
+
+
+def test_the_same_run_beside_two_cpu_hogs_gives_the_same_summary(tmp_path: Path) -> None:
+    # the shipped model through ONNX Runtime: its real latency on this machine is whatever the load makes it
+    quiet = _run(tmp_path, "quiet", "--duration", "4")
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(2)]
+    try:
+        loaded = _run(tmp_path, "loaded", "--duration", "4")
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait(timeout=10)
+    assert quiet["charge"] == "profile" and quiet["latency_profile"]["name"] == "cpu-2core"
+    assert quiet["detector"].startswith("onnxruntime")
+    assert quiet["frames"] > 0 and quiet["objects_seen"] > 0
+    assert _sorting(loaded) == _sorting(quiet)
+    assert "latency_measured_ms" in loaded and "detect" in loaded["latency_measured_ms"]
+
+
+def test_a_profile_too_slow_for_the_camera_rate_is_reported_overloaded(tmp_path: Path) -> None:
+    a = _run(tmp_path, "a", "--duration", "6", *ORACLE, "--set", "runtime.latency_override_ms={detect: 45}")
+    b = _run(tmp_path, "b", "--duration", "6", *ORACLE, "--set", "runtime.latency_override_ms={detect: 45}")
+    assert _sorting(a) == _sorting(b)
+    over = a["overload"]
+    assert over["overloaded"] is True and over["episodes"] >= 1 and over["overloaded_s"] > 3.0
+    assert over["worst"].startswith("overloaded (detect ") and "> 16.7 ms budget" in over["worst"]
+    assert a["frames_dropped_fraction"] > 0.5
+    assert a["latency_ms"]["detect"]["p50"] > 40.0  # the booked (modelled) time, not the oracle's real microseconds
+
+
+def test_a_line_within_its_budget_is_not_overloaded_and_wall_charge_still_runs(tmp_path: Path) -> None:
+    s = _run(tmp_path, "ok", "--duration", "4", *ORACLE)
+    assert s["overload"]["overloaded"] is False and s["frames_dropped"] == 0
+    w = _run(tmp_path, "wall", "--duration", "2", *ORACLE, "--charge", "wall")
+    assert w["charge"] == "wall" and "latency_profile" not in w and "latency_measured_ms" not in w
+    assert w["frames"] > 0
+
+
+def test_a_missing_profile_stops_start_up_with_the_fix(tmp_path: Path, capsys: Any) -> None:
+    assert cli_main(["run", "--fast", "--duration", "1", "--quiet", *ORACLE, "--set", "runtime.latency_profile=nope"]) == 2
+    err = capsys.readouterr().err
+    assert "runtime.latency_profile" in err and "nope" in err and "--write-profile" in err
