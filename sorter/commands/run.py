@@ -52,7 +52,8 @@ def _status_printer(tty: bool) -> Any:
         if tty:
             sys.stdout.write("\x1b[H\x1b[J" + text + "\n")
         else:
-            sys.stdout.write(text.splitlines()[0] + "\n")
+            rows = text.splitlines()
+            sys.stdout.write("\n".join([rows[0], *(r for r in rows[1:] if r.startswith("WARNING"))]) + "\n")
         sys.stdout.flush()
 
     return show

@@ -22,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from sorter.config import CONFIG_DIR, Config
 from sorter.errors import ConfigError
+
+#: Where the shipped profiles live (``runtime.latency_profile`` names one of them, or a file).
+PROFILES_DIR = CONFIG_DIR / "profiles"
 
 #: The loop's stages, in the order a cycle charges them.
 STAGES = ("detect", "project", "track", "plan", "actuate")
@@ -192,3 +196,29 @@ class StageSampler:
             sigma = math.log(m.p99_ms / m.p50_ms) / _Z99
             v = min(m.p50_ms * math.exp(sigma * float(self._rng.standard_normal())), _CAP_X_P99 * m.p99_ms)
         return round(v * 1e6)
+
+
+def line_profile(cfg: Config) -> LatencyProfile:
+    """The latency profile ``runtime.latency_profile`` names, with ``runtime.latency_override_ms`` applied.
+
+    Raises:
+        ConfigError: the profile cannot be found or read (naming it and the fix).
+    """
+    profile = load_profile(cfg.runtime.latency_profile, PROFILES_DIR)
+    over = cfg.runtime.latency_override_ms
+    return profile.with_overrides(over) if over else profile
+
+
+def rate_warning(profile: LatencyProfile, fps: float) -> str | None:
+    """Why the box ``profile`` models cannot hold ``fps`` (stage medians over the frame budget), else None."""
+    budget_ms = 1000.0 / fps
+    total = profile.p50_total_ms()
+    if total <= budget_ms:
+        return None
+    stage, worst = profile.slowest_stage()
+    return (
+        f"latency profile '{profile.name}' ({profile.source}) needs {total:.1f} ms per frame ({stage} {worst:.1f} ms p50), "
+        f"over the {budget_ms:.1f} ms budget of {fps:g} fps: about {100 * (1 - budget_ms / total):.0f} % of frames "
+        f"will be dropped and the line will say 'degraded: overloaded'; lower camera.fps to {1000.0 / total:.0f} "
+        "or below, or run on a faster box (and measure it: scripts/bench_loop.py --write-profile)"
+    )

@@ -13,13 +13,13 @@ from sorter.actuate.base import Actuator
 from sorter.actuate.registry import create_actuator
 from sorter.capture.base import FrameSource
 from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock, MonotonicClock
-from sorter.config import CONFIG_DIR, Config
+from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
 from sorter.entities import MATERIAL_CLASSES
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
-from sorter.runtime.latency_profile import LatencyProfile, StageSampler, load_profile
+from sorter.runtime.latency_profile import LatencyProfile, StageSampler, line_profile
 from sorter.runtime.overload import OverloadMonitor
 from sorter.runtime.params import target_class_ids
 from sorter.runtime.pipeline import CycleResult, Pipeline, build_pipeline
@@ -140,20 +140,6 @@ def replay_config(cfg: Config) -> Config:
     return cfg.model_copy(update={"actuator": cfg.actuator.model_copy(update={"type": "dry_run"})})
 
 
-PROFILES_DIR = CONFIG_DIR / "profiles"
-
-
-def line_profile(cfg: Config) -> LatencyProfile:
-    """The latency profile ``runtime.latency_profile`` names, with ``runtime.latency_override_ms`` applied.
-
-    Raises:
-        ConfigError: the profile cannot be found or read (naming it and the fix).
-    """
-    profile = load_profile(cfg.runtime.latency_profile, PROFILES_DIR)
-    over = cfg.runtime.latency_override_ms
-    return profile.with_overrides(over) if over else profile
-
-
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     """Build a line: the plant, the detector, tracker and planner, the actuator, the event recorder.
 
@@ -199,7 +185,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         detector.close()
         raise
     tolerance_mm = max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm)
-    overload = OverloadMonitor(
+    overload = None if replay else OverloadMonitor(  # a replay has no camera rate to hold
         fps=cfg.camera.fps, window_s=cfg.runtime.overload_window_s, drop_share_limit=cfg.runtime.overload_drop_share
     )
     return Line(

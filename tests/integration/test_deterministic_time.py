@@ -55,7 +55,8 @@ def test_a_profile_too_slow_for_the_camera_rate_is_reported_overloaded(tmp_path:
 
 
 def test_a_line_within_its_budget_is_not_overloaded_and_wall_charge_still_runs(tmp_path: Path) -> None:
-    s = _run(tmp_path, "ok", "--duration", "4", *ORACLE)
+    s = _run(tmp_path, "ok", "--duration", "4", *ORACLE, "--set", "runtime.latency_profile=edge-gpu")
+    assert s["latency_profile"] == {"name": "edge-gpu", "source": "modelled"}
     assert s["overload"]["overloaded"] is False and s["frames_dropped"] == 0
     w = _run(tmp_path, "wall", "--duration", "2", *ORACLE, "--charge", "wall")
     assert w["charge"] == "wall" and "latency_profile" not in w and "latency_measured_ms" not in w

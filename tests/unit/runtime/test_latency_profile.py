@@ -10,8 +10,7 @@ import pytest
 from sorter.clock import ModelledClock
 from sorter.errors import ConfigError
 from sorter.runtime.charging import MeasuredCharge, ModelledCharge
-from sorter.runtime.latency_profile import STAGES, StageSampler, load_profile, parse_profile
-from sorter.runtime.line import PROFILES_DIR
+from sorter.runtime.latency_profile import PROFILES_DIR, STAGES, StageSampler, load_profile, parse_profile, rate_warning
 from sorter.runtime.stats import LatencyRecorder
 
 PROFILE = {"name": "t", "stages": {"detect": {"p50_ms": 10.0, "p99_ms": 20.0}, "track": {"p50_ms": 1.0, "p99_ms": 1.0}}}
@@ -58,7 +57,7 @@ def test_override_keeps_the_spread() -> None:
     ],
 )
 def test_bad_profiles_are_refused_with_the_key(data: object, words: str) -> None:
-    with pytest.raises(ConfigError, match="bad.yaml") as e:
+    with pytest.raises(ConfigError, match=r"bad\.yaml") as e:
         parse_profile(data, "bad.yaml")
     assert words in str(e.value)
 
@@ -75,7 +74,7 @@ def test_profiles_load_by_name_or_path(tmp_path: Path) -> None:
         load_profile("nope", PROFILES_DIR)
     assert "--write-profile" in str(e.value)
     (tmp_path / "broken.yaml").write_text("stages: [")
-    with pytest.raises(ConfigError, match="broken.yaml"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
         load_profile(str(tmp_path / "broken.yaml"), PROFILES_DIR)
 
 
@@ -90,3 +89,11 @@ def test_modelled_charge_moves_the_clock_by_the_draw_only() -> None:
     clock.begin_cycle(0)  # never backwards
     assert clock.now_ns() == 1_001_000
     assert MeasuredCharge().charge("detect", 42) == 42
+
+
+def test_rate_warning_says_what_cannot_be_held_and_the_fix() -> None:
+    prof = parse_profile(PROFILE, "t.yaml")  # 11 ms per frame
+    assert rate_warning(prof, 60.0) is None
+    w = rate_warning(prof, 120.0) or ""
+    assert "11.0 ms per frame (detect 10.0 ms p50)" in w and "8.3 ms budget of 120 fps" in w
+    assert "lower camera.fps to 91" in w and "degraded: overloaded" in w
