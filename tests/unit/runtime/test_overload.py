@@ -46,3 +46,22 @@ def test_drops_alone_overload_and_recovery_needs_half_the_limit() -> None:
     for _ in range(300):
         mon.on_frame(dropped, FAST)
     assert not mon.overloaded and mon.episodes == 1
+
+
+def test_metrics_export_the_overload_state() -> None:
+    from sorter.runtime.metrics_text import MetricsSnapshot, prometheus_text
+
+    mon = OverloadMonitor(fps=60.0, window_s=1.0, drop_share_limit=0.1)
+    assert MetricsSnapshot.overload_of(None) == {}
+    dropped = 0
+    for _ in range(200):
+        dropped += 2
+        mon.on_frame(dropped, SLOW)
+    snap = MetricsSnapshot(state="degraded", uptime_s=1.0, frames=200, frames_dropped=dropped, fps=20.0,
+                           overload=MetricsSnapshot.overload_of(mon))
+    text = prometheus_text(snap)
+    assert "sorter_overloaded 1.0" in text
+    assert "sorter_frames_dropped_share 0.6667" in text
+    assert "sorter_frame_budget_ms 16.667" in text
+    assert 'sorter_stage_window_p50_ms{stage="detect"} 45.0' in text
+    assert 'sorter_state{state="degraded"} 1.0' in text
