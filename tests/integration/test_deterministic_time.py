@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sorter.cli import main as cli_main
 from sorter.runtime.accounting import WALL_CLOCK_KEYS
 
@@ -26,6 +28,7 @@ def _sorting(s: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in s.items() if k not in WALL_CLOCK_KEYS}
 
 
+@pytest.mark.timeout(1800)  # a hang guard: the run beside the hogs takes what wall time the machine gives it
 def test_the_same_run_beside_two_cpu_hogs_gives_the_same_summary(tmp_path: Path) -> None:
     # the shipped model through ONNX Runtime: its real latency on this machine is whatever the load makes it
     quiet = _run(tmp_path, "quiet", "--duration", "4")

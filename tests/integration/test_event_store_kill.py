@@ -118,7 +118,7 @@ def test_sigkill_mid_write_loses_at_most_the_unflushed_batch(tmp_path: Path) -> 
         assert sum(counts.values()) == total and set(counts) == {"PET", "alu"}
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(120)  # a hang guard only: start-up of the child on a loaded machine takes its time
 def test_sigterm_drains_the_queue_within_a_second(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     # Behaviour, not speed (the machine may be loaded): with a real backlog queued, SIGTERM stops the child cleanly,
