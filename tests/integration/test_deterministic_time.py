@@ -70,3 +70,32 @@ def test_a_missing_profile_stops_start_up_with_the_fix(tmp_path: Path, capsys: A
     assert cli_main(["run", "--fast", "--duration", "1", "--quiet", *ORACLE, "--set", "runtime.latency_profile=nope"]) == 2
     err = capsys.readouterr().err
     assert "runtime.latency_profile" in err and "nope" in err and "--write-profile" in err
+
+
+def test_only_the_frames_the_loop_takes_are_drawn() -> None:
+    import threading
+
+    from sorter.runtime.line import build_line
+    from sorter.runtime.loops import run_line
+    from sorter.runtime.preflight import load_line_config
+
+    cfg = load_line_config(None, ["detector.type=oracle", "runtime.latency_override_ms={detect: 45}"])
+    line = build_line(cfg, fast=True)
+    plant: Any = line.plant
+    exposed: list[int] = []
+    drawn: list[int] = []
+    expose, develop = plant.expose, plant.develop
+
+    def counting_expose(t_ns: int, k: int) -> Any:
+        exposed.append(k)
+        return expose(t_ns, k)
+
+    def counting_develop(e: Any) -> Any:
+        drawn.append(e.frame.frame_index)
+        return develop(e)
+
+    plant.expose, plant.develop = counting_expose, counting_develop
+    s = run_line(line, 3.0, True, threading.Event())
+    assert len(drawn) == s["frames"] and len(exposed) == s["frames"] + s["frames_dropped"]
+    assert exposed == list(range(len(exposed)))  # every camera frame exposed once, in order
+    assert s["frames_dropped"] > s["frames"]  # a 45 ms detector at 60 fps lets most frames go by undrawn
