@@ -235,6 +235,9 @@ class RuntimeConfig(Strict):
         description="per-stage p50 in ms replacing the profile's (its spread kept), e.g. {detect: 33}",
     )
     overload_window_s: float = Field(2.0, gt=0, le=600, description="window over which dropped frames and latency are judged")
+    overload_degrades: bool = Field(
+        True, description="an overloaded loop degrades the service; false: it is only logged, shown in the status and summary"
+    )
     overload_drop_share: float = Field(
         0.1, gt=0, le=1, description="share of frames dropped over the window above which the loop is overloaded"
     )

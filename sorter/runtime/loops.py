@@ -94,7 +94,7 @@ def _watch_overload(line: Line) -> None:
             log.info("the loop holds the camera rate again")
         else:
             log.warning("the loop cannot hold the camera rate: %s", reason)
-        if line.service is not None:
+        if line.service is not None and line.cfg.runtime.overload_degrades:
             line.service.set_degraded("overloaded", mon.cause())
 
 

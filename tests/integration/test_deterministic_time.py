@@ -99,3 +99,24 @@ def test_only_the_frames_the_loop_takes_are_drawn() -> None:
     assert len(drawn) == s["frames"] and len(exposed) == s["frames"] + s["frames_dropped"]
     assert exposed == list(range(len(exposed)))  # every camera frame exposed once, in order
     assert s["frames_dropped"] > s["frames"]  # a 45 ms detector at 60 fps lets most frames go by undrawn
+
+
+def test_an_overloaded_loop_degrades_the_service_with_the_numbers() -> None:
+    import threading
+
+    from sorter.runtime.line import build_line
+    from sorter.runtime.loops import run_line
+    from sorter.runtime.preflight import load_line_config
+    from sorter.runtime.service import LineService
+
+    cfg = load_line_config(None, ["detector.type=oracle", "runtime.latency_override_ms={detect: 45}"])
+    line = build_line(cfg, fast=True)
+    service = LineService(line)
+    line.service = service
+    reasons: list[str] = []
+    service.on_change = lambda: reasons.append(service.reason())
+    run_line(line, 4.0, True, threading.Event())
+    assert service.faults.get("overloaded") == 1
+    assert any(r.startswith("overloaded: detect ") and "ms p50 > 16.7 ms budget" in r for r in reasons), reasons
+    m = service.metrics()
+    assert m.overload["overloaded"] == 1 and float(m.overload["drop_share"]) > 0.5
