@@ -109,7 +109,7 @@ def main() -> None:
         head = "# Latency profile charged by `sorter run --fast` (runtime.latency_profile). Written by:\n"
         flags = " --cpu-time" if args.cpu_time else ""
         head += f"#   python scripts/bench_loop.py --write-profile {args.write_profile} --duration {args.duration:g}{flags}\n"
-        out.write_text(head + yaml.safe_dump(prof, sort_keys=False, width=120), encoding="utf-8")
+        out.write_text(head + yaml.safe_dump(prof, sort_keys=False, width=120, default_flow_style=None), encoding="utf-8")
         for stage, m in prof["stages"].items():
             print(f"{stage:8s} p50 {m['p50_ms']:8.3f} ms  p99 {m['p99_ms']:8.3f} ms")
         print(f"wrote {out}")
