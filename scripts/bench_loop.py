@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
 """End-to-end loop latency on the simulated line: per-stage p50/p99 and timing error.
 
-Runs ``sorter run --fast`` (processing time charged to the simulated clock) for
-each scenario and prints one table row per stage, plus the fire-position error
-and drops. ``--live`` also runs the live (real-time, threaded) loop.
+Runs ``sorter run --fast`` with ``runtime.charge=wall`` (this machine's real
+processing time charged to the simulated clock) for each scenario and prints one
+table row per stage, plus the fire-position error and drops. ``--live`` also runs
+the live (real-time, threaded) loop.
+
+``--write-profile PATH`` measures the default line (the shipped model through
+ONNX Runtime, or the config given with ``--config``) and writes this box's
+latency profile: per stage p50/p99 and 200 quantiles of the measured times,
+what deterministic ``sorter run --fast`` runs charge (``runtime.latency_profile``).
 
     python scripts/bench_loop.py [--duration 30] [--live] [--json out.json]
+    python scripts/bench_loop.py --write-profile configs/profiles/cpu-2core.yaml --duration 60
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from sorter.runtime.line import build_line
@@ -28,9 +37,55 @@ SCENARIOS: dict[str, list[str]] = {
 
 
 def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | None = None) -> dict[str, Any]:
-    cfg = load_line_config(files, overrides)
+    cfg = load_line_config(files, ["runtime.charge=wall", *overrides])
     line = build_line(cfg, fast=not live)
     return run_line(line, duration_s, not live, threading.Event())
+
+
+def measure_profile(
+    files: list[str] | None, overrides: list[str], duration_s: float, name: str, note: str, cpu_time: bool
+) -> dict[str, Any]:
+    """This box's per-stage times on a ``--fast`` run charged wall time: the file form of a latency profile.
+
+    With ``cpu_time`` each stage is measured in CPU time of the loop's thread, with a one-thread ONNX Runtime
+    session (all inference on that thread): what the stage costs a core of its own, whatever else the box runs.
+    """
+    import platform
+    import time
+
+    import numpy as np
+
+    from sorter.runtime.latency_profile import STAGES
+
+    cfg = load_line_config(files, ["runtime.charge=wall", *overrides])
+    line = build_line(cfg, fast=True)
+    if cpu_time:
+        if cfg.detector.type == "onnxruntime":
+            from sorter.detect.onnxruntime_backend import create
+            from sorter.entities import MATERIAL_CLASSES
+
+            line.detector.close()
+            line.detector = line.pipeline.detector = create(cfg.detector, MATERIAL_CLASSES, threads=1)
+        line.pipeline.timer_ns = time.thread_time_ns
+    recorder = line.latency
+    summary = run_line(line, duration_s, True, threading.Event())
+    stages: dict[str, Any] = {}
+    for stage in STAGES:
+        v = recorder.samples_ms(stage)
+        if v.size:
+            q = np.percentile(v, np.linspace(0.25, 99.75, 200))
+            stages[stage] = {
+                "p50_ms": round(float(np.percentile(v, 50)), 4),
+                "p99_ms": round(float(np.percentile(v, 99)), 4),
+                "samples_ms": [round(float(x), 4) for x in q],
+            }
+    cpus = os.cpu_count()
+    how = "thread CPU time per stage, one-thread ONNX Runtime session" if cpu_time else "wall time per stage"
+    desc = (
+        f"measured ({how}) on {platform.machine()} with {cpus} CPU(s), detector {summary['detector']}, "
+        f"{summary['frames']} frames of {duration_s:g} s simulated belt"
+    )
+    return {"name": name, "source": "measured", "description": desc + (f"; {note}" if note else ""), "stages": stages}
 
 
 def main() -> None:
@@ -38,7 +93,27 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--live", action="store_true", help="also run the live loop (real time) on the medium scenario")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--write-profile", default=None, metavar="PATH", help="measure this box and write its latency profile")
+    ap.add_argument("--config", action="append", default=None, help="config of the measured line (default: the default line)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override of the measured line")
+    ap.add_argument("--name", default=None, help="profile name (default: the file's stem)")
+    ap.add_argument("--note", default="", help="said in the profile's description (e.g. the load on the box)")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="measure stages in CPU time of the loop's thread (one-thread inference): a core's cost under load")
     args = ap.parse_args()
+    if args.write_profile:
+        import yaml
+
+        out = Path(args.write_profile)
+        prof = measure_profile(args.config, args.set, args.duration, args.name or out.stem, args.note, args.cpu_time)
+        head = "# Latency profile charged by `sorter run --fast` (runtime.latency_profile). Written by:\n"
+        flags = " --cpu-time" if args.cpu_time else ""
+        head += f"#   python scripts/bench_loop.py --write-profile {args.write_profile} --duration {args.duration:g}{flags}\n"
+        out.write_text(head + yaml.safe_dump(prof, sort_keys=False, width=120, default_flow_style=None), encoding="utf-8")
+        for stage, m in prof["stages"].items():
+            print(f"{stage:8s} p50 {m['p50_ms']:8.3f} ms  p99 {m['p99_ms']:8.3f} ms")
+        print(f"wrote {out}")
+        return
     results: dict[str, dict[str, Any]] = {}
     for name, ov in SCENARIOS.items():
         results[name + " fast"] = run(ov, args.duration, live=False)

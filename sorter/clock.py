@@ -83,3 +83,22 @@ class ChargedClock:
                 self._base_ns += time.perf_counter_ns() - self._start_pc_ns
                 self._start_pc_ns = None
             return self._base_ns
+
+
+class ModelledClock(ManualClock):
+    """Simulated clock of deterministic ``--fast`` runs: it moves only by the modelled time charged to it.
+
+    The loop charges each stage a time drawn from a latency profile
+    (``sorter.runtime.latency_profile``); nothing the machine really spends
+    (processing, rendering, load from other programs) reaches it, so a run is
+    reproducible from its seed and profile.
+    """
+
+    def begin_cycle(self, t_ns: int) -> None:
+        """Start a cycle at simulated ``t_ns`` (the clock never moves backwards)."""
+        with self._lock:
+            self._now_ns = max(self._now_ns, t_ns)
+
+    def end_cycle(self) -> int:
+        """The simulated time at the end of the cycle."""
+        return self.now_ns()

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from sorter.commands.common import add_config_arguments, load_or_report
+from sorter.config import Config
 
 HELP = "validate a configuration and run the start-up checks (calibration, model, camera, controller, store); exit 2 on error"
 
@@ -14,6 +15,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--config-only", action="store_true", help="validate the configuration only; open no device")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait for a camera frame or a controller")
+
+
+def _check_rate(cfg: Config) -> None:
+    """Warn when this box's latency profile (``runtime.latency_profile``) cannot hold the camera rate."""
+    from sorter.errors import ConfigError
+    from sorter.runtime.latency_profile import line_profile, rate_warning
+
+    try:
+        profile = line_profile(cfg)
+    except ConfigError as e:
+        print(f"    WARNING: {e}")
+        return
+    warning = rate_warning(profile, cfg.camera.fps)
+    if warning is None:
+        budget = 1000.0 / cfg.camera.fps
+        print(f"    latency profile '{profile.name}': {profile.p50_total_ms():.1f} ms per frame p50, within {budget:.1f} ms")
+    else:
+        print(f"    WARNING: {warning}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,6 +61,7 @@ def main(args: argparse.Namespace) -> int:
         r = cfg.robot
         print(f"    robot window y {r.window_y_start_mm:g}..{r.window_y_end_mm:g} mm, up to {r.max_picks_per_min:g} picks/min")
     print(f"    detector {cfg.detector.type}, actuator {cfg.actuator.type}, targets {', '.join(cfg.policy.targets)}")
+    _check_rate(cfg)
     for ref in all_plugins():
         print(f"    plugin {ref.kind} {ref.name!r}: {ref.origin} ({ref.target})")
     if args.config_only:

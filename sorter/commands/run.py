@@ -28,7 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds of belt to run (default: until Ctrl-C; 60 with --fast)",
     )
     p.add_argument(
-        "--fast", action="store_true", help="simulated clock: as fast as possible, deterministic, processing time charged"
+        "--fast",
+        action="store_true",
+        help="simulated time, as fast as the machine allows: each stage charged its modelled time from the latency "
+        "profile (runtime.latency_profile), so the same seed and profile give the same figures under any load",
+    )
+    p.add_argument(
+        "--charge",
+        choices=("profile", "wall"),
+        default=None,
+        help="with --fast: charge the profile's modelled stage times (default, deterministic) or this machine's own "
+        "(wall; the figures then depend on the machine and its load); sets runtime.charge",
     )
     p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no live status")
@@ -42,7 +52,8 @@ def _status_printer(tty: bool) -> Any:
         if tty:
             sys.stdout.write("\x1b[H\x1b[J" + text + "\n")
         else:
-            sys.stdout.write(text.splitlines()[0] + "\n")
+            rows = text.splitlines()
+            sys.stdout.write("\n".join([rows[0], *(r for r in rows[1:] if r.startswith("WARNING"))]) + "\n")
         sys.stdout.flush()
 
     return show
@@ -65,6 +76,9 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     from sorter.runtime.service_setup import start_service
 
     fast = bool(getattr(args, "fast", False))
+    charge = getattr(args, "charge", None)
+    if charge is not None:
+        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"charge": charge})})
     duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if fast else None))
     replay_source = None
     try:

@@ -39,6 +39,9 @@ class OrtEngine:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: spinning burned 1.5-1.9x the CPU per inference and doubled the
+        # p99 beside another busy process on a 2-core box, for no gain in the median (scripts/bench_ort_threads.py).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[Any] = ["CPUExecutionProvider"]
         dev = _cuda_device_id(device)
         if dev is not None:

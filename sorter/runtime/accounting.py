@@ -1,4 +1,8 @@
-"""Run counters and the end-of-run summary (JSON and human text)."""
+"""Run counters and the end-of-run summary (JSON and human text).
+
+Every figure of a deterministic ``--fast`` run's summary is reproducible from its
+seed and latency profile except the wall-clock ones, :data:`WALL_CLOCK_KEYS`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from typing import Any
 
 from sorter.entities import CommandReport, FireCommand, PickCommand
 from sorter.runtime.stats import LatencyRecorder, percentiles
+
+#: Summary fields that depend on the machine and its load (all others of a ``--fast`` run charged by profile do not).
+WALL_CLOCK_KEYS = frozenset({"realtime_factor", "wall_s", "latency_measured_ms", "drain_s"})
 
 
 @dataclass
@@ -170,5 +177,19 @@ def human_summary(s: dict[str, Any]) -> str:
             f"({s['pick_success']:.3f}), {s.get('picks_per_min', 0):.1f} picks/min"
         )
     lat = s["latency_ms"]
-    lines.append("  latency ms        " + "  ".join(f"{k} {v['p50']:.3f}/{v['p99']:.3f}" for k, v in lat.items()) + "  (p50/p99)")
+    how = s.get("charge")
+    prof = s.get("latency_profile")
+    booked = f" (modelled: profile {prof['name']}, {prof['source']})" if how == "profile" and prof else ""
+    lines.append("  latency ms        " + "  ".join(f"{k} {v['p50']:.3f}/{v['p99']:.3f}" for k, v in lat.items())
+                 + "  (p50/p99)" + booked)
+    measured = s.get("latency_measured_ms")
+    if measured:
+        lines.append("  this machine ms   " + "  ".join(f"{k} {v['p50']:.3f}/{v['p99']:.3f}" for k, v in measured.items())
+                     + "  (p50/p99, not charged)")
+    over = s.get("overload") or {}
+    if over.get("overloaded"):
+        lines.append(
+            f"  WARNING           overloaded {over['overloaded_s']:.1f} s in {over['episodes']} episode(s): "
+            f"the loop could not hold the camera rate; worst: {over['worst']}"
+        )
     return "\n".join(lines)

@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sorter.actuate.base import Actuator
 from sorter.actuate.registry import create_actuator
 from sorter.capture.base import FrameSource
-from sorter.clock import ChargedClock, Clock, ManualClock, MonotonicClock
+from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock, MonotonicClock
 from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
 from sorter.entities import MATERIAL_CLASSES
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
+from sorter.runtime.latency_profile import LatencyProfile, StageSampler, line_profile
+from sorter.runtime.overload import OverloadMonitor
 from sorter.runtime.params import target_class_ids
 from sorter.runtime.pipeline import CycleResult, Pipeline, build_pipeline
 from sorter.runtime.plant import Plant, Scoreboard, build_plant, camera_model
@@ -62,6 +64,8 @@ class Line:
     events: EventRecorder | None = None  # when analytics.store is set
     recorder: RecordingWriter | None = None  # for `sorter record`
     recorder_summary: dict[str, object] | None = None
+    profile: LatencyProfile | None = None  # the modelled stage times of a deterministic --fast run
+    overload: OverloadMonitor | None = None
 
     @property
     def latency(self) -> LatencyRecorder:
@@ -141,16 +145,30 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
 
     Args:
         cfg: validated configuration.
-        fast: use the simulated, processing-time-charged clock (``--fast``).
+        fast: use simulated time (``--fast``): stages charged the modelled times of ``runtime.latency_profile``
+            (``runtime.charge: profile``, deterministic) or their real durations (``runtime.charge: wall``).
         replay: for ``sorter replay``: a manual clock moved to each recorded frame's stamp, no simulated world,
             no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
     cfg = replay_config(cfg) if replay else cfg
-    clock: Clock = ManualClock() if replay else ChargedClock() if fast else MonotonicClock()
+    modelled = fast and not replay and cfg.runtime.charge == "profile"
+    profile = line_profile(cfg) if modelled else None
+    clock: Clock
+    if replay:
+        clock = ManualClock()
+    elif fast:
+        clock = ModelledClock() if modelled else ChargedClock()
+    else:
+        clock = MonotonicClock()
     camera = camera_model(cfg)
     plant = build_plant(cfg, clock, target_class_ids(cfg), fast=fast, replay=replay)
     detector = create_detector(cfg, MATERIAL_CLASSES)
     pipeline = build_pipeline(cfg, camera, detector, clock)
+    if profile is not None and isinstance(clock, ModelledClock):
+        from sorter.runtime.charging import ModelledCharge
+
+        pipeline.latency_measured = LatencyRecorder()
+        pipeline.charger = ModelledCharge(StageSampler(profile, cfg.sim.seed), clock, pipeline.latency_measured)
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
     plant.prepare(render)  # before the controller link starts its heartbeat
     _preload(cfg)
@@ -167,4 +185,10 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         detector.close()
         raise
     tolerance_mm = max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm)
-    return Line(cfg, clock, camera, detector, pipeline, actuator, plant, RunCounters(), render, tolerance_mm, events=events)
+    overload = None if replay else OverloadMonitor(  # a replay has no camera rate to hold
+        fps=cfg.camera.fps, window_s=cfg.runtime.overload_window_s, drop_share_limit=cfg.runtime.overload_drop_share
+    )
+    return Line(
+        cfg, clock, camera, detector, pipeline, actuator, plant, RunCounters(), render, tolerance_mm,
+        events=events, profile=profile, overload=overload,
+    )

@@ -1,10 +1,12 @@
 """The two ways of running a line: ``--fast`` (simulated clock) and live (threads).
 
-Fast: a single thread walks the simulated time frame by frame. Each cycle's
-*real* processing time is charged to the simulated clock, so latency costs
-belt travel exactly as it would live; frames captured while the loop is busy
-replace each other in the one-frame slot and count as dropped. With a
-processing time below the frame period the run is deterministic from the seed.
+Fast: a single thread walks the simulated time frame by frame. Each stage is
+charged a processing time, modelled from the latency profile (deterministic:
+the same seed and profile give the same run under any load) or, with
+``runtime.charge: wall``, the time it really took; so latency costs belt
+travel exactly as it would live. Frames exposed while the loop is busy replace
+each other in the one-frame slot and count as dropped; only the frame the loop
+takes is drawn, and the simulator's own work is never charged.
 
 Live: a capture thread fills a latest-frame slot at the camera rate, the main
 thread runs detect -> track -> plan and hands commands to the actuator (which
@@ -22,9 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sorter.capture.base import FrameSource
-from sorter.clock import ChargedClock, Clock, ManualClock
+from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock
 from sorter.entities import MATERIAL_CLASSES, Frame
 from sorter.runtime.pipeline import CycleResult
+
+#: Stages whose booked times the overload monitor weighs against the frame budget.
+LOOP_STAGES = ("detect", "project", "track", "plan", "actuate")
 
 if TYPE_CHECKING:
     from sorter.runtime.line import Line
@@ -41,7 +46,7 @@ class RunResult:
     interrupted: bool
 
 
-def _after_cycle(line: Line, result: CycleResult, t_start_ns: int, clock: Clock) -> None:
+def _after_cycle(line: Line, result: CycleResult, clock: Clock) -> None:
     """Submit commands, collect reports, book-keep one cycle."""
     c = line.counters
     c.frames += 1
@@ -64,21 +69,39 @@ def _after_cycle(line: Line, result: CycleResult, t_start_ns: int, clock: Clock)
             c.on_commands(result.commands)
         else:
             c.commands_held += len(result.commands)
-    line.latency.add("actuate", time.perf_counter_ns() - t0)
+    line.latency.add("actuate", line.pipeline.charger.charge("actuate", time.perf_counter_ns() - t0))
     line.latency.add("total", clock.now_ns() - result.frame.t_capture_ns)
     if line.recorder is not None:
         line.recorder.add_frame(result.frame)
     if line.events is not None:
         line.events.on_cycle(result, service is None or service.actuation_enabled)
+    _watch_overload(line)
     if service is not None:
         service.end_cycle(result)
-    del t_start_ns
+
+
+def _watch_overload(line: Line) -> None:
+    """Feed the overload monitor this cycle's stage times and drops; tell the service when the verdict changes."""
+    mon = line.overload
+    if mon is None:
+        return
+    c = line.counters
+    lat = line.latency
+    changed = mon.on_frame(c.frames_dropped + c.frames_dropped_slot_live, {s: lat.last_ms(s) for s in LOOP_STAGES})
+    if changed:
+        reason = mon.reason()
+        if reason is None:
+            log.info("the loop holds the camera rate again")
+        else:
+            log.warning("the loop cannot hold the camera rate: %s", reason)
+        if line.service is not None and line.cfg.runtime.overload_degrades:
+            line.service.set_degraded("overloaded", mon.cause())
 
 
 def _live_cycle(line: Line, frame: Frame, clock: Clock, status: StatusCallback | None, last_status: float, t0_ns: int) -> float:
     """One frame through the pipeline and out to the actuator; shows the status when due. Returns the last status time."""
     result = line.pipeline.process(frame)
-    _after_cycle(line, result, frame.t_capture_ns, clock)
+    _after_cycle(line, result, clock)
     _collect_reports(line)
     if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
         status(line, (clock.now_ns() - t0_ns) / 1e9)
@@ -96,45 +119,63 @@ def _collect_reports(line: Line) -> None:
 
 
 def run_fast(line: Line, duration_s: float, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
-    """Run ``duration_s`` of simulated belt as fast as the machine allows."""
+    """Run ``duration_s`` of simulated belt as fast as the machine allows.
+
+    Each stage's time is booked on the simulated clock (modelled from the latency
+    profile, or measured with ``runtime.charge: wall``); the simulator's own work
+    (moving the world, exposing and drawing frames) never is. Frames exposed while
+    the loop was busy replace each other in the one-frame slot and count as dropped:
+    only the one the loop takes next is drawn.
+    """
     plant = line.plant.simulated()
     if plant is None:
         raise RuntimeError("--fast needs the simulated line (camera.type: sim)")
     clock = line.clock
-    if not isinstance(clock, ChargedClock):
-        raise RuntimeError("--fast needs a ChargedClock")
+    if not isinstance(clock, ChargedClock | ModelledClock):
+        raise RuntimeError("--fast needs a simulated clock (build_line(..., fast=True))")
     period_ns = round(1e9 / line.cfg.camera.fps)
     end_ns = round(duration_s * 1e9)
     next_index = 0
-    pending: Frame | None = None
+    latest: Any = None  # the newest exposure not taken yet
     wall0 = time.perf_counter()
     last_status = wall0
 
-    def capture_until(t_ns: int) -> None:
-        nonlocal next_index, pending
+    def expose_until(t_ns: int) -> None:
+        """Expose every frame due by ``t_ns``; a newer one replaces an exposure not taken yet (a dropped frame)."""
+        nonlocal next_index, latest
         while next_index * period_ns <= min(t_ns, end_ns):
-            frame = plant.capture(next_index * period_ns, next_index)
-            if pending is not None:
+            if latest is not None:
                 line.counters.frames_dropped += 1
-            pending = frame
+            latest = plant.expose(next_index * period_ns, next_index)
             next_index += 1
 
-    capture_until(0)
-    while pending is not None and not stop.is_set():
-        frame, pending = pending, None
+    def take() -> Frame | None:
+        """The frame in the slot, drawn now; when none is due, the next one (the loop idles until it)."""
+        nonlocal latest
+        if latest is None:
+            expose_until(next_index * period_ns)
+        if latest is None:
+            return None
+        exposure, latest = latest, None
+        return plant.develop(exposure)
+
+    expose_until(0)
+    frame = take()
+    while frame is not None and not stop.is_set():
         clock.begin_cycle(frame.t_capture_ns)
         if line.service is not None:
             line.service.begin_cycle()
         result = line.pipeline.process(frame)
-        t_done = clock.now_ns()
-        capture_until(t_done)
+        t_done = clock.end_cycle()  # the simulator's work below is not the line's
+        expose_until(t_done)
         plant.advance_to(max(t_done, plant.now_ns))
-        _after_cycle(line, result, frame.t_capture_ns, clock)
+        clock.begin_cycle(t_done)
+        _after_cycle(line, result, clock)
         line.actuator.wait_idle(2.0)
         _collect_reports(line)
         t_free = clock.end_cycle()
-        if pending is None and next_index * period_ns <= end_ns:
-            capture_until(max(t_free, next_index * period_ns))
+        expose_until(t_free)
+        frame = take()
         if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
             last_status = time.perf_counter()
             status(line, plant.now_ns / 1e9)
@@ -242,6 +283,26 @@ def _detector_name(line: Line) -> str:
     return str(name) if name else line.cfg.detector.type
 
 
+def _timing_fields(line: Line, fast: bool, replay: bool) -> dict[str, Any]:
+    """How time was charged (profile or wall), the machine's own stage times when not charged, the overload verdict."""
+    out: dict[str, Any] = {}
+    if replay:
+        out["charge"] = "recorded stamps"
+    elif fast:
+        prof = line.profile
+        out["charge"] = "wall" if prof is None else "profile"
+        if prof is not None:
+            out["latency_profile"] = {"name": prof.name, "source": prof.source}
+    else:
+        out["charge"] = "live"
+    measured = line.pipeline.latency_measured
+    if measured is not None:
+        out["latency_measured_ms"] = {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in measured.summary_ms().items()}
+    if line.overload is not None:
+        out["overload"] = line.overload.summary()
+    return out
+
+
 def run_line(
     line: Line,
     duration_s: float | None,
@@ -281,6 +342,7 @@ def run_line(
             detector=_detector_name(line),
             actuator_stats=line.actuator.stats(),
         )
+        summary.update(_timing_fields(line, fast, replay_source is not None))
     finally:
         line.close()
     if line.events is not None:

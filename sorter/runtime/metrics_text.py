@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class MetricsSnapshot:
         objects_by_class: confirmed objects that left the view, per class.
         faults: faults raised since start, per kind.
         events: event-store counters (``written``, ``dropped``, ``write_errors``).
+        overload: the loop against the camera rate: ``overloaded`` (1/0), ``drop_share`` over the window,
+            ``budget_ms``, ``stage_p50_ms`` per stage over the window.
     """
 
     state: str
@@ -35,6 +38,20 @@ class MetricsSnapshot:
     objects_by_class: Mapping[str, int] = field(default_factory=dict)
     faults: Mapping[str, int] = field(default_factory=dict)
     events: Mapping[str, int] = field(default_factory=dict)
+    overload: Mapping[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def overload_of(monitor: Any) -> dict[str, Any]:
+        """The ``overload`` field from a ``sorter.runtime.overload.OverloadMonitor`` (empty without one)."""
+        if monitor is None:
+            return {}
+        v = monitor.verdict
+        return {
+            "overloaded": 1 if monitor.overloaded else 0,
+            "drop_share": v.drop_share if v is not None else 0.0,
+            "budget_ms": round(monitor.budget_ms, 3),
+            "stage_p50_ms": dict(v.stage_p50_ms) if v is not None else {},
+        }
 
     def as_dict(self) -> dict[str, object]:
         """Plain dicts throughout (what the line sends to the web process)."""

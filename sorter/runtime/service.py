@@ -285,6 +285,7 @@ class LineService:
             objects_by_class=dict(c.objects_by_class),
             faults=dict(self.faults),
             events=self.line.events_stats(),
+            overload=MetricsSnapshot.overload_of(getattr(self.line, "overload", None)),
         )
 
     def status(self, m: MetricsSnapshot | None = None) -> dict[str, Any]:

@@ -23,6 +23,11 @@ class LatencyRecorder:
         buf[n % self._capacity] = dt_ns
         self._n[stage] = n + 1
 
+    def last_ms(self, stage: str) -> float:
+        """The most recent sample of ``stage`` in ms (0 before the first)."""
+        n = self._n.get(stage, 0)
+        return float(self._buf[stage][(n - 1) % self._capacity]) / 1e6 if n else 0.0
+
     def stages(self) -> list[str]:
         return list(self._buf)
 

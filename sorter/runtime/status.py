@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def render_status(line: Line, t_s: float) -> str:
-    """Text of the live status: rates, objects, ejections, drops, stage latencies."""
+    """Text of the live status: an overload warning while there is one, rates, objects, ejections, drops, latencies."""
     c = line.counters
     score = line.score()
     lat = line.latency.summary_ms()
@@ -23,4 +23,8 @@ def render_status(line: Line, t_s: float) -> str:
         f"commands {c.commands_sent} late-dropped {c.commands_late_dropped} rejected {c.commands_rejected}",
         "latency ms p50/p99: " + "  ".join(f"{k} {v['p50']:.2f}/{v['p99']:.2f}" for k, v in lat.items()),
     ]
+    over = line.overload
+    reason = over.reason() if over is not None else None
+    if reason is not None:  # kept on screen while it lasts (a one-line status, not on a terminal, shows it too)
+        rows.append(f"WARNING degraded: {reason}: the loop cannot hold {line.cfg.camera.fps:g} fps")
     return "\n".join(rows)

@@ -23,7 +23,7 @@ from sorter.sim.mount import sim_camera_model
 from sorter.sim.outputs import SimOutputs
 from sorter.sim.robot import RobotModel
 from sorter.sim.scoring import Scoreboard
-from sorter.sim.world import SimWorld
+from sorter.sim.world import Exposure, SimWorld
 
 if TYPE_CHECKING:
     from sorter.actuate.base import Actuator
@@ -112,6 +112,14 @@ class SimPlant:
     def capture(self, t_ns: int, frame_index: int) -> Frame:
         """Expose the virtual camera at ``t_ns`` (advancing the world to it)."""
         return self.world.capture(t_ns, frame_index, self.render)
+
+    def expose(self, t_ns: int, frame_index: int) -> Exposure:
+        """Expose the virtual camera at ``t_ns`` (advancing the world to it) without drawing pixels yet."""
+        return self.world.expose(t_ns, frame_index)
+
+    def develop(self, exposure: Exposure) -> Frame:
+        """The exposure's frame, drawn when this line renders pixels."""
+        return self.world.develop(exposure, self.render)
 
     def advance_to(self, t_ns: int) -> None:
         """Run the world (belt, objects, pulses, picks) up to ``t_ns``."""

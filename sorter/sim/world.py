@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +33,7 @@ from sorter.sim.objects import ArrivalGenerator, ObjectSpec, make_object
 from sorter.sim.population import Population
 from sorter.sim.records import Fate, ObjectFate, ObjectState, PickRecord, PulseRecord, class_weights
 from sorter.sim.render import LazyRenderer
-from sorter.sim.scene import find_visible, truth_of
+from sorter.sim.scene import VisibleObject, find_visible, truth_of
 from sorter.sim.scoring import Scoreboard
 from sorter.sim.shapes import SHAPES
 from sorter.sim.style import RenderStyle
@@ -403,6 +403,14 @@ class SimWorld:
             the image, and the rendered image, or an empty ``(0, 0, 3)`` image
             (and no drawing cost) when ``render`` is false.
         """
+        return self.develop(self.expose(t_ns, frame_index, camera_id), render)
+
+    def expose(self, t_ns: int, frame_index: int, camera_id: str = "cam0") -> Exposure:
+        """The camera's exposure at ``t_ns`` (advancing the world to it): stamps and truth, pixels not drawn yet.
+
+        ``develop`` draws them later, whatever the world did meanwhile: a loop that
+        lets frames go by draws only the one it will use.
+        """
         with self._lock:
             self.advance_to(t_ns)
             t_s = self.t_s(t_ns)
@@ -417,15 +425,33 @@ class SimWorld:
         for tob in truth:
             if tob.visible_fraction > seen.get(tob.object_id, 0.0):
                 seen[tob.object_id] = tob.visible_fraction
-        if render:
-            image: ImageArray = self._view.get().render(visible, s_mm=s, speed_mm_s=speed, t_s=t_s, frame_index=frame_index)
-        else:
-            image = np.zeros((0, 0, 3), np.uint8)
-        return Frame(
-            image=image,
+        frame = Frame(
+            image=np.zeros((0, 0, 3), np.uint8),
             t_capture_ns=t_ns,
             s_capture_mm=count / self._cpm,
             frame_index=frame_index,
             camera_id=camera_id,
             truth=truth,
         )
+        return Exposure(frame, visible, s, speed, t_s)
+
+    def develop(self, exposure: Exposure, render: bool = True) -> Frame:
+        """The exposure's frame, with its image drawn when ``render`` (else the empty image, at no cost)."""
+        if not render:
+            return exposure.frame
+        e = exposure
+        image: ImageArray = self._view.get().render(
+            e.visible, s_mm=e.s_mm, speed_mm_s=e.speed_mm_s, t_s=e.t_s, frame_index=e.frame.frame_index
+        )
+        return replace(e.frame, image=image)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A camera exposure whose pixels are not drawn yet (``SimWorld.expose``)."""
+
+    frame: Frame
+    visible: list[VisibleObject]
+    s_mm: float
+    speed_mm_s: float
+    t_s: float

@@ -37,7 +37,8 @@ def _wait(port: int, pred: Any, timeout_s: float, what: str) -> dict[str, Any]:
 
 
 def test_plc_lost_and_back_degrades_drops_late_commands_and_resumes() -> None:
-    cfg = load_config("sim-airjet-modbus.yaml", ["service.http_port=0", "sim.density_per_m2=2", "sim.seed=3"])
+    cfg = load_config("sim-airjet-modbus.yaml", ["service.http_port=0", "sim.density_per_m2=2", "sim.seed=3",
+                                                   "runtime.overload_degrades=false"])
     line = build_line(cfg, fast=False)
     _service, server = start_service(line, None)
     assert server is not None

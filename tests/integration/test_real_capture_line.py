@@ -78,7 +78,9 @@ def test_video_camera_lost_and_back_then_runs_to_the_end(tmp_path: Path) -> None
     cfg_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     summary = tmp_path / "s.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sorter.cli", "run", "--quiet", "--config", str(cfg_path), "--summary", str(summary)],
+        # the states asserted are the camera's, whatever the machine's load (an overloaded loop is logged only)
+        [sys.executable, "-m", "sorter.cli", "run", "--quiet", "--config", str(cfg_path), "--summary", str(summary),
+         "--set", "runtime.overload_degrades=false"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -46,6 +46,19 @@ def metric_families(m: Mapping[str, Any], prefix: str = "sorter") -> list[Metric
         ("faults", "faults raised, by kind", "kind", "faults", str),
         ("events", "event-store writer counters", "counter", "events", str),
     )
+    over = m.get("overload") or {}
+    if over:
+        out.append(GaugeMetricFamily(f"{p}_overloaded", "1 while the loop cannot hold the camera rate",
+                                     value=float(over.get("overloaded", 0))))
+        out.append(GaugeMetricFamily(f"{p}_frames_dropped_share", "share of camera frames dropped over the overload window",
+                                     value=float(over.get("drop_share", 0.0))))
+        out.append(GaugeMetricFamily(f"{p}_frame_budget_ms", "time per frame at the camera rate",
+                                     value=float(over.get("budget_ms", 0.0))))
+        p50 = GaugeMetricFamily(f"{p}_stage_window_p50_ms", "per-stage median over the overload window (booked time)",
+                                labels=["stage"])
+        for stage, v in sorted((over.get("stage_p50_ms") or {}).items()):
+            p50.add_metric([stage], float(v))
+        out.append(p50)
     for name, help_text, label, key, clean in labelled:
         fam = CounterMetricFamily(f"{p}_{name}", help_text, labels=[label])
         for k, v in sorted((m.get(key) or {}).items()):
