@@ -62,12 +62,15 @@ class Outputs:
         store: the machine's calibration history (``--store``/``--machine``), or None.
         preview_dir: folder for annotated images; None: next to the output.
         now_utc: the date stamped on the result.
+        provenance: where the numbers come from, stamped on the result: ``measured`` on the line, the
+            ``simulator``, or a controller ``emulator`` (a real line refuses the last two).
     """
 
     out: Path | None
     store: CalibrationStore | None
     preview_dir: Path | None
     now_utc: datetime
+    provenance: str = "measured"
 
     def previews(self, kind: str) -> Path:
         if self.preview_dir is not None:
@@ -84,6 +87,12 @@ def store_result(kind: str, body: dict[str, Any], outputs: Outputs, guide: Guide
     """Validate, then write the section to the store and/or the standalone file."""
     if outputs.out is None and outputs.store is None:
         raise CalibrationError("no output given; pass --out FILE.yaml and/or --store DIR --machine NAME")
+    body = {**body, "provenance": outputs.provenance}
+    if outputs.provenance != "measured":
+        guide.warn(
+            f"this {kind} calibration comes from the {outputs.provenance} and is marked so: "
+            "the simulated line uses it, a real line refuses it"
+        )
     problems = validate_section(kind, make_section(kind, body, outputs.now_utc))
     if problems:
         raise CalibrationError("nothing written: " + "; ".join(problems))
