@@ -81,7 +81,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _RefusedError(
                     f"nests deeper than {MAX_DEPTH} levels at line {mark.line + 1}; a config needs a few levels "
                     "(section: key: value): check the brackets there"

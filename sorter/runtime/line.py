@@ -17,6 +17,7 @@ from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
 from sorter.entities import MATERIAL_CLASSES
+from sorter.errors import ConfigError
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
 from sorter.runtime.params import target_class_ids
@@ -145,10 +146,20 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         replay: for ``sorter replay``: a manual clock moved to each recorded frame's stamp, no simulated world,
             no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
+    from sorter.runtime.calibrated import apply_calibration
+    from sorter.runtime.link_check import link_environment_problems
+
     cfg = replay_config(cfg) if replay else cfg
+    # the calibration's values (no-op when loading applied it already); the simulated world keeps the config's
+    # encoder as its truth, so that a calibration measuring it wrongly shows as a wrong calibration
+    truth = apply_calibration(cfg)
+    cfg, truth = truth, truth.model_copy(update={"belt": cfg.belt})
+    missing = link_environment_problems(cfg)
+    if missing:  # socat, the serial device, its permissions: refused before anything is opened
+        raise ConfigError(missing)
     clock: Clock = ManualClock() if replay else ChargedClock() if fast else MonotonicClock()
     camera = camera_model(cfg)
-    plant = build_plant(cfg, clock, target_class_ids(cfg), fast=fast, replay=replay)
+    plant = build_plant(truth, clock, target_class_ids(cfg), fast=fast, replay=replay)
     detector = create_detector(cfg, MATERIAL_CLASSES)
     pipeline = build_pipeline(cfg, camera, detector, clock)
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sorter.config import Config, config_paths, load_config
 from sorter.entities import MATERIAL_CLASSES
-from sorter.errors import ConfigError
+from sorter.errors import ConfigError, SorterError
 from sorter.geometry import CameraModel
 
 log = logging.getLogger(__name__)
@@ -191,29 +191,54 @@ def _run(name: str, fn: Callable[[], str]) -> CheckResult:
             detail = fn()
         extra = "; ".join(f"WARNING {w.message}" for w in caught)
         return CheckResult(name, True, f"{detail}{'; ' + extra if extra else ''}")
+    except SorterError as e:  # ours say what is wrong and what to do
+        return CheckResult(name, False, str(e))
     except Exception as e:  # every failure is reported, none escapes
         return CheckResult(name, False, f"{type(e).__name__}: {e}")
 
 
 def _calibration(cfg: Config) -> str:
-    from sorter.runtime.plant import camera_model
+    """Which calibration the line runs on: version, provenance and age of each section; overrides and old sections."""
+    from sorter.runtime.calibrated import applied_of, apply_calibration
 
-    cam = camera_model(cfg)
-    if cfg.camera.calibration_file:
-        return f"{cfg.camera.calibration_file}: fx {cam.fx:.1f} px, valid"
-    return "simulated camera: true mount (no calibration file needed)"
+    applied = applied_of(cfg) or applied_of(apply_calibration(cfg))
+    assert applied is not None
+    notes = [f"WARNING {w}" for w in applied.warnings] + list(applied.overrides)
+    cal = applied.calibration
+    if cal is None:
+        what = "simulated camera: true mount (no calibration file needed)" if cfg.camera.type == "sim" else "none"
+        return "; ".join([what, *notes])
+    sections = ", ".join(
+        f"{k} v{i.version} ({i.provenance}, {i.age_days:.0f} days old)" for k, i in sorted(cal.sections.items())
+    )
+    return "; ".join([f"{cal.path}: {sections}, valid for this line", *notes])
 
 
 def _model(cfg: Config) -> str:
+    """Load the model, check its inputs/outputs against its metadata, run one inference on a blank frame (all in
+    ``create_detector``), and check that it knows the classes the policy sorts out."""
     from sorter.detect.registry import create_detector
 
     t0 = time.perf_counter()
     det = create_detector(cfg, MATERIAL_CLASSES)
     try:
         name = getattr(getattr(det, "engine", None), "name", cfg.detector.type)
+        spec = getattr(det, "spec", None)
     finally:
         det.close()
-    return f"{name} loaded in {time.perf_counter() - t0:.2f} s"
+    loaded = f"{name} loaded in {time.perf_counter() - t0:.2f} s"
+    if spec is None:
+        return loaded
+    unknown = [t for t in cfg.policy.targets if t not in spec.class_names]
+    if unknown:
+        raise ConfigError(
+            f"detector.model does not detect {unknown}, which policy.targets sorts out (it knows "
+            f"{', '.join(spec.class_names)}); use a model trained on them or remove them from policy.targets"
+        )
+    return (
+        f"{loaded}; input {spec.input_w_px}x{spec.input_h_px}, outputs boxes/scores/classes x {spec.top_k}, "
+        f"{spec.num_classes} classes incl. the targets; one inference on a blank frame checked"
+    )
 
 
 def _camera(cfg: Config, timeout_s: float) -> str:
@@ -233,15 +258,33 @@ def _camera(cfg: Config, timeout_s: float) -> str:
         h, w = frame.image.shape[:2]
     finally:
         src.close()
-    return f"{cfg.camera.type} {cfg.camera.uri}: frame {w}x{h}"
+    want_w, want_h = cfg.camera.width_px, cfg.camera.height_px
+    if (w, h) != (want_w, want_h):
+        from sorter.runtime.calibrated import applied_of
+
+        applied = applied_of(cfg)
+        calibrated = applied is not None and applied.calibration is not None and applied.calibration.camera is not None
+        whose = f"the calibration ({cfg.camera.calibration_file})" if calibrated else "camera.width_px/height_px"
+        raise ConfigError(
+            f"camera {cfg.camera.uri!r} gives {w}x{h} px frames but {whose} is for {want_w}x{want_h} px: detections "
+            "would land in the wrong place on the belt; set the camera to that resolution, or calibrate at "
+            f"{w}x{h} ('sorter calibrate intrinsics' and 'belt')"
+        )
+    return f"{cfg.camera.type} {cfg.camera.uri}: frame {w}x{h}, as calibrated"
 
 
 def _controller(cfg: Config, timeout_s: float) -> str:
+    from sorter.runtime.link_check import link_environment_problems
+
     kind = cfg.actuator.type
     if kind not in ("serial", "modbus"):
         return f"actuator {kind}: no controller link"
-    if cfg.actuator.emulator:
-        return f"{kind}: emulated controller (simulation)"
+    missing = link_environment_problems(cfg)
+    if missing:
+        raise ConfigError(missing)
+    emulated = cfg.actuator.emulator and cfg.camera.type == "sim"
+    if emulated:
+        return f"{kind}: emulated controller (simulation; its requirements are installed)"
     from sorter.actuate.links import open_link
 
     t = open_link(cfg.actuator, arm=False)
