@@ -67,7 +67,8 @@ class LineCalibration:
         path: the version file read.
         camera: lens + belt pose (None: no belt section).
         counts_per_mm: belt encoder scale (None: no encoder section).
-        latency_ms: measured command-to-air delay per valve index (empty: no valve section).
+        latency_ms: command-to-air delay of each valve that measurably differs from the mean (see
+            :func:`distinct_latencies`); the others run on ``mean_latency_ms``.
         mean_latency_ms: mean over the measured valves (None: no valve section).
         sections: when, in which version and how each section was made.
         warnings: things to tell the operator (old sections), not refusals.
@@ -136,7 +137,12 @@ def usability_problems(cal: Calibration, needs: LineNeeds) -> list[str]:
     return problems
 
 
+#: a valve keeps its own latency when it differs from the bank's mean by more than this many standard errors
+DISTINCT_SE = 3.0
+
+
 def _valve_latencies(section: dict[str, Any]) -> dict[int, float]:
+    """Latency of each measured valve, by index (every valve the section lists, finite values only)."""
     out: dict[int, float] = {}
     for v in section.get("valves") or []:
         try:
@@ -144,6 +150,30 @@ def _valve_latencies(section: dict[str, Any]) -> dict[int, float]:
         except (KeyError, TypeError, ValueError):
             continue
         if math.isfinite(lat):
+            out[idx] = lat
+    return out
+
+
+def distinct_latencies(section: dict[str, Any], mean_ms: float) -> dict[int, float]:
+    """The valves whose measured latency really differs from the bank's mean (the others run on the mean).
+
+    A valve fitted from a few pulses scatters around the mean by its jitter over the square root of its pulses; a
+    difference within ``DISTINCT_SE`` such standard errors is noise, and using it would add error instead of removing
+    it. A valve listed without jitter and pulse count keeps its value.
+    """
+    out: dict[int, float] = {}
+    for v in section.get("valves") or []:
+        try:
+            idx, lat = int(v["valve"]), float(v["latency_ms"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not math.isfinite(lat):
+            continue
+        try:
+            se = float(v["jitter_ms"]) / math.sqrt(max(int(v["pulses"]), 1))
+        except (KeyError, TypeError, ValueError):
+            se = 0.0
+        if not math.isfinite(se) or abs(lat - mean_ms) > DISTINCT_SE * se:
             out[idx] = lat
     return out
 
@@ -201,9 +231,10 @@ def read_line_calibration(
     latency: dict[int, float] = {}
     mean = None
     if "valves" in cal.sections:
-        latency = _valve_latencies(cal.sections["valves"])
+        measured = _valve_latencies(cal.sections["valves"])
         mean = float(cal.sections["valves"]["mean_latency_ms"])
-        if not latency:
+        latency = distinct_latencies(cal.sections["valves"], mean)
+        if not measured:
             raise CalibrationError(
                 f"calibration '{cal.path}': the valves section lists no usable latency; repeat 'sorter calibrate timing'"
             )

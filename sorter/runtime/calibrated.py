@@ -7,8 +7,8 @@ all. Loading a line's configuration applies it (:func:`apply_calibration`):
 
 * the image size (``camera.width_px``/``height_px``) and the camera model from the belt section;
 * ``belt.encoder_counts_per_mm`` from the encoder section;
-* ``airjet.valves.latency_per_valve_ms`` per measured valve and ``airjet.valves.latency_ms`` (their mean,
-  for the valves not measured) from the valve section.
+* ``airjet.valves.latency_per_valve_ms`` for each measured valve that really differs from the mean, and
+  ``airjet.valves.latency_ms`` (the mean, for every other valve) from the valve section.
 
 A key the configuration sets itself is an explicit override: the config wins and
 ``sorter check`` prints ``OVERRIDE``. Nothing is copied by hand, so a new
@@ -163,7 +163,11 @@ def _apply_valves(
             )
         return
     mean, per_valve = cal.mean_latency_ms, cal.latency_ms
-    spread = f"{min(per_valve.values()):.3f}..{max(per_valve.values()):.3f} ms over {len(per_valve)} valve(s)"
+    spread = (
+        f"{len(per_valve)} valve(s) distinct: {min(per_valve.values()):.3f}..{max(per_valve.values()):.3f} ms"
+        if per_valve
+        else "no valve distinct from the mean"
+    )
     mine = {"latency_ms", "latency_per_valve_ms"} & v.model_fields_set
     if mine:
         if "latency_ms" in mine and not _same(mean, v.latency_ms):
