@@ -317,7 +317,8 @@ def run_speed(
         f"belt speed {fit.speed_mean_mm_s:.0f} mm/s (std {fit.speed_std_mm_s:.1f}, "
         f"{fit.speed_min_mm_s:.0f}..{fit.speed_max_mm_s:.0f})",
         f"sideways drift {fit.lateral_drift_mm_per_m:+.2f} mm per metre",
-        f"config: belt.encoder_counts_per_mm: {fit.counts_per_mm:.6g}",
+        f"the line takes belt.encoder_counts_per_mm = {fit.counts_per_mm:.6g} from the stored calibration "
+        "(camera.calibration_file); nothing to copy",
     ]
     if true_mm_per_count is not None:
         summary.append(f"simulator check: error vs the true scale {fit.mm_per_count / true_mm_per_count - 1.0:+.4%}")
@@ -356,7 +357,8 @@ def run_speed_from_length(length_mm: float, counts: int, guide: Guide, outputs: 
         True,
         [
             f"mm per count {body['mm_per_count']:.7f} ({length_mm:g} mm / {counts} counts)",
-            f"config: belt.encoder_counts_per_mm: {body['counts_per_mm']:.6g}",
+            f"the line takes belt.encoder_counts_per_mm = {body['counts_per_mm']:.6g} from the stored calibration "
+            "(camera.calibration_file); nothing to copy",
         ],
         [],
     )
@@ -401,7 +403,8 @@ def run_timing(
         f"latency {fit.mean_latency_ms:.3f} ms mean over {len(fit.valves)} valve(s) ({lat.min():.3f}..{lat.max():.3f})",
         f"jitter up to {np.nanmax(jit):.3f} ms" if np.any(np.isfinite(jit)) else "jitter: n/a (one pulse per valve)",
         f"lateral offsets {min(offsets):+.2f}..{max(offsets):+.2f} mm",
-        f"config: airjet.valves.latency_ms: {fit.mean_latency_ms:.3f}",
+        f"the line takes the valve delays ({fit.mean_latency_ms:.3f} ms mean) from the stored calibration "
+        "(camera.calibration_file); nothing to copy",
     ]
     if fit.y_eject_offset_mm is not None:
         summary.append(f"ejection line offset {fit.y_eject_offset_mm:+.2f} mm from airjet.y_eject_mm")

@@ -102,14 +102,19 @@ def _airjet_problems(cfg: Config, view_end_mm: float, max_speed: float) -> list[
         lead_mm = max_speed * latency_ms / 1000.0
         # decided when the centre leaves the view or comes within decide_before_mm of the line, whichever is first
         room_mm = max(a.y_eject_mm - view_end_mm, a.decide_before_mm)
-        if lead_mm + SAFETY_MARGIN_MM >= room_mm:
+        # the air opens this far before the centre of the smallest object the policy ejects reaches the line
+        half_mm = max(cfg.policy.min_length_mm / 2.0 + v.margin_mm, v.min_pulse_ms * max_speed / 2000.0)
+        need_mm = lead_mm + half_mm + SAFETY_MARGIN_MM
+        if need_mm >= room_mm:
             problems.append(
                 f"airjet.valves.latency_ms: a valve delay of {latency_ms:g} ms is a lead of {lead_mm:.0f} mm "
-                f"at {max_speed:g} mm/s, "
-                f"but decisions are final only {room_mm:.0f} mm before the ejection line (the view ends at {view_end_mm:.0f} mm, "
-                f"airjet.y_eject_mm = {a.y_eject_mm:g}, airjet.decide_before_mm = {a.decide_before_mm:g}) and a command needs "
-                f"{SAFETY_MARGIN_MM:g} mm more: every command would be late; raise airjet.decide_before_mm to >= "
-                f"{math.ceil(lead_mm + SAFETY_MARGIN_MM + 50)}, move the ejection line downstream, or check the valve delay"
+                f"at {max_speed:g} mm/s; with the air opening {half_mm:.0f} mm ahead of even the smallest object "
+                f"(policy.min_length_mm = {cfg.policy.min_length_mm:g}, margin_mm = {v.margin_mm:g}) and "
+                f"{SAFETY_MARGIN_MM:g} mm for the command, a shot needs {need_mm:.0f} mm, but decisions are final "
+                f"only {room_mm:.0f} mm before the ejection line (the view ends at {view_end_mm:.0f} mm, "
+                f"airjet.y_eject_mm = {a.y_eject_mm:g}, airjet.decide_before_mm = {a.decide_before_mm:g}): every command "
+                f"would be late; raise airjet.decide_before_mm to >= {math.ceil(need_mm + 50)}, move the ejection line "
+                "downstream, or check the valve delay"
             )
     return problems
 
