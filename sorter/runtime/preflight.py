@@ -104,13 +104,14 @@ def _airjet_problems(cfg: Config, view_end_mm: float, max_speed: float) -> list[
         room_mm = max(a.y_eject_mm - view_end_mm, a.decide_before_mm)
         # the air opens this far before the centre of the smallest object the policy ejects reaches the line
         half_mm = max(cfg.policy.min_length_mm / 2.0 + v.margin_mm, v.min_pulse_ms * max_speed / 2000.0)
-        need_mm = lead_mm + half_mm + SAFETY_MARGIN_MM
+        frame_mm = max_speed / cfg.camera.fps  # the decision comes with the first frame after the view is left
+        need_mm = lead_mm + half_mm + frame_mm + SAFETY_MARGIN_MM
         if need_mm >= room_mm:
             problems.append(
                 f"airjet.valves.latency_ms: a valve delay of {latency_ms:g} ms is a lead of {lead_mm:.0f} mm "
                 f"at {max_speed:g} mm/s; with the air opening {half_mm:.0f} mm ahead of even the smallest object "
-                f"(policy.min_length_mm = {cfg.policy.min_length_mm:g}, margin_mm = {v.margin_mm:g}) and "
-                f"{SAFETY_MARGIN_MM:g} mm for the command, a shot needs {need_mm:.0f} mm, but decisions are final "
+                f"(policy.min_length_mm = {cfg.policy.min_length_mm:g}, margin_mm = {v.margin_mm:g}), "
+                f"{frame_mm:.0f} mm of belt per frame and {SAFETY_MARGIN_MM:g} mm for the command, a shot needs {need_mm:.0f} mm, but decisions are final "
                 f"only {room_mm:.0f} mm before the ejection line (the view ends at {view_end_mm:.0f} mm, "
                 f"airjet.y_eject_mm = {a.y_eject_mm:g}, airjet.decide_before_mm = {a.decide_before_mm:g}): every command "
                 f"would be late; raise airjet.decide_before_mm to >= {math.ceil(need_mm + 50)}, move the ejection line "
