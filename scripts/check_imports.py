@@ -8,8 +8,9 @@ Rules (every ``import`` counts, also inside functions and ``if TYPE_CHECKING:``)
   (``track/`` and ``schedule/`` also ``entities``, the one thing stages share);
 * only ``runtime/`` imports every stage;
 * ``runtime`` never imports ``commands``;
-* ``config.py`` imports nothing above it: ``entities``, ``errors``, ``plugins`` (type names) and the simulator's
-  own section schema ``sim/config.py``;
+* ``config.py`` imports nothing above it: ``entities``, ``errors``, ``plugins`` (type names), the simulator's
+  own section schema ``sim/config.py`` and its readers ``config_yaml``/``config_load``/``config_words`` (which
+  import only ``errors`` and each other);
 * ``calib/`` (the calibration maths) does not import ``runtime``, ``sim`` or ``actuate``;
 * ``calib_store/`` (calibration files) depends on nothing above ``geometry`` and ``errors``;
 * ``firmware_bridge`` never imports ``sorter``;
@@ -35,7 +36,8 @@ PURE = {  # module or package -> the sorter modules it may import (besides itsel
     "sorter.schedule": ("sorter.entities",),
 }
 PURE_THIRD_PARTY = ("numpy", "scipy")
-CONFIG_MAY_IMPORT = ("sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config")
+CONFIG_READERS = ("sorter.config_yaml", "sorter.config_load", "sorter.config_words")
+CONFIG_MAY_IMPORT = ("sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS)
 CALIB_MUST_NOT = ("sorter.runtime", "sorter.sim", "sorter.actuate")
 CALIB_STORE_MAY_IMPORT = ("sorter", "sorter.errors", "sorter.geometry")
 
@@ -122,6 +124,8 @@ def check_import(imp: Import) -> Iterator[Violation]:
         yield v("runtime never imports commands", f"{who} imports {mod}")
     if who == "sorter.config" and _within(mod, "sorter") and mod not in CONFIG_MAY_IMPORT:
         yield v("config.py imports nothing above it", f"{who} imports {mod}")
+    if who in CONFIG_READERS and _within(mod, "sorter") and mod not in ("sorter.errors", *CONFIG_READERS):
+        yield v("the config readers import only errors", f"{who} imports {mod}")
     if _within(who, "sorter.calib") and any(_within(mod, m) for m in CALIB_MUST_NOT):
         yield v("calib does not import runtime, sim or actuate", f"{who} imports {mod}")
     if (

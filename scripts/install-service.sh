@@ -36,6 +36,8 @@ if [[ "$CONFIG" != /* ]]; then
   exit 2
 fi
 
+CONFIG_DIR=$(dirname "$CONFIG")
+
 UNIT=$(cat <<UNIT_EOF
 [Unit]
 Description=sorter: real-time controller of the sorting line ($CONFIG)
@@ -48,6 +50,8 @@ StartLimitBurst=10
 Type=notify
 NotifyAccess=main
 User=$RUN_USER
+# relative paths in the config are relative to its folder; anything else relative starts there too
+WorkingDirectory=$CONFIG_DIR
 ExecStartPre=$SORTER check --config $CONFIG
 ExecStart=$SORTER run --quiet --config $CONFIG
 ExecReload=/bin/kill -HUP \$MAINPID

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sorter.entities import MATERIAL_CLASSES
 from sorter.errors import ConfigError
@@ -35,7 +34,7 @@ DEFAULT_CONFIG = "sim-airjet.yaml"
 class Strict(BaseModel):
     """Base of every section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LineConfig(Strict):
@@ -50,8 +49,10 @@ class BeltConfig(Strict):
 
     width_mm: float = Field(1200.0, gt=0, le=5000)
     nominal_speed_mm_s: float = Field(2500.0, gt=0, le=10000)
-    encoder_counts_per_mm: float = Field(10.0, gt=0)
-    speed_filter_ms: float = Field(50.0, gt=0, description="window of the belt-speed estimate")
+    encoder_counts_per_mm: float = Field(
+        10.0, gt=0, le=1e6, description="encoder counts per mm of belt; the calibration's encoder section sets it"
+    )
+    speed_filter_ms: float = Field(50.0, gt=0, le=10_000, description="window of the belt-speed estimate")
 
 
 class CameraConfig(Strict):
@@ -63,8 +64,10 @@ class CameraConfig(Strict):
     height_px: int = Field(720, ge=64, le=8192)
     fps: float = Field(60.0, gt=0, le=1000)
     calibration_file: str | None = None
-    calibration_max_age_days: float = Field(180.0, gt=0, description="warn when the calibration is older than this")
-    stale_after_ms: float = Field(250.0, gt=0)
+    calibration_max_age_days: float = Field(
+        180.0, gt=0, le=36_500, description="warn when the calibration is older than this"
+    )
+    stale_after_ms: float = Field(250.0, gt=0, le=600_000)
     options: dict[str, Any] = Field(default_factory=dict, description="settings of a camera plugin (free-form)")
 
     @field_validator("type")
@@ -78,10 +81,10 @@ class OracleConfig(Strict):
 
     miss_rate: float = Field(0.05, ge=0, le=1)
     class_confusion: float = Field(0.02, ge=0, le=1)
-    false_positives_per_frame: float = Field(0.02, ge=0)
-    box_jitter_px: float = Field(1.5, ge=0)
+    false_positives_per_frame: float = Field(0.02, ge=0, le=100)
+    box_jitter_px: float = Field(1.5, ge=0, le=1000)
     min_visible_fraction: float = Field(0.5, ge=0, le=1)
-    seed: int = 12345
+    seed: int = Field(12345, ge=0, lt=2**63)
 
 
 class DetectorConfig(Strict):
@@ -105,53 +108,82 @@ class DetectorConfig(Strict):
 class TrackerConfig(Strict):
     """Belt-frame tracker. Ageing is by time and belt travel, never frame count."""
 
-    gate_mm: float = Field(80.0, gt=0, description="association gate radius in belt-fixed mm")
-    min_hits: int = Field(3, ge=1, description="detections that always confirm a track (acted upon)")
+    gate_mm: float = Field(80.0, gt=0, le=10_000, description="association gate radius in belt-fixed mm")
+    min_hits: int = Field(3, ge=1, le=1000, description="detections that always confirm a track (acted upon)")
     confirm_hits: int = Field(
-        2, ge=1, description="detections in consecutive frames that confirm a track once they span confirm_travel_mm"
+        2, ge=1, le=1000, description="detections in consecutive frames that confirm a track once they span confirm_travel_mm"
     )
     confirm_travel_mm: float = Field(
-        120.0, ge=0, description="belt travel the confirm_hits detections must span (more than gate_mm)"
+        120.0, ge=0, le=100_000, description="belt travel the confirm_hits detections must span (more than gate_mm)"
     )
     confirm_single_score: float | None = Field(
         None, gt=0, le=1, description="one detection scoring at least this confirms its track; null: never on one view"
     )
-    max_unseen_ms: float = Field(400.0, gt=0)
-    max_unseen_travel_mm: float = Field(400.0, gt=0)
-    measurement_sigma_mm: float = Field(4.0, gt=0)
-    residual_process_sigma: float = Field(0.01, ge=0, description="residual velocity noise per mm travel")
+    max_unseen_ms: float = Field(400.0, gt=0, le=60_000)
+    max_unseen_travel_mm: float = Field(400.0, gt=0, le=100_000)
+    measurement_sigma_mm: float = Field(4.0, gt=0, le=1000)
+    residual_process_sigma: float = Field(0.01, ge=0, le=10, description="residual velocity noise per mm travel")
 
 
 class ValveBankConfig(Strict):
     """A row of air valves across the belt on the ejection line."""
 
     count: int = Field(64, ge=1, le=1024)
-    pitch_mm: float = Field(18.75, gt=0)
-    x_first_mm: float = Field(0.0, description="left edge of valve 0's air curtain, across the belt")
-    latency_ms: float = Field(3.0, ge=0, description="command-to-air delay compensated by a lead")
-    min_pulse_ms: float = Field(4.0, gt=0)
-    max_pulse_ms: float = Field(80.0, gt=0)
-    margin_mm: float = Field(10.0, ge=0, description="extra air before and after the object")
-    lateral_margin_mm: float = Field(5.0, ge=0)
+    pitch_mm: float = Field(18.75, gt=0, le=1000)
+    x_first_mm: float = Field(0.0, ge=-10_000, le=10_000, description="left edge of valve 0's air curtain, across the belt")
+    latency_ms: float = Field(
+        3.0,
+        ge=0,
+        le=1000,
+        description="command-to-air delay compensated by a lead; set by the calibration's valve timing (set here: an override)",
+    )
+    latency_per_valve_ms: dict[int, float] = Field(
+        default_factory=dict,
+        description="delay of single valves (index: ms), set by the calibration's valve timing; others use latency_ms",
+    )
+    min_pulse_ms: float = Field(4.0, gt=0, le=10_000)
+    max_pulse_ms: float = Field(80.0, gt=0, le=10_000)
+    margin_mm: float = Field(10.0, ge=0, le=1000, description="extra air before and after the object")
+    lateral_margin_mm: float = Field(5.0, ge=0, le=1000)
+
+    @field_validator("latency_per_valve_ms")
+    @classmethod
+    def _latencies(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = {k: x for k, x in v.items() if k < 0 or not 0 <= x <= 1000}
+        if bad:
+            raise ValueError(f"valve indices from 0 and delays in 0..1000 ms, e.g. {{0: 3.1}} (not {bad})")
+        return v
 
 
 class AirjetConfig(Strict):
     """Air-jet ejection geometry."""
 
-    y_eject_mm: float = Field(800.0, description="ejection line, along the belt from the camera reference")
+    y_eject_mm: float = Field(
+        800.0, ge=-100_000, le=100_000, description="ejection line, along the belt from the camera reference"
+    )
     valves: ValveBankConfig = ValveBankConfig()
-    decide_before_mm: float = Field(150.0, gt=0, description="final decision this far upstream of the line")
+    decide_before_mm: float = Field(150.0, gt=0, le=100_000, description="final decision this far upstream of the line")
 
 
 class RobotConfig(Strict):
     """A pick robot downstream of the camera."""
 
-    window_y_start_mm: float = 900.0
-    window_y_end_mm: float = 1700.0
-    x_min_mm: float = 50.0
-    x_max_mm: float = 1150.0
-    max_picks_per_min: float = Field(60.0, gt=0)
+    window_y_start_mm: float = Field(900.0, ge=-100_000, le=100_000)
+    window_y_end_mm: float = Field(1700.0, ge=-100_000, le=100_000)
+    x_min_mm: float = Field(50.0, ge=-10_000, le=10_000)
+    x_max_mm: float = Field(1150.0, ge=-10_000, le=10_000)
+    max_picks_per_min: float = Field(60.0, gt=0, le=10_000)
     values: dict[str, float] = Field(default_factory=dict, description="value per class; default 1")
+
+    @field_validator("values")
+    @classmethod
+    def _known_value_classes(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [c for c in v if c not in MATERIAL_CLASSES]
+        if unknown:
+            raise ValueError(f"known class names as keys ({', '.join(MATERIAL_CLASSES)}), not {unknown}")
+        if any(not -1e6 <= x <= 1e6 for x in v.values()):
+            raise ValueError("values between -1e6 and 1e6")
+        return v
 
 
 class PolicyConfig(Strict):
@@ -159,10 +191,10 @@ class PolicyConfig(Strict):
 
     targets: tuple[str, ...] = ("pet_bottle",)
     min_confidence: float = Field(0.5, ge=0, le=1)
-    min_length_mm: float = Field(15.0, ge=0)
-    max_length_mm: float = Field(700.0, gt=0)
+    min_length_mm: float = Field(15.0, ge=0, le=10_000)
+    max_length_mm: float = Field(700.0, gt=0, le=10_000)
     touching_nontarget: Literal["eject", "skip", "eject_if_larger"] = "eject"
-    touching_gap_mm: float = Field(5.0, ge=0)
+    touching_gap_mm: float = Field(5.0, ge=0, le=1000)
 
     @field_validator("targets")
     @classmethod
@@ -179,9 +211,9 @@ class SerialLinkConfig(Strict):
     """A controller on a serial port (pyserial URL)."""
 
     url: str = "/dev/ttyACM0"
-    baudrate: int = Field(921600, gt=0)
-    ack_timeout_ms: float = Field(20.0, gt=0)
-    heartbeat_ms: float = Field(25.0, gt=0)
+    baudrate: int = Field(921600, gt=0, le=100_000_000)
+    ack_timeout_ms: float = Field(20.0, gt=0, le=10_000)
+    heartbeat_ms: float = Field(25.0, gt=0, le=10_000, description="below half the controller's 100 ms watchdog")
 
 
 class ModbusLinkConfig(Strict):
@@ -191,10 +223,10 @@ class ModbusLinkConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(502, ge=1, le=65535)
     serial_url: str | None = None
-    baudrate: int = Field(115200, gt=0)
+    baudrate: int = Field(115200, gt=0, le=100_000_000)
     unit_id: int = Field(1, ge=0, le=247)
-    timeout_ms: float = Field(100.0, gt=0)
-    heartbeat_ms: float = Field(25.0, gt=0)
+    timeout_ms: float = Field(100.0, gt=0, le=60_000)
+    heartbeat_ms: float = Field(25.0, gt=0, le=10_000, description="below half the PLC's 100 ms watchdog")
 
 
 class ActuatorConfig(Strict):
@@ -205,6 +237,7 @@ class ActuatorConfig(Strict):
     counts_per_mm: float | None = Field(
         None,
         gt=0,
+        le=1e7,
         description="position units per mm on the controller link; None: belt.encoder_counts_per_mm (finer if it interpolates)",
     )
     serial: SerialLinkConfig = SerialLinkConfig()
@@ -220,9 +253,9 @@ class ActuatorConfig(Strict):
 class RuntimeConfig(Strict):
     """Loop settings."""
 
-    duration_s: float | None = Field(None, gt=0)
-    status_interval_s: float = Field(0.5, gt=0)
-    join_timeout_s: float = Field(1.0, gt=0)
+    duration_s: float | None = Field(None, gt=0, le=1e7)
+    status_interval_s: float = Field(0.5, gt=0, le=3600)
+    join_timeout_s: float = Field(1.0, gt=0, le=600)
     link_process: bool = Field(
         True,
         description="run a serial/Modbus controller link (real or emulated) in its own supervised process, so heartbeats "
@@ -286,7 +319,10 @@ class AnalyticsConfig(Strict):
         30.0, ge=0, le=3600, description="how long a failing batch is retried (disk full, database down) before it is given up"
     )
     min_free_mb: float = Field(
-        100.0, ge=0, description="least free space on the SQLite store's disk; less refuses start-up and degrades at run time"
+        100.0,
+        ge=0,
+        le=1e9,
+        description="least free space on the SQLite store's disk; less refuses start-up and degrades at run time",
     )
     outcome_wait_s: float = Field(5.0, ge=0, le=600, description="how long an event waits for the controller's report")
 
@@ -308,90 +344,42 @@ class Config(Strict):
     service: ServiceConfig = ServiceConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
 
+    #: what applying the calibration did (``sorter.runtime.calibrated``); not a key of the file
+    _applied: Any = PrivateAttr(default=None)
+
 
 # ---------------------------------------------------------------------- loading
-
-
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _parse_override(text: str) -> dict[str, Any]:
-    if "=" not in text:
-        raise ConfigError(f"override '{text}': expected KEY.PATH=VALUE, e.g. sim.density_per_m2=4")
-    key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else ""
-    node: dict[str, Any] = {}
-    cur = node
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        cur[p] = {}
-        cur = cur[p]
-    cur[parts[-1]] = value
-    return node
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file '{path}' does not exist; check the path or run 'sorter check' on a file from configs/"
-        ) from None
-    except OSError as e:
-        raise ConfigError(f"config file '{path}' cannot be read ({e.strerror}); check its permissions") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}': the top level must be a mapping of sections, got {type(data).__name__}")
-    return data
-
-
-def _describe_validation_error(err: ValidationError, source: str) -> list[str]:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
-        value = e.get("input")
-        kind = e["type"]
-        msg = e["msg"]
-        if kind == "extra_forbidden":
-            lines.append(
-                f"{source}: unknown key '{loc}' (value {value!r}); remove it or check its spelling against configs/reference.yaml"
-            )
-        elif kind == "missing":
-            lines.append(f"{source}: '{loc}' is required; add it (see configs/reference.yaml)")
-        else:
-            shown = repr(value)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            lines.append(f"{source}: '{loc}' = {shown} is invalid: {msg}")
-    return lines
 
 
 #: a check of a whole configuration that needs more than the schema (files, models): one line per problem
 ConfigCheck = Callable[["Config"], list[str]]
 
 
-def validate_config_dict(data: Mapping[str, Any], source: str = "config", checks: Sequence[ConfigCheck] = ()) -> Config:
+def validate_config_dict(
+    data: Mapping[str, Any],
+    source: str = "config",
+    checks: Sequence[ConfigCheck] = (),
+    origins: Mapping[tuple[str, ...], str] | None = None,
+) -> Config:
     """Validate a merged mapping, then run ``checks``; raise ``ConfigError`` listing every problem.
 
     The schema is checked here; what needs files or other parts (the camera model of a calibration file, the
     physics of the line) is a check the caller passes (``sorter.runtime.preflight.physics_problems``).
+
+    Args:
+        data: the merged configuration.
+        source: names the configuration in messages (the files).
+        checks: further checks of the validated configuration.
+        origins: key path -> where it was set (file and line, or ``--set``), to blame the right place.
     """
+    from sorter.config_words import describe_validation_error
+
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_describe_validation_error(e, source)) from None
+        raise ConfigError(describe_validation_error(e, Config, origins or {}, source)) from None
+    except RecursionError:  # the reader bounds nesting; a caller's own deep mapping is refused here
+        raise ConfigError(f"{source}: nests too deeply to validate; a config needs a few levels") from None
     problems = [p for check in checks for p in check(cfg)]
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
@@ -407,10 +395,20 @@ def resolve_config_path(path: str | Path) -> Path:
     return shipped if shipped.exists() else p
 
 
+def config_paths(files: Sequence[str | Path] | str | Path | None) -> list[Path]:
+    """The files ``load_config`` reads for ``files`` (``None`` or empty: the default simulated line)."""
+    if isinstance(files, str | Path):  # one file: not a sequence of one-letter paths
+        files = [files]
+    return [resolve_config_path(f) for f in (files or [DEFAULT_CONFIG])]
+
+
 def load_config(
     files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = (), checks: Sequence[ConfigCheck] = ()
 ) -> Config:
     """Load, merge and validate configuration.
+
+    Relative paths in a file (``camera.calibration_file``, ``detector.model``, ``analytics.store``...) are
+    resolved against that file's folder; in ``--set`` overrides, against the current folder.
 
     Args:
         files: YAML files merged in order (later ones override earlier ones), or one file.
@@ -419,15 +417,10 @@ def load_config(
         checks: further checks of the validated configuration (see :func:`validate_config_dict`).
 
     Raises:
-        ConfigError: with one line per problem.
+        ConfigError: with one line per problem, each naming where the key was set.
     """
-    if isinstance(files, str | Path):  # one file: not a sequence of one-letter paths
-        files = [files]
-    paths = [resolve_config_path(f) for f in (files or [DEFAULT_CONFIG])]
-    merged: dict[str, Any] = {}
-    for p in paths:
-        merged = _deep_merge(merged, _read_yaml(p))
-    for o in overrides:
-        merged = _deep_merge(merged, _parse_override(o))
-    source = ", ".join(str(p) for p in paths)
-    return validate_config_dict(merged, source, checks)
+    from sorter.config_load import read_layers, resolve_relative_paths
+
+    layers = read_layers(config_paths(files), list(overrides))
+    resolve_relative_paths(layers)
+    return validate_config_dict(layers.data, layers.source, checks, layers.origins)

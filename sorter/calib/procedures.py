@@ -62,12 +62,15 @@ class Outputs:
         store: the machine's calibration history (``--store``/``--machine``), or None.
         preview_dir: folder for annotated images; None: next to the output.
         now_utc: the date stamped on the result.
+        provenance: where the numbers come from, stamped on the result: ``measured`` on the line, the
+            ``simulator``, or a controller ``emulator`` (a real line refuses the last two).
     """
 
     out: Path | None
     store: CalibrationStore | None
     preview_dir: Path | None
     now_utc: datetime
+    provenance: str = "measured"
 
     def previews(self, kind: str) -> Path:
         if self.preview_dir is not None:
@@ -84,6 +87,12 @@ def store_result(kind: str, body: dict[str, Any], outputs: Outputs, guide: Guide
     """Validate, then write the section to the store and/or the standalone file."""
     if outputs.out is None and outputs.store is None:
         raise CalibrationError("no output given; pass --out FILE.yaml and/or --store DIR --machine NAME")
+    body = {**body, "provenance": outputs.provenance}
+    if outputs.provenance != "measured":
+        guide.warn(
+            f"this {kind} calibration comes from the {outputs.provenance} and is marked so: "
+            "the simulated line uses it, a real line refuses it"
+        )
     problems = validate_section(kind, make_section(kind, body, outputs.now_utc))
     if problems:
         raise CalibrationError("nothing written: " + "; ".join(problems))
@@ -308,7 +317,8 @@ def run_speed(
         f"belt speed {fit.speed_mean_mm_s:.0f} mm/s (std {fit.speed_std_mm_s:.1f}, "
         f"{fit.speed_min_mm_s:.0f}..{fit.speed_max_mm_s:.0f})",
         f"sideways drift {fit.lateral_drift_mm_per_m:+.2f} mm per metre",
-        f"config: belt.encoder_counts_per_mm: {fit.counts_per_mm:.6g}",
+        f"the line takes belt.encoder_counts_per_mm = {fit.counts_per_mm:.6g} from the stored calibration "
+        "(camera.calibration_file); nothing to copy",
     ]
     if true_mm_per_count is not None:
         summary.append(f"simulator check: error vs the true scale {fit.mm_per_count / true_mm_per_count - 1.0:+.4%}")
@@ -347,7 +357,8 @@ def run_speed_from_length(length_mm: float, counts: int, guide: Guide, outputs: 
         True,
         [
             f"mm per count {body['mm_per_count']:.7f} ({length_mm:g} mm / {counts} counts)",
-            f"config: belt.encoder_counts_per_mm: {body['counts_per_mm']:.6g}",
+            f"the line takes belt.encoder_counts_per_mm = {body['counts_per_mm']:.6g} from the stored calibration "
+            "(camera.calibration_file); nothing to copy",
         ],
         [],
     )
@@ -392,7 +403,8 @@ def run_timing(
         f"latency {fit.mean_latency_ms:.3f} ms mean over {len(fit.valves)} valve(s) ({lat.min():.3f}..{lat.max():.3f})",
         f"jitter up to {np.nanmax(jit):.3f} ms" if np.any(np.isfinite(jit)) else "jitter: n/a (one pulse per valve)",
         f"lateral offsets {min(offsets):+.2f}..{max(offsets):+.2f} mm",
-        f"config: airjet.valves.latency_ms: {fit.mean_latency_ms:.3f}",
+        f"the line takes the valve delays ({fit.mean_latency_ms:.3f} ms mean) from the stored calibration "
+        "(camera.calibration_file); nothing to copy",
     ]
     if fit.y_eject_offset_mm is not None:
         summary.append(f"ejection line offset {fit.y_eject_offset_mm:+.2f} mm from airjet.y_eject_mm")

@@ -16,6 +16,8 @@ SECTIONS: tuple[str, ...] = ("intrinsics", "belt", "encoder", "valves")
 DEFAULT_MAX_AGE_DAYS = 180.0
 VERSION_RE = re.compile(r"^v(\d{4,})_(\d{8}T\d{6}Z)\.yaml$")
 LENS_KEYS = ("width_px", "height_px", "fx", "fy", "cx", "cy", "dist")
+#: where a section's numbers came from: the line itself, the simulated line, or a controller emulator
+PROVENANCES: tuple[str, ...] = ("measured", "simulator", "emulator")
 
 
 class CalibrationRefusedError(CalibrationError, ConfigError):

@@ -29,6 +29,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as e:
         raise CalibrationError(f"calibration file '{path}' cannot be read ({e.strerror}); check its permissions") from None
+    except UnicodeDecodeError:
+        raise CalibrationError(
+            f"calibration file '{path}' is not UTF-8 text; it was not written by 'sorter calibrate': restore it from the store"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -55,13 +59,18 @@ def load_calibration(path: str | Path) -> Calibration:
     doc = _read_yaml(p)
     if doc.get("format") == FORMAT:
         sections = {k: v for k, v in doc.items() if k in SECTIONS}
+        try:
+            version = int(doc.get("version", 0))
+        except (TypeError, ValueError):
+            raise CalibrationError(f"calibration file '{p}': version {doc.get('version')!r} is not a number") from None
+        previous = doc.get("previous")
         return Calibration(
             machine=str(doc.get("machine", "")),
-            version=int(doc.get("version", 0)),
+            version=version,
             created_utc=parse_utc(doc.get("created_utc", "1970-01-01T00:00:00Z")),
             sections=sections,
             path=p,
-            previous=doc.get("previous"),
+            previous=None if previous is None else str(previous),
         )
     kind = doc.get("kind")
     if kind in SECTIONS:

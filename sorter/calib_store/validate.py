@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from sorter.calib_store.document import LENS_KEYS, SECTIONS, Calibration, command_of, parse_utc
+from sorter.calib_store.document import LENS_KEYS, PROVENANCES, SECTIONS, Calibration, command_of, parse_utc
 from sorter.calib_store.sections import camera_from_belt_dict
 from sorter.errors import CalibrationError
+
+#: largest believable command-to-air delay of a valve
+MAX_LATENCY_MS = 1000.0
 
 
 def _finite(data: dict[str, Any], key: str, problems: list[str], where: str, positive: bool = False) -> float | None:
@@ -47,6 +50,11 @@ def validate_section(kind: str, data: dict[str, Any]) -> list[str]:
     if data.get("passed") is not True:
         why = "; ".join(str(p) for p in data.get("problems") or []) or "it is not marked as passed"
         problems.append(f"{where} did not pass ({why}); repeat 'sorter calibrate {command_of(kind)}'")
+    prov = data.get("provenance", "measured")
+    if isinstance(prov, dict):
+        prov = prov.get("source")
+    if prov not in PROVENANCES:
+        problems.append(f"{where}: provenance {prov!r} is unknown (expected one of {', '.join(PROVENANCES)})")
     if "created_utc" in data:
         try:
             parse_utc(data["created_utc"])
@@ -78,9 +86,23 @@ def validate_section(kind: str, data: dict[str, Any]) -> list[str]:
     if kind == "encoder":
         _finite(data, "mm_per_count", problems, where, positive=True)
     if kind == "valves":
-        _finite(data, "mean_latency_ms", problems, where)
-        if not isinstance(data.get("valves"), list) or not data.get("valves"):
+        mean = _finite(data, "mean_latency_ms", problems, where)
+        if mean is not None and not 0 <= mean <= MAX_LATENCY_MS:
+            problems.append(f"{where}: mean_latency_ms = {mean:g} is outside 0..{MAX_LATENCY_MS:g} ms")
+        valves = data.get("valves")
+        if not isinstance(valves, list) or not valves:
             problems.append(f"{where}: 'valves' must list at least one valve")
+        else:
+            for i, v in enumerate(valves):
+                if not isinstance(v, dict):
+                    problems.append(f"{where}: valves[{i}] must be a mapping with 'valve' and 'latency_ms'")
+                    continue
+                lat = _finite(v, "latency_ms", problems, f"{where} valves[{i}]")
+                if lat is not None and not 0 <= lat <= MAX_LATENCY_MS:
+                    problems.append(f"{where} valves[{i}]: latency_ms = {lat:g} is outside 0..{MAX_LATENCY_MS:g} ms")
+                idx = v.get("valve")
+                if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0:
+                    problems.append(f"{where} valves[{i}]: 'valve' = {idx!r} must be a valve index (0, 1, ...)")
     return problems
 
 

@@ -137,6 +137,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ph = sub.add_parser("history", help="list a machine's calibration versions and check the latest")
     ph.add_argument("--store", type=Path, required=True)
     ph.add_argument("--machine", required=True)
+    ph.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="judge the latest version for this line, as 'sorter check' does (default: for a real line)",
+    )
+    ph.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key of --config")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -167,7 +175,16 @@ def _config(args: argparse.Namespace, needed: bool) -> Config | None:
 
     if not needed and not args.config and not args.set:
         return None
-    return load_line_config(args.config, args.set)
+    return load_line_config(args.config, args.set, calibration=False)
+
+
+def _provenance(args: argparse.Namespace) -> str:
+    """Where this step's numbers come from: the simulated line, a controller emulator, or the line itself."""
+    if getattr(args, "sim", False):
+        return "simulator"
+    if getattr(args, "emulator", False):
+        return "emulator"
+    return "measured"
 
 
 def _outputs(args: argparse.Namespace, cfg: Config | None) -> Outputs:
@@ -182,7 +199,9 @@ def _outputs(args: argparse.Namespace, cfg: Config | None) -> Outputs:
 
             raise CalibrationError("--store needs --machine NAME (or a --config whose line.name names the machine)")
         store = CalibrationStore(args.store, machine)
-    return Outputs(out=args.out, store=store, preview_dir=args.preview_dir, now_utc=datetime.now(UTC))
+    return Outputs(
+        out=args.out, store=store, preview_dir=args.preview_dir, now_utc=datetime.now(UTC), provenance=_provenance(args)
+    )
 
 
 def _guide(args: argparse.Namespace) -> Guide:
@@ -411,7 +430,10 @@ def _sheet(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from sorter.calib_store import CalibrationStore, load_calibration, validate_calibration
+    """List the versions and judge the latest exactly as ``sorter check``/``run`` do (for --config, or a real line)."""
+    from sorter.calib_store import CalibrationStore, load_calibration
+    from sorter.calib_store.line import LineNeeds, provenance_of, usability_problems
+    from sorter.runtime.calibrated import line_needs
 
     store = CalibrationStore(args.store, args.machine)
     versions = store.versions()
@@ -420,11 +442,22 @@ def _history(args: argparse.Namespace) -> int:
         return 1
     for p in versions:
         cal = load_calibration(p)
-        made = [f"{k}@v{int(s.get('version', 0))}" for k, s in cal.sections.items()]
+        made = []
+        for k, s in cal.sections.items():
+            prov = provenance_of(s) if isinstance(s, dict) else "?"
+            version = int(s.get("version", 0)) if isinstance(s, dict) else 0
+            made.append(f"{k}@v{version}" + ("" if prov == "measured" else f" ({prov})"))
         print(f"{p.name}  {', '.join(made)}")
     latest = load_calibration(versions[-1])
-    problems = validate_calibration(latest)
-    print(f"latest: {versions[-1]}: " + ("valid" if not problems else "REFUSED: " + "; ".join(problems)))
+    if args.config or args.set:
+        cfg = _config(args, needed=True)
+        assert cfg is not None
+        needs, who = line_needs(cfg), f"line '{cfg.line.name}'"
+    else:
+        needs, who = LineNeeds(camera_real=True, plant_real=True), "a real line"
+    problems = usability_problems(latest, needs)
+    verdict = "valid" if not problems else "REFUSED: " + "; ".join(problems)
+    print(f"latest: {versions[-1]}: for {who} ({needs.describe()}): {verdict}")
     return 0 if not problems else 1
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from sorter.commands.common import add_config_arguments, load_or_report
-from sorter.config import Config
+
+if TYPE_CHECKING:
+    from sorter.config import Config
 
 HELP = "validate a configuration and run the start-up checks (calibration, model, camera, controller, store); exit 2 on error"
 
@@ -33,6 +36,23 @@ def _check_rate(cfg: Config) -> None:
         print(f"    latency profile '{profile.name}': {profile.p50_total_ms():.1f} ms per frame p50, within {budget:.1f} ms")
     else:
         print(f"    WARNING: {warning}")
+
+
+def _print_calibration(cfg: Config) -> None:
+    """Where the calibrated values come from, and every key the config overrides."""
+    from sorter.runtime.calibrated import applied_of
+
+    applied = applied_of(cfg)
+    if applied is None:
+        return
+    if applied.calibration is not None:
+        print(f"    calibration {applied.calibration.path}:")
+    for key, (value, source) in applied.used.items():
+        print(f"      {key}: {value}  <- {source}")
+    for line in applied.overrides:
+        print(f"    {line}")
+    for line in applied.warnings:
+        print(f"    WARNING {line}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,6 +82,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"    robot window y {r.window_y_start_mm:g}..{r.window_y_end_mm:g} mm, up to {r.max_picks_per_min:g} picks/min")
     print(f"    detector {cfg.detector.type}, actuator {cfg.actuator.type}, targets {', '.join(cfg.policy.targets)}")
     _check_rate(cfg)
+
+
+    _print_calibration(cfg)
     for ref in all_plugins():
         print(f"    plugin {ref.kind} {ref.name!r}: {ref.origin} ({ref.target})")
     if args.config_only:

@@ -115,4 +115,17 @@ def read_model_info(path: Path) -> ModelInfo:
             f"detector.model: '{path}' has no '{SPEC_METADATA_KEY}' metadata, so it was not exported by 'sorter train'; "
             "only sorter's own detector models are supported"
         )
-    return ModelInfo(path, ModelSpec.from_json(meta[SPEC_METADATA_KEY]), meta.get(PRECISION_METADATA_KEY, "fp32"), meta)
+    try:
+        spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise ConfigError(
+            f"detector.model: '{path}' has unusable '{SPEC_METADATA_KEY}' metadata ({str(e)[:200]}); "
+            "export the model again with 'sorter train --export-only'"
+        ) from None
+    precision = meta.get(PRECISION_METADATA_KEY, "fp32")
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"detector.model: '{path}' says '{PRECISION_METADATA_KEY}' = {precision[:40]!r}, expected one of "
+            f"{', '.join(PRECISIONS)}; export the model again with 'sorter train --export-only'"
+        )
+    return ModelInfo(path, spec, precision, meta)

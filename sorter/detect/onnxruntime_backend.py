@@ -10,10 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from sorter.config import Config, DetectorConfig
+from sorter.detect.model_check import TensorInfo, io_problems
 from sorter.detect.model_files import read_model_info, resolve_model
 from sorter.detect.pipeline import EngineDetector, RawOutputs
 from sorter.detect.spec import INPUT_NAME, OUTPUT_NAMES
-from sorter.errors import MissingDependencyError
+from sorter.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,25 @@ class OrtEngine:
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": dev}))
             else:
                 log.warning("detector.device = %r but this onnxruntime has no CUDA provider; running on the CPU", device)
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        try:
+            self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # truncated, corrupt or unsupported graphs: onnxruntime raises its own types
+            text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise ConfigError(
+                f"detector.model: ONNX Runtime cannot load '{path}' ({text}); the file is damaged or not a detector "
+                "exported by 'sorter train': copy it again or use the packaged model"
+            ) from None
         used = self._session.get_providers()[0]
         self.name = f"onnxruntime:{'cuda' if used == 'CUDAExecutionProvider' else 'cpu'}"
         log.info("onnxruntime session on %s (%s)", path, used)
+
+    def io(self) -> tuple[list[TensorInfo], list[TensorInfo]]:
+        """The session's inputs and outputs as declared in the model."""
+
+        def info(args: Any) -> list[TensorInfo]:
+            return [TensorInfo(a.name, tuple(d if isinstance(d, int) else None for d in (a.shape or ()))) for a in args]
+
+        return info(self._session.get_inputs()), info(self._session.get_outputs())
 
     def infer(self, tensor: npt.NDArray[np.float32]) -> RawOutputs:
         """Run the session on one ``(1, 3, H, W)`` input."""
@@ -75,7 +91,19 @@ def create(cfg: DetectorConfig, class_names: tuple[str, ...], threads: int | Non
     path = resolve_model(cfg.model, cfg.precision)
     info = read_model_info(path)
     engine = OrtEngine(path, cfg.device, threads)
-    return EngineDetector(engine, info.spec, class_names, cfg.min_score)
+    inputs, outputs = engine.io()
+    problems = io_problems(inputs, outputs, info.spec)
+    if problems:
+        engine.close()
+        raise ConfigError(
+            f"detector.model: '{path}' does not match its own metadata: " + "; ".join(problems) + "; "
+            "export it again with 'sorter train --export-only' or use the packaged model"
+        )
+    try:
+        return EngineDetector(engine, info.spec, class_names, cfg.min_score)
+    except BaseException:
+        engine.close()
+        raise
 
 
 def from_config(cfg: Config, class_names: tuple[str, ...]) -> EngineDetector:

@@ -32,4 +32,14 @@ def create_detector(cfg: Config, class_names: tuple[str, ...]) -> Detector:
     ref = resolve("detector", cfg.detector.type, DETECTORS, "detector.type")
     detector = load(ref)(cfg, class_names)
     check_built(ref, detector, Detector)
+    from sorter.detect.pipeline import EngineDetector
+
+    if isinstance(detector, EngineDetector):  # one inference on a blank frame, checked: never fail on the first frame
+        from sorter.detect.model_check import verify_detector
+
+        try:
+            verify_detector(detector, cfg.detector.model or "the packaged model")
+        except BaseException:
+            detector.close()
+            raise
     return detector  # type: ignore[no-any-return]

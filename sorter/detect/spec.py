@@ -85,9 +85,17 @@ class ModelSpec:
     def from_json(text: str) -> ModelSpec:
         """Parse :meth:`to_json` output; unknown keys are an error (a newer model format)."""
         d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"model spec must be a JSON object, got {type(d).__name__}")
         known = set(ModelSpec.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"model spec has unknown keys {sorted(unknown)}; this model needs a newer sorter")
-        d["class_names"] = tuple(d.get("class_names", MATERIAL_CLASSES))
+        for key in ("input_w_px", "input_h_px", "width", "out_stride", "top_k", "pad_value"):
+            if key in d and (not isinstance(d[key], int) or isinstance(d[key], bool)):
+                raise ValueError(f"model spec '{key}' = {str(d[key])[:40]!r} must be a whole number")
+        names = d.get("class_names", list(MATERIAL_CLASSES))
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("model spec 'class_names' must be a list of class names")
+        d["class_names"] = tuple(names)
         return ModelSpec(**d)

@@ -17,6 +17,7 @@ from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
 from sorter.entities import MATERIAL_CLASSES
+from sorter.errors import ConfigError
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
 from sorter.runtime.latency_profile import LatencyProfile, StageSampler, line_profile
@@ -140,6 +141,34 @@ def replay_config(cfg: Config) -> Config:
     return cfg.model_copy(update={"actuator": cfg.actuator.model_copy(update={"type": "dry_run"})})
 
 
+def _calibrated(cfg: Config) -> tuple[Config, Config]:
+    """The line's config with the calibration's values applied, and the simulated world's truth.
+
+    Applying is a no-op when loading applied it already. The simulated world keeps the config's encoder as its
+    truth, so that a calibration measuring it wrongly shows as a wrong calibration. Socat, the serial device and
+    its permissions are refused here, before anything is opened.
+    """
+    from sorter.runtime.calibrated import apply_calibration
+    from sorter.runtime.link_check import link_environment_problems
+
+    applied = apply_calibration(cfg)
+    missing = link_environment_problems(applied)
+    if missing:
+        raise ConfigError(missing)
+    return applied, applied.model_copy(update={"belt": cfg.belt})
+
+
+def _line_clock(cfg: Config, *, fast: bool, replay: bool) -> tuple[Clock, LatencyProfile | None]:
+    """The line's clock, and the latency profile it is charged from (``--fast`` with ``runtime.charge: profile``)."""
+    if replay:
+        return ManualClock(), None
+    if not fast:
+        return MonotonicClock(), None
+    if cfg.runtime.charge == "profile":
+        return ModelledClock(), line_profile(cfg)
+    return ChargedClock(), None
+
+
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     """Build a line: the plant, the detector, tracker and planner, the actuator, the event recorder.
 
@@ -150,18 +179,10 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         replay: for ``sorter replay``: a manual clock moved to each recorded frame's stamp, no simulated world,
             no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
-    cfg = replay_config(cfg) if replay else cfg
-    modelled = fast and not replay and cfg.runtime.charge == "profile"
-    profile = line_profile(cfg) if modelled else None
-    clock: Clock
-    if replay:
-        clock = ManualClock()
-    elif fast:
-        clock = ModelledClock() if modelled else ChargedClock()
-    else:
-        clock = MonotonicClock()
+    cfg, truth = _calibrated(replay_config(cfg) if replay else cfg)
+    clock, profile = _line_clock(cfg, fast=fast, replay=replay)
     camera = camera_model(cfg)
-    plant = build_plant(cfg, clock, target_class_ids(cfg), fast=fast, replay=replay)
+    plant = build_plant(truth, clock, target_class_ids(cfg), fast=fast, replay=replay)
     detector = create_detector(cfg, MATERIAL_CLASSES)
     pipeline = build_pipeline(cfg, camera, detector, clock)
     if profile is not None and isinstance(clock, ModelledClock):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from sorter.config import Config
@@ -60,6 +62,13 @@ def policy_params(cfg: Config) -> PolicyParams:
     )
 
 
+def valve_latencies_ms(count: int, latency_ms: float, per_valve_ms: Mapping[int, float]) -> tuple[float, ...]:
+    """Delay of each valve: its own where measured, ``latency_ms`` for the others; () when none has its own."""
+    if not per_valve_ms:
+        return ()
+    return tuple(float(per_valve_ms.get(i, latency_ms)) for i in range(count))
+
+
 def airjet_params(cfg: Config, camera: CameraModel) -> AirjetParams:
     a = cfg.airjet
     v = a.valves
@@ -70,6 +79,7 @@ def airjet_params(cfg: Config, camera: CameraModel) -> AirjetParams:
         valve_pitch_mm=v.pitch_mm,
         valve_x_first_mm=v.x_first_mm,
         latency_ms=v.latency_ms,
+        valve_latency_ms=valve_latencies_ms(v.count, v.latency_ms, v.latency_per_valve_ms),
         min_pulse_ms=v.min_pulse_ms,
         max_pulse_ms=v.max_pulse_ms,
         margin_mm=v.margin_mm,

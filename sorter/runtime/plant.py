@@ -104,18 +104,19 @@ class Plant(Protocol):
 def camera_model(cfg: Config) -> CameraModel:
     """Camera model used to map detections onto the belt.
 
-    A ``camera.calibration_file`` wins; without one, a simulated camera uses its
-    true mount (a perfect calibration) and a real camera is a configuration error.
+    The belt pose of the calibration (``camera.calibration_file``, applied by
+    :func:`sorter.runtime.calibrated.apply_calibration`) wins; without one, a
+    simulated camera uses its true mount (a perfect calibration) and a real
+    camera is a configuration error.
     """
-    if cfg.camera.calibration_file:
-        from sorter.calib_store import load_camera_model
+    from sorter.runtime.calibrated import applied_of, apply_calibration
 
-        return load_camera_model(
-            cfg.camera.calibration_file,
-            cfg.camera.width_px,
-            cfg.camera.height_px,
-            max_age_days=cfg.camera.calibration_max_age_days,
-        )
+    applied = applied_of(cfg)
+    if applied is None and cfg.camera.calibration_file:
+        cfg = apply_calibration(cfg)
+        applied = applied_of(cfg)
+    if applied is not None and applied.calibration is not None and applied.calibration.camera is not None:
+        return applied.calibration.camera
     if cfg.camera.type == "sim":
         from sorter.sim.mount import sim_camera_model
 

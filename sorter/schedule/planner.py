@@ -39,6 +39,9 @@ class AirjetParams:
         valve_pitch_mm: lateral width of one valve's air.
         valve_x_first_mm: left edge of valve 0's air, belt ``x_mm``.
         latency_ms: command-to-air delay, compensated by a lead of speed x latency.
+        valve_latency_ms: measured delay of each valve (index = valve); empty: ``latency_ms`` for all. A shot
+            over several valves opens with the lead of the slowest and closes with that of the fastest, so every
+            valve's air covers the object.
         min_pulse_ms: shortest pulse the valves make reliably.
         max_pulse_ms: longest pulse allowed (air consumption, coil heating).
         margin_mm: extra air before and after the object along the belt.
@@ -59,6 +62,7 @@ class AirjetParams:
     valve_pitch_mm: float = 18.75
     valve_x_first_mm: float = 0.0
     latency_ms: float = 3.0
+    valve_latency_ms: tuple[float, ...] = ()
     min_pulse_ms: float = 4.0
     max_pulse_ms: float = 80.0
     margin_mm: float = 10.0
@@ -90,6 +94,10 @@ class AirjetParams:
             "forget_after_mm": self.forget_after_mm,
         }
         problems += [f"AirjetParams.{k} = {v!r} must be >= 0" for k, v in non_negative.items() if not v >= 0]
+        if self.valve_latency_ms and (
+            len(self.valve_latency_ms) != self.valve_count or not all(v >= 0 for v in self.valve_latency_ms)
+        ):
+            problems.append(f"AirjetParams.valve_latency_ms needs {self.valve_count} values >= 0 (one per valve), or none")
         if self.y_eject_mm <= self.view_end_y_mm:
             problems.append(
                 f"AirjetParams.y_eject_mm = {self.y_eject_mm!r} must lie downstream of the camera view "
@@ -171,9 +179,14 @@ class AirjetPlanner:
             reason = f"x {x_mm:.0f} mm +- {half_w:.0f} mm misses the valve bank"
             return Decision.of(tr, "skip", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
         win = air_window(tr, p.y_eject_mm, p.margin_mm, p.sigma_k, speed_mm_s, p.min_pulse_ms, p.max_pulse_ms)
-        lead = lead_mm(speed_mm_s, p.latency_ms)
-        s_open = win.s_open_mm - lead
-        s_close = win.s_close_mm - lead
+        if p.valve_latency_ms:
+            lat = p.valve_latency_ms[valves[0] : valves[1] + 1]
+            s_open = win.s_open_mm - lead_mm(speed_mm_s, max(lat))
+            s_close = win.s_close_mm - lead_mm(speed_mm_s, min(lat))
+        else:
+            lead = lead_mm(speed_mm_s, p.latency_ms)
+            s_open = win.s_open_mm - lead
+            s_close = win.s_close_mm - lead
         if s_open <= s_now_mm + p.safety_margin_mm:
             reason = f"opening at {s_open:.0f} mm is not {p.safety_margin_mm:.0f} mm ahead of the odometer {s_now_mm:.0f} mm"
             logger.debug("track %d late: %s", tr.track_id, reason)

@@ -281,8 +281,21 @@ def test_simulated_line_calibrates_end_to_end_into_the_store(tmp_path: Path, cap
     cam = load_camera_model(str(tmp_path / "cal" / "sim-line"), cfg.camera.width_px, cfg.camera.height_px)
     assert mapping_error_mm(cam, truth)[0] <= 1.0
     assert len(CalibrationStore(tmp_path / "cal", "sim-line").versions()) == 4
-    assert run(["history", "--store", str(tmp_path / "cal"), "--machine", "sim-line"]) == 0
-    assert "latest: " in capsys.readouterr().out
+    # history judges the latest version as the runtime does: made on the simulator, so refused for a real line...
+    capsys.readouterr()
+    assert run(["history", "--store", str(tmp_path / "cal"), "--machine", "sim-line"]) == 1
+    out = capsys.readouterr().out
+    assert "(simulator)" in out and "for a real line" in out and "REFUSED" in out
+    # ... and valid for the simulated line, which 'sorter check' then runs with (the two agree)
+    history = ["history", "--store", str(tmp_path / "cal"), "--machine", "sim-line", "--config", "sim-airjet.yaml"]
+    assert run(history) == 0
+    assert "valid" in capsys.readouterr().out
+    from sorter.cli import main as sorter_main
+
+    calibrated = f"camera.calibration_file={tmp_path / 'cal' / 'sim-line'}"
+    assert sorter_main(["check", "--config-only", "--set", calibrated]) == 0
+    out = capsys.readouterr().out
+    assert "calibration v4 (simulator" in out
 
 
 def test_sheet_command_writes_a_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

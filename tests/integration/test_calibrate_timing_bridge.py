@@ -38,6 +38,9 @@ def test_latency_through_the_emulated_controller(link: str, tmp_path: Path, caps
     assert len(doc["observations"]) == 30
     assert all(o["s_fired_mm"] >= o["s_command_mm"] - 0.1 for o in doc["observations"])
     assert (tmp_path / "valves-preview" / "latency.png").is_file()
+    # marked as made against an emulator: a real line refuses it, the simulated one uses it
+    assert doc["provenance"] == "emulator"
+    assert "comes from the emulator and is marked so" in capsys.readouterr().out
 
 
 def test_real_line_without_hit_observation_stops(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,14 @@ def test_unit_runs_the_service_with_notify_watchdog_and_restart(tmp_path: Path) 
     r = _unit("--config", "/etc/sorter/line.yaml", "--watchdog-s", "7", "--print")
     assert r.returncode == 0, r.stderr
     lines = set(r.stdout.splitlines())
-    for want in ("Type=notify", "Restart=on-failure", "WatchdogSec=7", "ExecReload=/bin/kill -HUP $MAINPID", "TimeoutStopSec=5"):
+    for want in (
+        "Type=notify",
+        "Restart=on-failure",
+        "WatchdogSec=7",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "TimeoutStopSec=5",
+        "WorkingDirectory=/etc/sorter",  # relative paths of the config work under the service
+    ):
         assert want in lines, want
     assert any(ln.startswith("ExecStart=") and ln.endswith("run --quiet --config /etc/sorter/line.yaml") for ln in lines)
     assert any(ln.startswith("ExecStartPre=") and "check --config /etc/sorter/line.yaml" in ln for ln in lines)

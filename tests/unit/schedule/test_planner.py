@@ -309,3 +309,22 @@ def test_params_are_checked() -> None:
         AirjetParams(y_eject_mm=300.0)
     with pytest.raises(ValueError, match="touching_nontarget"):
         PolicyParams(touching_nontarget="maybe")  # type: ignore[arg-type]
+
+
+def test_each_valve_fires_with_its_own_calibrated_lead() -> None:
+    # valves 14..17 cover x 300 +- 35 mm; valve 16 is slower (5 ms), valve 15 faster (1 ms) than the 3 ms of the others
+    tr = track(length_mm=120.0, x_mm=300.0, width_mm=60.0)
+    own = [3.0] * 64
+    own[15], own[16] = 1.0, 5.0
+    per_valve = AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=3.0, valve_latency_ms=tuple(own))
+    (cmd,) = plan_once(AirjetPlanner(per_valve), tr, 1400.0)
+    (flat,) = plan_once(AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=3.0)), tr, 1400.0)
+    # opens with the slowest valve's lead, closes with the fastest's: every valve's air covers the object
+    assert flat.s_open_mm - cmd.s_open_mm == pytest.approx(SPEED * 2.0e-3)
+    assert cmd.s_close_mm - flat.s_close_mm == pytest.approx(SPEED * 2.0e-3)
+    # a shot over valves that all run at the mean is the same as without per-valve latencies
+    even = AirjetParams(y_eject_mm=Y_EJECT_MM, latency_ms=3.0, valve_latency_ms=(3.0,) * 64)
+    (same,) = plan_once(AirjetPlanner(even), tr, 1400.0)
+    assert (same.s_open_mm, same.s_close_mm) == pytest.approx((flat.s_open_mm, flat.s_close_mm))
+    with pytest.raises(ValueError, match="valve_latency_ms needs 64 values"):
+        AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, valve_latency_ms=(3.0, 3.0)))
