@@ -8,8 +8,8 @@ Rules (every ``import`` counts, also inside functions and ``if TYPE_CHECKING:``)
   (``track/`` and ``schedule/`` also ``entities``, the one thing stages share);
 * only ``runtime/`` imports every stage;
 * ``runtime`` never imports ``commands``;
-* ``config.py`` imports nothing above it: ``entities``, ``errors``, ``plugins`` (type names) and the simulator's
-  own section schema ``sim/config.py``;
+* ``config.py`` imports nothing above it: ``entities``, ``errors``, ``plugins`` (type names), the simulator's
+  own section schema ``sim/config.py`` and the alert rules' schema ``analytics/alerts.py``;
 * ``calib/`` (the calibration maths) does not import ``runtime``, ``sim`` or ``actuate``;
 * ``calib_store/`` (calibration files) depends on nothing above ``geometry`` and ``errors``;
 * ``firmware_bridge`` never imports ``sorter``;
@@ -35,7 +35,7 @@ PURE = {  # module or package -> the sorter modules it may import (besides itsel
     "sorter.schedule": ("sorter.entities",),
 }
 PURE_THIRD_PARTY = ("numpy",)
-CONFIG_MAY_IMPORT = ("sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config")
+CONFIG_MAY_IMPORT = ("sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", "sorter.analytics.alerts")
 CALIB_MUST_NOT = ("sorter.runtime", "sorter.sim", "sorter.actuate")
 CALIB_STORE_MAY_IMPORT = ("sorter", "sorter.errors", "sorter.geometry")
 

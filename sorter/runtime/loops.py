@@ -93,6 +93,8 @@ def _collect_reports(line: Line) -> None:
         line.events.on_reports(reports)
     if line.recorder is not None and reports:
         line.recorder.add_reports(line.clock.now_ns(), reports)
+    if line.service is not None and reports:
+        line.service.on_reports(reports)
 
 
 def run_fast(line: Line, duration_s: float, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:

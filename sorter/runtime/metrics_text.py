@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,7 @@ class MetricsSnapshot:
         objects_by_class: confirmed objects that left the view, per class.
         faults: faults raised since start, per kind.
         events: event-store counters (``written``, ``dropped``, ``write_errors``).
+        alert_gauges: the alert rules' gauges (``name``, ``help``, ``labels`` as ``[key, value]`` pairs, ``value``).
     """
 
     state: str
@@ -35,6 +37,7 @@ class MetricsSnapshot:
     objects_by_class: Mapping[str, int] = field(default_factory=dict)
     faults: Mapping[str, int] = field(default_factory=dict)
     events: Mapping[str, int] = field(default_factory=dict)
+    alert_gauges: tuple[Mapping[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """Plain dicts throughout (what the line sends to the web process)."""
