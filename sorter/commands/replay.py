@@ -75,7 +75,10 @@ def main(args: argparse.Namespace) -> int:
     from sorter.capture.recording import RecordingSource
     from sorter.errors import SorterError
 
+    from sorter.runtime.line import replay_config
+
     try:
+        replay_config(cfg)  # a config that cannot replay is refused before the recording is judged
         source = RecordingSource(args.recording)
         gaps = assess(source, cfg, args.max_missing_pct)
     except (SorterError, ValueError, OSError) as e:

@@ -158,5 +158,5 @@ def _complete_summary(summary: dict[str, Any], line: Any, service: Any, replay_s
             "frames_missing": max(0, captured - replayed),
             "missing_share": round(max(0, captured - replayed) / captured, 5) if captured else 0.0,
             "longest_gap_ms": gaps.get("longest_gap_ms", 0.0),
-            "warnings": list(replay_gaps.warn) if replay_gaps is not None else [],
+            "warnings": [*replay_gaps.refuse, *replay_gaps.warn] if replay_gaps is not None else [],
         }
