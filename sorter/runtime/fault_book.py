@@ -58,7 +58,9 @@ class FaultBook:
         self._lock = threading.Lock()
         self._kinds: dict[str, _Kind] = {}
         self._events: dict[str, _Event] = {}
-        self._baseline: dict[str, int] = {}  # first value seen of each cumulative actuator counter
+        self._prev: dict[str, int] = {}  # last value seen of each cumulative actuator counter
+        self._totals: dict[str, int] = {}  # its growth during this run
+        self._reported: dict[str, int] = {}  # event totals already turned into events
 
     # --- conditions -------------------------------------------------------------------------------------------
     def raise_fault(self, kind: str, reason: str, t_wall_s: float) -> bool:
@@ -96,30 +98,34 @@ class FaultBook:
     def observe_actuator(self, stats: Mapping[str, object], t_wall_s: float) -> dict[str, int]:
         """Turn the growth of the actuator's cumulative counters into events; returns the new ones (name -> n).
 
-        The controller's own watchdog count covers its whole uptime: only its growth during this run counts.
+        A watchdog trip is seen from two sides: the host session counts the faults it was told of, and the
+        controller counts every trip (over its whole uptime, so only its growth during this run counts; a
+        controller that restarted counts from zero again). A trip during a link outage reaches the host only
+        through the controller's count, so the larger of the two totals is the run's count.
         """
         new: dict[str, int] = {}
-        trips = self._growth(stats, WATCHDOG_KEYS)
-        if trips:
-            new[WATCHDOG] = trips
-        reconnects = self._growth(stats, (RECONNECT_KEY,))
-        if reconnects:
-            new[RECONNECTS] = reconnects
+        with self._lock:
+            host = self._run_total("host_watchdog", stats.get(WATCHDOG_KEYS[0]), from_zero=True)
+            ctrl = self._run_total("controller_watchdog", stats.get(WATCHDOG_KEYS[1]), from_zero=False)
+            reconnects = self._run_total("reconnects", stats.get(RECONNECT_KEY), from_zero=True)
+            for name, total in ((WATCHDOG, max(host, ctrl)), (RECONNECTS, reconnects)):
+                grown = total - self._reported.get(name, 0)
+                if grown > 0:
+                    self._reported[name] = total
+                    new[name] = grown
         for name, n in new.items():
             self.add_event(name, n, t_wall_s)
         return new
 
-    def _growth(self, stats: Mapping[str, object], keys: tuple[str, ...]) -> int:
-        """Growth since the last call of the first counter of ``keys`` that the actuator has."""
-        for key in keys:
-            value = stats.get(key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                continue
-            with self._lock:
-                before = self._baseline.get(key, 0 if key != "controller_watchdog_trips" else value)
-                self._baseline[key] = max(before, value)
-            return max(0, value - before)
-        return 0
+    def _run_total(self, key: str, value: object, *, from_zero: bool) -> int:
+        """This run's total of a cumulative counter (``from_zero``: it started at zero with the run). Under the lock."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self._totals.get(key, 0)
+        prev = self._prev.get(key, 0 if from_zero else value)
+        grown = value - prev if value >= prev else value  # a counter that went back restarted from zero
+        self._prev[key] = value
+        self._totals[key] = self._totals.get(key, 0) + max(0, grown)
+        return self._totals[key]
 
     # --- reading ------------------------------------------------------------------------------------------------
     def active(self) -> list[ActiveFault]:
