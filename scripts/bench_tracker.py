@@ -1,33 +1,81 @@
-"""Benchmark of ``BeltTracker.update`` against the number of objects in view.
+"""Benchmark of ``BeltTracker.update``: time per update against the number of objects in view, and tracking quality.
 
 Synthetic belt: objects at random lateral positions stream through a 720 mm
-long camera view at 2.5 m/s, measured at 60 fps with 3 mm noise, boxes cut at
-the view border, 5 % misses, 2 % class confusion and 0.02 false positives per
-frame. The spawn rate is set so that the requested number of objects is in
-view on average. Prints update time p50/p99 per scene size.
+long camera view at 2.5 m/s, 15 % of them sliding (up to 40 mm/s along and
+across the belt), measured at 60 fps with 3 mm noise, boxes cut at the view
+border, 5 % misses, 2 % class confusion and 0.02 false positives per frame.
+The spawn rate is set so that the requested number of objects is in view on
+average.
 
-Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0]
+Prints, for 10/30/60/100 objects in view:
+
+* time per update, p50/p99, wall clock and the thread's CPU time (the latter
+  excludes preemption by other processes on a busy host);
+* quality: ID switches, objects never confirmed, objects split over several
+  confirmed tracks, confirmed tracks made of false positives, and the error of
+  the position predicted 150 ms ahead (the planner's horizon) against truth;
+* confirmation at low frame rates: the same scenes processed at 15 and 10 fps
+  (a loaded machine), share of the objects seen at least twice that got a
+  confirmed track.
+
+With ``--before REV`` (default: the last revision of the previous tracker) the
+tracker of that git revision runs on the same frames, interleaved frame by
+frame with the current one so that a busy host slows both alike, and the
+tables show both. Without git or that revision only the current tracker runs.
+
+Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0] [--before REV | --before none]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
+import sorter.track
 from sorter.entities import BeltMeasurements
-from sorter.track import BeltTracker, TrackerParams
 
 VIEW_Y_MM = (-360.0, 360.0)
 BELT_WIDTH_MM = 1200.0
 SPEED_MM_S = 2500.0
 FPS = 60.0
+AHEAD_S = 0.150
+#: the last revision of the previous tracker (per-frame numpy over a row-major table, numpy Hungarian per component)
+DEFAULT_BEFORE = "53fbf551"
+REPO = Path(__file__).resolve().parent.parent
 
 
-def scene_frames(n_in_view: int, n_frames: int, seed: int) -> list[BeltMeasurements]:
-    """Measurements of ``n_frames`` frames with about ``n_in_view`` objects in view."""
+@dataclass
+class Scene:
+    """Frames with the truth behind every measurement."""
+
+    frames: list[BeltMeasurements]
+    truth: list[np.ndarray]  # object index per measurement, -1 for a false positive
+    u0: np.ndarray  # belt-fixed centre at t = 0
+    x0: np.ndarray
+    vu: np.ndarray  # residual motion, mm/s
+    vx: np.ndarray
+
+    def position(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """World centre ``(y_w, x)`` of every object at time ``t_s`` (odometer from the belt speed)."""
+        return self.u0 + self.vu * t_s + SPEED_MM_S * t_s, self.x0 + self.vx * t_s
+
+
+def scene(n_in_view: int, n_frames: int, seed: int) -> Scene:
+    """``n_frames`` frames at 60 fps with about ``n_in_view`` objects in view."""
     rng = np.random.default_rng(seed)
     view_len = VIEW_Y_MM[1] - VIEW_Y_MM[0]
     travel = SPEED_MM_S / FPS * n_frames + 2 * view_len
@@ -42,10 +90,15 @@ def scene_frames(n_in_view: int, n_frames: int, seed: int) -> list[BeltMeasureme
     length = rng.uniform(40.0, min(150.0, 0.55 * pitch_u + 40.0), n_obj)
     width = rng.uniform(40.0, 110.0, n_obj)
     cls = rng.integers(0, 6, n_obj).astype(np.int32)
-    out = []
+    sliding = rng.random(n_obj) < 0.15
+    vu = np.where(sliding, rng.uniform(-40.0, 40.0, n_obj), 0.0)
+    vx = np.where(sliding, rng.uniform(-40.0, 40.0, n_obj), 0.0)
+    frames, truth = [], []
     for k in range(n_frames):
-        s = SPEED_MM_S * k / FPS
-        y = u + s
+        t = k / FPS
+        s = SPEED_MM_S * t
+        y = u + vu * t + s
+        xt = x + vx * t
         lo = np.maximum(y - length / 2, VIEW_Y_MM[0])
         hi = np.minimum(y + length / 2, VIEW_Y_MM[1])
         vis = np.clip(hi - lo, 0.0, None) / length
@@ -55,16 +108,18 @@ def scene_frames(n_in_view: int, n_frames: int, seed: int) -> list[BeltMeasureme
         confused = rng.random(n) < 0.02
         mc[confused] = (mc[confused] + 1) % 6
         my = (lo[idx] + hi[idx]) / 2 + rng.normal(0, 3.0, n)
-        mx = x[idx] + rng.normal(0, 3.0, n)
+        mx = xt[idx] + rng.normal(0, 3.0, n)
         ml = hi[idx] - lo[idx] + rng.normal(0, 2.0, n)
         mw = width[idx] + rng.normal(0, 2.0, n)
+        ids = idx
         if rng.random() < 0.02:
             my = np.append(my, rng.uniform(*VIEW_Y_MM))
             mx = np.append(mx, rng.uniform(0, BELT_WIDTH_MM))
             ml = np.append(ml, 80.0)
             mw = np.append(mw, 80.0)
             mc = np.append(mc, 0).astype(np.int32)
-        out.append(
+            ids = np.append(ids, -1)
+        frames.append(
             BeltMeasurements(
                 t_capture_ns=round(k * 1e9 / FPS),
                 s_capture_mm=s,
@@ -76,51 +131,204 @@ def scene_frames(n_in_view: int, n_frames: int, seed: int) -> list[BeltMeasureme
                 class_ids=mc,
             )
         )
-    return out
+        truth.append(ids)
+    return Scene(frames, truth, u, x, vu, vx)
 
 
-def bench(n_in_view: int, n_frames: int, seed: int) -> dict[str, float]:
-    """Time every update; wall time and the thread's CPU time (immune to preemption by other processes)."""
-    frames = scene_frames(n_in_view, n_frames, seed)
-    tracker = BeltTracker(TrackerParams(view_y_min_mm=VIEW_Y_MM[0], view_y_max_mm=VIEW_Y_MM[1]))
-    warm = min(200, n_frames // 5)
-    wall = []
-    cpu = []
-    live = []
-    for k, meas in enumerate(frames):
-        c0 = time.thread_time_ns()
-        t0 = time.perf_counter_ns()
-        out = tracker.update(meas)
-        t1 = time.perf_counter_ns()
-        c1 = time.thread_time_ns()
-        if k >= warm:
-            wall.append((t1 - t0) / 1e6)
-            cpu.append((c1 - c0) / 1e6)
-            live.append(len(out.active))
+# ---------------------------------------------------------------------- trackers
+
+
+def load_before(rev: str) -> ModuleType | None:
+    """The ``sorter.track`` package of git revision ``rev`` as a separate package, or None with a note."""
+    try:
+        names = subprocess.run(
+            ["git", "-C", str(REPO), "ls-tree", "--name-only", rev, "sorter/track/"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"note: no 'before' columns: cannot read sorter/track at git revision {rev!r} ({exc})")
+        return None
+    pkg = "_sorter_track_before"
+    tmp = Path(tempfile.mkdtemp(prefix="bench_tracker_"))
+    (tmp / pkg).mkdir()
+    for name in names:
+        if not name.endswith(".py"):
+            continue
+        src = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:{name}"], capture_output=True, text=True, check=True).stdout
+        src = src.replace("sorter.track.", f"{pkg}.").replace("from sorter.track import", f"from {pkg} import")
+        (tmp / pkg / Path(name).name).write_text(src)
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module(pkg)
+
+
+def make_tracker(mod: ModuleType) -> Any:
+    return mod.BeltTracker(mod.TrackerParams(view_y_min_mm=VIEW_Y_MM[0], view_y_max_mm=VIEW_Y_MM[1]))
+
+
+@dataclass
+class Run:
+    """Per-update times and everything the quality measures need."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    live: list[int] = field(default_factory=list)
+    ids: list[tuple[int, ...]] = field(default_factory=list)
+    confirmed: set[int] = field(default_factory=set)
+    track_objects: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    pred_err_mm: list[float] = field(default_factory=list)
+
+
+def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200) -> dict[str, Run]:
+    """Run every tracker over the scene's frames (every ``step``-th), interleaved frame by frame."""
+    trackers = {name: make_tracker(m) for name, m in mods.items()}
+    runs = {name: Run() for name in mods}
+    for k in range(0, len(sc.frames), step):
+        meas = sc.frames[k]
+        truth = sc.truth[k].tolist()
+        t_s = k / FPS
+        y_ahead, x_ahead = sc.position(t_s + AHEAD_S)
+        s_ahead = SPEED_MM_S * (t_s + AHEAD_S)
+        for name, tracker in trackers.items():
+            c0 = time.thread_time_ns()
+            w0 = time.perf_counter_ns()
+            out = tracker.update(meas)
+            w1 = time.perf_counter_ns()
+            c1 = time.thread_time_ns()
+            r = runs[name]
+            if k >= warm:
+                r.wall_ms.append((w1 - w0) / 1e6)
+                r.cpu_ms.append((c1 - c0) / 1e6)
+                r.live.append(len(out.active))
+            r.ids.append(out.meas_track_ids)
+            for tr in (*out.active, *out.retired):
+                if tr.confirmed:
+                    r.confirmed.add(tr.track_id)
+            by_id = {tr.track_id: tr for tr in out.active}
+            for tid, obj in zip(out.meas_track_ids, truth, strict=True):
+                if obj < 0:
+                    continue  # a false positive taken by a track is not a switch
+                r.track_objects[tid].append(obj)
+                tr = by_id[tid]
+                if tr.confirmed:
+                    y_p, x_p, _, _ = tr.predict(s_ahead)
+                    r.pred_err_mm.append(float(np.hypot(y_p - y_ahead[obj], x_p - x_ahead[obj])))
+    return runs
+
+
+def quality(sc: Scene, r: Run, step: int = 1) -> dict[str, float]:
+    """ID switches, objects never confirmed, objects split over confirmed tracks, false confirmed tracks, prediction error."""
+    switches = 0
+    owners: dict[int, set[int]] = defaultdict(set)
+    for tid, objs in r.track_objects.items():
+        if tid not in r.confirmed:
+            continue
+        switches += sum(a != b for a, b in pairwise(objs))
+        counts = Counter(objs)
+        for o, c in counts.items():
+            if c >= 2:
+                owners[o].add(tid)
+    seen = Counter(int(o) for k in range(0, len(sc.truth), step) for o in sc.truth[k].tolist() if o >= 0)
+    twice = [o for o, c in seen.items() if c >= 2]
+    real = {tid for tid, objs in r.track_objects.items() if objs}
+    err = np.asarray(r.pred_err_mm) if r.pred_err_mm else np.zeros(1)
     return {
-        "dets": float(np.mean([len(m) for m in frames[warm:]])),
-        "live": float(np.mean(live)),
-        "p50": float(np.percentile(wall, 50)),
-        "p99": float(np.percentile(wall, 99)),
-        "cpu_p50": float(np.percentile(cpu, 50)),
-        "cpu_p99": float(np.percentile(cpu, 99)),
+        "switches": switches,
+        "objects": len(twice),
+        "missed": sum(1 for o in twice if o not in owners),
+        "split": sum(len(t) - 1 for t in owners.values() if len(t) > 1),
+        "false": len(r.confirmed - real),
+        "err_p50": float(np.percentile(err, 50)),
+        "err_p95": float(np.percentile(err, 95)),
     }
 
 
+# ---------------------------------------------------------------------- report
+
+
+def table(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    print(" | ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    print()
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--before", default=DEFAULT_BEFORE, help="git revision of the tracker to compare with, or 'none'")
+    ap.add_argument("--sizes", default="10,30,60,100", help="objects in view, comma-separated")
     args = ap.parse_args()
-    print(f"BeltTracker.update, {args.frames} frames per row at {FPS:g} fps, {SPEED_MM_S:g} mm/s, numpy {np.__version__}")
-    print("wall: perf_counter around update(); cpu: the thread's CPU time (excludes preemption on a busy host)")
-    head = ("objects in view", "detections/frame", "live tracks", "p50 ms", "p99 ms", "cpu p50 ms", "cpu p99 ms")
-    print(" | ".join(head))
-    print("-" * 92)
-    for n in (10, 30, 60, 100):
-        r = bench(n, args.frames, args.seed)
-        cells = (f"{n}", f"{r['dets']:.1f}", f"{r['live']:.1f}", *(f"{r[k]:.3f}" for k in ("p50", "p99", "cpu_p50", "cpu_p99")))
-        print(" | ".join(c.rjust(len(h)) for c, h in zip(cells, head, strict=True)))
+    sizes = [int(v) for v in args.sizes.split(",")]
+    mods: dict[str, ModuleType] = {}
+    before = None if args.before == "none" else load_before(args.before)
+    if before is not None:
+        mods["before"] = before
+    mods["after"] = sorter.track
+    import scipy
+
+    print(
+        f"BeltTracker.update, {args.frames} frames per row at {FPS:g} fps, {SPEED_MM_S:g} mm/s; "
+        f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]}"
+    )
+    if before is not None:
+        print(f"before: sorter/track at git revision {args.before}; after: this checkout; run interleaved frame by frame")
+    print(f"load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print()
+    names = list(mods)
+    timing_rows, cpu_rows, quality_rows, same_rows, low_rows = [], [], [], [], []
+    for n in sizes:
+        sc = scene(n, args.frames, args.seed)
+        runs = run_trackers(sc, mods)
+        dets = float(np.mean([len(m) for m in sc.frames[200:]]))
+        live = float(np.mean(runs["after"].live))
+        wall = {k: (np.percentile(r.wall_ms, 50), np.percentile(r.wall_ms, 99)) for k, r in runs.items()}
+        cpu = {k: (np.percentile(r.cpu_ms, 50), np.percentile(r.cpu_ms, 99)) for k, r in runs.items()}
+        cells_w = [f"{wall[k][i]:.3f}" for k in names for i in (0, 1)]
+        cells_c = [f"{cpu[k][i]:.3f}" for k in names for i in (0, 1)]
+        ratio_w = [f"{wall['before'][0] / wall['after'][0]:.1f}x"] if before is not None else []
+        ratio_c = [f"{cpu['before'][0] / cpu['after'][0]:.1f}x"] if before is not None else []
+        timing_rows.append((f"{n}", f"{dets:.1f}", f"{live:.1f}", *cells_w, *ratio_w))
+        cpu_rows.append((f"{n}", *cells_c, *ratio_c))
+        for k in names:
+            q = quality(sc, runs[k])
+            quality_rows.append(
+                (
+                    f"{n}",
+                    k,
+                    f"{q['switches']}",
+                    f"{q['missed']} of {q['objects']}",
+                    f"{q['split']}",
+                    f"{q['false']}",
+                    f"{q['err_p50']:.2f} / {q['err_p95']:.2f}",
+                )
+            )
+        if before is not None:
+            same = sum(a == b for a, b in zip(runs["before"].ids, runs["after"].ids, strict=True))
+            same_rows.append((f"{n}", f"{same} of {len(runs['after'].ids)}"))
+        for fps in (15.0, 10.0):
+            step = round(FPS / fps)
+            low = run_trackers(sc, mods, step=step, warm=0)
+            for k in names:
+                q = quality(sc, low[k], step)
+                share = 1.0 - q["missed"] / max(q["objects"], 1)
+                low_rows.append((f"{n}", f"{fps:g}", k, f"{share:.3f}", f"{q['false']}", f"{q['switches']}"))
+    pairs = [f"{k} {s}" for k in names for s in ("p50", "p99")]
+    speed = ["p50 speed-up"] if before is not None else []
+    print("time per update, wall clock (ms)")
+    table(("objects in view", "detections/frame", "live tracks", *pairs, *speed), timing_rows)
+    print("time per update, CPU time of the thread (ms)")
+    table(("objects in view", *pairs, *speed), cpu_rows)
+    if same_rows:
+        print("identical assignments (meas_track_ids) before/after, frames")
+        table(("objects in view", "identical frames"), same_rows)
+    print(f"quality at {FPS:g} fps (prediction error: confirmed tracks, {AHEAD_S * 1e3:g} ms ahead, against truth)")
+    head = ("objects in view", "tracker", "ID switches", "objects never confirmed", "objects split", "false confirmed")
+    table((*head, "pred. err p50 / p95 mm"), quality_rows)
+    print("confirmation at low frame rates: same scenes, every 4th / 6th frame processed (objects seen at least twice)")
+    table(("objects in view", "fps", "tracker", "share confirmed", "false confirmed", "ID switches"), low_rows)
+    print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 
 

@@ -107,7 +107,16 @@ class TrackerConfig(Strict):
     """Belt-frame tracker. Ageing is by time and belt travel, never frame count."""
 
     gate_mm: float = Field(80.0, gt=0, description="association gate radius in belt-fixed mm")
-    min_hits: int = Field(3, ge=1)
+    min_hits: int = Field(3, ge=1, description="detections that always confirm a track (acted upon)")
+    confirm_hits: int = Field(
+        2, ge=1, description="detections in consecutive frames that confirm a track once they span confirm_travel_mm"
+    )
+    confirm_travel_mm: float = Field(
+        120.0, ge=0, description="belt travel the confirm_hits detections must span (more than gate_mm)"
+    )
+    confirm_single_score: float | None = Field(
+        None, gt=0, le=1, description="one detection scoring at least this confirms its track; null: never on one view"
+    )
     max_unseen_ms: float = Field(400.0, gt=0)
     max_unseen_travel_mm: float = Field(400.0, gt=0)
     measurement_sigma_mm: float = Field(4.0, gt=0)

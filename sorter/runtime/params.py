@@ -35,6 +35,9 @@ def tracker_params(cfg: Config, camera: CameraModel) -> TrackerParams:
     return TrackerParams(
         gate_mm=t.gate_mm,
         min_hits=t.min_hits,
+        confirm_hits=t.confirm_hits,
+        confirm_travel_mm=t.confirm_travel_mm,
+        confirm_single_score=t.confirm_single_score,
         max_unseen_ns=round(t.max_unseen_ms * 1e6),
         max_unseen_travel_mm=t.max_unseen_travel_mm,
         measurement_sigma_mm=t.measurement_sigma_mm,

@@ -7,6 +7,7 @@ this package never imports the config schema (DESIGN.md section 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sorter.entities import MATERIAL_CLASSES, Track
 
@@ -20,9 +21,35 @@ class TrackerParams:
     Attributes:
         gate_mm: hard association radius around a track's predicted centre
             (belt-fixed, after the size slack described in ``tracker.py``).
-        min_hits: detections needed before a track is confirmed (acted upon).
+        min_hits: detections that always confirm a track (acted upon), however
+            little the belt moved between them; the upper bound of the evidence
+            needed. At 60 fps on a running belt this rule confirms nearly every
+            track; the rules below take over when frames are few.
+        confirm_hits: detections in consecutive frames that confirm a track once
+            they span at least ``confirm_travel_mm`` of belt travel. A loaded
+            machine processing 4-15 frames per second sees an object crossing
+            the view only two or three times; two views of one belt-fixed
+            position far apart in travel, with no frame in between that missed
+            it, are the evidence that it rides the belt. A track missed in a
+            frame starts a new run. Values at or above ``min_hits`` disable the
+            rule.
+        confirm_travel_mm: belt travel the run of ``confirm_hits`` detections
+            must span (first to latest). More than ``gate_mm``, so an artefact
+            fixed in the image (glare, a machine part), which moves by the travel
+            in belt-fixed coordinates, never gates twice over it; more than a
+            frame step at 60 fps (42 mm at 2.5 m/s), so there ``min_hits``
+            decides as before and a run of two random false positives cannot
+            confirm; less than a frame step at 15 fps (167 mm), so two views
+            confirm. Belt speeds down to 1.8 m/s keep that at 15 fps.
+        confirm_single_score: a detection with at least this score confirms its
+            track at once, or ``None`` (the default) to never confirm on a single
+            view. For very low frame rates with a detector whose high scores are
+            known to be reliable; every false positive above it is acted upon.
         max_unseen_ns: a track not detected for this long is retired (a stopped
-            belt still ages its tracks).
+            belt still ages its tracks). Every limit on unseen time or travel is
+            at least one frame step (the time and travel since the previous
+            update): a track seen in the previous frame always gets this frame
+            to be seen again, however slowly frames come.
         max_unseen_travel_mm: a track not detected over this much belt travel is
             retired (a fast belt retires tracks sooner than ``max_unseen_ns``).
         measurement_sigma_mm: 1-sigma noise of a measured centre, per axis.
@@ -76,6 +103,9 @@ class TrackerParams:
 
     gate_mm: float = 80.0
     min_hits: int = 3
+    confirm_hits: int = 2
+    confirm_travel_mm: float = 120.0
+    confirm_single_score: float | None = None
     max_unseen_ns: int = 400_000_000
     max_unseen_travel_mm: float = 400.0
     measurement_sigma_mm: float = 4.0
@@ -118,10 +148,16 @@ class TrackerParams:
             "view_edge_margin_mm": self.view_edge_margin_mm,
             "tentative_penalty": self.tentative_penalty,
             "min_residual_per_mm": self.min_residual_per_mm,
+            "confirm_travel_mm": self.confirm_travel_mm,
         }
         problems += [f"TrackerParams.{k} = {v!r} must be >= 0" for k, v in non_negative.items() if not v >= 0]
-        if self.min_hits < 1:
-            problems.append(f"TrackerParams.min_hits = {self.min_hits} must be >= 1")
+        for name, hits in (("min_hits", self.min_hits), ("confirm_hits", self.confirm_hits)):
+            if hits < 1:
+                problems.append(f"TrackerParams.{name} = {hits} must be >= 1")
+        if self.confirm_single_score is not None and not 0.0 < self.confirm_single_score <= 1.0:
+            problems.append(
+                f"TrackerParams.confirm_single_score = {self.confirm_single_score!r} must be in (0, 1], or None to disable it"
+            )
         if self.max_unseen_ns <= 0:
             problems.append(f"TrackerParams.max_unseen_ns = {self.max_unseen_ns} must be > 0 (e.g. 400_000_000 for 400 ms)")
         if self.n_classes < 1:
@@ -148,3 +184,31 @@ class TrackerOutput:
     active: tuple[Track, ...]
     retired: tuple[Track, ...]
     meas_track_ids: tuple[int, ...] = ()
+
+
+class UpdateStats(NamedTuple):
+    """Work done by one :meth:`BeltTracker.update` (deterministic counters).
+
+    The time an update takes is proportional to these counts (plus a fixed
+    cost), so they tell how the tracker scales on a scene without timing it:
+    ``scripts/bench_tracker.py`` measures the time, tests check the counts.
+
+    Attributes:
+        n_tracks: live tracks offered to association (after retirement).
+        n_measurements: measurements of the frame.
+        n_pairs: (track, measurement) pairs inside the gate, each given a cost.
+        n_solved: pairs left to the assignment solver (those not unambiguous).
+        n_matched: measurements fused into existing tracks.
+        n_new: tracks started.
+        n_retired: tracks retired.
+        n_built: ``Track`` entities built for the output (unchanged tracks reuse theirs).
+    """
+
+    n_tracks: int = 0
+    n_measurements: int = 0
+    n_pairs: int = 0
+    n_solved: int = 0
+    n_matched: int = 0
+    n_new: int = 0
+    n_retired: int = 0
+    n_built: int = 0

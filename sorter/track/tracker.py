@@ -7,26 +7,20 @@ residual motion) to that same odometer value. Time plays no part in where
 things are, so belt speed changes and stops do not disturb association; time
 only ages tracks (a stopped belt still retires a track nobody sees).
 
-Cost of pairing track ``t`` with measurement ``m`` (only pairs inside the gate):
+One update: retire tracks unseen for too long, predict every track
+(``motion.py``), gate every (track, measurement) pair and cost the ambiguous
+ones (``gate.py``), assign (``assign.py``), correct the matched tracks and start
+new ones (``state.py``), and build the ``Track`` entities that changed
+(``export.py``). Every step works on all tracks, all measurements or all
+gated pairs at once (numpy arrays, no loop over tracks): an update costs a
+fixed number of numpy calls whatever the scene, plus the entities that
+changed. :attr:`BeltTracker.stats` counts the work of the last update.
 
-* negative log-likelihood of the position: ``log(S_u S_x / sigma^4)`` plus the
-  normalised squared distance ``du^2 / S_u + dx^2 / S_x`` where ``S`` is the
-  predicted track variance plus the measurement variance. Where an extent
-  changed by more than ``size_tolerance_mm`` the box may have been cut (image
-  border, overlapping object), shifting its centre by half the cut; the
-  distance is then the smaller of "shifted by half the cut" and "not shifted,
-  with more spread" (see ``state.cut_aware_distance2``); a box reaching an
-  end of the camera view (``TrackerParams.view_y_min_mm``/``view_y_max_mm``)
-  is cut on that side, so there the shift is known. The log term makes
-  a vague young track pay for its wide prediction;
-* a size term: squared log ratios of length and width over ``size_log_sigma``;
-* a class term: ``-class_weight * log`` of the track's smoothed vote share for
-  the measured class;
-* ``tentative_penalty`` for unconfirmed tracks.
-
-The gate is both a hard radius (``gate_mm``) and ``gate_chi2`` on the
-normalised distance. Unambiguous pairs match directly; touching and crossing
-objects are solved exactly per connected component (see ``assign.py``).
+A track is confirmed (may be acted upon) on evidence, not on a frame count:
+``min_hits`` detections, or ``confirm_hits`` detections in consecutive frames
+spanning ``confirm_travel_mm`` of belt travel (an object seen twice by a slow
+loop), or optionally one detection scoring ``confirm_single_score`` (see
+``params.py``).
 """
 
 from __future__ import annotations
@@ -37,29 +31,19 @@ import numpy as np
 import numpy.typing as npt
 
 from sorter.entities import BeltMeasurements, Track
-from sorter.track.assign import assign_pairs
-from sorter.track.params import TrackerOutput, TrackerParams
-from sorter.track.state import (
-    CONFIRMED,
-    ID,
-    S_REF,
-    SIZE,
-    T_LAST,
-    TrackTable,
-    cut_aware_distance2,
-    cut_half_mm,
-    edge_cut_dir,
-    known_cut_shift,
-)
+from sorter.track.assign import load_solver, match_pairs
+from sorter.track.gate import gate_pairs, pair_costs
+from sorter.track.motion import edge_cut_dir
+from sorter.track.params import TrackerOutput, TrackerParams, UpdateStats
+from sorter.track.state import CONFIRMED, ID, S_REF, SIZE, T_LAST, TrackTable
 
 logger = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-_VOTE_PRIOR = 0.5  # pseudo-votes per class when scoring class agreement
-_SIZE_COST_CAP = 25.0  # bounded so one odd box cannot dominate the whole assignment
 _MIN_EXTENT_MM = 1.0
+_NONE = np.zeros(0, np.int64)
 
 
 class BeltTracker:
@@ -67,6 +51,9 @@ class BeltTracker:
 
     Not thread-safe: call :meth:`update` from one thread, once per frame, with
     frames in capture order.
+
+    Attributes:
+        stats: work counters of the last :meth:`update`.
     """
 
     def __init__(self, params: TrackerParams | None = None) -> None:
@@ -74,6 +61,9 @@ class BeltTracker:
         self._table = TrackTable(self.params)
         self._next_id = 1
         self._last_s_mm: float | None = None
+        self._last_t_ns: int | None = None
+        self.stats = UpdateStats()
+        load_solver()  # import the solver at start-up, not in the first frame with touching objects
 
     @property
     def n_live(self) -> int:
@@ -94,51 +84,76 @@ class BeltTracker:
             ValueError: if a class id is outside ``[0, n_classes)`` or the
                 measurement arrays have different lengths.
         """
+        p = self.params
         s_mm = float(meas.s_capture_mm)
         t_ns = int(meas.t_capture_ns)
         self._check(meas, s_mm)
+        t_prev_ns = self._last_t_ns
+        self._last_s_mm, self._last_t_ns = s_mm, t_ns
         table = self._table
-        retired = self._retire(s_mm, t_ns)
+        retired = self._retire(s_mm, t_ns, t_prev_ns)
 
         n_meas = len(meas)
-        z_u = np.asarray(meas.y_w_mm, np.float64) - s_mm
-        z_x = np.asarray(meas.x_mm, np.float64)
-        length = np.maximum(np.asarray(meas.length_mm, np.float64), _MIN_EXTENT_MM)
-        width = np.maximum(np.asarray(meas.width_mm, np.float64), _MIN_EXTENT_MM)
+        n_tracks = len(table)
+        y_w = np.asarray(meas.y_w_mm, np.float64)
+        z = np.array((y_w - s_mm, meas.x_mm), np.float64)  # (2, M): belt-fixed centres (u_mm, x_mm)
+        size = np.maximum(np.array((meas.length_mm, meas.width_mm), np.float64), _MIN_EXTENT_MM)  # (2, M)
         scores = np.asarray(meas.scores, np.float64)
-        class_ids = np.asarray(meas.class_ids, np.int32)
-        cut_dir = edge_cut_dir(z_u + s_mm, length, self.params)
+        class_ids = np.asarray(meas.class_ids)
 
-        matched_t = np.zeros(0, np.int64)
-        matched_m = np.zeros(0, np.int64)
-        if len(table) and n_meas:
-            predicted = table.predict(s_mm)
-            rows, cols, cost = self._candidate_pairs(s_mm, predicted, z_u, z_x, length, width, class_ids, cut_dir)
-            matched_t, matched_m = assign_pairs(rows, cols, cost, len(table), n_meas)
+        matched_t = matched_m = _NONE
+        n_pairs = n_solved = 0
+        if n_tracks and n_meas:
+            f = table.f
+            cut_dir = edge_cut_dir(y_w, size[0], p)
+            pred = table.predict(s_mm)
+            t_size = f[SIZE]
+            pairs = gate_pairs(s_mm, pred, t_size, f[S_REF], z, size, cut_dir, p)
+            n_pairs = pairs.size
+
+            def costs(idx: I64) -> F64:
+                return pair_costs(idx, pairs, pred, t_size, table.votes, table.i[CONFIRMED], size, class_ids, p)
+
+            idx, n_solved = match_pairs(pairs.rows, pairs.cols, n_tracks, n_meas, costs)
+            if idx is None:  # every gated pair matched
+                matched_t, matched_m, pair_table = pairs.rows, pairs.cols, pairs.table
+            else:
+                matched_t, matched_m, pair_table = pairs.rows.take(idx), pairs.cols.take(idx), pairs.table.take(idx, 1)
             table.correct(
                 matched_t,
-                predicted,
+                pred.take(matched_t, 1),
+                pair_table,
                 s_mm,
                 t_ns,
-                z_u[matched_m],
-                z_x[matched_m],
-                length[matched_m],
-                width[matched_m],
-                scores[matched_m],
-                class_ids[matched_m],
-                cut_dir[matched_m],
+                t_prev_ns,
+                scores.take(matched_m),
+                class_ids.take(matched_m),
             )
         meas_ids = np.zeros(n_meas, np.int64)
-        meas_ids[matched_m] = table.i[matched_t, ID]
-        if n_meas > matched_m.size:
+        meas_ids[matched_m] = table.i[ID].take(matched_t)
+        n_new = n_meas - matched_m.size
+        if n_new:
             new = np.ones(n_meas, np.bool_)
             new[matched_m] = False
-            idx = np.flatnonzero(new)
-            ids = np.arange(self._next_id, self._next_id + idx.size, dtype=np.int64)
-            self._next_id += idx.size
-            meas_ids[idx] = ids
-            table.append(ids, s_mm, t_ns, z_u[idx], z_x[idx], length[idx], width[idx], scores[idx], class_ids[idx])
-        return TrackerOutput(active=tuple(table.to_tracks()), retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
+            idx_new = new.nonzero()[0]
+            ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
+            self._next_id += n_new
+            meas_ids[idx_new] = ids
+            table.append(
+                ids, s_mm, t_ns, z.take(idx_new, 1), size.take(idx_new, 1), scores.take(idx_new), class_ids.take(idx_new)
+            )
+        active = tuple(table.to_tracks())
+        self.stats = UpdateStats(
+            n_tracks=n_tracks,
+            n_measurements=n_meas,
+            n_pairs=n_pairs,
+            n_solved=n_solved,
+            n_matched=int(matched_m.size),
+            n_new=n_new,
+            n_retired=len(retired),
+            n_built=table.n_built,
+        )
+        return TrackerOutput(active=active, retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
 
     # ------------------------------------------------------------------ steps
     def _check(self, meas: BeltMeasurements, s_mm: float) -> None:
@@ -156,80 +171,27 @@ class BeltTracker:
             )
         if self._last_s_mm is not None and s_mm < self._last_s_mm - 1e-6:
             logger.warning("odometer went backwards (%.1f -> %.1f mm); check the encoder direction", self._last_s_mm, s_mm)
-        self._last_s_mm = s_mm
 
-    def _retire(self, s_mm: float, t_ns: int) -> list[Track]:
-        """Remove tracks unseen for too long (time) or too far (belt travel)."""
+    def _retire(self, s_mm: float, t_ns: int, t_prev_ns: int | None) -> list[Track]:
+        """Remove tracks unseen for too long (time) or too far (belt travel).
+
+        A track detected in the previous frame is never retired: it gets this
+        frame to be seen again, however long the step from that frame (a slow
+        loop, dropped frames). The limits count beyond that step.
+        """
         table = self._table
         if not len(table):
             return []
         p = self.params
-        travel = s_mm - table.f[:, S_REF]
+        ii = table.i
+        t_last = ii[T_LAST]
         tentative = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
-        max_travel = np.where(table.i[:, CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
-        aged = ((t_ns - table.i[:, T_LAST]) > p.max_unseen_ns) | (travel > max_travel)
-        if not aged.any():
+        max_travel = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
+        aged = ((t_ns - t_last) > p.max_unseen_ns) | ((s_mm - table.f[S_REF]) > max_travel)
+        aged &= t_last != t_prev_ns
+        gone = aged.nonzero()[0]
+        if not gone.size:
             return []
-        gone = table.to_tracks(np.flatnonzero(aged))
+        out = table.to_tracks(gone)
         table.remove(~aged)
-        return gone
-
-    def _candidate_pairs(
-        self,
-        s_mm: float,
-        predicted: tuple[F64, F64, F64, F64],
-        z_u: F64,
-        z_x: F64,
-        length: F64,
-        width: F64,
-        class_ids: npt.NDArray[np.int32],
-        cut_dir: F64,
-    ) -> tuple[I64, I64, F64]:
-        """Gated (track, measurement) pairs and their association costs.
-
-        Pair quantities are ``(K, 2)`` arrays, column 0 along the belt and
-        column 1 across it, so each step serves both axes at once.
-        """
-        p = self.params
-        table = self._table
-        pos, var = predicted[0], predicted[1]
-        t_size = table.f[:, SIZE]
-        z_size = np.column_stack([length, width])
-        # coarse dense gate: the hard radius widened by the largest possible truncation slack
-        reach = p.gate_mm + 0.5 * max(float(z_size.max()), float(t_size.max()))
-        du_all = z_u[None, :] - pos[:, 0][:, None]  # (T, M): along the belt is the selective axis
-        rows, cols = np.nonzero(np.abs(du_all) < reach)
-        d = np.column_stack([du_all[rows, cols], z_x[cols] - pos[rows, 1]])
-        near = np.abs(d[:, 1]) < reach
-        rows, cols, d = rows[near], cols[near], d[near]
-        if rows.size == 0:
-            e = np.zeros(0, np.int64)
-            return e, e.copy(), np.zeros(0)
-        size_t = t_size[rows]
-        size_m = z_size[cols]
-        ds = (s_mm - table.f[rows, S_REF])[:, None]
-        half = cut_half_mm(size_m - size_t, size_t, ds, p)
-        d_eff = np.maximum(np.abs(d) - half, 0.0)
-        r0 = p.measurement_sigma_mm**2
-        s_inn = var[rows] + r0
-        d2_axes = cut_aware_distance2(d, half, s_inn, size_t)
-        dir_m = cut_dir[cols]
-        known = dir_m != 0
-        if known.any():  # boxes at a view end: the cut side is known, the whole length change counts
-            du_known = d[:, 0] - known_cut_shift(size_m[:, 0] - size_t[:, 0], dir_m)
-            d_eff[:, 0] = np.where(known, np.abs(du_known), d_eff[:, 0])
-            d2_axes[:, 0] = np.where(known, du_known * du_known / s_inn[:, 0], d2_axes[:, 0])
-        d2 = d2_axes.sum(axis=1)
-        ok = ((d_eff * d_eff).sum(axis=1) <= p.gate_mm**2) & (d2 <= p.gate_chi2)
-        rows, cols = rows[ok], cols[ok]
-        if rows.size == 0:
-            e = np.zeros(0, np.int64)
-            return e, e.copy(), np.zeros(0)
-        s_inn = s_inn[ok]
-        nll = d2[ok] + np.log(s_inn[:, 0] * s_inn[:, 1] / r0**2)
-        log_ratio = np.log(size_m[ok] / size_t[ok])
-        size_cost = np.minimum((log_ratio * log_ratio).sum(axis=1) / p.size_log_sigma**2, _SIZE_COST_CAP)
-        votes = table.votes
-        share = (votes[rows, class_ids[cols]] + _VOTE_PRIOR) / (votes[rows].sum(axis=1) + _VOTE_PRIOR * p.n_classes)
-        cost = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - table.i[rows, CONFIRMED])
-        return rows.astype(np.int64), cols.astype(np.int64), cost
+        return out

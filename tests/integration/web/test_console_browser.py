@@ -113,7 +113,7 @@ def test_console_in_chromium(browser: Any, tmp_path: Path) -> None:
     cfg = load_config(None, ["detector.type=oracle", "sim.density_per_m2=3", "camera.fps=30", "service.http_port=0",
                              "camera.stale_after_ms=300"])
     line = build_line(cfg, fast=False)
-    gate = CameraGate(line.world)
+    gate = CameraGate(line.plant.world)  # type: ignore[attr-defined]
     _service, server = start_service(line, None)
     assert server is not None
     stop = threading.Event()
