@@ -74,7 +74,6 @@ def main(args: argparse.Namespace) -> int:
     args.duration = None
     from sorter.capture.recording import RecordingSource
     from sorter.errors import SorterError
-
     from sorter.runtime.line import replay_config
 
     try:
