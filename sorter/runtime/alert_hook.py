@@ -106,6 +106,10 @@ class AlertPoller:
         with self._lock:
             return self._gauges
 
+    def follow_targets(self, targets: tuple[str, ...]) -> None:
+        """A reload changed ``policy.targets``: objects finished from now on are judged against the new targets."""
+        self.monitor.evaluator.set_targets(targets, self._wall_ns())
+
     def close(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -216,6 +216,8 @@ class LineService:
         self.line.pipeline.min_score = cfg.detector.min_score
         if self.collector is not None:  # the detector keeps reporting the boxes just under the new threshold
             self.collector.follow_threshold(self.line, cfg.detector.min_score)
+        if self.alerts is not None and tuple(cfg.policy.targets) != tuple(self.line.cfg.policy.targets):
+            self.alerts.follow_targets(tuple(cfg.policy.targets))  # contamination: judged by the targets of the time
         board = getattr(self.line, "scoreboard", None)
         if board is not None:  # simulation: score what follows against the new targets
             from sorter.runtime.params import target_class_ids

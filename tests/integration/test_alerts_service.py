@@ -115,3 +115,39 @@ def test_a_threshold_crossed_on_the_running_line_reaches_the_store_metrics_and_s
         n_events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     assert rows == [("class_share:pet_bottle", "class_share", "%")]
     assert n_events >= 5  # the alert was judged on the line's own events
+
+
+def test_a_live_reload_of_the_targets_reaches_the_alert_rules(tmp_path: Path) -> None:
+    from sorter.analytics.events import TrackEvent
+
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({**SITE, "analytics": {**SITE["analytics"], "store": str(tmp_path / "events.db")},
+                                    "service": {"http_port": None}}))
+    cfg = load_config(["configs/sim-airjet.yaml", site])
+    reloaded = load_config(["configs/sim-airjet.yaml", site], ["policy.targets=[film]"])
+    line = build_line(cfg, fast=True)
+    service, _server = start_service(line, lambda: reloaded)
+    assert service.alerts is not None
+    out: list[tuple[bool, str]] = []
+    try:
+        t_reload_ns = time.time_ns()
+        asker = threading.Thread(target=lambda: out.append(service.reload(timeout_s=30.0)))
+        asker.start()
+        while asker.is_alive():  # the loop's side: a reload is applied between two frames
+            service.begin_cycle()
+            time.sleep(0.01)
+        assert out and out[0][0], out
+        assert "policy.targets" in out[0][1]
+
+        def ejected(cls: str, t_ns: int) -> TrackEvent:
+            return TrackEvent(t_ns, 0, 0, 1, cls, 0.9, 90.0, 60.0, 0.0, 0.0, 4, "eject", (1,), "executed")
+
+        before, after = t_reload_ns - 1_000_000_000, time.time_ns() + 1_000_000_000
+        index = service.alerts.monitor.evaluator.index([ejected("pet_bottle", before), ejected("film", after)])
+        counts = index.window(before - 1, after + 1)
+        assert counts.actuated == 2 and counts.actuated_nontarget == 0  # each judged by the targets of its time
+        late_pet = service.alerts.monitor.evaluator.index([ejected("pet_bottle", after)]).window(before, after + 1)
+        assert late_pet.actuated_nontarget == 1  # PET ejected after the reload is contamination now
+    finally:
+        service.close()
+        line.close()
