@@ -13,7 +13,7 @@ from sorter.config import load_config
 from sorter.runtime.line import build_line
 from sorter.runtime.loops import run_line
 from sorter.runtime.service_setup import start_service
-from sorter.runtime.status import RecentWarnings, status_printer
+from sorter.runtime.status import RecentWarnings, status_line, status_printer
 from sorter.runtime.summary_text import human_summary
 
 CLEAR = "\x1b[H\x1b[J"
@@ -80,6 +80,8 @@ def test_a_camera_fault_stays_on_screen_until_it_clears_and_is_counted_in_the_su
         _until(lambda: any(f.kind == "camera" for f in service.fault_book.active()), 30.0, "the camera fault")
         n_at_fault = len(screen.screens)
         _until(lambda: len(screen.screens) >= n_at_fault + 5, 30.0, "five redraws while the camera is down")
+        piped = status_line(line, 1.0)  # without a terminal (a pipe, the journal): one line, the fault in it
+        assert "| FAULT camera: no fresh frame" in piped and "| faults: camera 1" in piped
         gate.open.set()
         _until(lambda: not service.fault_book.active(), 30.0, "the camera back")
         n_at_clear = len(screen.screens)
