@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from sorter.analytics.alerts import AlertsConfig
 from sorter.entities import MATERIAL_CLASSES
 from sorter.errors import ConfigError
 from sorter.plugins import check_type_name
@@ -325,6 +326,28 @@ class AnalyticsConfig(Strict):
         description="least free space on the SQLite store's disk; less refuses start-up and degrades at run time",
     )
     outcome_wait_s: float = Field(5.0, ge=0, le=600, description="how long an event waits for the controller's report")
+    alerts: AlertsConfig = AlertsConfig()
+
+
+class CollectConfig(Strict):
+    """Frames worth labelling, chosen from the running line by the active-learning rules of ``sorter collect``."""
+
+    dir: str | None = Field(
+        None, description="folder of the batches; each run collects into a new batch folder under it; null: off"
+    )
+    band: float = Field(
+        0.1, gt=0, lt=1, description="'near the threshold' band (+-): the detector reports boxes down to min_score - band"
+    )
+    confident_score: float = Field(0.6, gt=0, le=1, description="a detection scoring this high is confident")
+    min_track_hits: int = Field(5, ge=1, description="detections of a track before 'never confident' may choose it")
+    novelty_distance: float = Field(3.0, gt=0, description="colour-statistics distance (in spreads) of a novel frame")
+    random_share: float = Field(0.02, ge=0, le=1, description="share of frames kept at random")
+    max_per_hour: int = Field(600, ge=1, description="frames kept per hour of capture")
+    max_per_class_per_hour: int = Field(150, ge=1, description="frames kept per predicted class per hour")
+    min_gap_ms: float = Field(200.0, ge=0, description="least capture time between two kept frames")
+    max_frames: int | None = Field(None, ge=1, description="stop keeping frames after this many per run; null: no limit")
+    queue_size: int = Field(8, ge=1, le=1000, description="frames waiting for the collector's thread; more are dropped")
+    seed: int = 0
 
 
 class Config(Strict):
@@ -343,6 +366,7 @@ class Config(Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     service: ServiceConfig = ServiceConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    collect: CollectConfig = CollectConfig()
 
     #: what applying the calibration did (``sorter.runtime.calibrated``); not a key of the file
     _applied: Any = PrivateAttr(default=None)

@@ -50,14 +50,25 @@ class EventIndex:
         events: the events (any order).
         targets: the target classes (``policy.targets``): an actuated object of another class is contamination.
         classes: the classes whose counts windows must give (those of ``class_share`` rules).
+        target_changes: ``(t_from_ns, targets)`` of each later change of the targets (a live reload), oldest first:
+            each event is judged against the targets in force when it finished, so objects ejected as targets
+            before a reload are not contamination after it.
     """
 
-    def __init__(self, events: Iterable[TrackEvent], targets: Iterable[str], classes: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        events: Iterable[TrackEvent],
+        targets: Iterable[str],
+        classes: Iterable[str] = (),
+        target_changes: Sequence[tuple[int, Iterable[str]]] = (),
+    ) -> None:
         evs = sorted(events, key=lambda e: e.t_wall_ns)
-        target_set = set(targets)
         self.t_ns = np.array([e.t_wall_ns for e in evs], dtype=np.int64)
         act = np.array([e.decision in ACTUATED for e in evs], dtype=bool)
-        nontarget = np.array([e.class_name not in target_set for e in evs], dtype=bool)
+        eras = [(-(2**63), frozenset(targets))] + [(int(t), frozenset(c)) for t, c in target_changes]
+        starts = np.array([t for t, _ in eras], dtype=np.int64)
+        era_of = np.searchsorted(starts, self.t_ns, side="right") - 1
+        nontarget = np.array([e.class_name not in eras[int(k)][1] for e, k in zip(evs, era_of, strict=True)], dtype=bool)
         self._cum_act = np.concatenate(([0], np.cumsum(act)))
         self._cum_act_nt = np.concatenate(([0], np.cumsum(act & nontarget)))
         self._cum_class = {c: np.concatenate(([0], np.cumsum([e.class_name == c for e in evs]))) for c in set(classes)}
@@ -118,6 +129,7 @@ class AlertEvaluator:
     def __init__(self, config: AlertsConfig, *, targets: Iterable[str], t_begin_ns: int, verb: str = "ejected") -> None:
         self.config = config
         self.targets = tuple(targets)
+        self._target_changes: tuple[tuple[int, tuple[str, ...]], ...] = ()
         self.t_begin_ns = int(t_begin_ns)
         self.verb = verb
         self._state: dict[str, _State] = {r.rule_name: _State() for r in config.rules}
@@ -138,7 +150,12 @@ class AlertEvaluator:
 
     def index(self, events: Iterable[TrackEvent]) -> EventIndex:
         """An :class:`EventIndex` of ``events`` fit for :meth:`evaluate`."""
-        return EventIndex(events, self.targets, self.classes)
+        return EventIndex(events, self.targets, self.classes, self._target_changes)
+
+    def set_targets(self, targets: Iterable[str], t_from_ns: int) -> None:
+        """The line's targets changed (a live reload) at ``t_from_ns`` (wall-clock epoch ns): events finished from then
+        on are judged against ``targets``, earlier ones against the targets of their time."""
+        self._target_changes = (*self._target_changes, (int(t_from_ns), tuple(targets)))
 
     def adopt(self, alerts: Iterable[Alert]) -> list[Alert]:
         """Continue alerts left open by a previous run (same rule names); returns those whose rule no longer exists."""

@@ -69,11 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _alerts_config(cfg: Any) -> Any:
-    """``analytics.alerts`` of the config (an empty rule set where the config has no such section)."""
-    from sorter.analytics.alerts import AlertsConfig
-
-    found = getattr(cfg.analytics, "alerts", None)
-    return found if isinstance(found, AlertsConfig) else AlertsConfig()
+    """``analytics.alerts`` of the config."""
+    return cfg.analytics.alerts
 
 
 def _merge_alerts(stored: list[Any], evaluated: list[Any]) -> list[Any]:

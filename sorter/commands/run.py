@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 import threading
@@ -44,21 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no live status")
 
 
-def _status_printer(tty: bool) -> Any:
-    from sorter.runtime.status import render_status
-
-    def show(line: Any, t_s: float) -> None:
-        text = render_status(line, t_s)
-        if tty:
-            sys.stdout.write("\x1b[H\x1b[J" + text + "\n")
-        else:
-            rows = text.splitlines()
-            sys.stdout.write("\n".join([rows[0], *(r for r in rows[1:] if r.startswith("WARNING"))]) + "\n")
-        sys.stdout.flush()
-
-    return show
-
-
 def main(args: argparse.Namespace) -> int:
     cfg = load_or_report(args)
     if cfg is None:
@@ -66,27 +52,40 @@ def main(args: argparse.Namespace) -> int:
     return execute(args, cfg)
 
 
-def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = None, record_dir: Path | None = None) -> int:
-    """Build the line, run it (live, ``--fast``, or a replay of ``replay_dir``), print and write the summary."""
+def execute(
+    args: argparse.Namespace,
+    cfg: Config,
+    *,
+    replay_dir: Path | None = None,
+    record_dir: Path | None = None,
+    replay_source: Any = None,
+    replay_gaps: Any = None,
+) -> int:
+    """Build the line, run it (live, ``--fast``, or a replay of ``replay_dir``), print and write the summary.
+
+    Args:
+        replay_source: an opened ``RecordingSource`` to replay (instead of ``replay_dir``).
+        replay_gaps: the recording's :class:`~sorter.capture.recording_gaps.GapReport`, for the replay summary.
+    """
     from sorter.errors import SorterError
-    from sorter.runtime.accounting import human_summary
     from sorter.runtime.line import build_line
     from sorter.runtime.loops import run_line
     from sorter.runtime.preflight import load_line_config
     from sorter.runtime.service_setup import start_service
+    from sorter.runtime.summary_text import human_summary
 
     fast = bool(getattr(args, "fast", False))
     charge = getattr(args, "charge", None)
     if charge is not None:
         cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"charge": charge})})
     duration = args.duration if args.duration is not None else (cfg.runtime.duration_s or (60.0 if fast else None))
-    replay_source = None
+    replaying = replay_source is not None or replay_dir is not None
     try:
-        if replay_dir is not None:
+        if replay_source is None and replay_dir is not None:
             from sorter.capture.recording import RecordingSource
 
             replay_source = RecordingSource(replay_dir)
-        line = build_line(cfg, fast=fast, replay=replay_dir is not None)
+        line = build_line(cfg, fast=fast, replay=replaying)
     except (SorterError, ValueError) as e:
         print(f"cannot start: {e}", file=sys.stderr)
         return 2
@@ -94,7 +93,11 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
         if record_dir is not None:
             from sorter.capture.recording import RecordingWriter
 
-            line.recorder = RecordingWriter(record_dir, cfg.camera.fps, cfg.line.name)
+            counters = line.counters
+            line.recorder = RecordingWriter(
+                record_dir, cfg.camera.fps, cfg.line.name,
+                loop_counts=lambda: (counters.frames, counters.frames_dropped + counters.frames_dropped_slot_live),
+            )
         service, server = start_service(line, lambda: load_line_config(args.config, args.set))
     except (SorterError, OSError) as e:
         line.close()
@@ -115,7 +118,7 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     old_term = signal.signal(signal.SIGTERM, on_signal)
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_hup = signal.signal(signal.SIGHUP, on_hup)
-    status = None if args.quiet else _status_printer(sys.stdout.isatty())
+    status, warnings = _status(args)
     try:
         summary = run_line(line, duration, fast, stop, status, replay_source=replay_source)
         if t_signal:  # SIGTERM/SIGINT to everything stopped, valves closed and events stored
@@ -124,11 +127,49 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGHUP, old_hup)
+        if warnings is not None:
+            logging.getLogger().removeHandler(warnings)
         if server is not None:
             server.close()
+        service.close()
         service.notifier.close()
+    _complete_summary(summary, line, service, replay_source, replay_gaps)
     print(human_summary(summary))
     if args.summary is not None:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         args.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _status(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The live status callback (None with ``--quiet``) and, on a terminal, the warnings its panel keeps."""
+    if args.quiet:
+        return None, None
+    from sorter.runtime.status import RecentWarnings, status_printer
+
+    tty = sys.stdout.isatty()
+    warnings = None
+    if tty:  # the screen is redrawn: warnings printed between two redraws would vanish, so the panel keeps them
+        warnings = RecentWarnings()
+        logging.getLogger().addHandler(warnings)
+    return status_printer(tty, sys.stdout, warnings), warnings
+
+
+def _complete_summary(summary: dict[str, Any], line: Any, service: Any, replay_source: Any, replay_gaps: Any) -> None:
+    """Add what the service and the recording know: fault counts, whether a simulator scored the run, replay coverage."""
+    book = service.fault_book
+    book.observe_actuator(summary.get("actuator") or {}, time.time())
+    summary["faults"] = book.counts()
+    summary["ground_truth"] = line.scoreboard is not None
+    if replay_source is not None:
+        replayed = int(getattr(replay_source, "frames_read", summary.get("frames", 0)))
+        gaps = replay_gaps.as_dict() if replay_gaps is not None else {}
+        captured = int(gaps.get("frames_captured", replayed))
+        summary["replay"] = {
+            "frames_replayed": replayed,
+            "frames_captured": captured,
+            "frames_missing": max(0, captured - replayed),
+            "missing_share": round(max(0, captured - replayed) / captured, 5) if captured else 0.0,
+            "longest_gap_ms": gaps.get("longest_gap_ms", 0.0),
+            "warnings": [*replay_gaps.refuse, *replay_gaps.warn] if replay_gaps is not None else [],
+        }

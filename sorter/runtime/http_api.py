@@ -13,7 +13,7 @@ can take the loop's interpreter. Bound to 127.0.0.1 unless the config says other
 ``GET /stream.mjpg``      the same as an MJPEG stream
 ``GET /api/console``      the console's data (JSON)
 ``GET /openapi.json``     the API description
-``POST /pause``           ``/resume``, ``/reload``: need ``Authorization: Bearer <token>``
+``POST /pause``           ``/resume``, ``/reload``, ``/rollback`` (the previous detector model): need a token
 ========================  ====================================================================================
 
 With ``service.token_for_view`` (on by default when not on loopback) the page, image, stream and console data need

@@ -16,7 +16,7 @@ from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock, Monoto
 from sorter.config import Config
 from sorter.detect.base import Detector
 from sorter.detect.registry import create_detector
-from sorter.entities import MATERIAL_CLASSES
+from sorter.entities import MATERIAL_CLASSES, CommandReport
 from sorter.errors import ConfigError
 from sorter.geometry import CameraModel
 from sorter.runtime.accounting import RunCounters
@@ -41,6 +41,8 @@ class RunningService(Protocol):
     def begin_cycle(self) -> None: ...
 
     def end_cycle(self, result: CycleResult) -> None: ...
+
+    def on_reports(self, reports: list[CommandReport]) -> None: ...
 
     def set_degraded(self, kind: str, reason: str | None) -> None: ...
 

@@ -116,6 +116,8 @@ def _collect_reports(line: Line) -> None:
         line.events.on_reports(reports)
     if line.recorder is not None and reports:
         line.recorder.add_reports(line.clock.now_ns(), reports)
+    if line.service is not None and reports:
+        line.service.on_reports(reports)
 
 
 def run_fast(line: Line, duration_s: float, stop: threading.Event, status: StatusCallback | None = None) -> RunResult:
@@ -234,6 +236,9 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
                     # before the first frame, allow the camera its start-up time
                     limit_ns = stale_ns if got_frame else max(stale_ns, STARTUP_GRACE_NS)
                     service.set_degraded("camera", _camera_trouble(line, source, clock.now_ns() - t_last_frame, limit_ns))
+                if status is not None and time.perf_counter() - last_status >= line.cfg.runtime.status_interval_s:
+                    status(line, (clock.now_ns() - t_start) / 1e9)  # a stalled camera still redraws (its fault shows)
+                    last_status = time.perf_counter()
                 continue
             got_frame = True
             t_last_frame = clock.now_ns()

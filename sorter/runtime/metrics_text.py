@@ -25,6 +25,7 @@ class MetricsSnapshot:
         events: event-store counters (``written``, ``dropped``, ``write_errors``).
         overload: the loop against the camera rate: ``overloaded`` (1/0), ``drop_share`` over the window,
             ``budget_ms``, ``stage_p50_ms`` per stage over the window.
+        alert_gauges: the alert rules' gauges (``name``, ``help``, ``labels`` as ``[key, value]`` pairs, ``value``).
     """
 
     state: str
@@ -39,6 +40,7 @@ class MetricsSnapshot:
     faults: Mapping[str, int] = field(default_factory=dict)
     events: Mapping[str, int] = field(default_factory=dict)
     overload: Mapping[str, Any] = field(default_factory=dict)
+    alert_gauges: tuple[Mapping[str, Any], ...] = ()
 
     @staticmethod
     def overload_of(monitor: Any) -> dict[str, Any]:

@@ -17,18 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 from sorter.analytics.store import EventStoreError, check_free_space, sqlite_path
 from sorter.config import Config
-from sorter.errors import ConfigError
+from sorter.errors import ConfigError, SorterError
+from sorter.runtime.fault_book import WATCHDOG, FaultBook
 from sorter.runtime.flight_recorder import FlightRecorder
 from sorter.runtime.metrics_text import MetricsSnapshot
 from sorter.runtime.reload import changed_keys, unsafe_changes
 from sorter.runtime.sdnotify import SystemdNotifier
+from sorter.runtime.status_extras import extra_status
 from sorter.runtime.web.bounded import bounded_score
 from sorter.runtime.web.faults import FaultLog
 from sorter.runtime.web.live import LiveView
 
 if TYPE_CHECKING:
     from sorter.entities import CommandReport
+    from sorter.runtime.alert_hook import AlertPoller
+    from sorter.runtime.collect_hook import LiveCollector
     from sorter.runtime.line import Line
+    from sorter.runtime.model_hook import ModelReloader
     from sorter.runtime.pipeline import CycleResult
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,7 @@ class LineService:
         self._lock = threading.Lock()
         self._paused_reason: str | None = None
         self._degraded: dict[str, str] = {}
-        self.faults: dict[str, int] = {}
+        self.fault_book = FaultBook()  # lasting faults with their start, counts of every kind (the terminal's panel)
         self._stopping = False
         self._last: CycleResult | None = None
         self._actions: dict[int, str] = {}
@@ -70,6 +75,15 @@ class LineService:
         watch = getattr(line.actuator, "watch_link", None)
         if callable(watch):  # a supervised link says at once when it dies and when it is back
             watch(lambda reason: self.set_degraded("link", reason))
+        # optional parts, attached by ``service_setup.start_service`` when the config asks for them
+        self.alerts: AlertPoller | None = None
+        self.collector: LiveCollector | None = None
+        self.models: ModelReloader | None = None
+
+    @property
+    def faults(self) -> dict[str, int]:
+        """Faults since start, per kind: raised conditions (cleared ones included), watchdog trips, link reconnects."""
+        return self.fault_book.counts()
 
     # --- main-loop side -------------------------------------------------------------------------------------------
     @property
@@ -78,7 +92,9 @@ class LineService:
         return self._paused_reason is None and "camera" not in self._degraded
 
     def begin_cycle(self) -> None:
-        """Apply a pending reload between frames."""
+        """Apply a pending reload (and a new detector model) between frames."""
+        if self.models is not None:
+            self.models.swap_if_pending(self.line)
         with self._lock:
             cfg, self._pending = self._pending, None
         if cfg is not None:
@@ -99,6 +115,8 @@ class LineService:
             self._actions[int(d.track_id)] = str(d.action)
         for t in result.retired:
             self._actions.pop(t.track_id, None)
+        if self.collector is not None:
+            self.collector.offer(result, self.line.pipeline.min_score)
         now = time.monotonic()
         t0, n0 = self._fps_mark
         if now - t0 >= 1.0:
@@ -123,6 +141,10 @@ class LineService:
         link_health = getattr(self.line.actuator, "link_health", None)
         if callable(link_health):
             self.set_degraded("link", link_health())
+        self._count_link_events(stats)
+        recorder = getattr(self.line, "recorder", None)
+        if recorder is not None:
+            recorder.poll()
         events = self.line.events
         if events is not None:
             w = events.writer
@@ -137,18 +159,29 @@ class LineService:
                 low = f"cannot read the free space of {self._store_file.parent}: {e}"
             self.set_degraded("disk", low)
 
+    def _count_link_events(self, stats: dict[str, int]) -> None:
+        """Watchdog trips and reconnections the controller link counted since the last look: logged and kept."""
+        new = self.fault_book.observe_actuator(stats, time.time())
+        trips = new.get(WATCHDOG, 0)
+        if trips:
+            reason = f"controller watchdog tripped ({trips}x): valves were closed, commands re-sent after re-arming"
+            log.error("fault: %s", reason, extra={"journal": {"SORTER_FAULT": "watchdog", "SORTER_REASON": reason}})
+            self.fault_log.add("watchdog", reason)
+            self._changed()
+
     def set_degraded(self, kind: str, reason: str | None) -> None:
         """Raise (``reason``) or clear (``None``) a degraded condition; each raise counts as a fault of ``kind``."""
         with self._lock:
             if reason is None:
                 if self._degraded.pop(kind, None) is None:
                     return
+                self.fault_book.clear_fault(kind, time.time())
                 self.fault_log.add(kind, None)
                 log.warning("recovered: %s", kind, extra={"journal": {"SORTER_FAULT": kind, "SORTER_STATE": "recovered"}})
             else:
                 new = self._degraded.get(kind) != reason
+                self.fault_book.raise_fault(kind, reason, time.time())
                 if kind not in self._degraded:
-                    self.faults[kind] = self.faults.get(kind, 0) + 1
                     log.error("degraded: %s: %s", kind, reason,
                               extra={"journal": {"SORTER_FAULT": kind, "SORTER_STATE": "degraded", "SORTER_REASON": reason}})
                     if self.flight is not None:
@@ -164,6 +197,15 @@ class LineService:
         self._stopping = True
         self.notifier.stopping()
 
+    def close(self) -> None:
+        """Stop the optional parts: the alert poller, the frame collector (its batch is written), the spare model."""
+        for part in (self.alerts, self.collector, self.models):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:  # one part failing to stop must not keep the others running
+                    log.exception("stopping %s failed", type(part).__name__)
+
     def _status_line(self) -> str:
         c = self.line.counters
         reason = self.reason()
@@ -178,6 +220,10 @@ class LineService:
         if hasattr(params, "policy"):
             planner.params = replace(params, policy=policy_params(cfg))
         self.line.pipeline.min_score = cfg.detector.min_score
+        if self.collector is not None:  # the detector keeps reporting the boxes just under the new threshold
+            self.collector.follow_threshold(self.line, cfg.detector.min_score)
+        if self.alerts is not None and tuple(cfg.policy.targets) != tuple(self.line.cfg.policy.targets):
+            self.alerts.follow_targets(tuple(cfg.policy.targets))  # contamination: judged by the targets of the time
         board = getattr(self.line, "scoreboard", None)
         if board is not None:  # simulation: score what follows against the new targets
             from sorter.runtime.params import target_class_ids
@@ -186,7 +232,8 @@ class LineService:
         keys = changed_keys(self.line.cfg, cfg)
         self.line.cfg = cfg
         self.reloads += 1
-        log.warning("config reloaded: %s", ", ".join(keys) or "no change")
+        if keys:
+            log.warning("config reloaded: %s", ", ".join(keys))
 
     # --- HTTP side ------------------------------------------------------------------------------------------------
     @property
@@ -247,22 +294,50 @@ class LineService:
             log.error("config reload refused: %s", "; ".join(e.problems))
             return False, "refused, the running config is unchanged: " + "; ".join(e.problems)
         unsafe = unsafe_changes(self.line.cfg, new)
+        if self.models is not None:  # a new model is switched live, after its parity self-test
+            unsafe = [k for k in unsafe if k != "detector.model"]
         if unsafe:
             msg = (
                 f"refused, the running config is unchanged: {', '.join(unsafe)} need a restart"
-                " (live: policy.*, detector.min_score)"
+                f" (live: policy.*, detector.min_score{', detector.model' if self.models is not None else ''})"
             )
             log.error("config reload %s", msg)
             return False, msg
+        model: str | None = None
+        if self.models is not None:
+            try:
+                model = self.models.prepare(new)  # built, warmed up and checked here, on the reload's thread
+            except SorterError as e:
+                log.error("config reload refused: %s", e)
+                return False, f"refused, the running config and model are unchanged: {e}"
         keys = changed_keys(self.line.cfg, new)
-        if not keys:
+        if not keys and model is None:
             return True, "no change"
         self._applied.clear()
         with self._lock:
             self._pending = new
         if not self._applied.wait(timeout_s):
             return False, f"validated but not applied within {timeout_s} s: is the loop running?"
-        return True, "applied: " + ", ".join(keys)
+        done = ([", ".join(keys)] if keys else []) + ([model] if model else [])
+        return True, "applied: " + "; ".join(done)
+
+    def rollback(self, timeout_s: float = 2.0) -> tuple[bool, str]:
+        """Swap the previous detector model back in (``POST /rollback``), between frames."""
+        if self.models is None:
+            return False, "this line cannot switch models (detector.type onnxruntime, tensorrt or torch can)"
+        try:
+            message = self.models.rollback()
+        except SorterError as e:
+            return False, f"refused: {e}"
+        self._applied.clear()
+        with self._lock:
+            self._pending = self.line.cfg  # an unchanged config: applied with the swap, so the wait below means it
+        applied = self._applied.wait(timeout_s)
+        self.last_reload = {"t_wall_s": round(time.time(), 3), "applied": applied, "message": message}
+        self._changed()
+        if not applied:
+            return False, f"{message}, but not swapped in within {timeout_s} s: is the loop running?"
+        return True, message
 
     def metrics(self) -> MetricsSnapshot:
         c = self.line.counters
@@ -286,6 +361,7 @@ class LineService:
             faults=dict(self.faults),
             events=self.line.events_stats(),
             overload=MetricsSnapshot.overload_of(getattr(self.line, "overload", None)),
+            alert_gauges=self.alerts.gauges() if self.alerts is not None else (),
         )
 
     def status(self, m: MetricsSnapshot | None = None) -> dict[str, Any]:
@@ -313,6 +389,7 @@ class LineService:
             "last_reload": self.last_reload,
             "faults_recent": self.fault_log.recent(),
             "score": bounded_score(self._score()),
+            **extra_status(self),
         }
 
     def _score(self) -> dict[str, Any]:

@@ -13,10 +13,13 @@ import time
 import urllib.request
 from typing import Any
 
+from sorter.commands.run import _complete_summary
 from sorter.config import load_config
 from sorter.runtime.line import build_line
 from sorter.runtime.loops import run_line
 from sorter.runtime.service_setup import start_service
+from sorter.runtime.status import fault_panel
+from sorter.runtime.summary_text import human_summary
 
 
 def _status(port: int) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def test_plc_lost_and_back_degrades_drops_late_commands_and_resumes() -> None:
     cfg = load_config("sim-airjet-modbus.yaml", ["service.http_port=0", "sim.density_per_m2=2", "sim.seed=3",
                                                    "runtime.overload_degrades=false"])
     line = build_line(cfg, fast=False)
-    _service, server = start_service(line, None)
+    service, server = start_service(line, None)
     assert server is not None
     plc = line.actuator.emulator  # type: ignore[attr-defined]
     assert plc is not None
@@ -68,6 +71,16 @@ def test_plc_lost_and_back_degrades_drops_late_commands_and_resumes() -> None:
         runner.join(10.0)
         server.close()
     assert detect_s < 2.0  # the health check runs once a second
+    # the PLC's watchdog closed the valves while the host was away: the run counts that trip (the terminal's panel and
+    # the summary show it), with the controller's outage and the reconnection
+    faults = service.faults
+    assert faults["controller"] == 1 and faults["watchdog_trips"] >= 1 and faults["link_reconnects"] >= 1
+    panel = fault_panel(service.fault_book, time.time())
+    assert panel[-1].startswith("faults since start: ") and "controller 1 (cleared " in panel[-1]
+    assert f"watchdog trips {faults['watchdog_trips']} (last " in panel[-1]
+    _complete_summary(summary, line, service, None, None)  # what `sorter run` adds before printing its summary
+    assert summary["faults"]["watchdog_trips"] >= faults["watchdog_trips"]
+    assert f"watchdog trips {summary['faults']['watchdog_trips']}" in human_summary(summary)
     a = summary["actuator"]
     assert a["reconnects"] >= 1 and a["link_late_local"] >= 1  # the link itself dropped what came due while down
     assert summary["commands_executed_late"] == 0  # nothing fired after its time

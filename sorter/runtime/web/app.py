@@ -33,7 +33,7 @@ FIRST_FRAME_WAIT_S = 3.0
 
 
 class ControlReply(BaseModel):
-    """Answer of ``POST /pause``, ``/resume`` and ``/reload``."""
+    """Answer of ``POST /pause``, ``/resume``, ``/reload`` and ``/rollback``."""
 
     ok: bool
     state: str | None = None
@@ -199,5 +199,10 @@ def create_app(hub: Hub, settings: WebSettings) -> FastAPI:
               summary="re-read the config files; only safe keys (policy.*, detector.min_score) are applied")
     async def reload(request: Request, _auth: Any = Security(bearer_doc)) -> JSONResponse:
         return await control(request, "reload")
+
+    @app.post("/rollback", response_model=ControlReply, responses={401: ctl, 403: ctl, 409: ctl, 504: ctl},
+              summary="swap the previous detector model back in (it is still loaded: no gap in detection)")
+    async def rollback(request: Request, _auth: Any = Security(bearer_doc)) -> JSONResponse:
+        return await control(request, "rollback")
 
     return app

@@ -283,4 +283,7 @@ class WebBridge:
         if kind == "reload":
             applied, message = svc.reload()
             return {"ok": applied, "message": message, "code": 200 if applied else 409}
+        if kind == "rollback":
+            done, message = svc.rollback()
+            return {"ok": done, "message": message, "code": 200 if done else 409}
         return {"ok": False, "error": f"unknown request {kind!r}", "code": 400}

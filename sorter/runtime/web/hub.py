@@ -7,7 +7,7 @@ for their reply on a future.
 
 Messages, line -> web: ``("snap", dict)``, ``("raw", meta)`` followed by the frame's pixels as one bytes message,
 ``("reply", id, dict)``, ``("stop",)``;
-web -> line: ``("pause" | "resume" | "reload", id)``, ``("want",)`` (someone is looking at the image),
+web -> line: ``("pause" | "resume" | "reload" | "rollback", id)``, ``("want",)`` (someone is looking at the image),
 ``("ready",)`` (serving).
 """
 
@@ -177,7 +177,7 @@ class Hub:
         return None
 
     async def request(self, kind: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        """Ask the line to ``pause``/``resume``/``reload``; its reply, or None if it did not answer in time."""
+        """Ask the line to ``pause``/``resume``/``reload``/``rollback``; its reply, or None if it did not answer in time."""
         assert self.loop is not None
         req_id = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = self.loop.create_future()

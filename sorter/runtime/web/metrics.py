@@ -8,7 +8,7 @@ renders them; the line's process only sends the numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -65,7 +65,22 @@ def metric_families(m: Mapping[str, Any], prefix: str = "sorter") -> list[Metric
             if isinstance(v, bool | int | float):
                 fam.add_metric([clean(str(k))], float(v))
         out.append(fam)
+    out += alert_families(m.get("alert_gauges") or ())
     return out
+
+
+def alert_families(samples: Iterable[Mapping[str, Any]]) -> list[Metric]:
+    """``sorter_alert_active``, ``sorter_alert_value``, ``sorter_alert_threshold``: one gauge family per name, one
+    sample per rule (labels ``rule``, ``kind``, ``unit``); nothing when the line has no alert rules."""
+    families: dict[str, GaugeMetricFamily] = {}
+    for g in samples:
+        labels = [(str(k), str(v)) for k, v in g.get("labels") or ()]
+        name = str(g["name"])
+        fam = families.get(name)
+        if fam is None:
+            fam = families[name] = GaugeMetricFamily(name, str(g.get("help", name)), labels=[k for k, _ in labels])
+        fam.add_metric([v for _, v in labels], float(g["value"]))
+    return list(families.values())
 
 
 class SnapshotCollector(Collector):

@@ -147,3 +147,21 @@ def test_alert_records_are_frozen() -> None:
     assert a.active and not dataclasses.replace(a, t_end_ns=at(2)).active
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.value = 3.0  # type: ignore[misc]
+
+
+def test_a_reload_of_the_targets_does_not_turn_earlier_ejections_into_contamination(tmp_path: Path) -> None:
+    """Targets change from PET to film at 1800 s: PET ejected before then were targets, film ejected after too."""
+    events = [TrackEvent(at(10 * k + 5), k, k, k, "pet_bottle" if 10 * k + 5 < 1800 else "film", 0.9, 90.0, 60.0, 0.0,
+                         0.0, 4, "eject", (k,), "executed") for k in range(360)]
+    with SqliteEventStore(tmp_path / "events.db") as store:
+        store.add_batch(events)
+        mon = AlertMonitor(store, CFG, targets=("pet_bottle",), t_begin_ns=T0, lag_s=10)
+        mon.evaluator.set_targets(("film",), at(1800))
+        for t_now in range(60, 3600, 60):
+            mon.poll(at(t_now))
+        assert store.alerts() == [] and mon.active() == []
+        # judged by the targets of the end alone, the PET ejected before the reload would be contamination
+        stale = AlertMonitor(store, CFG.model_copy(update={"rules": (CFG.rules[0].model_copy(update={"name": "stale"}),)}),
+                             targets=("film",), t_begin_ns=T0, lag_s=10)
+        stale.poll(at(1900))
+        assert [a.rule for a in stale.active()] == ["stale"]
