@@ -27,6 +27,7 @@ from sorter.runtime.stats import LatencyRecorder
 if TYPE_CHECKING:
     from sorter.capture.recording import RecordingWriter
     from sorter.runtime.events import EventRecorder
+    from sorter.runtime.explain_recorder import ExplainRecorder
 
 
 class RunningService(Protocol):
@@ -62,6 +63,7 @@ class Line:
     events: EventRecorder | None = None  # when analytics.store is set
     recorder: RecordingWriter | None = None  # for `sorter record`
     recorder_summary: dict[str, object] | None = None
+    explain: ExplainRecorder | None = None  # for `sorter run --explain` (simulated lines)
 
     @property
     def latency(self) -> LatencyRecorder:

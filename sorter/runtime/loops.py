@@ -70,6 +70,8 @@ def _after_cycle(line: Line, result: CycleResult, t_start_ns: int, clock: Clock)
         line.recorder.add_frame(result.frame)
     if line.events is not None:
         line.events.on_cycle(result, service is None or service.actuation_enabled)
+    if line.explain is not None:
+        line.explain.on_cycle(result)
     if service is not None:
         service.end_cycle(result)
     del t_start_ns
