@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "regression"))
 
-from regression_harness import write_baseline  # noqa: E402
+from regression_harness import write_baseline
 
 
 def main() -> int:

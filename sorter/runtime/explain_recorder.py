@@ -87,6 +87,47 @@ def match_boxes(truth_px: npt.NDArray[np.float64], det_px: npt.NDArray[np.float6
     return out
 
 
+@dataclass(frozen=True)
+class _Dets:
+    """A frame's measurements (detections scoring >= min_score) and the track each went to."""
+
+    boxes: npt.NDArray[np.float64]
+    classes: npt.NDArray[np.int32]
+    scores: npt.NDArray[np.float32]
+    track_ids: Sequence[int]
+
+
+def make_panel(
+    image: npt.NDArray[np.uint8], frame_index: int, truth_box: npt.NDArray[np.float64], visible: float, dets: _Dets
+) -> Panel | None:
+    """A small view around one true box: the crop (when the frame has pixels) and the boxes in its pixels."""
+    has_pixels = image.ndim == 3 and image.shape[0] > 0
+    h_img, w_img = (image.shape[0], image.shape[1]) if has_pixels else (10**6, 10**6)
+    x1, y1, x2, y2 = (float(v) for v in truth_box)
+    pad = max(24.0, 0.3 * max(x2 - x1, y2 - y1))
+    cx1, cy1 = max(0, int(x1 - pad)), max(0, int(y1 - pad))
+    cx2, cy2 = min(w_img, int(x2 + pad) + 1), min(h_img, int(y2 + pad) + 1)
+    if cx2 - cx1 < 2 or cy2 - cy1 < 2:
+        return None
+    scale = PANEL_PX / max(cx2 - cx1, cy2 - cy1)
+    size = (max(1, round((cx2 - cx1) * scale)), max(1, round((cy2 - cy1) * scale)))
+
+    def local(b: Sequence[float]) -> Box:
+        return ((b[0] - cx1) * scale, (b[1] - cy1) * scale, (b[2] - cx1) * scale, (b[3] - cy1) * scale)
+
+    bx = dets.boxes
+    near = (bx[:, 2] > cx1) & (bx[:, 0] < cx2) & (bx[:, 3] > cy1) & (bx[:, 1] < cy2)
+    det_views = tuple(
+        (local(bx[j]), int(dets.classes[j]), float(dets.scores[j]), int(dets.track_ids[j])) for j in np.flatnonzero(near).tolist()
+    )
+    crop: npt.NDArray[np.uint8] | None = None
+    if has_pixels:
+        import cv2
+
+        crop = np.asarray(cv2.resize(image[cy1:cy2, cx1:cx2], size, interpolation=cv2.INTER_AREA), np.uint8)
+    return Panel(frame_index, crop, size, local((x1, y1, x2, y2)), det_views, visible)
+
+
 @dataclass
 class _TrackAcc:
     first_frame: int
@@ -144,10 +185,12 @@ class ExplainRecorder:
             s_mm = c.s_open_mm if isinstance(c, FireCommand) else c.s_pick_mm if isinstance(c, PickCommand) else float("nan")
             self.commands[c.command_id] = CommandNote(c.command_id, c.track_id, fi, float(s_mm))
         if self.keep_views:
-            self._add_views(result, truth, truth_px, boxes, classes, scores, track_ids)
+            self._add_views(result, truth, truth_px, _Dets(boxes, classes, scores, track_ids))
 
     def _add_decision(self, d: Any, frame_index: int) -> None:
         cmd = getattr(d, "command_id", None)
+        if int(d.track_id) in self.decisions:
+            return  # the planner decides once per track; the first decision is the one that acted
         self.decisions[int(d.track_id)] = DecisionNote(
             track_id=int(d.track_id),
             action=str(d.action),
@@ -163,40 +206,15 @@ class ExplainRecorder:
         result: CycleResult,
         truth: Sequence[Any],
         truth_px: npt.NDArray[np.float64],
-        boxes: npt.NDArray[np.float64],
-        classes: npt.NDArray[np.int32],
-        scores: npt.NDArray[np.float32],
-        track_ids: Sequence[int],
+        dets: _Dets,
     ) -> None:
         image = result.frame.image
-        has_pixels = image.ndim == 3 and image.shape[0] > 0
-        h_img, w_img = (image.shape[0], image.shape[1]) if has_pixels else (10**6, 10**6)
         present = set()
         for k, obj in enumerate(truth):
             present.add(obj.object_id)
-            x1, y1, x2, y2 = truth_px[k]
-            pad = max(24.0, 0.3 * max(x2 - x1, y2 - y1))
-            cx1, cy1 = max(0, int(x1 - pad)), max(0, int(y1 - pad))
-            cx2, cy2 = min(w_img, int(x2 + pad) + 1), min(h_img, int(y2 + pad) + 1)
-            if cx2 - cx1 < 2 or cy2 - cy1 < 2:
-                continue
-            scale = PANEL_PX / max(cx2 - cx1, cy2 - cy1)
-            size = (max(1, round((cx2 - cx1) * scale)), max(1, round((cy2 - cy1) * scale)))
-
-            def local(b: Sequence[float]) -> Box:
-                return ((b[0] - cx1) * scale, (b[1] - cy1) * scale, (b[2] - cx1) * scale, (b[3] - cy1) * scale)
-
-            near = (boxes[:, 2] > cx1) & (boxes[:, 0] < cx2) & (boxes[:, 3] > cy1) & (boxes[:, 1] < cy2)
-            det_views = tuple(
-                (local(boxes[j]), int(classes[j]), float(scores[j]), int(track_ids[j])) for j in np.flatnonzero(near)
-            )
-            crop = None
-            if has_pixels:
-                import cv2
-
-                crop = cv2.resize(image[cy1:cy2, cx1:cx2], size, interpolation=cv2.INTER_AREA)
-            panel = Panel(result.frame.frame_index, crop, size, local(truth_px[k]), det_views, float(obj.visible_fraction))
-            self._live_views.setdefault(obj.object_id, []).append(panel)
+            panel = make_panel(image, result.frame.frame_index, truth_px[k], float(obj.visible_fraction), dets)
+            if panel is not None:
+                self._live_views.setdefault(obj.object_id, []).append(panel)
         for oid in [o for o in self._live_views if o not in present]:
             self._settle(oid)
 
@@ -221,9 +239,7 @@ class ExplainRecorder:
         device = plant.device
         pulses = {p.command_id: p for p in device.executed} if isinstance(device, ValveBankModel) else {}
         picks = {} if isinstance(device, ValveBankModel) else {p.command_id: p for p in device.executed}
-        tracks = {
-            tid: TrackNote(tid, a.first_frame, a.confirmed_frame, a.last_frame) for tid, a in self._tracks.items()
-        }
+        tracks = {tid: TrackNote(tid, a.first_frame, a.confirmed_frame, a.last_frame) for tid, a in self._tracks.items()}
         return RunHistory(
             target_class_ids=frozenset(target_class_ids),
             fates=plant.world.fates,

@@ -202,9 +202,7 @@ class _Judge:
             return make("fire_position_off", f"pick {cmd} missed: gripper {err} mm from the nearest centre", t, cmd)
         p = h.pulses.get(cmd)
         if p is None:
-            return make(
-                "commanded_late_or_dropped", f"command {cmd} never executed (late, rejected, cancelled or lost)", t, cmd
-            )
+            return make("commanded_late_or_dropped", f"command {cmd} never executed (late, rejected, cancelled or lost)", t, cmd)
         late_mm = p.s_switch_mm - p.s_open_cmd_mm
         if late_mm > self.p.late_tolerance_mm:
             return make("commanded_late_or_dropped", f"command {cmd} reached the valves {late_mm:.0f} mm late", t, cmd)
@@ -286,9 +284,7 @@ def worst_cases(attributions: Sequence[Attribution], n: int = 8, per_cause: int 
     return picked[:n]
 
 
-def explain_summary(
-    attributions: Sequence[Attribution], class_names: Sequence[str] = (), max_cases: int = 200
-) -> dict[str, Any]:
+def explain_summary(attributions: Sequence[Attribution], class_names: Sequence[str] = (), max_cases: int = 200) -> dict[str, Any]:
     """The ``explain`` section of the run JSON: counts per cause and the cases (first ``max_cases``)."""
 
     def name(c: int) -> str:

@@ -55,3 +55,8 @@ def test_robot_run_explains_every_failure(tmp_path: Path) -> None:
     ex = _check_sums(s)
     assert (tmp_path / "robot.png").is_file()
     assert s["targets_passed"] >= 5
+    for case in ex["cases"]:  # a failure past the tracker names the track and, past the planner, the command
+        if case["cause"] in ("wrong_class", "track_lost_or_swapped", "fire_position_off", "actuator_busy_or_rate_limited"):
+            assert case["track_id"] > 0
+        if case["cause"] == "fire_position_off":
+            assert case["command_id"] is not None
