@@ -106,6 +106,7 @@ class _Judge:
         detail: str,
         track_id: int = 0,
         command_id: int | None = None,
+        tag: str = "",
     ) -> Attribution:
         seen: Sequence[Sighting] = self.h.sightings.get(fate.object_id, ())
         vis = max([fate.max_visible_fraction, *(s.visible_fraction for s in seen)], default=0.0)
@@ -120,6 +121,7 @@ class _Judge:
             track_id=track_id,
             command_id=command_id,
             max_visible_fraction=vis,
+            tag=tag,
         )
 
     # ------------------------------------------------------------------ targets that passed
@@ -131,8 +133,8 @@ class _Judge:
         confirmed = [t for t in det_tracks if (n := h.tracks.get(t)) is not None and n.confirmed_frame is not None]
         own = [t for t in confirmed if self.tracks.owner(t) == oid]
 
-        def make(cause: Cause, detail: str, track_id: int = 0, command_id: int | None = None) -> Attribution:
-            return self._make(fate, "target_missed", cause, detail, track_id, command_id)
+        def make(cause: Cause, detail: str, track_id: int = 0, command_id: int | None = None, tag: str = "") -> Attribution:
+            return self._make(fate, "target_missed", cause, detail, track_id, command_id, tag)
 
         if not own:
             if confirmed:
@@ -163,11 +165,11 @@ class _Judge:
                 return make("wrong_class", detail, t)
             if "confidence" in d.reason:
                 return make("wrong_class", f"right class, but {d.reason}", t)
-            return make("other", f"policy: {d.reason}", t)
+            return make("other", f"policy: {d.reason}", t, tag="policy")
         if d.action == "skip":
             if "rate" in d.reason or "busy" in d.reason:
                 return make("actuator_busy_or_rate_limited", d.reason, t)
-            return make("other", f"skipped: {d.reason}", t)
+            return make("other", f"skipped: {d.reason}", t, tag="skipped")
         if d.action == "late":
             note = h.tracks[t]
             if note.confirmed_frame is not None and note.confirmed_frame >= d.frame_index:
@@ -178,7 +180,7 @@ class _Judge:
             if last is not None and last != oid:
                 return make("track_lost_or_swapped", f"track {t} ended on object {last} and was shot there", t, d.command_id)
             return self._execution(fate, t, d.command_id, make)
-        return make("other", f"decision {d.action}: {d.reason}", t, d.command_id)
+        return make("other", f"decision {d.action}: {d.reason}", t, d.command_id, tag="decision")
 
     def _judged_track(self, own: list[int], object_id: int) -> int:
         """Of the object's own confirmed tracks, the one that got furthest down the chain."""
@@ -215,13 +217,13 @@ class _Judge:
     def removed_nontarget(self, fate: ObjectFate) -> Attribution:
         h, oid = self.h, fate.object_id
 
-        def make(cause: Cause, detail: str, track_id: int = 0, command_id: int | None = None) -> Attribution:
-            return self._make(fate, "nontarget_removed", cause, detail, track_id, command_id)
+        def make(cause: Cause, detail: str, track_id: int = 0, command_id: int | None = None, tag: str = "") -> Attribution:
+            return self._make(fate, "nontarget_removed", cause, detail, track_id, command_id, tag)
 
         cmd = fate.command_id
         c = h.commands.get(cmd) if cmd is not None else None
         if cmd is None or c is None:
-            return make("other", f"removed by command {cmd}, which the planner did not issue", 0, cmd)
+            return make("other", f"removed by command {cmd}, which the planner did not issue", 0, cmd, tag="unknown_command")
         t = c.track_id
         owner = self.tracks.owner(t)
         d = h.decisions.get(t)
@@ -229,14 +231,22 @@ class _Judge:
         if owner == oid:
             return make("wrong_class", f"track {t} {decided}, is {_class(h, fate.class_id)}", t, cmd)
         if owner is None:
-            return make("other", f"track {t} was a false positive (no object behind its detections)", t, cmd)
+            return make(
+                "other", f"track {t} was a false positive (no object behind its detections)", t, cmd, tag="false_positive"
+            )
         if self.tracks.last_owner(t) == oid:
             return make("track_lost_or_swapped", f"track {t} of object {owner} ended on this one", t, cmd)
         p = h.pulses.get(cmd)
         if p is not None:
             err = p.fire_position_error_mm
             if p.hit_object_id == owner and err is not None and abs(err) <= self.p.fire_tolerance_mm:
-                return make("other", f"blown off with its neighbour, object {owner} (track {t}, error {err:+.0f} mm)", t, cmd)
+                return make(
+                    "other",
+                    f"blown off with its neighbour, object {owner} (track {t}, error {err:+.0f} mm)",
+                    t,
+                    cmd,
+                    tag="neighbour",
+                )
             e = "none near" if err is None else f"{err:+.0f} mm on object {p.hit_object_id}"
             return make("fire_position_off", f"pulse {cmd} for object {owner} (track {t}) hit it: error {e}", t, cmd)
         return make("fire_position_off", f"pick {cmd} for object {owner} (track {t}) took it", t, cmd)
@@ -294,6 +304,7 @@ def explain_summary(attributions: Sequence[Attribution], class_names: Sequence[s
         "targets_missed": sum(a.kind == "target_missed" for a in attributions),
         "nontargets_removed": sum(a.kind == "nontarget_removed" for a in attributions),
         "causes": cause_counts(attributions),
+        "other_by_kind": dict(Counter(a.tag or "unspecified" for a in attributions if a.cause == "other").most_common()),
         "cases": [
             {
                 "object_id": a.object_id,
@@ -306,6 +317,7 @@ def explain_summary(attributions: Sequence[Attribution], class_names: Sequence[s
                 "track_id": a.track_id,
                 "command_id": a.command_id,
                 "max_visible_fraction": round(a.max_visible_fraction, 3),
+                **({"other_kind": a.tag} if a.cause == "other" else {}),
             }
             for a in attributions[:max_cases]
         ],

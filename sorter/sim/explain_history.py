@@ -161,6 +161,9 @@ class Attribution:
         track_id: the track judged (0 when none).
         command_id: the command judged, if any.
         max_visible_fraction: the most of it any frame showed.
+        tag: for ``other``, which kind: ``policy`` (size or confidence limits), ``skipped`` (touching
+            rule, out of reach), ``neighbour`` (blown off with a well-aimed touching target),
+            ``false_positive`` (a track with no object behind it), ``unknown_command``, ``decision``.
     """
 
     object_id: int
@@ -173,3 +176,4 @@ class Attribution:
     track_id: int = 0
     command_id: int | None = None
     max_visible_fraction: float = 0.0
+    tag: str = ""

@@ -228,6 +228,7 @@ def test_policy_skip_is_other() -> None:
         [decision(5, "not_target", reason="size 800 mm > max 700 mm")],
     )
     assert only(h) == ("other", "target_missed", 5)
+    assert explain_run(h)[0].tag == "policy"
 
 
 # ---------------------------------------------------------------------------- non-targets removed
@@ -255,6 +256,7 @@ def test_nontarget_blown_off_with_a_well_aimed_neighbour_is_other() -> None:
         [pulse(9, hit=1, error_mm=1.0)],
     )
     assert only(h) == ("other", "nontarget_removed", 5)
+    assert explain_summary(explain_run(h))["other_by_kind"] == {"neighbour": 1}
 
 
 def test_nontarget_hit_by_a_misplaced_shot_is_fire_position_off() -> None:
@@ -293,6 +295,7 @@ def test_nontarget_removed_by_a_false_positive_track_is_other() -> None:
         [pulse(9, hit=3, error_mm=20.0)],
     )
     assert only(h) == ("other", "nontarget_removed", 5)
+    assert explain_run(h)[0].tag == "false_positive"
 
 
 # ---------------------------------------------------------------------------- bookkeeping
