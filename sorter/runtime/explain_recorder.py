@@ -146,12 +146,17 @@ class ExplainRecorder:
 
     min_score: float
     keep_views: bool = True
-    sightings: dict[int, list[Sighting]] = field(default_factory=dict)
-    _tracks: dict[int, _TrackAcc] = field(default_factory=dict)
-    decisions: dict[int, DecisionNote] = field(default_factory=dict)
-    commands: dict[int, CommandNote] = field(default_factory=dict)
-    _live_views: dict[int, list[Panel]] = field(default_factory=dict)
-    views: dict[int, list[Panel]] = field(default_factory=dict)
+    sightings: dict[int, list[Sighting]] = field(default_factory=dict, init=False)
+    decisions: dict[int, DecisionNote] = field(default_factory=dict, init=False)
+    commands: dict[int, CommandNote] = field(default_factory=dict, init=False)
+    views: dict[int, list[Panel]] = field(default_factory=dict, init=False)
+    _tracks: dict[int, _TrackAcc] = field(default_factory=dict, init=False)
+    _live_views: dict[int, list[Panel]] = field(default_factory=dict, init=False)
+
+    @property
+    def tracks(self) -> dict[int, TrackNote]:
+        """What the tracker did with each track id so far."""
+        return {tid: TrackNote(tid, a.first_frame, a.confirmed_frame, a.last_frame) for tid, a in self._tracks.items()}
 
     def on_cycle(self, result: CycleResult) -> None:
         """Record one processed frame."""
@@ -239,7 +244,7 @@ class ExplainRecorder:
         device = plant.device
         pulses = {p.command_id: p for p in device.executed} if isinstance(device, ValveBankModel) else {}
         picks = {} if isinstance(device, ValveBankModel) else {p.command_id: p for p in device.executed}
-        tracks = {tid: TrackNote(tid, a.first_frame, a.confirmed_frame, a.last_frame) for tid, a in self._tracks.items()}
+        tracks = self.tracks
         return RunHistory(
             target_class_ids=frozenset(target_class_ids),
             fates=plant.world.fates,

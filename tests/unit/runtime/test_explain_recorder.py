@@ -57,7 +57,7 @@ def test_a_cycle_records_sightings_tracks_decisions_and_views() -> None:
     assert [(s.frame_index, s.track_id, s.det_class_id) for s in s1] == [(5, 11, 0), (6, 11, 0)]
     # the low-scoring detection over object 2 was no measurement: object 2 counts as undetected
     assert [(s.track_id, s.det_class_id, s.visible_fraction) for s in rec.sightings[2]] == [(0, -1, 0.3)] * 2
-    assert rec._tracks[11].confirmed_frame == 6 and rec._tracks[12].confirmed_frame is None
+    assert rec.tracks[11].confirmed_frame == 6 and rec.tracks[12].confirmed_frame is None
     assert rec.decisions[11].action == "eject" and rec.decisions[11].frame_index == 6 and rec.decisions[11].command_id == 7
     assert rec.commands[7].track_id == 11 and rec.commands[7].s_mm == 900.0
     views = rec.views[1]
