@@ -134,7 +134,7 @@ def execute(args: argparse.Namespace, cfg: Config, *, replay_dir: Path | None = 
     if "explain" in summary:
         from sorter.sim.explain import cause_table
 
-        print(cause_table(summary["explain"]))
+        print(cause_table(summary["explain"], max_cases=20))
     if args.summary is not None:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         args.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

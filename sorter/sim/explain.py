@@ -325,11 +325,19 @@ def explain_summary(attributions: Sequence[Attribution], class_names: Sequence[s
     }
 
 
-def cause_table(explain: dict[str, Any]) -> str:
-    """The cause counts as a plain-text table (for the end-of-run print)."""
+def cause_table(explain: dict[str, Any], max_cases: int = 0) -> str:
+    """The cause counts as a plain-text table (for the end-of-run print), then up to ``max_cases`` cases, one a line."""
     rows = [f"{'cause':<31} {'targets missed':>14} {'non-targets removed':>19}"]
     for cause, row in explain["causes"].items():
         if row["total"]:
             rows.append(f"{cause:<31} {row['target_missed']:>14} {row['nontarget_removed']:>19}")
     rows.append(f"{'all':<31} {explain['targets_missed']:>14} {explain['nontargets_removed']:>19}")
+    cases = explain["cases"][:max_cases]
+    for c in cases:
+        rows.append(
+            f"  object {c['object_id']} ({c['class']}, {c['kind'].replace('_', ' ')}): {c['cause']}, "
+            f"frame {c['first_frame']}, track {c['track_id'] or '-'}: {c['detail']}"
+        )
+    if len(explain["cases"]) > len(cases) and cases:
+        rows.append(f"  ... {len(explain['cases']) - len(cases)} more in the summary JSON")
     return "\n".join(rows)

@@ -328,5 +328,8 @@ def test_counts_cover_every_cause_and_sum_to_the_failures() -> None:
     assert (summary["targets_missed"], summary["nontargets_removed"]) == (3, 1)
     assert summary["cases"][0]["first_frame"] == 10 and summary["cases"][0]["class"] == "pet_bottle"
     assert "never_detected" in cause_table(summary) and "fire_position_off" not in cause_table(summary)
+    listed = cause_table(summary, max_cases=2).splitlines()
+    assert listed[-3].startswith("  object 1 (pet_bottle, target missed): not_visible, frame 10")
+    assert listed[-1] == "  ... 2 more in the summary JSON"
     worst = worst_cases(atts, n=3, per_cause=1)
     assert [a.cause for a in worst] == ["never_detected", "not_visible", "wrong_class"]
