@@ -43,6 +43,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--summary", type=Path, default=None, metavar="PATH", help="write the run summary as JSON")
     p.add_argument("--quiet", action="store_true", help="no live status")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="simulated line: give every target missed and every non-target removed one primary cause "
+        "(table printed, section 'explain' in the summary JSON)",
+    )
+    p.add_argument(
+        "--explain-strip",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="with --explain: write an image strip of the worst cases here (default: beside --summary, as .explain.png)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -98,6 +111,8 @@ def execute(
                 record_dir, cfg.camera.fps, cfg.line.name,
                 loop_counts=lambda: (counters.frames, counters.frames_dropped + counters.frames_dropped_slot_live),
             )
+        if getattr(args, "explain", False):
+            _attach_explain(line, cfg)
         service, server = start_service(line, lambda: load_line_config(args.config, args.set))
     except (SorterError, OSError) as e:
         line.close()
@@ -134,7 +149,13 @@ def execute(
         service.close()
         service.notifier.close()
     _complete_summary(summary, line, service, replay_source, replay_gaps)
+    if line.explain is not None:
+        _add_explain(summary, line, args)
     print(human_summary(summary))
+    if "explain" in summary:
+        from sorter.sim.explain import cause_table
+
+        print(cause_table(summary["explain"], max_cases=20))
     if args.summary is not None:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         args.summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -173,3 +194,26 @@ def _complete_summary(summary: dict[str, Any], line: Any, service: Any, replay_s
             "longest_gap_ms": gaps.get("longest_gap_ms", 0.0),
             "warnings": [*replay_gaps.refuse, *replay_gaps.warn] if replay_gaps is not None else [],
         }
+
+
+def _attach_explain(line: Any, cfg: Config) -> None:
+    """Collect what ``--explain`` needs; only a simulated line knows the truth."""
+    from sorter.errors import ConfigError
+    from sorter.runtime.explain_recorder import ExplainRecorder
+    from sorter.sim.plant import SimPlant
+
+    if not isinstance(line.plant, SimPlant):
+        raise ConfigError(
+            f"--explain needs the simulated line (camera.type: sim), not camera.type = {cfg.camera.type!r}; "
+            "run it on the simulated line, or drop --explain"
+        )
+    line.explain = ExplainRecorder(min_score=cfg.detector.min_score)
+
+
+def _add_explain(summary: dict[str, Any], line: Any, args: argparse.Namespace) -> None:
+    from sorter.runtime.explain_recorder import explain_line
+
+    strip = args.explain_strip
+    if strip is None and args.summary is not None:
+        strip = args.summary.with_suffix(".explain.png")
+    summary["explain"] = explain_line(line.explain, line.plant, strip)

@@ -30,6 +30,7 @@ from sorter.runtime.stats import LatencyRecorder
 if TYPE_CHECKING:
     from sorter.capture.recording import RecordingWriter
     from sorter.runtime.events import EventRecorder
+    from sorter.runtime.explain_recorder import ExplainRecorder
 
 
 class RunningService(Protocol):
@@ -69,6 +70,7 @@ class Line:
     recorder_summary: dict[str, object] | None = None
     profile: LatencyProfile | None = None  # the modelled stage times of a deterministic --fast run
     overload: OverloadMonitor | None = None
+    explain: ExplainRecorder | None = None  # for `sorter run --explain` (simulated lines)
 
     @property
     def latency(self) -> LatencyRecorder:

@@ -75,6 +75,8 @@ def _after_cycle(line: Line, result: CycleResult, clock: Clock) -> None:
         line.recorder.add_frame(result.frame)
     if line.events is not None:
         line.events.on_cycle(result, service is None or service.actuation_enabled)
+    if line.explain is not None:
+        line.explain.on_cycle(result)
     _watch_overload(line)
     if service is not None:
         service.end_cycle(result)

@@ -46,6 +46,7 @@ class CycleResult:
     decisions: tuple[Any, ...]
     s_now_mm: float
     speed_mm_s: float
+    meas_track_ids: tuple[int, ...] = ()  # the track each measurement (detection scoring >= min_score) went to
 
 
 def project_detections(camera: CameraModel, frame: Frame, dets: Detections, min_score: float) -> BeltMeasurements:
@@ -125,6 +126,7 @@ class Pipeline:
             decisions=tuple(getattr(plan, "decisions", ())),
             s_now_mm=s_now_mm,
             speed_mm_s=speed,
+            meas_track_ids=tuple(getattr(out, "meas_track_ids", ())),
         )
 
 
