@@ -77,6 +77,11 @@ class RecordingWriter:
         except queue.Full:
             self.frames_dropped += 1
 
+    @property
+    def pending(self) -> int:
+        """Frames queued and not yet encoded."""
+        return self._q.qsize()
+
     def add_reports(self, t_ns: int, reports: list[CommandReport]) -> None:
         for r in reports:
             self._report_csv.writerow([t_ns, r.command_id, r.status, "" if r.s_actual_mm is None else f"{r.s_actual_mm:.4f}"])
