@@ -58,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     wall_s = time.perf_counter() - t0
     written = write_results(args.out, plan, results, {"mode": mode, "wall_s": round(wall_s, 2)})
-    print(f"{n} replays in {wall_s:.1f} s; best: {', '.join(written['best'])}; Pareto front: {', '.join(written['pareto_front'])}")
+    front = ", ".join(written["pareto_front"])
+    print(f"{n} replays in {wall_s:.1f} s; best: {', '.join(written['best'])}; Pareto front: {front}")
     print(f"results in {args.out}/index.html" + ("" if written["charts"] else " (no charts: install the report extra)"))
     if written["errors"]:
         print(f"{written['errors']} of {n} replays failed; see the errors column of {args.out}/runs.csv", file=sys.stderr)

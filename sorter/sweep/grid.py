@@ -161,7 +161,7 @@ def expand_values(where: str, spec: Any) -> list[Any]:
         raise ConfigError(f"{where}: step = {spec['step']!r} must be a number") from None
     if step == 0 or not math.isfinite(step) or (stop - start) / step < 0:
         raise ConfigError(f"{where}: step = {step:g} never goes from {start:g} to {stop:g}; give a step with the right sign")
-    n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    n = math.floor((stop - start) / step + 1e-9) + 1
     if n > MAX_SETTINGS:
         raise ConfigError(f"{where}: the range has {n} values (more than {MAX_SETTINGS}); use a larger step")
     return [_round(start + k * step) for k in range(n)]

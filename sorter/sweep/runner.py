@@ -95,7 +95,10 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RayMissingError("Ray is not installed; install the extra: pip install -e '.[ray]' (or pip install 'ray[client]')") from None
+        raise RayMissingError(
+            "Ray is not installed; install the extra: pip install -e '.[ray]' (or pip install 'ray[client]'), "
+            "or run without Ray: sorter sweep --sequential"
+        ) from None
     return ray
 
 
