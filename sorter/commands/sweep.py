@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="results folder (tables, charts, index.html)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--address", default=None, metavar="ADDRESS",
-                       help="Ray cluster to run on: auto, HOST:PORT of a head, or ray://HOST:PORT (default: a local Ray "
-                            "instance); the workers must see the recordings at the same paths")
+                       help="Ray cluster to run on: auto, HOST:PORT of a head, or ray://HOST:PORT (default, or local: a "
+                            "local Ray instance); the workers must see the recordings at the same paths")
     where.add_argument("--sequential", action="store_true", help="no Ray: replay one after another in this process")
     p.add_argument("--num-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -9,22 +9,18 @@ On a cluster the workers read the recordings from the same paths as the caller (
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sorter.errors import ConfigError, SorterError
+from sorter.errors import ConfigError
+from sorter.sweep.cluster import map_in_order
 from sorter.sweep.grid import SweepGrid
 from sorter.sweep.task import ReplayTask, TaskResult, run_task
 
 #: called after each finished task with (done, total, result)
 Progress = Callable[[int, int, TaskResult], None]
-
-
-class RayMissingError(SorterError):
-    """Ray is asked for but not installed."""
 
 
 @dataclass(frozen=True)
@@ -90,68 +86,28 @@ def run_sequential(plan: SweepPlan, progress: Progress | None = None) -> list[Ta
     return out
 
 
-def import_ray() -> Any:
-    """Ray, or a clear error saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise RayMissingError(
-            "Ray is not installed; install the extra: pip install -e '.[ray]' (or pip install 'ray[client]'), "
-            "or run without Ray: sorter sweep --sequential"
-        ) from None
-    return ray
-
-
 def _remote_task(task: ReplayTask, rec_dir: str) -> TaskResult:
     """What a Ray worker runs (module level, so workers import it rather than unpickle code)."""
     return run_task(task, Path(rec_dir))
 
 
-def connect(address: str | None, num_cpus: int | None) -> bool:
-    """Start a local Ray instance (``address`` None), or join a cluster. Returns whether this call started Ray.
-
-    A local instance gets ``num_cpus`` CPUs (default: all of this machine's), no dashboard, and the workers run
-    this interpreter with this checkout importable. ``address`` is ``auto``, ``host:port`` of a head, or
-    ``ray://host:port`` (Ray Client).
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    project_root = str(Path(__file__).resolve().parents[2])
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH", "")]))}}
-    try:
-        if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, runtime_env=env)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = "a local Ray instance" if address is None else f"the Ray cluster at '{address}'"
-        raise SorterError(f"cannot start or reach {where}: {e}; check --address (auto, host:port or ray://host:port)") from None
-    return True
-
-
 def run_on_ray(plan: SweepPlan, address: str | None = None, num_cpus: int | None = None,
                progress: Progress | None = None) -> list[TaskResult]:
     """Every task as a Ray task (one CPU each); results in sweep order whatever order they finish in."""
-    ray = import_ray()
-    started = connect(address, num_cpus)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_remote_task)
-        pending = {remote.remote(t, str(plan.recordings[t.recording])): t.index for t in plan.tasks}
-        results: dict[int, TaskResult] = {}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                index = pending.pop(ref)
-                try:
-                    results[index] = ray.get(ref)
-                except Exception as e:  # the worker died (not a replay error: those come back as results)
-                    t = plan.tasks[index]
-                    results[index] = TaskResult(index, t.recording, t.setting, None, "", f"Ray task failed: {e}")
-                if progress is not None:
-                    progress(len(results), len(plan.tasks), results[index])
-        return [results[t.index] for t in plan.tasks]
-    finally:
-        if started:
-            ray.shutdown()
+    done = [0]
+
+    def finished(n: int, result: Any) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(plan.tasks), _as_result(plan.tasks[n], result))
+
+    calls = [(t, str(plan.recordings[t.recording])) for t in plan.tasks]
+    raw = map_in_order(_remote_task, calls, address, num_cpus, finished)
+    return [_as_result(t, r) for t, r in zip(plan.tasks, raw, strict=True)]
+
+
+def _as_result(task: ReplayTask, result: Any) -> TaskResult:
+    """A worker's result, or the exception of a task that died (a replay's own errors come back as results)."""
+    if isinstance(result, TaskResult):
+        return result
+    return TaskResult(task.index, task.recording, task.setting, None, "", f"Ray task failed: {result}")

@@ -187,7 +187,7 @@ def test_sorter_works_without_ray() -> None:
         "for argv in (['--help'], ['sweep', '--help']):\n"
         "    try: main(argv)\n"
         "    except SystemExit as e: assert e.code == 0\n"
-        "from sorter.sweep.runner import import_ray, RayMissingError\n"
+        "from sorter.sweep.cluster import import_ray, RayMissingError\n"
         "try: import_ray()\n"
         "except RayMissingError as e: print('MISSING', e)\n"
     )
