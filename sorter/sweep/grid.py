@@ -285,7 +285,9 @@ def load_grid(path: str | Path) -> SweepGrid:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"sweep file '{p}' does not exist; pass the path of a sweep YAML (see docs/sweeps.md)") from None
+        raise ConfigError(
+            f"sweep file '{p}' does not exist; pass the path of a sweep YAML (see 'Config sweeps' in README.md)"
+        ) from None
     except OSError as e:
         raise ConfigError(f"sweep file '{p}' cannot be read ({e.strerror})") from None
     try:
