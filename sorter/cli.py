@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "hw": "sorter.commands.hw",
     "record": "sorter.commands.record",
     "replay": "sorter.commands.replay",
+    "sweep": "sorter.commands.sweep",
     "report": "sorter.commands.report",
     "collect": "sorter.commands.collect",
     "labels": "sorter.commands.labels",

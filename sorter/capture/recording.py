@@ -158,6 +158,11 @@ class RecordingWriter:
         if self._loop_counts is not None and self._loop_counts()[1] > self._warned_dropped:
             self._warn_if_dropping()
 
+    @property
+    def pending(self) -> int:
+        """Frames queued and not yet encoded."""
+        return self._q.qsize()
+
     def add_reports(self, t_ns: int, reports: list[CommandReport]) -> None:
         for r in reports:
             self._report_csv.writerow([t_ns, r.command_id, r.status, "" if r.s_actual_mm is None else f"{r.s_actual_mm:.4f}"])

@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--heldout-seed", type=int, default=None, help="base seed of the held-out set (default: the one never used in training)"
     )
     p.add_argument("--write-coco", type=Path, metavar="DIR", help="also save the rendered held-out set as a COCO dataset here")
+    r = p.add_argument_group("on Ray (the ray extra): shards of the set on Ray workers, the same mAP as one process")
+    r.add_argument("--address", default=None, metavar="ADDRESS",
+                   help="local (a Ray instance on this machine), auto, HOST:PORT of a head, or ray://HOST:PORT")
+    r.add_argument("--shards", type=int, default=None, metavar="N", help="shards of the set (default: 2 per CPU of Ray)")
+    r.add_argument("--num-cpus", type=int, default=None, metavar="N", help="CPUs of a local Ray instance (default: all)")
     h = p.add_argument_group("honest evaluation (bootstrap intervals, slices, calibration)")
     h.add_argument("--honest", action="store_true", help="bootstrap report (per class, size, condition; calibration) on any set")
     h.add_argument("--dataset", type=Path, metavar="DIR", help="evaluate on a dataset from 'sorter dataset build' (see --split)")
@@ -106,7 +111,32 @@ def _honest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sharded(args: argparse.Namespace, cfg: Any, data: Any, source: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate on Ray workers (``--address``); the same summary as one process."""
+    from sorter.entities import MATERIAL_CLASSES
+    from sorter.train.sharded import EvalSet, evaluate_sharded
+
+    if args.coco is not None:
+        spec = EvalSet(coco=args.coco, coco_images=args.coco_images)
+    else:
+        spec = EvalSet(recipe=data.recipe)
+    address = None if args.address == "local" else args.address
+    shards = args.shards or 2 * (args.num_cpus or 2)
+    print(f"evaluating {len(data)} images in {shards} shards on Ray ({args.address})", flush=True)
+    summary = evaluate_sharded(cfg, spec, MATERIAL_CLASSES, args.confusion_min_score, shards, address, args.num_cpus,
+                               on_shard=lambda done, n: print(f"  shard {done}/{n} done", flush=True))
+    summary["ray"] = {"address": args.address, "shards": shards}
+    return summary
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.address is not None and (args.dataset is not None or args.compare is not None or args.honest):
+        print("sorter eval-detector: --address shards the COCO mAP evaluation; the honest evaluation (--honest, --dataset, "
+              "--compare) runs in one process: drop --address", file=sys.stderr)
+        return 2
+    if (args.shards is not None and args.shards < 1) or (args.num_cpus is not None and args.num_cpus < 1):
+        print(f"sorter eval-detector: --shards {args.shards} / --num-cpus {args.num_cpus}: give at least 1", file=sys.stderr)
+        return 2
     if args.dataset is not None or args.compare is not None or args.honest:
         try:
             return _honest(args)
@@ -143,13 +173,17 @@ def main(args: argparse.Namespace) -> int:
                 from sorter.train.coco import write_coco
 
                 write_coco((data[i] for i in range(len(data))), args.write_coco, MATERIAL_CLASSES, ext=".png")
-        summary = evaluate(
-            lambda img: detector.detect(Frame(image=img, t_capture_ns=0, s_capture_mm=0.0, frame_index=0)),
-            data,
-            MATERIAL_CLASSES,
-            args.confusion_min_score,
-        )
-        detector.close()
+        if args.address is not None:
+            detector.close()
+            summary = _sharded(args, cfg, data, source)
+        else:
+            summary = evaluate(
+                lambda img: detector.detect(Frame(image=img, t_capture_ns=0, s_capture_mm=0.0, frame_index=0)),
+                data,
+                MATERIAL_CLASSES,
+                args.confusion_min_score,
+            )
+            detector.close()
     except SorterError as e:
         print(f"sorter eval-detector: {e}", file=sys.stderr)
         return 2

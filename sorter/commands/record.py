@@ -20,4 +20,9 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_or_report(args)
     if cfg is None:
         return 2
-    return run_cmd.execute(args, cfg, record_dir=args.out)
+    rc = run_cmd.execute(args, cfg, record_dir=args.out)
+    if rc == 0:
+        from sorter.sweep.truth import write_world_file
+
+        write_world_file(args.out, cfg)  # a simulated recording keeps its world: replays of it are scored (sorter sweep)
+    return rc

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -152,39 +153,81 @@ def evaluate_many(
     desc: str = "eval",
 ) -> dict[str, dict[str, Any]]:
     """:func:`evaluate` for several detectors in one pass over ``data`` (each image is loaded or rendered once)."""
+    scores = score_images(detectors, data, range(len(data)), class_names, confusion_min_score, desc)
+    return summarize(scores, class_names, confusion_min_score)
+
+
+@dataclass
+class ImageScores:
+    """Detections and ground truth of some images of a set: what :func:`summarize` needs, and what shards merge.
+
+    Image ids are the images' positions in the whole set plus one, so the scores of contiguous shards,
+    concatenated in order, are exactly the scores of one pass over the set.
+    """
+
+    results: dict[str, list[dict[str, Any]]]
+    matrices: dict[str, npt.NDArray[np.int64]]
+    images: list[tuple[dict[str, Any], Sample]]
+    n_ignored: int = 0
+
+    @staticmethod
+    def merge(parts: Sequence[ImageScores]) -> ImageScores:
+        """Shards in set order as one score."""
+        names = list(parts[0].results) if parts else []
+        return ImageScores(
+            {n: [r for p in parts for r in p.results[n]] for n in names},
+            {n: np.sum([p.matrices[n] for p in parts], axis=0).astype(np.int64) for n in names},
+            [im for p in parts for im in p.images],
+            sum(p.n_ignored for p in parts),
+        )
+
+
+def score_images(
+    detectors: Mapping[str, Callable[[ImageArray], Detections]],
+    data: SampleSet,
+    indices: Iterable[int],
+    class_names: tuple[str, ...],
+    confusion_min_score: float = 0.3,
+    desc: str = "eval",
+) -> ImageScores:
+    """Run every detector on the images at ``indices`` of ``data`` (pixels are dropped once scored)."""
     c = len(class_names)
-    matrices = {name: np.zeros((c + 1, c + 1), np.int64) for name in detectors}
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in detectors}
-    pairs: list[tuple[dict[str, Any], Sample]] = []
-    n_ignored = 0
-    with Progress(len(data), desc) as bar:
-        for i in range(len(data)):
+    out = ImageScores({name: [] for name in detectors}, {name: np.zeros((c + 1, c + 1), np.int64) for name in detectors}, [])
+    todo = list(indices)
+    with Progress(len(todo), desc) as bar:
+        for i in todo:
             s = data[i]
             image_id = i + 1
             h, w = s.image.shape[:2]
             for name, detect in detectors.items():
                 det = detect(s.image)
-                results[name].extend(detections_to_coco(image_id, det.boxes_px, det.scores, det.class_ids))
-                confusion_update(matrices[name], s, det, confusion_min_score)
-            pairs.append(({"id": image_id, "width": int(w), "height": int(h), "file_name": str(s.image_id)}, _strip_image(s)))
-            n_ignored += int(s.ignore.sum())
+                out.results[name].extend(detections_to_coco(image_id, det.boxes_px, det.scores, det.class_ids))
+                confusion_update(out.matrices[name], s, det, confusion_min_score)
+            meta = {"id": image_id, "width": int(w), "height": int(h), "file_name": str(s.image_id)}
+            out.images.append((meta, _strip_image(s)))
+            out.n_ignored += int(s.ignore.sum())
             bar.update()
-    gt = coco_dict(pairs, class_names)
+    return out
+
+
+def summarize(scores: ImageScores, class_names: tuple[str, ...], confusion_min_score: float = 0.3) -> dict[str, dict[str, Any]]:
+    """COCO mAP, per class and size, and the confusion matrix of each detector from its scores."""
+    gt = coco_dict(scores.images, class_names)
     out: dict[str, dict[str, Any]] = {}
-    for name in detectors:
-        summary = coco_map(gt, results[name], class_names)
+    for name, results in scores.results.items():
+        summary = coco_map(gt, results, class_names)
         summary["confusion_matrix"] = {
             "labels": [*class_names, "background"],
             "rows": "truth",
             "columns": "prediction",
             "iou": 0.5,
             "min_score": confusion_min_score,
-            "counts": matrices[name].tolist(),
+            "counts": scores.matrices[name].tolist(),
         }
-        summary["num_images"] = len(data)
+        summary["num_images"] = len(scores.images)
         summary["num_gt"] = int(sum(1 for a in gt["annotations"] if not a["iscrowd"]))
-        summary["num_ignored"] = n_ignored
-        summary["num_detections"] = len(results[name])
+        summary["num_ignored"] = scores.n_ignored
+        summary["num_detections"] = len(results)
         out[name] = summary
     return out
 
