@@ -37,7 +37,9 @@ PURE = {  # module or package -> the sorter modules it may import (besides itsel
 }
 PURE_THIRD_PARTY = ("numpy", "scipy")
 CONFIG_READERS = ("sorter.config_yaml", "sorter.config_load", "sorter.config_words")
-CONFIG_MAY_IMPORT = ("sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS, "sorter.analytics.alerts")
+CONFIG_MAY_IMPORT = (
+    "sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS, "sorter.analytics.alerts"
+)
 CALIB_MUST_NOT = ("sorter.runtime", "sorter.sim", "sorter.actuate")
 CALIB_STORE_MAY_IMPORT = ("sorter", "sorter.errors", "sorter.geometry")
 

@@ -104,7 +104,8 @@ def _recording_row(line: Line) -> str | None:
 
 
 def render_status(line: Line, t_s: float, warnings: RecentWarnings | None = None, now_wall_s: float | None = None) -> str:
-    """Text of the live status: an overload warning while there is one, rates, objects, removals, drops, stage latencies, the fault panel, recent warnings."""
+    """Text of the live status: rates, objects, removals, drops, stage latencies, an overload warning while there is
+    one, the fault panel, recent warnings."""
     now = time.time() if now_wall_s is None else now_wall_s
     c = line.counters
     score = dict(line.score())

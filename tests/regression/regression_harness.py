@@ -1,9 +1,9 @@
 """Fixed-seed scenarios of the simulated line and the figures the regression baseline holds for each.
 
-Each scenario is a short ``sorter run --fast --explain`` with a fixed seed. So that the
-figures depend on nothing but the seed, the simulated clock is charged a fixed
-processing time per cycle (:class:`FixedChargeClock`) instead of the machine's
-measured one: the same scenario gives the same figures on any machine under any load.
+Each scenario is a short ``sorter run --fast --explain`` with a fixed seed on deterministic simulated time: every
+stage is charged a modelled processing time drawn from a latency profile (``runtime.latency_profile``, seeded by
+the run's seed), never the machine's own, so the same scenario gives the same figures on any machine under any
+load.
 
 ``scripts/refresh_regression_baseline.py`` rewrites ``baseline.json`` from these
 scenarios; ``test_regression.py`` compares a fresh run with it.
@@ -13,16 +13,11 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import sorter.runtime.line
 from sorter.cli import main as cli_main
-from sorter.clock import ChargedClock
 
 BASELINE = Path(__file__).with_name("baseline.json")
 
@@ -33,38 +28,14 @@ FIRE_P99_TOLERANCE_MM = 0.5
 CAUSE_TOLERANCE = 1  # failures per cause
 
 
-class FixedChargeClock(ChargedClock):
-    """The ``--fast`` clock, charging a fixed ``charge_ns`` per cycle instead of the measured processing time."""
-
-    charge_ns = 3_000_000
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._base = 0
-        self._in_cycle = False
-
-    def now_ns(self) -> int:
-        return self._base + (self.charge_ns if self._in_cycle else 0)
-
-    def begin_cycle(self, t_ns: int) -> None:
-        self._base = max(self._base, t_ns)
-        self._in_cycle = True
-
-    def end_cycle(self) -> int:
-        if self._in_cycle:
-            self._base += self.charge_ns
-            self._in_cycle = False
-        return self._base
-
-
 @dataclass(frozen=True)
 class Scenario:
-    """One fixed run: ``sorter run --fast --duration duration_s`` with ``args``, a cycle charged ``charge_ms``."""
+    """One fixed run: ``sorter run --fast --duration duration_s`` with ``args``, charged from latency profile ``profile``."""
 
     name: str
     args: tuple[str, ...]
     duration_s: float = 15.0
-    charge_ms: float = 3.0
+    profile: str = "cpu-2core"
 
 
 ORACLE = ("--set", "detector.type=oracle")
@@ -75,24 +46,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("airjet-seed3", (*ORACLE, "--set", "sim.seed=3")),
     Scenario("airjet-dense4-seed1", (*ORACLE, "--set", "sim.seed=1", "--set", "sim.density_per_m2=4")),
     Scenario("robot-seed1", (*ORACLE, "--config", "sim-robot.yaml", "--set", "sim.seed=1")),
+    Scenario("airjet-model-seed1", ("--set", "sim.seed=1")),
 )
-
-
-@contextmanager
-def fixed_charge(charge_ms: float) -> Iterator[None]:
-    """Within this block, lines built for ``--fast`` charge ``charge_ms`` per cycle."""
-    clock_type = type("Charged", (FixedChargeClock,), {"charge_ns": round(charge_ms * 1e6)})
-    with mock.patch.object(sorter.runtime.line, "ChargedClock", clock_type):
-        yield
 
 
 def run_summary(sc: Scenario) -> dict[str, Any]:
     """Run one scenario and return its run summary (with the ``explain`` section)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "summary.json"
-        argv = ["run", "--quiet", "--fast", "--explain", "--duration", str(sc.duration_s), "--summary", str(out), *sc.args]
-        with fixed_charge(sc.charge_ms):
-            rc = cli_main(argv)
+        argv = ["run", "--quiet", "--fast", "--charge", "profile", "--explain", "--duration", str(sc.duration_s)]
+        argv += ["--summary", str(out), "--set", f"runtime.latency_profile={sc.profile}", *sc.args]
+        rc = cli_main(argv)
         if rc != 0:
             raise RuntimeError(f"scenario {sc.name}: sorter {' '.join(argv)} exited {rc}")
         data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
@@ -144,7 +108,7 @@ def write_baseline(scenarios: tuple[Scenario, ...] = SCENARIOS) -> dict[str, Any
         "about": "figures of fixed-seed runs (tests/regression/regression_harness.py); "
         "refresh with scripts/refresh_regression_baseline.py after an intended change",
         "scenarios": {
-            sc.name: {"args": list(sc.args), "duration_s": sc.duration_s, "charge_ms": sc.charge_ms, **measure(sc)}
+            sc.name: {"args": list(sc.args), "duration_s": sc.duration_s, "profile": sc.profile, **measure(sc)}
             for sc in scenarios
         },
     }

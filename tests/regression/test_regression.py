@@ -10,10 +10,10 @@ from regression_harness import SCENARIOS, Scenario, load_baseline, measure, regr
 def test_scenario_is_not_worse_than_the_baseline(scenario: Scenario) -> None:
     base = load_baseline()["scenarios"].get(scenario.name)
     assert base is not None, f"no baseline for {scenario.name}: run scripts/refresh_regression_baseline.py"
-    assert (base["args"], base["duration_s"], base["charge_ms"]) == (
+    assert (base["args"], base["duration_s"], base["profile"]) == (
         list(scenario.args),
         scenario.duration_s,
-        scenario.charge_ms,
+        scenario.profile,
     ), f"{scenario.name} changed since the baseline was written: refresh it"
     now = measure(scenario)
     assert now["targets_passed"] == base["targets_passed"], "the same seed must bring the same objects"
