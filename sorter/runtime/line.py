@@ -68,6 +68,7 @@ class Line:
     events: EventRecorder | None = None  # when analytics.store is set
     recorder: RecordingWriter | None = None  # for `sorter record`
     recorder_summary: dict[str, object] | None = None
+    frame_size_px: tuple[int, int] | None = None  # (width, height) of the last frame with pixels, checked once per change
     profile: LatencyProfile | None = None  # the modelled stage times of a deterministic --fast run
     overload: OverloadMonitor | None = None
     explain: ExplainRecorder | None = None  # for `sorter run --explain` (simulated lines)

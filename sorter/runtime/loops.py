@@ -102,6 +102,7 @@ def _watch_overload(line: Line) -> None:
 
 def _live_cycle(line: Line, frame: Frame, clock: Clock, status: StatusCallback | None, last_status: float, t0_ns: int) -> float:
     """One frame through the pipeline and out to the actuator; shows the status when due. Returns the last status time."""
+    _watch_frame_size(line, frame)
     result = line.pipeline.process(frame)
     _after_cycle(line, result, clock)
     _collect_reports(line)
@@ -109,6 +110,29 @@ def _live_cycle(line: Line, frame: Frame, clock: Clock, status: StatusCallback |
         status(line, (clock.now_ns() - t0_ns) / 1e9)
         return time.perf_counter()
     return last_status
+
+
+def frame_size_problem(calibrated_px: tuple[int, int], frame_px: tuple[int, int]) -> str | None:
+    """Why frames of ``frame_px`` (width, height) cannot be mapped with a calibration made at ``calibrated_px``."""
+    if frame_px == calibrated_px:
+        return None
+    return (
+        f"frames are {frame_px[0]}x{frame_px[1]} px but the camera calibration is for {calibrated_px[0]}x{calibrated_px[1]}: "
+        "positions on the belt would be wrong; set the camera to the calibrated resolution or calibrate it again"
+    )
+
+
+def _watch_frame_size(line: Line, frame: Frame) -> None:
+    """Raise a camera fault (degraded, logged) while the frames' size differs from the calibrated image size."""
+    h, w = frame.image.shape[:2]
+    if h == 0 or w == 0 or line.frame_size_px == (w, h):
+        return
+    line.frame_size_px = (w, h)
+    problem = frame_size_problem((line.camera.width_px, line.camera.height_px), (w, h))
+    if problem is not None:
+        log.error("%s", problem)
+    if line.service is not None:
+        line.service.set_degraded("camera_size", problem)
 
 
 def _collect_reports(line: Line) -> None:

@@ -4,6 +4,7 @@ a valve delay that makes every command late. Each is a clear FAIL or configurati
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,21 @@ def test_camera_frames_of_another_size_than_the_calibration_fail(tmp_path: Path,
     assert "Traceback" not in cap.out + cap.err
     cli_main(["check", *video, "--set", f"camera.uri={_clip(tmp_path / 'right.avi', 1280, 720)}"])
     assert "frame 1280x720, as calibrated" in _lines(capsys.readouterr().out, "PASS")["camera"]
+
+
+def test_a_run_on_frames_of_another_size_than_the_calibration_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _measured_store(tmp_path / "cal")
+    summary = tmp_path / "s.json"
+    run = ["run", "--set", "camera.type=video", "--set", "actuator.type=dry_run", "--set", f"camera.calibration_file={store}"]
+    run += ["--set", f"camera.uri={_clip(tmp_path / 'tall.avi', 368, 656)}"]
+    run += ["--duration", "2", "--quiet", "--summary", str(summary)]
+    cli_main(run)
+    cap = capsys.readouterr()
+    assert "frames are 368x656 px but the camera calibration is for 1280x720" in cap.out + cap.err
+    assert json.loads(summary.read_text(encoding="utf-8"))["faults"].get("camera_size") == 1
+    assert "Traceback" not in cap.out + cap.err
 
 
 def test_emulated_serial_link_without_socat_fails_check_and_run(
