@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from sorter.clock import MonotonicClock
 from sorter.entities import Detections, Frame, Track
 from sorter.geometry import CameraModel, boxes_to_belt
 
@@ -94,9 +95,14 @@ class LiveCollector:
         gate_mm: the tracker's association gate.
         band: the near-threshold band (the detector reports down to ``min_score - band``).
         queue_size: cycles waiting for the thread at most; more are dropped and counted.
+        wait: a full queue makes ``offer`` wait instead of dropping: on simulated time (``--fast``), where nothing is
+            late for waiting, so that the collector sees every cycle whatever the machine's speed.
     """
 
-    def __init__(self, collector: FrameCollector, camera: CameraModel, gate_mm: float, band: float, queue_size: int) -> None:
+    def __init__(
+        self, collector: FrameCollector, camera: CameraModel, gate_mm: float, band: float, queue_size: int, wait: bool = False
+    ) -> None:
+        self.wait = wait
         self.collector = collector
         self.camera = camera
         self.gate_mm = gate_mm
@@ -120,7 +126,7 @@ class LiveCollector:
 
     # --- main loop --------------------------------------------------------------------------------------------------
     def offer(self, result: CycleResult, min_score: float) -> None:
-        """Queue one cycle (never blocks: a full queue drops it and counts it)."""
+        """Queue one cycle (live: never blocks, a full queue drops it and counts it; with ``wait``: waits for room)."""
         if self._closed:
             return
         self.offered += 1
@@ -128,7 +134,7 @@ class LiveCollector:
             self.no_pixels += 1
             return
         try:
-            self._q.put_nowait((result.frame, result.detections, result.active, min_score))
+            self._q.put((result.frame, result.detections, result.active, min_score), block=self.wait)
         except queue.Full:
             self.dropped += 1
 
@@ -234,4 +240,5 @@ def start_collector(line: Line, wall_s: float | None = None) -> LiveCollector | 
                           "choose a writable folder or unset collect.dir") from None
     set_floor(line, threshold, c.band)
     log.info("collect: choosing frames into %s (detector reports down to %.2f)", folder, max(0.0, threshold - c.band))
-    return LiveCollector(collector, line.camera, cfg.tracker.gate_mm, c.band, c.queue_size).start()
+    simulated_time = not isinstance(line.clock, MonotonicClock)  # --fast or a replay: waiting costs no belt travel
+    return LiveCollector(collector, line.camera, cfg.tracker.gate_mm, c.band, c.queue_size, wait=simulated_time).start()

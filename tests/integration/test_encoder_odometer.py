@@ -69,6 +69,12 @@ def test_real_camera_frames_carry_the_controller_encoder(tmp_path: Path,
     line = build_line(cfg, fast=False)
     try:
         assert line.odometer_source == "controller encoder"
+        encoder = line.actuator.encoder()
+        assert encoder is not None
+        t_sync = time.monotonic() + 10.0  # the link (in its own process) first learns the count and the belt's speed
+        while encoder.speed_counts_per_s() is None and time.monotonic() < t_sync:
+            time.sleep(0.05)
+        assert encoder.speed_counts_per_s() is not None, "the controller's encoder speed never became known"
         line.source.start()
         errors_mm, stamps = [], []
         t_end = time.monotonic() + 2.0

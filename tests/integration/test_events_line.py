@@ -74,7 +74,7 @@ def test_store_in_a_missing_folder_stops_start_up_with_a_reason(tmp_path: Path, 
 def test_too_little_free_disk_stops_start_up_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the threshold is set above the disk's real free space, so the real reading is below it
     rc = cli_main(["run", "--fast", "--duration", "1", "--quiet", *ORACLE, "--set", f"analytics.store={tmp_path / 'e.db'}",
-                   "--set", "analytics.min_free_mb=1e12"])
+                   "--set", "analytics.min_free_mb=1e9"])
     assert rc == 2
     err = capsys.readouterr().err
     assert "cannot start" in err and f"MB free on {tmp_path}" in err and "analytics.min_free_mb" in err

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labelstudio_peer import TOKEN, find_program, free_port, prepare_template, start, stop, wait_up
 
 from sorter.cli import main as cli_main
 from sorter.train.data.batch import read_batch, write_batch
@@ -28,103 +26,26 @@ ROOT = Path(__file__).resolve().parents[2]
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "delta_robot_green_belt" / "conveyor_belt.mp4"
 LABELS = ROOT / "tests" / "data" / "conveyor_belt_labels.json"
 ROI = "78,214,290,112"
-TOKEN = "0123456789abcdef0123456789abcdef01234567"
-USER, PASSWORD = "sorter@example.com", "sorter-test-password"
-
-
-def _program() -> Path | None:
-    named = os.environ.get("SORTER_LABEL_STUDIO")
-    p = Path(named) if named else ROOT / ".venv-labelstudio" / "bin" / "label-studio"
-    return p if p.exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(program: Path, data: Path, port: int, first: bool) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-        "LOCAL_FILES_SERVING_ENABLED": "true",
-        "LOCAL_FILES_DOCUMENT_ROOT": "/",
-        "DJANGO_DB": "sqlite",
-    }
-    cmd = [
-        str(program),
-        "start",
-        "--no-browser",
-        "--host",
-        "127.0.0.1",
-        "--internal-host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data),
-    ]
-    if first:
-        cmd += ["--username", USER, "--password", PASSWORD, "--user-token", TOKEN]
-    log = (data.parent / f"{data.name}.log").open("wb")
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_up(proc: subprocess.Popen[bytes], port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Label Studio exited with {proc.returncode} before answering")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1.0)
-    raise TimeoutError(f"Label Studio did not answer on port {port} within {timeout_s:.0f} s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    program = _program()
+    program = find_program()
     if program is None:
         pytest.skip(
             "Label Studio is not installed: python3 -m venv .venv-labelstudio && "
             ".venv-labelstudio/bin/pip install label-studio==1.23.2 (.ci/run does this)"
         )
-    template = program.parent.parent / "sorter-test-data"
-    if not (template / "label_studio.sqlite3").exists():  # migrate once, with our user and token
-        tmp = template.with_name("sorter-test-data.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        port = _free_port()
-        proc = _start(program, tmp, port, first=True)
-        try:
-            _wait_up(proc, port, 1200)
-        finally:
-            _stop(proc)
-        tmp.rename(template)
+    template = prepare_template(program)
     data = tmp_path_factory.mktemp("ls") / "data"
     shutil.copytree(template, data)
-    port = _free_port()
-    proc = _start(program, data, port, first=False)
+    port = free_port()
+    proc = start(program, data, port, first=False)
     try:
-        _wait_up(proc, port, 600)
+        wait_up(proc, port, 600)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _api(url: str, method: str, path: str, payload: object = None) -> object:
@@ -199,7 +120,7 @@ def test_push_annotate_pull_returns_every_box_to_the_pixel(label_studio: str, tm
 def test_the_same_round_trip_through_label_studio_sdk(label_studio: str, tmp_path: Path) -> None:
     """label-studio-sdk pins OpenCV and NumPy versions of its own, so it runs from Label Studio's environment
     (which ships it) on the same sorter modules; the labels it pulls are validated here."""
-    program = _program()
+    program = find_program()
     assert program is not None
     python = program.parent / "python"
     batch_dir, truth = _labelled_batch(tmp_path)
