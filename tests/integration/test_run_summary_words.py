@@ -13,7 +13,8 @@ from sorter.cli import main as cli_main
 
 def test_a_robot_run_says_picked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "robot.json"
-    assert cli_main(["run", "--config", "configs/sim-robot.yaml", "--fast", "--duration", "5", "--quiet",
+    assert cli_main(["run", "--config", "configs/sim-robot.yaml", "--fast", "--duration", "5", "--quiet", "--set",
+                     "runtime.overload_degrades=false",
                      "--summary", str(out)]) == 0
     text = capsys.readouterr().out
     s = json.loads(out.read_text())

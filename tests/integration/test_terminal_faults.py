@@ -60,7 +60,7 @@ def _until(pred: Any, timeout_s: float, what: str) -> None:
 
 def test_a_camera_fault_stays_on_screen_until_it_clears_and_is_counted_in_the_summary() -> None:
     cfg = load_config(None, ["detector.type=oracle", "sim.density_per_m2=2", "camera.fps=30", "camera.stale_after_ms=300",
-                             "runtime.status_interval_s=0.2"])
+                             "runtime.status_interval_s=0.2", "runtime.overload_degrades=false"])
     line = build_line(cfg, fast=False)
     gate = CameraGate(line.plant.world)  # type: ignore[attr-defined]
     service, server = start_service(line, None)
