@@ -126,7 +126,9 @@ class RegisterClient:
     def _drop(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]  # pymodbus leaves close() unannotated
 
-    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+    def _call(self, fn: Any, *args: Any, function_code: int, **kw: Any) -> Any:
+        """One transaction; ``function_code`` is the one the answer must carry (an answer to another request is a
+        malformed answer, never a success)."""
         try:
             rr = fn(*args, device_id=self.unit_id, **kw)
         except (ModbusIOException, ConnectionException, ModbusException, OSError) as e:
@@ -141,6 +143,10 @@ class RegisterClient:
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0) or 0)
             raise ModbusExceptionError(int(getattr(rr, "function_code", 0) or 0) & 0x7F, code)
+        answered = int(getattr(rr, "function_code", function_code) or 0)
+        if answered != function_code:
+            self._drop()
+            raise ModbusLinkError(f"malformed answer from {self.where}: function {answered} to a request of {function_code}")
         return rr
 
     def _registers(self, rr: Any, count: int) -> list[int]:
@@ -153,21 +159,22 @@ class RegisterClient:
 
     def read(self, address: int, count: int) -> list[int]:
         """Read ``count`` holding registers (FC3)."""
-        rr = self._call(self._client.read_holding_registers, address, count=count)
+        rr = self._call(self._client.read_holding_registers, address, count=count, function_code=3)
         return self._registers(rr, count)
 
     def write(self, address: int, values: Sequence[int]) -> None:
         """Write registers (FC16)."""
-        self._call(self._client.write_registers, address, list(values))
+        self._call(self._client.write_registers, address, list(values), function_code=16)
 
     def write_one(self, address: int, value: int) -> None:
         """Write one register (FC6)."""
-        self._call(self._client.write_register, address, value)
+        self._call(self._client.write_register, address, value, function_code=6)
 
     def write_read(self, write_address: int, values: Sequence[int], read_address: int, read_count: int) -> list[int]:
         """Write then read in one transaction (FC23, read/write multiple registers; the write happens first)."""
         rr = self._call(
             self._client.readwrite_registers,
+            function_code=23,
             read_address=read_address,
             read_count=read_count,
             write_address=write_address,

@@ -39,10 +39,8 @@ def raw_reply(frame: bytes) -> Reply:
 
 
 def short_read_reply(registers: int = 2) -> Reply:
-    """A valid-looking answer to a read carrying ``registers`` registers, whatever was asked."""
-    return lambda req: build_mbap(
-        req.transaction_id, req.unit_id, bytes([req.function_code, 2 * registers]) + bytes(2 * registers)
-    )
+    """A valid-looking answer to a read (function 3) carrying ``registers`` registers, whatever was asked."""
+    return lambda req: build_mbap(req.transaction_id, req.unit_id, bytes([3, 2 * registers]) + bytes(2 * registers))
 
 
 def garbage_reply(data: bytes = b"\xde\xad\xbe\xef" * 4) -> Reply:

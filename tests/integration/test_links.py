@@ -28,7 +28,7 @@ def test_modbus_settings_reach_the_link_and_the_emulator_answers() -> None:
         assert st is not None and st.queue_capacity == 64  # the PLC caps the simulation's 256 at its 64 slots
         count = st.encoder_count
         link.submit(Fire(1, 0, 0, count + 2500, count + 2600))
-        assert link.wait_idle(2.0)
+        assert link.wait_idle(10.0)
     finally:
         opened.close()
     assert opened.emulator is not None and not opened._stops  # emulator stopped with the link

@@ -91,7 +91,7 @@ def test_fire_late_and_bad_fields_over_tcp(rig: Rig) -> None:
     cmds = {70: Fire(70, 0, 3, n + 2500, n + 2800), 71: Fire(71, 0, 0, n - 10, n + 100), 72: Fire(72, 60, 70, n + 3000, n + 3100)}
     for c in cmds.values():
         rig.link.submit(c)
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     ev = rig.wait_final(set(cmds), 2.0)
     assert [e.status for e in ev[70]] == ["accepted", "executed"]
     assert [e.status for e in ev[71]] == ["late"]
@@ -169,7 +169,7 @@ def test_a_fresh_plc_that_lost_its_memory(rig: Rig) -> None:
     cmds = {i: Fire(i, 1, 1, n + 12_500 + 100 * i, n + 12_550 + 100 * i) for i in range(10)}  # 0.5 s ahead
     for c in cmds.values():
         rig.link.submit(c)
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     port = rig.plc.port
     rig.plc.stop()
     plc2 = PlcEmulator(rig.device, ControllerLimits(queue_capacity=64), port=port).start()
@@ -186,7 +186,7 @@ def test_a_fresh_plc_that_lost_its_memory(rig: Rig) -> None:
 def test_hung_host_watchdog_closes_valves_within_100_ms(rig: Rig) -> None:
     n = rig.count()
     rig.link.submit(Fire(1, 0, 63, n + 500, n + 500_000))
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     while rig.device.open_valve_count() == 0:
         time.sleep(0.001)
     rig.link.arm_enabled = False  # the host hangs: no more heartbeat writes

@@ -93,7 +93,7 @@ def test_fire_late_and_bad_fields_over_a_real_pty(rig: Rig) -> None:
     }
     for c in cmds.values():
         rig.link.submit(c)
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     ev = rig.wait_final(set(cmds), 2.0)
     assert [e.status for e in ev[1]] == ["accepted", "executed"]
     assert [e.status for e in ev[2]] == ["late"]
@@ -110,7 +110,7 @@ def test_port_removed_and_restored_mid_run(rig: Rig) -> None:
     cmds = {i: Fire(i, i % 64, i % 64, n + 5000 + 500 * i, n + 5100 + 500 * i) for i in range(60)}
     for c in cmds.values():
         rig.link.submit(c)
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     time.sleep(0.3)
     rig.pty.stop()  # unplugged: both ends disappear
     time.sleep(0.3)
@@ -126,7 +126,7 @@ def test_port_removed_and_restored_mid_run(rig: Rig) -> None:
 def test_hung_host_watchdog_closes_valves_within_100_ms(rig: Rig) -> None:
     n = rig.count()
     rig.link.submit(Fire(1, 0, 63, n + 500, n + 500_000))  # a very long pulse (clamped at 200 ms)
-    assert rig.link.wait_idle(1.0)
+    assert rig.link.wait_idle(5.0)
     while rig.device.open_valve_count() == 0:
         time.sleep(0.001)
     rig.link.session.arm_enabled = False  # the host hangs: no more heartbeats
