@@ -13,6 +13,7 @@ command as late, since a busy machine decides that, not the controller.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,10 +29,10 @@ CONFIG = ROOT / "configs" / "sim-airjet-firmware.yaml"
 OUTCOMES = ("commands_executed", "commands_late_dropped", "commands_rejected", "commands_cancelled", "commands_lost")
 
 
-def run(tmp_path: Path, name: str, *args: str) -> tuple[int, dict[str, Any], str]:
+def run(tmp_path: Path, name: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / f"{name}.json"
     cmd = [sys.executable, "-m", "sorter.cli", "run", "--config", str(CONFIG), "--quiet", "--summary", str(out), *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path, check=False, env=env)
     summary = json.loads(out.read_text()) if out.exists() else {}
     return done.returncode, summary, done.stdout + done.stderr
 
@@ -41,6 +42,14 @@ def test_fast_is_refused_with_a_clear_error(fw: Build, tmp_path: Path) -> None:
     assert rc != 0
     assert "actuator.emulator = 'firmware' runs the microcontroller in real time: run without --fast" in text
     assert "Traceback" not in text
+
+
+def test_a_missing_toolchain_is_named_with_its_packages(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no make, no avr-gcc
+    rc, _summary, text = run(tmp_path, "none", "--duration", "2", env=env)
+    assert rc == 2 and "Traceback" not in text
+    assert "actuator.emulator = 'firmware' builds and emulates the firmware: 'make' is not installed" in text
+    assert "apt-get install gcc-avr avr-libc simavr libsimavr-dev libelf-dev" in text
 
 
 @pytest.mark.slow
