@@ -237,8 +237,12 @@ class FirmwareBoard:
                     for v in range(first, min(last, FIRMWARE_VALVES - 1) + 1):
                         self._fires[(v, open_count)] = cid
             elif ev == "mark":
-                self._offset_counts = int(e["belt"]) - int(e["count"])
-                self._offset_seen.set()
+                if int(e["count"]) <= 0:  # read before the firmware started its counter: ask again
+                    time.sleep(0.01)
+                    self.control("mark boot")
+                else:
+                    self._offset_counts = int(e["belt"]) - int(e["count"])
+                    self._offset_seen.set()
             elif ev == "valve":
                 self.edges += 1
                 v, t_ns = int(e["valve"]), self.device.t0_ns + round(float(e["t_us"]) * 1000.0)
