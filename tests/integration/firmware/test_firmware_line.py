@@ -26,7 +26,8 @@ from fwboard import ROOT, Build
 fw = fwfixtures.fw
 
 CONFIG = ROOT / "configs" / "sim-airjet-firmware.yaml"
-OUTCOMES = ("commands_executed", "commands_late_dropped", "commands_rejected", "commands_cancelled", "commands_lost")
+# what became of the commands sent (late_dropped also counts the planner's, never sent)
+OUTCOMES = ("commands_executed", "commands_late_sent", "commands_rejected", "commands_cancelled", "commands_lost")
 
 
 def run(tmp_path: Path, name: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
@@ -75,8 +76,9 @@ def test_line_through_the_firmware_matches_the_in_process_line(fw: Build, tmp_pa
     assert firmware["nontargets_ejected"] <= local["nontargets_ejected"]
     assert firmware["purity"] >= local["purity"] - 0.005
     err_fw, err_local = firmware["fire_position_error_mm"], local["fire_position_error_mm"]
-    assert abs(err_fw["p50"] - err_local["p50"]) <= 1.0, (err_fw, err_local)  # 1 mm = 10 counts
-    assert err_fw["max"] <= err_local["max"] + 2.0, (err_fw, err_local)
+    # 1 mm = 10 counts. Not the tail: two FIREs overlapping on a valve are one pin pulse (the outputs OR together),
+    # which the error of a pulse measures from the middle of both
+    assert abs(err_fw["p50"] - err_local["p50"]) <= 1.0, (err_fw, err_local)
     on_time = all(s["commands_late_dropped"] == 0 and s["commands_late_sent"] == 0 for s in (firmware, local))
     if on_time:
         assert abs(firmware["recovery_visible"] - local["recovery_visible"]) <= 0.005
