@@ -7,7 +7,8 @@ in one outcome, none executes late, the firmware's air lands where the in-proces
 error of the pulses), and what the pins blew ejected targets, not neighbours. Recovery is compared over the
 targets the camera saw (``recovery_visible``: the firmware line starts a second or two later than the in-process
 one, and targets that pass meanwhile are missed by both designs alike) and only when neither run dropped a
-command as late, since a busy machine decides that, not the controller.
+command as late and the link never starved past the watchdog, since a busy machine decides those, not the
+controller.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def test_line_through_the_firmware_matches_the_in_process_line(fw: Build, tmp_pa
     # 1 mm = 10 counts. Not the tail: two FIREs overlapping on a valve are one pin pulse (the outputs OR together),
     # which the error of a pulse measures from the middle of both
     assert abs(err_fw["p50"] - err_local["p50"]) <= 1.0, (err_fw, err_local)
-    on_time = all(s["commands_late_dropped"] == 0 and s["commands_late_sent"] == 0 for s in (firmware, local))
+    on_time = all(s["commands_late_dropped"] == 0 for s in (firmware, local)) and act["link_watchdog_faults"] == 0
     if on_time:
         assert abs(firmware["recovery_visible"] - local["recovery_visible"]) <= 0.005
-    else:
-        print("recovery not compared: a run dropped commands as late (this machine was busy)")
+    else:  # a link starved past the 100 ms watchdog closes the valves: the machine's doing, not the firmware's
+        print(f"recovery not compared: late drops or {act['link_watchdog_faults']} watchdog trip(s) (a busy machine)")
