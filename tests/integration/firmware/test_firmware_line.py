@@ -77,9 +77,9 @@ def test_line_through_the_firmware_matches_the_in_process_line(fw: Build, tmp_pa
     assert firmware["nontargets_ejected"] <= local["nontargets_ejected"]
     assert firmware["purity"] >= local["purity"] - 0.005
     err_fw, err_local = firmware["fire_position_error_mm"], local["fire_position_error_mm"]
-    # 1 mm = 10 counts. Not the tail: two FIREs overlapping on a valve are one pin pulse (the outputs OR together),
-    # which the error of a pulse measures from the middle of both
-    assert abs(err_fw["p50"] - err_local["p50"]) <= 1.0, (err_fw, err_local)
+    # 2 mm = 20 counts (a 20 s run has some 15 pulses). Not the tail: two FIREs overlapping on a valve are one
+    # pin pulse (the outputs OR together), which the error of a pulse measures from the middle of both
+    assert abs(err_fw["p50"] - err_local["p50"]) <= 2.0, (err_fw, err_local)
     on_time = all(s["commands_late_dropped"] == 0 for s in (firmware, local)) and act["link_watchdog_faults"] == 0
     if on_time:
         assert abs(firmware["recovery_visible"] - local["recovery_visible"]) <= 0.005
