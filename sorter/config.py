@@ -234,7 +234,12 @@ class ActuatorConfig(Strict):
     """Where commands go."""
 
     type: str = Field("virtual", description=f"one of {', '.join(ACTUATOR_TYPES)}, or an actuator plugin's name")
-    emulator: bool = Field(True, description="with type serial/modbus in simulation: start the device emulator")
+    emulator: bool | Literal["python", "firmware"] = Field(
+        True,
+        description="with type serial/modbus in simulation: start the device emulator (true or 'python': the Python "
+        "emulator; 'firmware': serial only, the C firmware of firmware/ on its emulated board, built with make; "
+        "needs gcc-avr, avr-libc, simavr, libsimavr-dev, libelf-dev); false: none",
+    )
     counts_per_mm: float | None = Field(
         None,
         gt=0,

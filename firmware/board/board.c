@@ -168,6 +168,7 @@ static void usage(void)
             "  --duration-s S      stop after S seconds of emulated time\n"
             "  --realtime | --fast pace emulated time to the wall clock, or not\n"
             "  --time-scale F      with --realtime: emulated time runs at F x real time (0 < F <= 1)\n"
+            "  --start-ns T        with --realtime: emulated time 0 is CLOCK_MONOTONIC T ns (a simulated belt's start)\n"
             "  --seed N            power-up SRAM noise (default: from the clock)\n"
             "  --eeprom FILE       keep the EEPROM in FILE (loaded at start, saved at exit)\n"
             "  --stock-compare     use simavr's external-clock compare timing (one count late) instead of the datasheet's\n"
@@ -183,11 +184,13 @@ int main(int argc, char **argv)
         {"fast", no_argument, 0, 'f'},            {"seed", required_argument, 0, 'S'},
         {"eeprom", required_argument, 0, 'e'},    {"stock-compare", no_argument, 0, 'c'},
         {"time-scale", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"start-ns", required_argument, 0, 'T'},
         {0, 0, 0, 0},
     };
     const char *pty = NULL, *script = NULL, *profile = "0", *log_path = NULL, *eeprom = NULL;
     double duration_s = 0;
     double time_scale = 1.0;
+    uint64_t start_at_ns = 0;
     int pace = -1;
     B.seed = (uint64_t)wall_ns() ^ (uint64_t)getpid();
     B.pty_master = B.pty_slave = -1;
@@ -205,6 +208,7 @@ int main(int argc, char **argv)
         case 'e': eeprom = optarg; break;
         case 'c': B.stock_compare = 1; break;
         case 't': time_scale = atof(optarg); break;
+        case 'T': start_at_ns = strtoull(optarg, NULL, 0); break;
         default: usage(); return c == 'h' ? 0 : 2;
         }
     }
@@ -275,6 +279,9 @@ int main(int argc, char **argv)
     const uint64_t poll_cycles = B.avr->frequency / 20000u; /* 50 us */
     const uint64_t end_cycle = duration_s > 0 ? (uint64_t)(duration_s * B.avr->frequency) : UINT64_MAX;
     uint64_t next_poll = 0, start_ns = wall_ns(), last_flush = 0;
+    if (start_at_ns && start_at_ns <= start_ns) {
+        start_ns = start_at_ns; /* emulated time 0 was then: catch up at full speed, then keep pace */
+    }
     int status = 0;
     uint64_t off_since = 0, off_worst = 0;
     uint16_t sp_min = 0xFFFF; /* deepest stack seen after start-up: static RAM + this is the RAM in use */

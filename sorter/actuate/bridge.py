@@ -24,13 +24,14 @@ from sorter.actuate.base import Actuator, EncoderReading, PlantPort
 from sorter.actuate.links import link_counts_per_mm, link_kind, link_where, open_link, simulation_limits, start_emulator
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
-from sorter.errors import DeviceNotConnectedError
+from sorter.errors import ConfigError, DeviceNotConnectedError
 
 if TYPE_CHECKING:
     from firmware_bridge.controller import ControllerLimits
     from firmware_bridge.device import DeviceModel
     from firmware_bridge.emulators.plc import PlcEmulator
     from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+    from sorter.actuate.firmware_board import FirmwareBoard
     from sorter.config import Config
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class BridgeActuator:
         counts_per_mm: float,
         on_close: Callable[[], None] | None = None,
         device_executions: Callable[[], int] | None = None,
-        emulator: ValveControllerEmulator | PlcEmulator | None = None,
+        emulator: ValveControllerEmulator | PlcEmulator | FirmwareBoard | None = None,
     ) -> None:
         self.link = link
         self.emulator = emulator
@@ -199,18 +200,46 @@ def create_bridge_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actua
         ConfigError: not a controller link type.
         DeviceNotConnectedError: the controller did not answer at start-up.
     """
-    del clock
     a = cfg.actuator
     cpm = link_counts_per_mm(cfg)
     device = plant.emulated_device(cpm) if a.emulator else None
+    if device is not None and a.emulator == "firmware":
+        check_firmware_line(cfg, clock)
     limits = simulation_limits(cfg.airjet.valves.max_pulse_ms) if device is not None else None
-    executions = device.executions_recorded if device is not None else None
+    # the firmware reports its own executions; the simulator only sees its pins
+    executions = device.executions_recorded if device is not None and a.emulator != "firmware" else None
     if cfg.runtime.link_process:
         return _process_actuator(cfg, cpm, device, limits, executions)
     opened = open_link(a, emulate=device, limits=limits)
     opened.wait_ready_or_raise(3.0)
     log.info("actuator: %s ready", opened.where)
     return BridgeActuator(opened.link, cpm, on_close=opened.stop_emulator, device_executions=executions, emulator=opened.emulator)
+
+
+def check_firmware_line(cfg: Config, clock: Clock) -> None:
+    """What the emulated firmware needs of a simulated line.
+
+    Raises:
+        ConfigError: a setting the board cannot follow, naming the key and the fix.
+    """
+    from sorter.actuate.firmware_board import FIRMWARE_VALVES
+    from sorter.clock import MonotonicClock
+
+    fix = "actuator.emulator = 'firmware'"
+    if not isinstance(clock, MonotonicClock):
+        raise ConfigError(f"{fix} runs the microcontroller in real time: run without --fast (e.g. --duration 20)")
+    if cfg.line.mode != "airjet":
+        raise ConfigError(f"{fix} is a valve controller: line.mode = {cfg.line.mode!r} needs 'airjet'")
+    if cfg.airjet.valves.count > FIRMWARE_VALVES:
+        raise ConfigError(
+            f"airjet.valves.count = {cfg.airjet.valves.count}: {fix} switches at most {FIRMWARE_VALVES} valves; "
+            f"set airjet.valves.count: {FIRMWARE_VALVES} (and pitch_mm to cover the belt)"
+        )
+    if cfg.sim.speed_drift_fraction != 0 or cfg.sim.speed_steps:
+        raise ConfigError(
+            f"sim.speed_drift_fraction = {cfg.sim.speed_drift_fraction:g}, sim.speed_steps = {list(cfg.sim.speed_steps)}: "
+            f"{fix} drives the board's encoder at one constant speed; set sim.speed_drift_fraction: 0 and sim.speed_steps: []"
+        )
 
 
 def _process_actuator(

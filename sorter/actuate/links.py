@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from firmware_bridge.controller import ControllerLimits
 from firmware_bridge.device import DeviceModel
@@ -29,6 +29,7 @@ from sorter.errors import ConfigError, DeviceNotConnectedError
 if TYPE_CHECKING:
     from firmware_bridge.emulators.plc import PlcEmulator
     from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
+    from sorter.actuate.firmware_board import FirmwareBoard
     from sorter.config import ActuatorConfig, Config
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class OpenedLink:
     link: SerialLink | ModbusLink
     where: str
     fix: str
-    emulator: ValveControllerEmulator | PlcEmulator | None = None
+    emulator: ValveControllerEmulator | PlcEmulator | FirmwareBoard | None = None
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def wait_ready_or_raise(self, timeout_s: float) -> None:
@@ -114,7 +115,7 @@ class EmulatorPeer:
     """
 
     actuator: ActuatorConfig
-    emulator: ValveControllerEmulator | PlcEmulator
+    emulator: ValveControllerEmulator | PlcEmulator | FirmwareBoard
     stops: list[Callable[[], None]]
 
     def stop(self) -> None:
@@ -183,7 +184,14 @@ def start_emulator(
 
     Its transport is real: a socat pseudo-terminal pair (serial, Modbus RTU) or a pymodbus
     server on a free loopback port (Modbus TCP). The returned settings point at it.
+    With ``actuator.emulator: firmware`` the serial controller is the C firmware on its emulated board
+    (``sorter.actuate.firmware_board``), whose valve pins drive ``device`` (a simulated valve bank).
+
+    Raises:
+        ConfigError: the firmware emulator asked for a Modbus link, or its toolchain is missing.
     """
+    if actuator.emulator == "firmware":
+        return _start_firmware(actuator, kind, device)
     if kind == "serial":
         from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
         from firmware_bridge.pty_pair import PtyPair
@@ -221,13 +229,29 @@ def start_emulator(
     return EmulatorPeer(actuator.model_copy(update={"modbus": m.model_copy(update=update)}), plc, stops)
 
 
+def _start_firmware(actuator: ActuatorConfig, kind: str, device: DeviceModel) -> EmulatorPeer:
+    from sorter.actuate.firmware_board import FirmwareBoard, PinDevice
+
+    if kind != "serial":
+        raise ConfigError(
+            f"actuator.emulator = 'firmware' emulates a serial valve controller, not a {kind} one; "
+            "use actuator.type: serial, or actuator.emulator: true for the PLC emulator"
+        )
+    if not all(hasattr(device, k) for k in ("valve_pulse", "follow_pins", "t0_ns")):
+        raise ConfigError("actuator.emulator = 'firmware' needs the simulated line's valve bank (camera.type: sim)")
+    board = FirmwareBoard(cast(PinDevice, device)).start()
+    serial_cfg = actuator.serial.model_copy(update={"url": board.url})
+    return EmulatorPeer(actuator.model_copy(update={"serial": serial_cfg}), board, [board.stop])
+
+
 def link_where(actuator: ActuatorConfig, kind: str, emulated: bool = False) -> tuple[str, str]:
     """The controller in words (``valve controller on /dev/ttyACM0``) and what to check when it does not answer."""
     tag = " (emulated)" if emulated else ""
     if kind == "serial":
         url = actuator.serial.url
         fix = (
-            "the emulator did not start; check that socat is installed"
+            ("the emulated firmware board did not answer; see firmware/README.md" if actuator.emulator == "firmware"
+             else "the emulator did not start; check that socat is installed")
             if emulated
             else f"check the cable and that actuator.serial.url = {url!r} is the controller's port"
         )

@@ -54,6 +54,16 @@ def link_environment_problems(cfg: Config) -> list[str]:
     if kind not in LINK_TYPES:
         return []
     rtu = kind == "modbus" and cfg.actuator.modbus.transport == "rtu"
+    if cfg.actuator.emulator == "firmware" and cfg.camera.type == "sim":
+        from sorter.actuate.firmware_board import DEBIAN_PACKAGES, firmware_missing
+
+        why = firmware_missing()
+        if why:
+            return [
+                f"actuator.emulator = 'firmware' builds and emulates the firmware: {why}; "
+                f"install the toolchain (apt-get install {DEBIAN_PACKAGES}) or use actuator.emulator: true"
+            ]
+        return []
     if cfg.actuator.emulator and cfg.camera.type == "sim":  # a real plant lends no device to emulate
         if (kind == "serial" or rtu) and shutil.which("socat") is None:
             what = "serial" if kind == "serial" else "Modbus RTU"

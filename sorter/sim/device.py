@@ -116,6 +116,26 @@ class SimDevice:
     def tick(self) -> None:
         """Nothing to do: the world runs the pulses when it advances."""
 
+    # ------------------------------------------------ driven by a controller's pins
+
+    @property
+    def t0_ns(self) -> int:
+        """Monotonic time of the world's start (odometer 0)."""
+        return self.world.t0_ns
+
+    def valve_pulse(self, command_id: int, valve_first: int, valve_last: int, t_open_ns: int, t_close_ns: int) -> None:
+        """Air that the emulated firmware's valve pins switched (``sorter.actuate.firmware_board``)."""
+        if isinstance(self.device, ValveBankModel):
+            self.device.blow(command_id, valve_first, valve_last, t_open_ns, t_close_ns)
+        with self._lock:  # the firmware reports its executions itself (FIRED): nothing to poll here
+            self._done.clear()
+
+    def follow_pins(self, lag_mm: float) -> None:
+        """The pins are read some milliseconds after they switched: keep objects on the belt ``lag_mm`` past the
+        jet line so that air already blown is still evaluated against them."""
+        if isinstance(self.device, ValveBankModel):
+            self.world.register_device_line(self.device.y_eject_mm + lag_mm)
+
     # -------------------------------------------------------------- records
 
     def _on_record(self, rec: PulseRecord | PickRecord) -> None:

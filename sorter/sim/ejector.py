@@ -161,6 +161,24 @@ class ValveBankModel:
             w.push_event(t_close, functools.partial(self._on_close, pulse))
             return status
 
+    def blow(self, command_id: int, valve_first: int, valve_last: int, t_open_ns: int, t_close_ns: int) -> None:
+        """Air from a controller's pins (the emulated firmware): its outputs switched valves ``valve_first..
+        valve_last`` on at ``t_open_ns`` and off at ``t_close_ns``; the air follows by the valves' latency and
+        jitter, as for a scheduled pulse, and is evaluated when the world gets there (now, if that is past)."""
+        w = self._world
+        with w.lock:
+            if not (0 <= valve_first <= valve_last < self.valve_count) or t_close_ns <= t_open_ns:
+                log.warning("pin pulse of valves %d-%d ignored (bank of %d)", valve_first, valve_last, self.valve_count)
+                return
+            s_open, s_close = w.odometer_mm(t_open_ns), w.odometer_mm(t_close_ns)
+            t_on = t_open_ns + self._latency_ns + self._jitter()
+            t_off = max(t_close_ns + self._latency_ns + self._jitter(), t_on + 1000)
+            pulse = _Pulse(command_id, valve_first, valve_last, s_open, s_close, t_on, t_off, t_open_ns)
+            if t_off <= w.now_ns:
+                self._on_close(pulse, t_off)
+            else:
+                w.push_event(t_off, functools.partial(self._on_close, pulse))
+
     def _admit(self, valve_first: int, valve_last: int, s_open_mm: float, s_close_mm: float) -> str:
         if not (0 <= valve_first <= valve_last < self.valve_count):
             return "rejected"

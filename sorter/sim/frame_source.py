@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sorter.capture.slot import LatestSlot
@@ -41,8 +42,10 @@ class SimCaptureThread(threading.Thread):
         slot: LatestSlot[Frame],
         stop: threading.Event,
         on_lost: Callable[[int], None],
+        odometer: Callable[[int], float] | None = None,
     ) -> None:
         super().__init__(name="capture-sim", daemon=True)
+        self._odometer = odometer
         self._world = world
         self._clock = clock
         self._period_ns = round(1e9 / fps)
@@ -70,6 +73,8 @@ class SimCaptureThread(threading.Thread):
                     self._on_lost(int(lag))
                     k += int(lag)
                 frame = world.capture(max(now, world.now_ns), k, self._render)
+                if self._odometer is not None:  # the controller's encoder, as a real camera's odometer
+                    frame = replace(frame, s_capture_mm=self._odometer(frame.t_capture_ns))
                 self._slot.put(frame)
                 k += 1
         except BaseException as e:  # reported by close()
@@ -88,6 +93,7 @@ class SimFrameSource:
         join_timeout_s: how long ``close`` waits for the render thread.
         stop: the run's stop event (a render error stops the run), or None for its own.
         on_lost: called with the number of frames lost to late renders.
+        odometer: ``s_capture_mm`` from this (the controller's encoder) instead of the world's belt.
     """
 
     def __init__(
@@ -99,10 +105,13 @@ class SimFrameSource:
         join_timeout_s: float,
         stop: threading.Event | None = None,
         on_lost: Callable[[int], None] | None = None,
+        odometer: Callable[[int], float] | None = None,
     ) -> None:
         self.slot: LatestSlot[Frame] = LatestSlot()
         self.stop = stop if stop is not None else threading.Event()
-        self.thread = SimCaptureThread(world, clock, fps, render, self.slot, self.stop, on_lost or (lambda _n: None))
+        self.thread = SimCaptureThread(
+            world, clock, fps, render, self.slot, self.stop, on_lost or (lambda _n: None), odometer
+        )
         self._join_s = join_timeout_s
 
     def start(self) -> None:

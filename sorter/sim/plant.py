@@ -59,6 +59,7 @@ class SimPlant:
         self.scoreboard: Scoreboard | None = self.world.scoreboard(target_class_ids=target_class_ids)
         self.outputs = SimOutputs(self.world, self.device)
         self.render = False
+        self._odometer: Callable[[int], float] | None = None
 
     def _add_device(self, cfg: Config) -> ValveBankModel | RobotModel:
         if cfg.line.mode == "airjet":
@@ -84,13 +85,29 @@ class SimPlant:
             self.world.prepare_renderer()
 
     def connect(self, actuator: Actuator) -> None:
-        """Nothing to connect: the virtual camera reads the virtual encoder."""
-        del actuator
+        """The virtual camera reads the virtual encoder. Behind the emulated firmware (``actuator.emulator:
+        firmware``) that encoder is the MCU's count: the belt's counts less those the MCU missed while it booted
+        (its emulated time is the world's, so this is exact; the link's sync would add the emulator's lag behind
+        real time on a busy machine)."""
+        offset: Callable[[], int] | None = getattr(getattr(actuator, "emulator", None), "boot_offset_counts", None)
+        if self.cfg.actuator.emulator != "firmware" or offset is None:
+            return
+        cpm = float(self.cfg.actuator.counts_per_mm or self.cfg.belt.encoder_counts_per_mm)
+        offset_mm = offset() / cpm
+        world = self.world
+        self._odometer = lambda t_ns: world.odometer_mm(t_ns) - offset_mm
 
     def live_source(self, stop: threading.Event, on_lost: Callable[[int], None]) -> SimFrameSource:
         """A render thread at the camera rate (live runs); an error while rendering sets ``stop``."""
         return SimFrameSource(
-            self.world, self.clock, self.cfg.camera.fps, self.render, self.cfg.runtime.join_timeout_s, stop, on_lost
+            self.world,
+            self.clock,
+            self.cfg.camera.fps,
+            self.render,
+            self.cfg.runtime.join_timeout_s,
+            stop,
+            on_lost,
+            self._odometer,
         )
 
     def simulated(self) -> SimPlant:

@@ -210,3 +210,31 @@ def test_scoreboard_sees_the_ejection() -> None:
     assert summary["pulses"] == 1 and summary["fire_position_error_mm_max"] < 0.5
     assert summary["per_class"]["pet_bottle"]["passed"] == 1
     assert {f.object_id for f in w.fates} == {can, bottle}
+
+
+def test_air_from_pins_already_switched_ejects_as_a_scheduled_pulse_would() -> None:
+    """``blow``: a controller's pins switched at given times (read afterwards): the air follows by the valves'
+    latency and is evaluated against where the objects were then, even once the world has moved on."""
+    w, bank = _setup()
+    can = w.place_object("alu_can", 600.0, 0.0, angle_rad=math.pi / 2)
+    first, last, s_open, s_close = _aimed_pulse(w, can)
+    t_open, t_close = w.t_ns_at_odometer(s_open), w.t_ns_at_odometer(s_close)
+    w.advance_to(t_close + 5_000_000)  # the pin log is read 5 ms after the valves closed
+    bank.blow(7, first, last, t_open, t_close)
+    fates = {f.object_id: f for f in w.fates}
+    assert fates[can].fate == "ejected" and fates[can].command_id == 7
+    (rec,) = bank.executed
+    assert rec.s_open_actual_mm == pytest.approx(s_open + LEAD_MM, abs=1e-3)  # one latency after the pin
+    assert rec.fire_position_error_mm is not None and abs(rec.fire_position_error_mm) < 0.5
+
+
+def test_air_from_pins_100_mm_early_misses_and_bad_valves_are_ignored() -> None:
+    w, bank = _setup()
+    can = w.place_object("alu_can", 600.0, 0.0, angle_rad=math.pi / 2)
+    first, last, s_open, s_close = _aimed_pulse(w, can, offset_mm=-100.0)
+    bank.blow(1, first, last, w.t_ns_at_odometer(s_open), w.t_ns_at_odometer(s_close))  # in the future: when due
+    bank.blow(2, 60, 70, w.t_ns_at_odometer(s_open), w.t_ns_at_odometer(s_close))  # no valve 64..70: ignored
+    _run_until_s(w, 2000.0)
+    assert {f.object_id: f.fate for f in w.fates}[can] == "passed"
+    (rec,) = bank.executed
+    assert rec.command_id == 1 and rec.fire_position_error_mm == pytest.approx(-100.0, abs=0.5)
