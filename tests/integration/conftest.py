@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Ray reads its authentication settings once per process, at its first use: the Ray tests run with token
+# authentication and a throwaway token (never the user's ~/.ray/auth_token), set before any test can touch Ray.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
 def _pg_bin() -> Path | None:

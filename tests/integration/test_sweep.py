@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -61,14 +60,11 @@ def sequential(plan: SweepPlan) -> list[TaskResult]:
 
 
 @pytest.fixture(scope="module")
-def ray_token() -> Iterator[str]:
-    """Token authentication with one throwaway token for the module (Ray keeps the first token it reads for the
-    process), never the user's ~/.ray/auth_token."""
-    token = secrets.token_hex(32)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_AUTH_MODE", "token")
-        mp.setenv("RAY_AUTH_TOKEN", token)
-        yield token
+def ray_token() -> str:
+    """The throwaway token of the test session (``tests/integration/conftest.py`` sets it before anything touches
+    Ray, which keeps the first token it reads for the process), never the user's ~/.ray/auth_token."""
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
+    return os.environ["RAY_AUTH_TOKEN"]
 
 
 def test_sequential_replays_are_scored_and_settings_differ(sequential: list[TaskResult]) -> None:

@@ -4,7 +4,6 @@ the check binds the port the way the server does (address reuse), so it passes a
 from __future__ import annotations
 
 import errno
-import http.client
 import os
 import socket
 import subprocess
@@ -35,10 +34,12 @@ def _time_wait_on(port: int) -> int:
 def test_check_passes_the_port_right_after_the_service_stopped(start_line: Callable[..., Running], tmp_path: Path) -> None:
     run = start_line()
     for path in ("/metrics", "/status", "/healthz"):  # a scrape; the server closes first, so the wait is on its side
-        conn = http.client.HTTPConnection("127.0.0.1", run.port, timeout=30)
-        conn.request("GET", path, headers={"Connection": "close"})
-        assert conn.getresponse().read()
-        conn.close()
+        with socket.create_connection(("127.0.0.1", run.port), timeout=30) as conn:
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := conn.recv(65536):  # read to the end: the server closes, then we do
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
     assert run.stop() == 0
     assert _time_wait_on(run.port) >= 1  # the situation that used to fail the check for about 60 s
     with socket.socket() as plain:  # what a bind without address reuse meets
