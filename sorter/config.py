@@ -267,12 +267,8 @@ class RuntimeConfig(Strict):
         description="run a serial/Modbus controller link (real or emulated) in its own supervised process, so heartbeats "
         "and command I/O never wait for the vision work; false: a thread of the line's process",
     )
-    link_priority: int = Field(
-        10,
-        ge=0,
-        le=99,
-        description="SCHED_FIFO priority of the link process where allowed (CAP_SYS_NICE, LimitRTPRIO); 0: only nice -10",
-    )
+    link_priority: int = Field(10, ge=0, le=99, description="SCHED_FIFO priority of the link process where allowed "
+                               "(CAP_SYS_NICE, LimitRTPRIO); 0: only nice -10")
     latency_profile: str = Field(
         "cpu-2core",
         description="--fast charges each stage the processing time of this profile: a name under configs/profiles/ or a file",
@@ -285,9 +281,8 @@ class RuntimeConfig(Strict):
         description="per-stage p50 in ms replacing the profile's (its spread kept), e.g. {detect: 33}",
     )
     overload_window_s: float = Field(2.0, gt=0, le=600, description="window over which dropped frames and latency are judged")
-    overload_degrades: bool = Field(
-        True, description="an overloaded loop degrades the service; false: it is only logged, shown in the status and summary"
-    )
+    overload_degrades: bool = Field(True, description="an overloaded loop degrades the service; false: it is only logged, "
+                                    "shown in the status and summary")
     overload_drop_share: float = Field(
         0.1, gt=0, le=1, description="share of frames dropped over the window above which the loop is overloaded"
     )

@@ -13,19 +13,18 @@ Run standalone (built-in encoder)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
 from firmware_bridge.controller import ControllerCore, ControllerLimits
-from firmware_bridge.device import DeviceModel, Execution, FreeRunningDevice
+from firmware_bridge.device import DeviceModel, Execution
 from firmware_bridge.emulators.rezero import RezeroableDevice
 from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
 from firmware_bridge.modbus_io import (
@@ -424,42 +423,7 @@ class PlcEmulator:
             time.sleep(self.scan_s)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry: a PLC emulator with the built-in encoder until Ctrl-C."""
-    ap = argparse.ArgumentParser(description="Emulated PLC (Modbus register map of firmware_bridge/PROTOCOL.md).")
-    ap.add_argument("--transport", choices=("tcp", "rtu"), default="tcp")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=5020)
-    ap.add_argument("--serial", default=None, help="serial port for --transport rtu")
-    ap.add_argument("--baudrate", type=int, default=115200)
-    ap.add_argument("--valves", type=int, default=64)
-    ap.add_argument("--speed-counts-per-s", type=float, default=25000.0)
-    ap.add_argument("--watchdog-ms", type=float, default=100.0)
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    device = FreeRunningDevice(args.valves, args.speed_counts_per_s)
-    limits = ControllerLimits(queue_capacity=rmap.SLOT_COUNT, watchdog_ms=args.watchdog_ms)
-    emu = PlcEmulator(device, limits, args.transport, args.host, args.port, args.serial, args.baudrate).start()
-    where = f"{args.host}:{emu.port}" if args.transport == "tcp" else args.serial
-    log.info(
-        "PLC emulator (Modbus %s) on %s: %d valves, %.0f counts/s",
-        args.transport.upper(),
-        where,
-        args.valves,
-        args.speed_counts_per_s,
-    )
-    try:
-        while True:
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emu.stop()
-    return 0
-
-
 if __name__ == "__main__":
+    from firmware_bridge.emulators.plc_cli import main
+
     raise SystemExit(main())

@@ -174,6 +174,22 @@ def _line_clock(cfg: Config, *, fast: bool, replay: bool) -> tuple[Clock, Latenc
     return ChargedClock(), None
 
 
+def _charge_from_profile(pipeline: Pipeline, profile: LatencyProfile | None, clock: Clock, seed: int) -> None:
+    """On a modelled clock, charge each stage a time drawn from ``profile`` (seeded), keeping what it really took."""
+    if profile is None or not isinstance(clock, ModelledClock):
+        return
+    from sorter.runtime.charging import ModelledCharge
+
+    pipeline.latency_measured = LatencyRecorder()
+    pipeline.charger = ModelledCharge(StageSampler(profile, seed), clock, pipeline.latency_measured)
+
+
+def _overload_monitor(cfg: Config) -> OverloadMonitor:
+    """Judges the loop against the camera rate (``runtime.overload_*``)."""
+    r = cfg.runtime
+    return OverloadMonitor(fps=cfg.camera.fps, window_s=r.overload_window_s, drop_share_limit=r.overload_drop_share)
+
+
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     """Build a line: the plant, the detector, tracker and planner, the actuator, the event recorder.
 
@@ -190,11 +206,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     plant = build_plant(truth, clock, target_class_ids(cfg), fast=fast, replay=replay)
     detector = create_detector(cfg, MATERIAL_CLASSES)
     pipeline = build_pipeline(cfg, camera, detector, clock)
-    if profile is not None and isinstance(clock, ModelledClock):
-        from sorter.runtime.charging import ModelledCharge
-
-        pipeline.latency_measured = LatencyRecorder()
-        pipeline.charger = ModelledCharge(StageSampler(profile, cfg.sim.seed), clock, pipeline.latency_measured)
+    _charge_from_profile(pipeline, profile, clock, cfg.sim.seed)
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))
     plant.prepare(render)  # before the controller link starts its heartbeat
     _preload(cfg)
@@ -211,9 +223,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
         detector.close()
         raise
     tolerance_mm = max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm)
-    overload = None if replay else OverloadMonitor(  # a replay has no camera rate to hold
-        fps=cfg.camera.fps, window_s=cfg.runtime.overload_window_s, drop_share_limit=cfg.runtime.overload_drop_share
-    )
+    overload = None if replay else _overload_monitor(cfg)  # a replay has no camera rate to hold
     return Line(
         cfg, clock, camera, detector, pipeline, actuator, plant, RunCounters(), render, tolerance_mm,
         events=events, profile=profile, overload=overload,

@@ -22,8 +22,9 @@ from sorter.sim.frame_source import SimFrameSource
 from sorter.sim.mount import sim_camera_model
 from sorter.sim.outputs import SimOutputs
 from sorter.sim.robot import RobotModel
+from sorter.sim.scene import Exposure
 from sorter.sim.scoring import Scoreboard
-from sorter.sim.world import Exposure, SimWorld
+from sorter.sim.world import SimWorld
 
 if TYPE_CHECKING:
     from sorter.actuate.base import Actuator

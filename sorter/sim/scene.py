@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from sorter.entities import TruthObject
+from sorter.entities import Frame, TruthObject
 from sorter.geometry import CameraModel
 from sorter.sim.objects import ObjectSpec
 
@@ -153,3 +153,14 @@ def truth_of(camera: CameraModel, visible: Sequence[VisibleObject]) -> tuple[Tru
             )
         )
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A camera exposure whose pixels are not drawn yet (``SimWorld.expose``)."""
+
+    frame: Frame
+    visible: list[VisibleObject]
+    s_mm: float
+    speed_mm_s: float
+    t_s: float

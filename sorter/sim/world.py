@@ -19,7 +19,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +33,7 @@ from sorter.sim.objects import ArrivalGenerator, ObjectSpec, make_object
 from sorter.sim.population import Population
 from sorter.sim.records import Fate, ObjectFate, ObjectState, PickRecord, PulseRecord, class_weights
 from sorter.sim.render import LazyRenderer
-from sorter.sim.scene import VisibleObject, find_visible, truth_of
+from sorter.sim.scene import Exposure, find_visible, truth_of
 from sorter.sim.scoring import Scoreboard
 from sorter.sim.shapes import SHAPES
 from sorter.sim.style import RenderStyle
@@ -444,14 +444,3 @@ class SimWorld:
             e.visible, s_mm=e.s_mm, speed_mm_s=e.speed_mm_s, t_s=e.t_s, frame_index=e.frame.frame_index
         )
         return replace(e.frame, image=image)
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """A camera exposure whose pixels are not drawn yet (``SimWorld.expose``)."""
-
-    frame: Frame
-    visible: list[VisibleObject]
-    s_mm: float
-    speed_mm_s: float
-    t_s: float
