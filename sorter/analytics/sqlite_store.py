@@ -179,7 +179,10 @@ class SqliteEventStore:
         Raises:
             EventStoreError: e.g. :class:`EventStoreFullError`; nothing of the batch was written.
         """
-        rows = [e.to_row() for e in events]
+        self._write_all(_INSERT, [e.to_row() for e in events])
+
+    def _write_all(self, sql: str, rows: list[Any]) -> None:
+        """Run ``sql`` for every row in one transaction: all rows are written, or (on error) none."""
         if not rows:
             return
         with self._lock:
@@ -187,7 +190,7 @@ class SqliteEventStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(_INSERT, rows)
+                    conn.executemany(sql, rows)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
@@ -248,22 +251,7 @@ class SqliteEventStore:
         Raises:
             EventStoreError: nothing of the batch was written.
         """
-        rows = [alert_row(a) for a in alerts]
-        if not rows:
-            return
-        with self._lock:
-            conn = self._live()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(_UPSERT_ALERT, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise translate_error(e, self.path) from e
+        self._write_all(_UPSERT_ALERT, [alert_row(a) for a in alerts])
 
     def alerts(self, since_ns: int | None = None, until_ns: int | None = None, *, active_only: bool = False) -> list[Alert]:
         """Alerts that overlap ``[since_ns, until_ns)`` (None = open end), oldest first; only open ones with ``active_only``."""
