@@ -248,10 +248,12 @@ class TrackTable:
     def to_tracks(self, rows: I64 | None = None) -> list[Track]:
         """Frozen :class:`Track` entities for the tracks ``rows`` (all when ``None``), oldest first.
 
-        ``class_confidence`` is the vote share of the winning class times the
-        mean detection score, which equals the winning class's summed score
-        divided by the number of hits: the average support each detection gave
-        to that class (a detection of another class supports it with 0).
+        ``class_confidence`` is the smoothed share of the score-weighted class
+        votes held by the winning class, ``(votes[c] + prior) / (sum(votes) +
+        n_classes * prior)`` with ``prior = params.class_prior_votes``: how sure
+        the track is of its class, from how consistently the detector named it,
+        not from the detector's absolute score level (which is an objectness
+        as much as a class belief; confirmation judges existence).
 
         Entities of tracks unchanged since they were last built are reused.
         """
@@ -271,7 +273,8 @@ class TrackTable:
         ii = self.i.take(rows, 1)
         votes = self.votes.take(rows, 0)
         cls = votes.argmax(axis=1)
-        conf = self.votes.reshape(-1).take(rows * votes.shape[1] + cls) / np.maximum(ii[HITS], 1)
+        prior = self.params.class_prior_votes
+        conf = (votes.max(axis=1) + prior) / (votes.sum(axis=1) + prior * votes.shape[1])
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.
