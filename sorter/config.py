@@ -62,8 +62,8 @@ class BeltConfig(Strict):
     @model_validator(mode="after")
     def _top_speed(self) -> BeltConfig:
         if self.max_speed_mm_s is not None and self.max_speed_mm_s < self.nominal_speed_mm_s:
-            raise ValueError(f"max_speed_mm_s = {self.max_speed_mm_s:g} is below nominal_speed_mm_s = "
-                             f"{self.nominal_speed_mm_s:g}; set it to the drive's top speed, or null")
+            raise ValueError(f"max_speed_mm_s ({self.max_speed_mm_s:g}) at least nominal_speed_mm_s "
+                             f"({self.nominal_speed_mm_s:g}): set it to the belt drive's top speed, or null")
         return self
 
     def top_speed_mm_s(self) -> float:
