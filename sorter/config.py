@@ -127,9 +127,7 @@ class TrackerConfig(Strict):
     confirm_hits: int = Field(
         2, ge=1, le=1000, description="detections in consecutive frames that confirm a track once they span confirm_travel_mm"
     )
-    confirm_travel_mm: float = Field(
-        120.0, ge=0, le=100_000, description="belt travel the confirm_hits detections must span (more than gate_mm)"
-    )
+    confirm_travel_mm: float = Field(120.0, ge=0, le=100_000, description="travel the confirm_hits must span (> gate_mm)")
     confirm_single_score: float | None = Field(
         None, gt=0, le=1, description="one detection scoring at least this confirms its track; null: never on one view"
     )
@@ -137,9 +135,7 @@ class TrackerConfig(Strict):
     max_unseen_travel_mm: float = Field(400.0, gt=0, le=100_000)
     measurement_sigma_mm: float = Field(4.0, gt=0, le=1000)
     residual_process_sigma: float = Field(0.01, ge=0, le=10, description="residual velocity noise per mm travel")
-    class_prior_votes: float = Field(
-        0.2, gt=0, le=100, description="pseudo-vote per class in a track's class confidence (smoothed vote share)"
-    )
+    class_prior_votes: float = Field(0.2, gt=0, le=100, description="pseudo-vote per class in a track's class confidence")
 
 
 class ValveBankConfig(Strict):
