@@ -32,10 +32,10 @@ import numpy.typing as npt
 
 from sorter.entities import BeltMeasurements, Track
 from sorter.track.assign import load_solver, match_pairs
-from sorter.track.gate import gate_pairs, pair_costs
+from sorter.track.gate import MEAS_CUT, MEAS_SIZE, MEAS_Z, N_MEAS, gate_pairs, pair_costs
 from sorter.track.motion import edge_cut_dir
 from sorter.track.params import TrackerOutput, TrackerParams, UpdateStats
-from sorter.track.state import CONFIRMED, ID, S_REF, SIZE, T_LAST, TrackTable
+from sorter.track.state import CONFIRMED, ID, S_REF, T_LAST, TrackTable
 
 logger = logging.getLogger(__name__)
 
@@ -96,23 +96,27 @@ class BeltTracker:
         n_meas = len(meas)
         n_tracks = len(table)
         y_w = np.asarray(meas.y_w_mm, np.float64)
-        z = np.array((y_w - s_mm, meas.x_mm), np.float64)  # (2, M): belt-fixed centres (u_mm, x_mm)
-        size = np.maximum(np.array((meas.length_mm, meas.width_mm), np.float64), _MIN_EXTENT_MM)  # (2, M)
+        m_tab = np.empty((N_MEAS, n_meas))  # the gate's MEAS_* rows
+        z = m_tab[MEAS_Z]  # (2, M): belt-fixed centres (u_mm, x_mm)
+        np.subtract(y_w, s_mm, out=z[0])
+        z[1] = meas.x_mm
+        size = m_tab[MEAS_SIZE]  # (2, M): extents
+        size[0] = meas.length_mm
+        size[1] = meas.width_mm
+        np.maximum(size, _MIN_EXTENT_MM, out=size)
         scores = np.asarray(meas.scores, np.float64)
         class_ids = np.asarray(meas.class_ids)
 
         matched_t = matched_m = _NONE
         n_pairs = n_solved = 0
         if n_tracks and n_meas:
-            f = table.f
-            cut_dir = edge_cut_dir(y_w, size[0], p)
+            edge_cut_dir(y_w, size[0], p, out=m_tab[MEAS_CUT])
             pred = table.predict(s_mm)
-            t_size = f[SIZE]
-            pairs = gate_pairs(s_mm, pred, t_size, f[S_REF], z, size, cut_dir, p)
+            pairs = gate_pairs(pred, m_tab, p)
             n_pairs = pairs.size
 
             def costs(idx: I64) -> F64:
-                return pair_costs(idx, pairs, pred, t_size, table.votes, table.i[CONFIRMED], size, class_ids, p)
+                return pair_costs(idx, pairs, pred, table.votes, table.i[CONFIRMED], m_tab, class_ids, p)
 
             idx, n_solved = match_pairs(pairs.rows, pairs.cols, n_tracks, n_meas, costs)
             if idx is None:  # every gated pair matched
@@ -129,7 +133,7 @@ class BeltTracker:
                 scores.take(matched_m),
                 class_ids.take(matched_m),
             )
-        meas_ids = np.zeros(n_meas, np.int64)
+        meas_ids = np.empty(n_meas, np.int64)
         meas_ids[matched_m] = table.i[ID].take(matched_t)
         n_new = n_meas - matched_m.size
         if n_new:
@@ -142,7 +146,7 @@ class BeltTracker:
             table.append(
                 ids, s_mm, t_ns, z.take(idx_new, 1), size.take(idx_new, 1), scores.take(idx_new), class_ids.take(idx_new)
             )
-        active = tuple(table.to_tracks())
+        table.rebuild(matched_t, n_tracks)
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
@@ -151,9 +155,9 @@ class BeltTracker:
             n_matched=int(matched_m.size),
             n_new=n_new,
             n_retired=len(retired),
-            n_built=table.n_built,
+            n_built=int(matched_t.size) + n_new,
         )
-        return TrackerOutput(active=active, retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
+        return TrackerOutput(active=tuple(table.tracks), retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
 
     # ------------------------------------------------------------------ steps
     def _check(self, meas: BeltMeasurements, s_mm: float) -> None:
@@ -186,12 +190,17 @@ class BeltTracker:
         ii = table.i
         t_last = ii[T_LAST]
         tentative = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
-        max_travel = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
-        aged = ((t_ns - t_last) > p.max_unseen_ns) | ((s_mm - table.f[S_REF]) > max_travel)
-        aged &= t_last != t_prev_ns
-        gone = aged.nonzero()[0]
-        if not gone.size:
+        if tentative < p.max_unseen_travel_mm:
+            max_travel: F64 | float = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
+        else:
+            max_travel = tentative
+        aged = np.subtract(s_mm, table.f[S_REF]) > max_travel
+        aged |= t_last < t_ns - p.max_unseen_ns
+        if t_prev_ns is not None:
+            aged &= t_last != t_prev_ns
+        if not aged.any():
             return []
-        out = table.to_tracks(gone)
+        tracks = table.tracks
+        out = [tracks[k] for k in aged.nonzero()[0].tolist()]
         table.remove(~aged)
         return out
