@@ -76,8 +76,8 @@ class TrackTable:
         self.tracks: list[Track] = []  # the entity of each track, current after every rebuild
         # what the evidence of one detection (a run of 1 over 0 mm) says: see _evidence
         p = params
-        run_of_one = p.confirm_hits < p.min_hits and 1 >= p.confirm_hits and 0.0 >= p.confirm_travel_mm
-        self._confirm_first = 1 >= p.min_hits or run_of_one
+        run_of_one = p.confirm_hits < p.min_hits and p.confirm_hits <= 1 and p.confirm_travel_mm <= 0.0
+        self._confirm_first = p.min_hits <= 1 or run_of_one
 
     def __len__(self) -> int:
         return self._n
@@ -289,7 +289,7 @@ class TrackTable:
 
     # ------------------------------------------------------------------ export
     def rebuild(self, rows: I64, n_old: int) -> None:
-        """Renew the entities of the updated tracks ``rows`` (all below ``n_old``) and build those of the tracks from ``n_old`` on (new)."""
+        """Renew the entities of the updated tracks ``rows`` (below ``n_old``); build those of the new ones (``n_old`` on)."""
         new = np.arange(n_old, self._n)
         built = self._build(np.concatenate((rows, new)) if new.size else rows)
         tracks = self.tracks
@@ -322,7 +322,7 @@ class TrackTable:
             ic[ID],
             votes.argmax(axis=1).tolist(),
             conf,
-            zip(*votes.T.tolist()),
+            zip(*votes.T.tolist(), strict=True),
             u,
             x,
             du,
