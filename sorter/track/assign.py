@@ -107,18 +107,20 @@ def match_pairs(rows: I64, cols: I64, n_rows: int, n_cols: int, costs: Callable[
         return None, 0
     simple = np.bincount(rows, minlength=n_rows).take(rows) == 1
     simple &= np.bincount(cols, minlength=n_cols).take(cols) == 1
-    if simple.all():
+    if np.count_nonzero(simple) == simple.size:
         return None, 0
     hard = (~simple).nonzero()[0]
     h_cost = costs(hard)
     n_r, r_loc = _compact(rows.take(hard), n_rows)
     n_c, c_loc = _compact(cols.take(hard), n_cols)
     # larger than the difference between any two matchings' allowed costs: one more pair always wins
-    forbidden = 2.0 * float(np.abs(h_cost).sum()) + 1.0
-    sub = np.full((n_r, n_c), forbidden)
+    forbidden = 2.0 * float(np.add.reduce(np.abs(h_cost))) + 1.0
+    sub = np.empty((n_r, n_c))
+    sub.fill(forbidden)
     sub[r_loc, c_loc] = h_cost
     sr, sc = load_solver()(sub)
-    pair_at = np.full((n_r, n_c), -1, np.int64)  # the hard pair of each cell, -1 where forbidden
+    pair_at = np.empty((n_r, n_c), np.int64)  # the hard pair of each cell, -1 where forbidden
+    pair_at.fill(-1)
     pair_at[r_loc, c_loc] = hard
     solved = pair_at[sr, sc]
     return np.concatenate([simple.nonzero()[0], solved[solved >= 0]]), int(hard.size)

@@ -83,7 +83,8 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     p = params
     pos = pred[PRED_POS]
     # coarse dense gate: the hard radius widened by the largest possible truncation slack, on both axes at once
-    reach = p.gate_mm + 0.5 * max(float(meas[MEAS_SIZE].max()), float(pred[PRED_SIZE].max()))
+    largest = np.maximum.reduce  # the ufunc itself: ndarray.max goes through a Python wrapper
+    reach = p.gate_mm + 0.5 * max(float(largest(meas[MEAS_SIZE], None)), float(largest(pred[PRED_SIZE], None)))
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
     np.maximum(dist[0], dist[1], out=dist[0])
@@ -105,7 +106,7 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     dir_m = table[PAIR_CUT]
     dir_m[:] = mp[MEAS_CUT]
     known = dir_m != 0
-    if known.any():  # boxes at a view end: the cut side is known, the whole length change counts
+    if np.count_nonzero(known):  # boxes at a view end: the cut side is known, the whole length change counts
         du_known = d[0] - known_cut_shift(d_size[0], dir_m)
         np.copyto(d_eff[0], np.abs(du_known), where=known)
         np.copyto(d2_axes[0], du_known * du_known / s_inn[0], where=known)
@@ -113,7 +114,7 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     d_eff *= d_eff
     ok = np.add(d_eff[0], d_eff[1], out=d_eff[0]) <= p.gate_mm**2
     ok &= d2 <= p.gate_chi2
-    if ok.all():
+    if np.count_nonzero(ok) == ok.size:
         return Pairs(rows, cols, table)
     keep = ok.nonzero()[0]
     return Pairs(rows.take(keep), cols.take(keep), table.take(keep, 1))
@@ -152,6 +153,6 @@ def pair_costs(
     log_ratio *= log_ratio
     size_cost = np.minimum((log_ratio[0] + log_ratio[1]) / p.size_log_sigma**2, _SIZE_COST_CAP)
     v = votes.take(rows, 0)
-    share = (v[np.arange(rows.size), class_ids.take(cols)] + _VOTE_PRIOR) / (v.sum(axis=1) + _VOTE_PRIOR * p.n_classes)
+    share = (v[np.arange(rows.size), class_ids.take(cols)] + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
     cost: F64 = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - confirmed.take(rows))
     return cost

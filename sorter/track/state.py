@@ -158,7 +158,7 @@ class TrackTable:
         shift = np.copysign(np.minimum(half, np.abs(innov)), innov)
         risk = (half / 2.0) ** 2  # the cut side was guessed from the innovation's sign
         known = cut_dir != 0
-        any_known = known.any()
+        any_known = np.count_nonzero(known) > 0
         if any_known:
             np.copyto(shift[0], known_cut_shift(d_size[0], cut_dir), where=known)
             np.copyto(risk[0], (tol / 4.0) ** 2, where=known)
@@ -281,9 +281,9 @@ class TrackTable:
         """Keep only the tracks where ``keep`` is true (order preserved)."""
         idx = keep.nonzero()[0]
         n = idx.size
-        np.take(self.f, idx, 1, out=self._f[:, :n])
-        np.take(self.i, idx, 1, out=self._i[:, :n])
-        np.take(self.votes, idx, 0, out=self._votes[:n])
+        self._f[:, :n] = self.f.take(idx, 1)
+        self._i[:, :n] = self.i.take(idx, 1)
+        self._votes[:n] = self.votes.take(idx, 0)
         self.tracks = list(compress(self.tracks, keep.tolist()))
         self._n = n
 
@@ -309,7 +309,7 @@ class TrackTable:
         votes = self.votes.take(rows, 0)
         fl = np.empty((len(_EXPORTED) + 1, n))
         np.take(self.f.take(rows, 1), _EXPORTED, 0, out=fl[:-1])
-        np.divide(votes.max(axis=1), ii[HITS], out=fl[-1])  # every track has a hit
+        np.divide(np.maximum.reduce(votes, 1), ii[HITS], out=fl[-1])  # every track has a hit
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.

@@ -137,9 +137,9 @@ class BeltTracker:
         meas_ids[matched_m] = table.i[ID].take(matched_t)
         n_new = n_meas - matched_m.size
         if n_new:
-            new = np.ones(n_meas, np.bool_)
-            new[matched_m] = False
-            idx_new = new.nonzero()[0]
+            old = np.zeros(n_meas, np.bool_)
+            old[matched_m] = True
+            idx_new = np.logical_not(old).nonzero()[0]
             ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             self._next_id += n_new
             meas_ids[idx_new] = ids
@@ -168,7 +168,7 @@ class BeltTracker:
                 f"BeltMeasurements arrays have different lengths ({sorted(lengths | {n})}); "
                 "build every column from the same detections"
             )
-        if n and (int(meas.class_ids.min()) < 0 or int(meas.class_ids.max()) >= self.params.n_classes):
+        if n and (int(np.minimum.reduce(meas.class_ids)) < 0 or int(np.maximum.reduce(meas.class_ids)) >= self.params.n_classes):
             raise ValueError(
                 f"class ids {sorted(set(meas.class_ids.tolist()))} outside [0, {self.params.n_classes}); "
                 "set TrackerParams.n_classes to the detector's number of classes"
@@ -198,7 +198,7 @@ class BeltTracker:
         aged |= t_last < t_ns - p.max_unseen_ns
         if t_prev_ns is not None:
             aged &= t_last != t_prev_ns
-        if not aged.any():
+        if not np.count_nonzero(aged):
             return []
         tracks = table.tracks
         out = [tracks[k] for k in aged.nonzero()[0].tolist()]
