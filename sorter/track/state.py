@@ -9,7 +9,7 @@ tracks: no loop over tracks. The filter model itself is in ``motion.py``.
 from __future__ import annotations
 
 from collections import deque
-from itertools import compress
+from itertools import compress, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -49,8 +49,8 @@ POS, SIZE, P00, VEL, P01, P11 = (slice(k, k + 2) for k in (U, LEN, PUU, VU, PUV,
 ID, T_FIRST, T_LAST, HITS, RUN, CONFIRMED = range(6)  # RUN: detections in the current run of consecutive frames
 N_INT = 6
 
-#: float rows exported to ``Track``: u, x, du, dx, length, width, then two variances and s_ref
-_EXPORTED = [U, X, VU, VX, LEN, WID, PUU, PXX, S_REF]
+#: float rows exported to ``Track``: u, x, du, dx, length, width, two variances, and a row to write the confidence in
+_EXPORTED = [U, X, VU, VX, LEN, WID, PUU, PXX, SCORE_SUM]
 _MIN_CAPACITY = 64
 
 
@@ -288,16 +288,19 @@ class TrackTable:
         self._n = n
 
     # ------------------------------------------------------------------ export
-    def rebuild(self, rows: I64, n_old: int) -> None:
-        """Renew the entities of the updated tracks ``rows`` (below ``n_old``); build those of the new ones (``n_old`` on)."""
+    def rebuild(self, rows: I64, n_old: int, s_mm: float, t_ns: int) -> None:
+        """Renew the entities of the tracks ``rows`` (below ``n_old``) and build those of the new tracks (``n_old`` on).
+
+        All of them were just detected, in the frame at odometer ``s_mm`` and time ``t_ns``.
+        """
         new = np.arange(n_old, self._n)
-        built = self._build(np.concatenate((rows, new)) if new.size else rows)
+        built = self._build(np.concatenate((rows, new)) if new.size else rows, s_mm, t_ns)
         tracks = self.tracks
         deque(map(tracks.__setitem__, rows.tolist(), built), maxlen=0)  # stops after the updated ones
         tracks.extend(built[rows.size :])
 
-    def _build(self, rows: I64) -> list[Track]:
-        """Frozen :class:`Track` entities of the tracks ``rows``.
+    def _build(self, rows: I64, s_mm: float, t_ns: int) -> list[Track]:
+        """Frozen :class:`Track` entities of the tracks ``rows``, all last detected at odometer ``s_mm`` and time ``t_ns``.
 
         ``class_confidence`` is the vote share of the winning class times the
         mean detection score, which equals the winning class's summed score
@@ -307,8 +310,7 @@ class TrackTable:
         n = rows.size
         ii = self.i.take(rows, 1)
         votes = self.votes.take(rows, 0)
-        fl = np.empty((len(_EXPORTED) + 1, n))
-        np.take(self.f.take(rows, 1), _EXPORTED, 0, out=fl[:-1])
+        fl = self.f.take(rows, 1).take(_EXPORTED, 0)
         np.divide(np.maximum.reduce(votes, 1), ii[HITS], out=fl[-1])  # every track has a hit
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
@@ -316,7 +318,7 @@ class TrackTable:
         vel = fl[2:4]
         vel[np.abs(vel) <= self.params.min_residual_per_mm] = 0.0
         np.sqrt(fl[6:8], out=fl[6:8])
-        u, x, du, dx, length, width, sigma_u, sigma_x, s_ref, conf = fl.tolist()
+        u, x, du, dx, length, width, sigma_u, sigma_x, conf = fl.tolist()
         ic = ii.tolist()
         columns = (
             ic[ID],
@@ -331,9 +333,9 @@ class TrackTable:
             width,
             sigma_u,
             sigma_x,
-            s_ref,
+            repeat(s_mm, n),
             ic[T_FIRST],
-            ic[T_LAST],
+            repeat(t_ns, n),
             ic[HITS],
             map(bool, ic[CONFIRMED]),
         )

@@ -146,7 +146,7 @@ class BeltTracker:
             table.append(
                 ids, s_mm, t_ns, z.take(idx_new, 1), size.take(idx_new, 1), scores.take(idx_new), class_ids.take(idx_new)
             )
-        table.rebuild(matched_t, n_tracks)
+        table.rebuild(matched_t, n_tracks, s_mm, t_ns)
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
