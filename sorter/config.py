@@ -124,6 +124,9 @@ class TrackerConfig(Strict):
     max_unseen_travel_mm: float = Field(400.0, gt=0, le=100_000)
     measurement_sigma_mm: float = Field(4.0, gt=0, le=1000)
     residual_process_sigma: float = Field(0.01, ge=0, le=10, description="residual velocity noise per mm travel")
+    class_prior_votes: float = Field(
+        0.2, gt=0, le=100, description="pseudo-vote per class in a track's class confidence (smoothed vote share)"
+    )
 
 
 class ValveBankConfig(Strict):

@@ -302,16 +302,19 @@ class TrackTable:
     def _build(self, rows: I64, s_mm: float, t_ns: int) -> list[Track]:
         """Frozen :class:`Track` entities of the tracks ``rows``, all last detected at odometer ``s_mm`` and time ``t_ns``.
 
-        ``class_confidence`` is the vote share of the winning class times the
-        mean detection score, which equals the winning class's summed score
-        divided by the number of hits: the average support each detection gave
-        to that class (a detection of another class supports it with 0).
+        ``class_confidence`` is the smoothed share of the score-weighted class
+        votes held by the winning class, ``(votes[c] + prior) / (sum(votes) +
+        n_classes * prior)`` with ``prior = params.class_prior_votes``: how sure
+        the track is of its class, from how consistently the detector named it,
+        not from the detector's absolute score level (which is an objectness
+        as much as a class belief; confirmation judges existence).
         """
         n = rows.size
         ii = self.i.take(rows, 1)
         votes = self.votes.take(rows, 0)
         fl = self.f.take(rows, 1).take(_EXPORTED, 0)
-        np.divide(np.maximum.reduce(votes, 1), ii[HITS], out=fl[-1])  # every track has a hit
+        prior = self.params.class_prior_votes
+        np.divide(np.maximum.reduce(votes, 1) + prior, np.add.reduce(votes, 1) + prior * votes.shape[1], out=fl[-1])
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.
