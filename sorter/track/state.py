@@ -52,6 +52,10 @@ N_INT = 6
 #: float rows exported to ``Track``: u, x, du, dx, length, width, two variances, and a row to write the confidence in
 _EXPORTED = [U, X, VU, VX, LEN, WID, PUU, PXX, SCORE_SUM]
 _MIN_CAPACITY = 64
+_SPARE = 32  # room for new tracks left by a removal
+
+
+_SPARE_IDX = np.zeros(_SPARE, np.int64)
 
 
 class TrackTable:
@@ -281,9 +285,11 @@ class TrackTable:
         """Keep only the tracks where ``keep`` is true (order preserved)."""
         idx = keep.nonzero()[0]
         n = idx.size
-        self._f[:, :n] = self.f.take(idx, 1)
-        self._i[:, :n] = self.i.take(idx, 1)
-        self._votes[:n] = self.votes.take(idx, 0)
+        # one gather per buffer into new buffers with spare room (the spare columns copy track 0: overwritten when used)
+        idx = np.concatenate((idx, _SPARE_IDX))
+        self._f = self.f.take(idx, 1)
+        self._i = self.i.take(idx, 1)
+        self._votes = self.votes.take(idx, 0)
         self.tracks = list(compress(self.tracks, keep.tolist()))
         self._n = n
 

@@ -143,9 +143,8 @@ class BeltTracker:
             ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             self._next_id += n_new
             meas_ids[idx_new] = ids
-            table.append(
-                ids, s_mm, t_ns, z.take(idx_new, 1), size.take(idx_new, 1), scores.take(idx_new), class_ids.take(idx_new)
-            )
+            m_new = m_tab.take(idx_new, 1)
+            table.append(ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new))
         table.rebuild(matched_t, n_tracks, s_mm, t_ns)
         self.stats = UpdateStats(
             n_tracks=n_tracks,
