@@ -3,21 +3,19 @@
 A frozen dataclass's ``__init__`` sets each field through
 ``object.__setattr__``, one interpreted call per field: about 3 us per 17-field
 track, so a dense belt's 60 tracks cost 0.2 ms a frame, most of the tracker's
-budget. Here each track is built by :class:`_TrackBuilder`, a class with the
-very same slots whose ``__init__`` stores the fields as plain attribute writes
-(the interpreter's specialised slot store, no call per field) and then makes
-the object a ``Track`` by assigning ``__class__``, which Python allows between
-classes of identical layout. That takes about a fifth of the constructor's
-time. Nothing else changes: the result is an ordinary, fully initialised,
-frozen ``Track`` (``type(t) is Track``; ``Track`` has no ``__post_init__`` to
-skip; the unit tests check equality with ``Track(*fields)``).
+budget. Here each field is set for all tracks at once by mapping the slot's own
+(C-level) descriptor over the column, which builds the same objects in about
+a third of the time. Nothing else changes: the result is an ordinary, fully
+initialised, frozen ``Track`` (``Track`` has no ``__post_init__`` to skip; the
+unit tests check equality with ``Track(*fields)``).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
+from itertools import repeat
 from typing import Any
 
 from sorter.entities import Track
@@ -25,60 +23,12 @@ from sorter.entities import Track
 #: field names in ``Track``'s order (the order of the columns given to :func:`build_tracks`)
 TRACK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Track))
 
-
-class _TrackBuilder:
-    """Same slots as :class:`Track`; an instance turns into a ``Track`` at the end of ``__init__``."""
-
-    __slots__ = TRACK_FIELDS
-
-    def __init__(
-        self,
-        track_id: int,
-        class_id: int,
-        class_confidence: float,
-        class_votes: tuple[float, ...],
-        u_mm: float,
-        x_mm: float,
-        du_per_mm: float,
-        dx_per_mm: float,
-        length_mm: float,
-        width_mm: float,
-        sigma_u_mm: float,
-        sigma_x_mm: float,
-        s_ref_mm: float,
-        t_first_ns: int,
-        t_last_ns: int,
-        hits: int,
-        confirmed: bool,
-    ) -> None:
-        self.track_id = track_id
-        self.class_id = class_id
-        self.class_confidence = class_confidence
-        self.class_votes = class_votes
-        self.u_mm = u_mm
-        self.x_mm = x_mm
-        self.du_per_mm = du_per_mm
-        self.dx_per_mm = dx_per_mm
-        self.length_mm = length_mm
-        self.width_mm = width_mm
-        self.sigma_u_mm = sigma_u_mm
-        self.sigma_x_mm = sigma_x_mm
-        self.s_ref_mm = s_ref_mm
-        self.t_first_ns = t_first_ns
-        self.t_last_ns = t_last_ns
-        self.hits = hits
-        self.confirmed = confirmed
-        self.__class__ = Track  # type: ignore[assignment]  # identical slots: the object is now a frozen Track
-
-
-# the builder must stay in step with Track: same slots (checked by Python on the __class__ assignment)
-# and the same fields in the same order (checked here, at import)
-if tuple(inspect.signature(_TrackBuilder.__init__).parameters)[1:] != TRACK_FIELDS:
-    raise ImportError(f"sorter.track.export._TrackBuilder's fields differ from Track's {TRACK_FIELDS}; update the builder")
+_SETTERS: tuple[Callable[[Track, Any], None], ...] = tuple(getattr(Track, name).__set__ for name in TRACK_FIELDS)
+_new = object.__new__
 
 
 def build_tracks(n: int, columns: Sequence[Iterable[Any]]) -> list[Track]:
-    """``[Track(*row) for row in zip(*columns)]``, about five times faster.
+    """``[Track(*row) for row in zip(*columns)]``, built column by column.
 
     Args:
         n: number of tracks (the length of every column).
@@ -87,9 +37,9 @@ def build_tracks(n: int, columns: Sequence[Iterable[Any]]) -> list[Track]:
     Raises:
         ValueError: if the number of columns is not the number of fields.
     """
-    if len(columns) != len(TRACK_FIELDS):
-        raise ValueError(f"build_tracks needs {len(TRACK_FIELDS)} columns ({', '.join(TRACK_FIELDS)}), got {len(columns)}")
-    tracks: list[Track] = list(map(_TrackBuilder, *columns))  # type: ignore[arg-type]
-    if len(tracks) != n:
-        raise ValueError(f"build_tracks got columns of {len(tracks)} tracks, expected {n}")
+    if len(columns) != len(_SETTERS):
+        raise ValueError(f"build_tracks needs {len(_SETTERS)} columns ({', '.join(TRACK_FIELDS)}), got {len(columns)}")
+    tracks: list[Track] = list(map(_new, repeat(Track, n)))
+    for setter, column in zip(_SETTERS, columns, strict=True):
+        deque(map(setter, tracks, column), maxlen=0)  # consume: run every setter, keep nothing
     return tracks
