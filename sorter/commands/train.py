@@ -116,7 +116,9 @@ def main(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
-        ray = None if args.address is None else RaySetup(args.address, args.workers or 2, args.cpus_per_worker or 1)
+        ray = None if args.address is None else RaySetup(
+            args.address, 2 if args.workers is None else args.workers, 1 if args.cpus_per_worker is None else args.cpus_per_worker
+        )
     except ConfigError as e:
         print(f"sorter train: {e}", file=sys.stderr)
         return 2
