@@ -120,6 +120,10 @@ def fit_on_ray(
     storage = Path(tempfile.mkdtemp(prefix="sorter-ray-train-"))
     t0 = time.monotonic()
     try:
+        need, have = setup.workers * setup.cpus_per_worker, float(ray.cluster_resources().get("CPU", 0.0))
+        if have < need:
+            raise SorterError(f"the Ray cluster at '{setup.address}' has {have:g} CPUs; {setup.workers} workers of "
+                              f"{setup.cpus_per_worker} CPU need {need}: lower --workers or --cpus-per-worker")
         config = {
             "train_config": worker_cfg,
             "spec": trainer.spec.to_json(),

@@ -106,12 +106,17 @@ class TestOnALocalRay:
         assert (out / "checkpoint.pt").exists() and (out / "model.int8.onnx").exists()
 
 
-def test_two_workers_on_a_ray_head_on_loopback(tmp_path: Path, toy_coco: Path, ray_head: str) -> None:
+def test_two_workers_on_a_ray_head_on_loopback(tmp_path: Path, toy_coco: Path, ray_head: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert not ray.is_initialized()
     out = tmp_path / "head"
     assert _train(out, toy_coco, 3, "--address", ray_head, "--workers", "2") == 0
     assert not ray.is_initialized()  # the command left the cluster it joined
     _check_trained(out, tmp_path / "mlruns", 2)
+    capsys.readouterr()
+    assert _train(tmp_path / "wide", toy_coco, 1, "--address", ray_head, "--workers", "4") == 2  # the head has 2 CPUs
+    assert f"the Ray cluster at '{ray_head}' has 2 CPUs; 4 workers of 1 CPU need 4" in capsys.readouterr().err
+    assert not ray.is_initialized()
 
 
 def test_bad_ray_options_are_refused(tmp_path: Path, toy_coco: Path, capsys: pytest.CaptureFixture[str]) -> None:
