@@ -6,6 +6,7 @@ loads and learns, with the run tracked in MLflow and marked with its number of w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from itertools import pairwise
@@ -104,6 +105,11 @@ class TestOnALocalRay:
         assert "trained on Ray (local) with 2 workers" in capsys.readouterr().out
         _check_trained(out, tmp_path / "mlruns", 2)
         assert (out / "checkpoint.pt").exists() and (out / "model.int8.onnx").exists()
+        reg = ["model", "--registry", str(tmp_path / "registry")]  # the registry and its gate take it as any run
+        assert cli_main([*reg, "register", str(out), "--name", "ray2"]) == 0
+        model_id = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()[:12]
+        assert cli_main([*reg, "promote", model_id, "--rendered-images", "0"]) == 0
+        assert (tmp_path / "registry" / "current" / "model.onnx").read_bytes() == (out / "model.onnx").read_bytes()
 
 
 def test_two_workers_on_a_ray_head_on_loopback(tmp_path: Path, toy_coco: Path, ray_head: str,
