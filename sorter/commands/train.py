@@ -89,8 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     r = p.add_argument_group("data-parallel training on Ray (the ray extra)")
     r.add_argument("--address", default=None, metavar="ADDRESS",
-                   help="train on Ray workers: 'local' (a Ray instance on this machine), 'auto', host:port of a head or "
-                        "ray://host:port; each step's batch is shared out between the workers (default: one process)")
+                   help="train on Ray workers: 'local' (a Ray instance on this machine), 'auto' or host:port of a head; "
+                        "each step's batch is shared out between the workers (default: one process)")
     r.add_argument("--workers", type=int, default=None, help="training workers with --address (default 2)")
     r.add_argument("--cpus-per-worker", type=int, default=None,
                    help="CPUs reserved per worker, also its torch threads unless --threads (default 1)")

@@ -35,8 +35,7 @@ class RaySetup:
     """Where and how wide to train.
 
     Attributes:
-        address: ``local`` (start a Ray instance on this machine), ``auto``, ``host:port`` of a head or
-            ``ray://host:port``.
+        address: ``local`` (start a Ray instance on this machine), ``auto`` or ``host:port`` of a head.
         workers: training workers (one torch process each).
         cpus_per_worker: CPUs Ray reserves for each worker; also its torch threads unless ``TrainConfig.threads``.
     """

@@ -96,7 +96,7 @@ class TestOnALocalRay:
             for key in ("train_loss", "train_heat", "train_box", "lr"):
                 assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), key
         metrics = json.loads((tmp_path / "ray1" / "metrics.json").read_text())
-        assert metrics["ray"] == {"address": "local", "workers": 1, "cpus_per_worker": 1}
+        assert metrics["ray"] == {"address": "local", "workers": 1, "cpus_per_worker": 1, "threads_per_worker": 1}
 
     def test_two_workers_on_a_local_ray_train_a_model_that_learns(self, tmp_path: Path, toy_coco: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
