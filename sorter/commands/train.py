@@ -87,6 +87,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--cache-dir", type=Path, default=Path("runs/cache"), help="folder for letterboxed dataset caches (default runs/cache)"
     )
+    r = p.add_argument_group("data-parallel training on Ray (the ray extra)")
+    r.add_argument("--address", default=None, metavar="ADDRESS",
+                   help="train on Ray workers: 'local' (a Ray instance on this machine), 'auto' or host:port of a head; "
+                        "each step's batch is shared out between the workers (default: one process)")
+    r.add_argument("--workers", type=int, default=None, help="training workers with --address (default 2)")
+    r.add_argument("--cpus-per-worker", type=int, default=None,
+                   help="CPUs reserved per worker, also its torch threads unless --threads (default 1)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -97,12 +104,24 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from sorter.detect.spec import ModelSpec
     from sorter.train.job import TrainOptions, run_job
+    from sorter.train.ray_train import RaySetup
     from sorter.train.trainer import TrainConfig
 
     if len(args.coco_images) > len(args.coco):
         print("--coco-images given more often than --coco; give one folder per annotation file", file=sys.stderr)
         return 2
     images = list(args.coco_images) + [None] * (len(args.coco) - len(args.coco_images))
+    if args.address is None and (args.workers is not None or args.cpus_per_worker is not None):
+        print("--workers and --cpus-per-worker apply to training on Ray: add --address local (or a cluster's address)",
+              file=sys.stderr)
+        return 2
+    try:
+        ray = None if args.address is None else RaySetup(
+            args.address, 2 if args.workers is None else args.workers, 1 if args.cpus_per_worker is None else args.cpus_per_worker
+        )
+    except ConfigError as e:
+        print(f"sorter train: {e}", file=sys.stderr)
+        return 2
     try:
         spec = ModelSpec(
             input_w_px=args.input_size[0],
@@ -142,6 +161,7 @@ def main(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         look=args.look,
+        ray=ray,
     )
     try:
         metrics = run_job(opts)
@@ -149,6 +169,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"sorter train: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if ray is not None:
+        print(f"trained on Ray ({ray.address}) with {ray.workers} workers, {ray.cpus_per_worker} CPU each")
     print(f"wrote {out / 'model.onnx'} (+ fp16, int8, golden), {out / 'checkpoint.pt'}, {out / 'metrics.json'}")
     plant = metrics.get("plant_test") or {}
     if plant.get("map50", {}).get("value") is not None:

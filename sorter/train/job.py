@@ -22,6 +22,7 @@ from sorter.errors import ConfigError
 from sorter.train.coco import CocoDataset
 from sorter.train.data.manifest import read_manifest
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
+from sorter.train.ray_train import RaySetup, fit_on_ray
 from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, SynthDataset, SynthRecipe, scene_seeds
 from sorter.train.tracking import Trackers, open_trackers
 from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
@@ -61,6 +62,7 @@ class TrainOptions:
         experiment: MLflow experiment name.
         look: domain randomisation of the rendered training and validation frames (``sim`` or ``real``); the
             held-out set always keeps the original look, so figures stay comparable.
+        ray: train data-parallel on Ray workers (None: in this process); export and evaluation stay here.
     """
 
     out_dir: Path
@@ -84,6 +86,7 @@ class TrainOptions:
     tracking_uri: str | None = None
     experiment: str = "sorter-detector"
     look: str = "sim"
+    ray: RaySetup | None = None
 
     def recipes(self) -> tuple[SynthRecipe, SynthRecipe, SynthRecipe]:
         """Training, validation and held-out recipes (different base seeds)."""
@@ -153,9 +156,11 @@ def _run_job(opts: TrainOptions, trackers: Trackers) -> dict[str, Any]:
     timings["data_s"] = round(time.monotonic() - t0, 1)
     trackers.log_params({"seed": opts.train.seed, "train": asdict(opts.train), "spec": json.loads(spec.to_json()),
                          "train_images": opts.train_images, "real_share": opts.real_share, "init": str(opts.init),
-                         "dataset": str(opts.dataset), "coco": [str(a) for a, _ in opts.coco]})
+                         "dataset": str(opts.dataset), "coco": [str(a) for a, _ in opts.coco],
+                         **({"ray": opts.ray.to_dict()} if opts.ray is not None else {})})
     trackers.set_tags({"sorter.command": opts.command, "sorter.dataset_hash": manifest["hash"] if manifest else "",
-                       "sorter.code_version": code_version()})
+                       "sorter.code_version": code_version(),
+                       "sorter.train_workers": str(opts.ray.workers if opts.ray is not None else 1)})
 
     trainer = Trainer(out, spec, opts.train, opts.init)
     if opts.export_only:
@@ -169,9 +174,14 @@ def _run_job(opts: TrainOptions, trackers: Trackers) -> dict[str, Any]:
         elif (out / CHECKPOINT).exists():
             raise ConfigError(f"'{out}' already holds a {CHECKPOINT}; pass --resume to continue it or choose a new --out")
         t0 = time.monotonic()
-        trainer.fit(concat(parts), val, progress=opts.progress,
-                    on_epoch=lambda row: trackers.log_metrics({k: float(v) for k, v in row.items() if k not in ("epoch", "step")},
-                                                              int(row["epoch"])))
+
+        def on_epoch(row: dict[str, Any]) -> None:
+            trackers.log_metrics({k: float(v) for k, v in row.items() if k not in ("epoch", "step")}, int(row["epoch"]))
+
+        if opts.ray is not None:
+            fit_on_ray(trainer, concat(parts), val, opts.ray, opts.init, on_epoch)
+        else:
+            trainer.fit(concat(parts), val, progress=opts.progress, on_epoch=on_epoch)
         timings["train_s"] = round(time.monotonic() - t0, 1)
 
     t0 = time.monotonic()
@@ -218,6 +228,8 @@ def _run_job(opts: TrainOptions, trackers: Trackers) -> dict[str, Any]:
             "dataset_hash": manifest["hash"] if manifest else None,
         },
         "plant_test": plant,
+        "ray": None if opts.ray is None else {**opts.ray.to_dict(),
+                                              "threads_per_worker": opts.train.threads or opts.ray.cpus_per_worker},
         "code_version": code_version(),
         "history": trainer.history,
         "heldout": heldout,

@@ -11,6 +11,12 @@ Reproducibility: every random choice derives from ``seed`` (initial weights,
 epoch order, per-image augmentation ``(seed, epoch, index)``); with the same
 data, thread count and torch build a run is repeatable, and a resumed run
 continues exactly where it stopped.
+
+Data parallel (``fit(distributed=True)`` in every process of a ``torch.distributed`` group, as Ray Train starts
+them): each step's batch of ``batch_size`` images is split between the workers (worker ``r`` of ``n`` takes images
+``r, r + n, ...`` of it, the split ``DistributedSampler`` makes of the epoch's order), DistributedDataParallel
+averages the gradients, and worker 0 alone validates and writes the files. Steps, learning rates and augmentation
+are those of one process; one worker gives one process's run.
 """
 
 from __future__ import annotations
@@ -139,6 +145,30 @@ def validate(net: CenterNet, data: PackedSet, batch_size: int = 16) -> dict[str,
     return coco_map(gt, results, spec.class_names)
 
 
+class _RawMaps(torch.nn.Module):
+    """``forward`` gives the raw maps: DistributedDataParallel syncs gradients of what goes through ``forward``."""
+
+    def __init__(self, net: CenterNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net.forward_raw(x)
+
+
+def _worker_group(batch_size: int) -> tuple[int, int]:
+    """This worker's rank and the number of workers of the ``torch.distributed`` group, checked against the batch."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        raise ConfigError("distributed training needs a torch.distributed process group (sorter train --address)")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if batch_size % world:
+        raise ConfigError(f"--batch-size {batch_size} does not split between {world} workers; "
+                          f"give a multiple of {world} (each step's batch is shared out)")
+    return rank, world
+
+
 def _load_init(path: Path, spec: ModelSpec) -> CenterNet:
     """Initial weights for fine-tuning: a ``checkpoint.pt`` (with BatchNorm) or a sorter ONNX file (BatchNorm folded)."""
     if path.suffix == ".onnx":
@@ -227,12 +257,21 @@ class Trainer:
         val: PackedSet | None = None,
         progress: bool = True,
         on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        distributed: bool = False,
     ) -> list[dict[str, Any]]:
         """Train until ``cfg.epochs`` (or the time budget); returns the per-epoch history.
 
         ``on_epoch`` receives each epoch's row (losses, learning rate, validation mAP, times) after it is logged.
+        ``distributed``: this process is one worker of a data-parallel run (see the module docstring); the losses
+        in the history are the mean over the workers, and only worker 0 validates, logs and saves.
         """
         cfg, spec = self.cfg, self.spec
+        rank, world = _worker_group(cfg.batch_size) if distributed else (0, 1)
+        forward: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = self.net.forward_raw
+        if distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            forward = DistributedDataParallel(_RawMaps(self.net))
         if len(train) == 0:
             raise ConfigError("the training set is empty; render more images or point --coco at annotated frames")
         steps_per_epoch = max(1, len(train) // cfg.batch_size)
@@ -247,14 +286,13 @@ class Trainer:
             sums: dict[str, float] = {"loss": 0.0, "heat": 0.0, "box": 0.0}
             with Progress(steps_per_epoch, f"epoch {e + 1}/{cfg.epochs}", enabled=progress) as bar:
                 for k in range(steps_per_epoch):
-                    batch = make_batch(
-                        train, order[k * cfg.batch_size : (k + 1) * cfg.batch_size].tolist(), spec, cfg.augment, cfg.seed, e
-                    )
+                    mine = order[k * cfg.batch_size : (k + 1) * cfg.batch_size][rank::world]
+                    batch = make_batch(train, mine.tolist(), spec, cfg.augment, cfg.seed, e)
                     lr = _lr_at(self.step, total, cfg)
                     for g in self.opt.param_groups:
                         g["lr"] = lr
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.bf16)):
-                        heat, dist = self.net.forward_raw(batch["images"])
+                        heat, dist = forward(batch["images"])
                     loss, parts = detection_loss(heat.float(), dist.float(), batch, spec)
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
@@ -268,9 +306,12 @@ class Trainer:
                     sums["box"] += parts["box"]
                     bar.update(1, loss=sums["loss"] / (k + 1))
             self.epoch += 1
+            if world > 1:
+                sums = _mean_over_workers(sums)
             row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "lr": lr}
             row.update({f"train_{n}": v / steps_per_epoch for n, v in sums.items()})
-            if val is not None and len(val) and (self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs):
+            due = self.epoch % cfg.val_every == 0 or self.epoch == cfg.epochs
+            if rank == 0 and val is not None and len(val) and due:
                 m = validate(self.ema, val)
                 row["val_map50"], row["val_map"] = m["map50"], m["map"]
             dt = time.monotonic() - t0
@@ -279,15 +320,37 @@ class Trainer:
             row["epoch_cpu_s"] = round(time.process_time() - c0, 2)  # all threads: ~2x wall on 2 idle cores
             row["wall_s"] = round(self.wall_s, 2)
             self.history.append(row)
-            with (self.out_dir / METRICS_LOG).open("a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-            log.info("epoch %s", row)
-            self.save()
-            if on_epoch is not None:
-                on_epoch(row)
-            if cfg.time_budget_s is not None and self.wall_s >= cfg.time_budget_s and self.epoch < cfg.epochs:
+            if rank == 0:
+                with (self.out_dir / METRICS_LOG).open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                log.info("epoch %s", row)
+                self.save()
+                if on_epoch is not None:
+                    on_epoch(row)
+            over = cfg.time_budget_s is not None and self.wall_s >= cfg.time_budget_s and self.epoch < cfg.epochs
+            if world > 1:
+                over = _decided_by_worker_0(over)
+            if over:
                 log.warning(
                     "time budget of %.0f s reached after epoch %d of %d; stopping", cfg.time_budget_s, self.epoch, cfg.epochs
                 )
                 break
         return self.history
+
+
+def _mean_over_workers(sums: dict[str, float]) -> dict[str, float]:
+    """Each value averaged over the workers of the process group."""
+    import torch.distributed as dist
+
+    t = torch.tensor(list(sums.values()), dtype=torch.float64)
+    dist.all_reduce(t)
+    return {k: float(v) / dist.get_world_size() for k, v in zip(sums, t.tolist(), strict=True)}
+
+
+def _decided_by_worker_0(flag: bool) -> bool:
+    """Worker 0's ``flag`` on every worker (each one's clock differs; they must stop after the same epoch)."""
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.broadcast(t, 0)
+    return bool(t.item() > 0.5)

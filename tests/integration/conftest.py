@@ -1,4 +1,4 @@
-"""Shared fixtures of the integration tests: a real, throwaway PostgreSQL server."""
+"""Shared fixtures of the integration tests: a real, throwaway PostgreSQL server; a Ray head on loopback."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,3 +108,42 @@ def pg_url(pg_server: PgServer, request: pytest.FixtureRequest) -> str:
     pg_server.psql(f"DROP DATABASE IF EXISTS {name}")
     pg_server.psql(f"CREATE DATABASE {name}")
     return pg_server.url(dbname=name)
+
+
+@pytest.fixture(scope="module")
+def ray_token() -> str:
+    """The throwaway token of the test session (set above, before anything touches Ray, which keeps the first token
+    it reads for the process), never the user's ~/.ray/auth_token."""
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
+    return os.environ["RAY_AUTH_TOKEN"]
+
+
+@pytest.fixture
+def ray_head(ray_token: str) -> Iterator[str]:
+    """A Ray head (2 CPUs) started on loopback with `ray start --head --block`, its process group ended after."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="rayh")  # short: Ray's socket paths must fit in 107 bytes
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    cmd = [ray_bin, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+           "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp]
+    head = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"ray start --head did not listen on port {port} (exit code {head.poll()})")
+                time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # still draining: nothing of this throwaway head is worth waiting for
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)

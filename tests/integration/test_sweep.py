@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +52,6 @@ def sequential(plan: SweepPlan) -> list[TaskResult]:
     return run_sequential(plan)
 
 
-@pytest.fixture(scope="module")
-def ray_token() -> str:
-    """The throwaway token of the test session (``tests/integration/conftest.py`` sets it before anything touches
-    Ray, which keeps the first token it reads for the process), never the user's ~/.ray/auth_token."""
-    assert os.environ.get("RAY_AUTH_MODE") == "token"
-    return os.environ["RAY_AUTH_TOKEN"]
-
-
 def test_sequential_replays_are_scored_and_settings_differ(sequential: list[TaskResult]) -> None:
     loose, strict = sequential
     for r in sequential:
@@ -92,43 +77,6 @@ def test_local_ray_gives_the_sequential_results(plan: SweepPlan, sequential: lis
     assert seen == [1, 2]
     assert [(r.recording, r.setting, r.error) for r in on_ray] == [(r.recording, r.setting, None) for r in sequential]
     assert [sorting_fields(r.summary or {}) for r in on_ray] == [sorting_fields(r.summary or {}) for r in sequential]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def ray_head(ray_token: str) -> Iterator[str]:
-    """A Ray head (2 CPUs) started on loopback with `ray start --head --block`, its process group ended after."""
-    _needs_ray()
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="rayh")  # short: Ray's socket paths must fit in 107 bytes
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    cmd = [ray_bin, "start", "--head", "--block", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
-           "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp]
-    head = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if head.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"ray start --head did not listen on port {port} (exit code {head.poll()})")
-                time.sleep(0.5)
-        yield f"127.0.0.1:{port}"
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # still draining: nothing of this throwaway head is worth waiting for
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_sweep_on_a_ray_head_on_loopback_writes_identical_results(
