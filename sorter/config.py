@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sorter.analytics.alerts import AlertsConfig
+from sorter.detect.roi_config import RoiConfig
 from sorter.entities import MATERIAL_CLASSES
 from sorter.errors import ConfigError
 from sorter.plugins import check_type_name
@@ -98,6 +99,7 @@ class DetectorConfig(Strict):
     device: str = "cpu"
     engine_cache_dir: str | None = None
     oracle: OracleConfig = OracleConfig()
+    roi: RoiConfig = RoiConfig()
     options: dict[str, Any] = Field(default_factory=dict, description="settings of a detector plugin (free-form)")
 
     @field_validator("type")
@@ -132,12 +134,8 @@ class ValveBankConfig(Strict):
     count: int = Field(64, ge=1, le=1024)
     pitch_mm: float = Field(18.75, gt=0, le=1000)
     x_first_mm: float = Field(0.0, ge=-10_000, le=10_000, description="left edge of valve 0's air curtain, across the belt")
-    latency_ms: float = Field(
-        3.0,
-        ge=0,
-        le=1000,
-        description="command-to-air delay compensated by a lead; set by the calibration's valve timing (set here: an override)",
-    )
+    latency_ms: float = Field(3.0, ge=0, le=1000, description="command-to-air delay compensated by a lead; set by the "
+                              "calibration's valve timing (set here: an override)")
     latency_per_valve_ms: dict[int, float] = Field(
         default_factory=dict,
         description="delay of single valves (index: ms), set by the calibration's valve timing; others use latency_ms",
