@@ -30,6 +30,13 @@ class RoiConfig(BaseModel):
     px: tuple[int, int, int, int] | None = Field(None, description="explicit [x0, y0, x1, y1] in image pixels")
     margin_mm: float = Field(50.0, ge=0, le=5000, description="belt region beyond each belt edge")
 
+    @field_validator("px", mode="before")
+    @classmethod
+    def _four(cls, v: object) -> object:
+        if isinstance(v, list | tuple) and len(v) != 4:
+            raise ValueError(f"4 whole numbers [x0, y0, x1, y1] in image pixels (got {len(v)}), e.g. [0, 120, 1280, 600]")
+        return v
+
     @field_validator("px")
     @classmethod
     def _rectangle(cls, v: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
