@@ -11,6 +11,7 @@ frame is one resize and one scaling pass to float32 CHW.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import cv2
@@ -20,6 +21,8 @@ import numpy.typing as npt
 from sorter.detect.roi import Roi
 from sorter.detect.spec import ModelSpec
 from sorter.entities import ImageArray
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +147,31 @@ class Preprocessor:
         self.roi = roi
         self._canvas = np.empty((spec.input_h_px, spec.input_w_px, 3), np.uint8)
         self._tensor = np.empty((1, 3, spec.input_h_px, spec.input_w_px), np.float32)
+        self._size_warned = False
 
     def __call__(
         self, image: ImageArray, out: npt.NDArray[np.float32] | None = None
     ) -> tuple[npt.NDArray[np.float32], Letterbox]:
         """Preprocess one BGR frame; the returned tensor is a reused buffer (or ``out``).
 
+        A frame of another size than the region was made for is preprocessed whole (warned once): the loop
+        already reports the camera's wrong size, and a crop made for another size would cut the wrong pixels.
+
         Raises:
-            ValueError: not an HxWx3 uint8 image, or not of the size the region was made for.
+            ValueError: not an HxWx3 uint8 image.
         """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"detector input must be an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
         s, roi = self.spec, self.roi
+        problem = None if roi is None else roi.size_problem(image)
+        if problem is not None:  # fail safe: the loop reports the wrong size too (the camera_size fault)
+            if not self._size_warned:
+                log.warning("%s; the detector looks at the whole frame meanwhile", problem)
+                self._size_warned = True
+            roi = None
         src = image if roi is None else roi.crop(image)
         canvas, lb = letterbox_image(src, s.input_w_px, s.input_h_px, s.pad_value, self._canvas)
         if roi is not None:
             lb = lb.with_offset(roi.x0_px, roi.y0_px)
         return to_tensor(canvas, self._tensor if out is None else out), lb
+

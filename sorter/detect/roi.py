@@ -69,18 +69,25 @@ class Roi:
         """The region is the whole frame."""
         return self.share == 1.0
 
+    def size_problem(self, image: ImageArray) -> str | None:
+        """Why the region cannot crop ``image`` (another size than it was made for), or None."""
+        h, w = image.shape[:2]
+        if (w, h) == (self.frame_w_px, self.frame_h_px):
+            return None
+        return (
+            f"frame is {w}x{h} px but the detector's region ({self.source or 'detector.roi'}) was made for "
+            f"{self.frame_w_px}x{self.frame_h_px}; set camera.width_px/height_px to what the camera delivers"
+        )
+
     def crop(self, image: ImageArray) -> ImageArray:
         """The region of ``image`` as a view (no copy).
 
         Raises:
             ValueError: the frame is not of the size the region was made for.
         """
-        h, w = image.shape[:2]
-        if (w, h) != (self.frame_w_px, self.frame_h_px):
-            raise ValueError(
-                f"frame is {w}x{h} px but the detector's region ({self.source or 'detector.roi'}) was made for "
-                f"{self.frame_w_px}x{self.frame_h_px}; set camera.width_px/height_px to what the camera delivers"
-            )
+        problem = self.size_problem(image)
+        if problem is not None:
+            raise ValueError(problem)
         return image[self.y0_px : self.y1_px, self.x0_px : self.x1_px]
 
     def describe(self) -> str:

@@ -3,6 +3,7 @@ mapped back to whole-frame pixels (pure, no model)."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -90,6 +91,20 @@ def test_preprocessor_crops_to_the_region_and_maps_boxes_to_frame_pixels() -> No
     assert not (tensor[0].min(axis=0) > 0.99).any()  # the white patch off the belt is not in the network input
     box = np.array([[900, 500, 1100, 600]], np.float32)
     np.testing.assert_allclose(lb.to_source(lb.to_input(box)), box, atol=0.5)
+
+
+def test_a_frame_of_another_size_is_preprocessed_whole_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Fail safe at run time: the loop reports the camera's wrong size; the detector keeps looking meanwhile."""
+    pre = Preprocessor(SPEC, Roi(100, 40, 500, 300, 640, 360, "detector.roi.px"))
+    with caplog.at_level(logging.WARNING, logger="sorter.detect.preprocess"):
+        for _ in range(3):
+            _, lb = pre(np.zeros((720, 1280, 3), np.uint8))
+    assert (lb.offset_x_px, lb.offset_y_px, lb.src_w_px, lb.src_h_px) == (0, 0, 1280, 720)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1
+    assert "frame is 1280x720 px but the detector's region (detector.roi.px) was made for 640x360" in warned[0]
+    _, lb = pre(np.zeros((360, 640, 3), np.uint8))  # frames of the right size are cropped again
+    assert (lb.offset_x_px, lb.src_w_px) == (100, 400)
 
 
 @settings(max_examples=200, deadline=None)
