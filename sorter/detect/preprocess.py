@@ -24,6 +24,9 @@ from sorter.entities import ImageArray
 
 log = logging.getLogger(__name__)
 
+#: names the resize of :func:`resize_into`; caches of letterboxed images carry it, so a change invalidates them
+RESIZE_NAME = "linear"
+
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
