@@ -26,9 +26,9 @@ class ModbusLinkConfig:
         reconnect_min_ms: first wait before reconnecting.
         reconnect_max_ms: longest wait between reconnection attempts.
         max_counts_per_s: the fastest the encoder can count (physics); a count that moves further between two
-            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6). The default only
-            catches corrupted counts (a belt at 100 km/s with 10 counts/mm), because a simulated belt may run
-            far faster than real time; set it from the belt's top speed on a real line.
+            polls, without a new epoch, is treated as an encoder reset (PROTOCOL.md 4.6), judged over the longer of
+            the host's span and the PLC's own clock. The default only catches corrupted counts (a belt at 100 km/s
+            with 10 counts/mm); the sorter sets it from the belt's top speed (``links.link_max_counts_per_s``).
         backward_tolerance_counts: a count may step back this much (encoder jitter) without counting as a reset.
         fault_hold_ms: the link reports itself down at least this long after any fault, so that a fault over in
             milliseconds is still seen by a health check that runs once a second.

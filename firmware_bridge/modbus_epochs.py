@@ -50,16 +50,23 @@ class EpochWatch:
         self.tolerance = backward_tolerance_counts
         self.boot_id: int | None = None
         self.epoch: int | None = None
-        self._last: tuple[int, int] | None = None  # (host time the poll was sent, count)
+        self._last: tuple[int, int, int | None] | None = None  # (host time the poll was sent, count, device time us)
 
     @property
     def known(self) -> bool:
         """A poll has been seen."""
         return self._last is not None
 
-    def observe(self, boot_id: int, epoch: int, count: int, t_sent_ns: int, t_done_ns: int) -> EpochChange | None:
-        """A poll read between ``t_sent_ns`` and ``t_done_ns``: None, or what ended the old epoch."""
-        last, self._last = self._last, (t_sent_ns, count)
+    def observe(
+        self, boot_id: int, epoch: int, count: int, t_sent_ns: int, t_done_ns: int, device_time_us: int | None = None
+    ) -> EpochChange | None:
+        """A poll read between ``t_sent_ns`` and ``t_done_ns``: None, or what ended the old epoch.
+
+        The count may move ``max_counts_per_s`` x the longer of two spans since the last poll: the host's (from
+        sending that poll to receiving this one) and the PLC's own clock (``device_time_us``, read with the count),
+        so that neither a slow answer nor an encoder on simulated time reads as a jump.
+        """
+        last, self._last = self._last, (t_sent_ns, count, device_time_us)
         old_boot, old_epoch = self.boot_id, self.epoch
         self.boot_id, self.epoch = boot_id, epoch
         if old_boot is None or old_epoch is None or last is None:
@@ -69,9 +76,12 @@ class EpochWatch:
         elif epoch != old_epoch:
             change = EpochChange("epoch", f"PLC encoder epoch {old_epoch} -> {epoch} (its count was reset)")
         else:
-            t_prev_ns, count_prev = last
+            t_prev_ns, count_prev, dev_prev_us = last
             moved = count - count_prev
-            dt_s = max(t_done_ns - t_prev_ns, 0) / 1e9  # the two readings were at most this far apart
+            dt_ns = t_done_ns - t_prev_ns  # the two readings were at most this far apart on the host
+            if device_time_us is not None and dev_prev_us is not None:
+                dt_ns = max(dt_ns, (device_time_us - dev_prev_us) * 1000)
+            dt_s = max(dt_ns, 0) / 1e9
             if -self.tolerance <= moved <= self.max_counts_per_s * dt_s + self.tolerance:
                 return None
             why = f"PLC encoder count jumped from {count_prev} to {count} in {dt_s * 1e3:.0f} ms without a new epoch"

@@ -201,7 +201,7 @@ class SessionSteps:
                 f"{rmap.MAP_VERSION} (epochs, PROTOCOL.md section 9): update the PLC program"
             )
         mirror = regs[rmap.STATE_BASE : rmap.STATE_BASE + rmap.SLOT_COUNT]
-        change = self.epochs.observe(h.boot_id, h.epoch, h.encoder_count, answer.t_sent_ns, answer.t_done_ns)
+        change = self.epochs.observe(h.boot_id, h.epoch, h.encoder_count, answer.t_sent_ns, answer.t_done_ns, h.device_time_us)
         to_read: list[int] = []
         if change is not None:
             self.counters[{"restart": "plc_restarts", "epoch": "epoch_changes", "jump": "count_jumps"}[change.kind]] += 1

@@ -36,6 +36,11 @@ class PtyPair:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of socat while it runs (to watch or set its scheduling priority)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def start(self, timeout_s: float = 5.0) -> PtyPair:
         """Start socat and wait until both ends exist.
 

@@ -74,8 +74,9 @@ class SessionConfig:
         give_up_ns: port lost this long: every outstanding command is finished ``lost``.
         resync_hold_ns: after an epoch change, commands submitted within this are finished ``lost``
             (their positions may still come from the old epoch's odometer).
-        max_counts_per_s: fastest the controller's count can move; a larger jump between two readings
-            is treated as an epoch change (0: only backwards moves are checked).
+        max_counts_per_s: fastest the controller's count can move; a larger jump between two PONGs (over the
+            longer of the host's span and the controller's clock) is treated as an epoch change (0: only
+            backwards moves are checked). The sorter sets it from the belt's top speed.
         backward_tolerance_counts: encoder jitter backwards allowed before a count counts as reset.
     """
 

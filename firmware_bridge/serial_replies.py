@@ -97,7 +97,7 @@ class ReplyHandler:
             self._q.finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
         elif isinstance(m, Pong):
             sent = self._pings.pop(m.host_time_ns, None)
-            self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns)
+            self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns, m.device_time_us, sent)
             if sent is not None:
                 self.sync.add(sent, now_ns, m.device_time_us, m.encoder_count)
             self._last_count = m.encoder_count
@@ -244,8 +244,10 @@ class ReplyHandler:
             log.warning("controller reports it is not armed for this session; re-arming")
             self._rearm(now_ns)
 
-    def _observe(self, boot_id: int, epoch: int, count: int, now_ns: int) -> None:
-        change = self.epochs.observe(boot_id, epoch, count, now_ns)
+    def _observe(
+        self, boot_id: int, epoch: int, count: int, now_ns: int, device_time_us: int | None = None, sent_ns: int | None = None
+    ) -> None:
+        change = self.epochs.observe(boot_id, epoch, count, now_ns, device_time_us, sent_ns)
         if change is not None:
             self._on_epoch_change(change, now_ns)
 

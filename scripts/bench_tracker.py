@@ -10,7 +10,13 @@ average.
 Prints, for 10/30/60/100 objects in view:
 
 * time per update, p50/p99, wall clock and the thread's CPU time (the latter
-  excludes preemption by other processes on a busy host);
+  excludes preemption by other processes on a busy host). The update is
+  everything ``BeltTracker.update`` does for the line: retirement, prediction,
+  gating, assignment, the filter update, new tracks and the frozen ``Track``
+  entities of every updated or new track (the planner reads every live track
+  each frame, so they are built in the update); the CPU table also gives the
+  part of it spent building those entities (``TrackTable.rebuild``), for the
+  trackers that have that step;
 * quality: ID switches, objects never confirmed, objects split over several
   confirmed tracks, confirmed tracks made of false positives, and the error of
   the position predicted 150 ms ahead (the planner's horizon) against truth;
@@ -170,6 +176,7 @@ class Run:
 
     wall_ms: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    export_ms: list[float] = field(default_factory=list)  # thread CPU time of the entity export inside each update
     live: list[int] = field(default_factory=list)
     ids: list[tuple[int, ...]] = field(default_factory=list)
     confirmed: set[int] = field(default_factory=set)
@@ -177,9 +184,27 @@ class Run:
     pred_err_mm: list[float] = field(default_factory=list)
 
 
+def export_clock(tracker: Any) -> list[int] | None:
+    """Per-instance timer of the tracker's entity export (``TrackTable.rebuild``): a one-item list of the last call's CPU ns."""
+    table: Any = getattr(tracker, "_table", None)
+    rebuild = getattr(table, "rebuild", None)
+    if rebuild is None:
+        return None
+    last = [0]
+
+    def timed(*args: Any) -> None:
+        c0 = time.thread_time_ns()
+        rebuild(*args)
+        last[0] = time.thread_time_ns() - c0
+
+    table.rebuild = timed  # on the instance: other trackers of the same class are untouched
+    return last
+
+
 def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200) -> dict[str, Run]:
     """Run every tracker over the scene's frames (every ``step``-th), interleaved frame by frame."""
     trackers = {name: make_tracker(m) for name, m in mods.items()}
+    clocks = {name: export_clock(t) for name, t in trackers.items()}
     runs = {name: Run() for name in mods}
     for k in range(0, len(sc.frames), step):
         meas = sc.frames[k]
@@ -197,6 +222,9 @@ def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: in
             if k >= warm:
                 r.wall_ms.append((w1 - w0) / 1e6)
                 r.cpu_ms.append((c1 - c0) / 1e6)
+                clock = clocks[name]
+                if clock is not None:
+                    r.export_ms.append(clock[0] / 1e6)
                 r.live.append(len(out.active))
             r.ids.append(out.meas_track_ids)
             for tr in (*out.active, *out.retired):
@@ -290,7 +318,8 @@ def main() -> int:
         ratio_w = [f"{wall['before'][0] / wall['after'][0]:.1f}x"] if before is not None else []
         ratio_c = [f"{cpu['before'][0] / cpu['after'][0]:.1f}x"] if before is not None else []
         timing_rows.append((f"{n}", f"{dets:.1f}", f"{live:.1f}", *cells_w, *ratio_w))
-        cpu_rows.append((f"{n}", *cells_c, *ratio_c))
+        export = [f"{np.percentile(runs[k].export_ms, 50):.3f}" if runs[k].export_ms else "-" for k in names]
+        cpu_rows.append((f"{n}", *cells_c, *ratio_c, *export))
         for k in names:
             q = quality(sc, runs[k])
             quality_rows.append(
@@ -319,7 +348,7 @@ def main() -> int:
     print("time per update, wall clock (ms)")
     table(("objects in view", "detections/frame", "live tracks", *pairs, *speed), timing_rows)
     print("time per update, CPU time of the thread (ms)")
-    table(("objects in view", *pairs, *speed), cpu_rows)
+    table(("objects in view", *pairs, *speed, *(f"{k} entities p50" for k in names)), cpu_rows)
     if same_rows:
         print("identical assignments (meas_track_ids) before/after, frames")
         table(("objects in view", "identical frames"), same_rows)

@@ -2,7 +2,7 @@
 """Soak the controller links under CPU load: false watchdog trips, heartbeat gaps and outcome accounting.
 
     .venv/bin/python scripts/soak_link.py [--minutes 10] [--hogs 2] [--lines serial,modbus] [--in-process]
-                                          [--rate-hz 20] [--scrape URL] [--json FILE]
+                                          [--rate-hz 20] [--peer-nice N] [--scrape URL] [--json FILE]
 
 Runs the serial line (valve-controller emulator behind a socat pseudo-terminal) and
 the Modbus line (PLC emulator, a pymodbus server on loopback TCP) side by side for
@@ -20,6 +20,17 @@ an HTTP endpoint is scraped every second: ``--scrape URL`` (a running service's
 
 A watchdog trip counted by a controller while its host link was alive (no link
 process died) is a false trip. Prints one row per line; the target is 0 false trips.
+
+The serial rig's peer is software: socat carries the bytes between two
+pseudo-terminals and the emulator reads them, both ordinary processes that the
+hogs can starve, where a real controller sits behind a USB-serial adapter whose
+kernel driver sends the host's bytes from the writer's own context, ahead of
+every user process. ``--peer-nice N`` runs the peer (every thread of the
+emulator process, and socat) at niceness N, as near that as a user process
+gets; the table reads back from the kernel at which policy and niceness the
+peer and the link really ran. What it cannot raise: the kernel's pty
+flip-buffer work (``flush_to_ldisc``, twice per byte's way through socat) runs
+in shared unbound kworkers at niceness 0, which a process cannot renice.
 """
 
 from __future__ import annotations
@@ -52,12 +63,56 @@ WATCHDOG_MS = 100.0
 EMULATOR_RT_PRIORITY = 20
 
 
-def emulator_main(kind: str, conn: Connection) -> None:
-    """A controller emulator in its own process, timing the heartbeats it receives (entry point, spawn)."""
+def thread_ids(pid: int) -> list[int]:
+    """Every thread of process ``pid`` (Linux: niceness and policy are per thread)."""
+    try:
+        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return [pid]
+
+
+def renice(pid: int, nice: int) -> str:
+    """Set the niceness of every thread of ``pid`` to ``nice``; "" when done, else why not."""
+    for tid in thread_ids(pid):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:
+            continue  # a thread that ended meanwhile
+        except OSError as e:
+            return f"nice {nice} refused for process {pid} ({e.strerror or e}); run as root or grant CAP_SYS_NICE"
+    return ""
+
+
+def describe_priority(pid: int | None) -> str:
+    """How the kernel schedules the threads of ``pid`` now, e.g. ``SCHED_FIFO 20`` or ``nice -10 (3 threads)``."""
+    if pid is None:
+        return "-"
+    seen: dict[str, int] = {}
+    for tid in thread_ids(pid):
+        try:
+            policy = os.sched_getscheduler(tid)
+            if policy in (os.SCHED_FIFO, os.SCHED_RR):
+                name = "SCHED_FIFO" if policy == os.SCHED_FIFO else "SCHED_RR"
+                what = f"{name} {os.sched_getparam(tid).sched_priority}"
+            else:
+                what = f"nice {os.getpriority(os.PRIO_PROCESS, tid)}"
+        except OSError:
+            continue
+        seen[what] = seen.get(what, 0) + 1
+    return ", ".join(f"{w} ({n} thread{'s' if n > 1 else ''})" for w, n in seen.items()) or "gone"
+
+
+def emulator_main(kind: str, conn: Connection, peer_nice: int | None = None) -> None:
+    """A controller emulator in its own process, timing the heartbeats it receives (entry point, spawn).
+
+    With ``peer_nice`` this process runs at that niceness before it starts anything (its threads and
+    socat inherit it) and every thread and socat are set to it once running.
+    """
     from firmware_bridge.controller import ControllerLimits
     from firmware_bridge.device import FreeRunningDevice
     from sorter.actuate.link_child import raise_priority
 
+    refused = renice(os.getpid(), peer_nice) if peer_nice is not None else ""
     _, how = raise_priority(EMULATOR_RT_PRIORITY)
     device = FreeRunningDevice(8, SPEED_COUNTS_PER_S)
     stops: list[Any] = []
@@ -89,7 +144,10 @@ def emulator_main(kind: str, conn: Connection) -> None:
     emu.start()
     if kind != "serial":
         address = emu.port
-    conn.send(("up", address, how))
+    socat_pid = pty.pid if kind == "serial" else None
+    if peer_nice is not None:  # the threads started since, and socat, explicitly
+        refused = refused or renice(os.getpid(), peer_nice) or (renice(socat_pid, peer_nice) if socat_pid else "")
+    conn.send(("up", address, how + (f"; {refused}" if refused else ""), os.getpid(), socat_pid))
     conn.recv()  # stop
     conn.send(("done", gaps_ms, asdict(emu.core.counters)))
     emu.stop()
@@ -106,6 +164,8 @@ class LineRun:
     emulator: Any = None
     conn: Connection | None = None
     emulator_priority: str = ""
+    emulator_pid: int | None = None
+    socat_pid: int | None = None
     wanted: dict[int, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     finished: set[int] = field(default_factory=set)
@@ -127,20 +187,21 @@ class LineRun:
                 self.executed_late += int(ev.open_count - want > LATE_TOLERANCE_COUNTS)
 
 
-def start_line(kind: str, in_process: bool, ctx: Any) -> LineRun:
+def start_line(kind: str, in_process: bool, ctx: Any, peer_nice: int | None = None) -> LineRun:
     from sorter.actuate.link_process import ProcessLink
     from sorter.actuate.links import build_link, link_where
     from sorter.config import load_config
 
     run = LineRun(kind)
     here, there = ctx.Pipe()
-    run.emulator = ctx.Process(target=emulator_main, args=(kind, there), name=f"soak-{kind}-controller", daemon=True)
+    run.emulator = ctx.Process(target=emulator_main, args=(kind, there, peer_nice), name=f"soak-{kind}-controller",
+                               daemon=True)
     run.emulator.start()
     there.close()
     run.conn = here
     if not here.poll(60.0):
         raise SystemExit(f"the {kind} emulator did not start within 60 s")
-    _, address, run.emulator_priority = here.recv()
+    _, address, run.emulator_priority, run.emulator_pid, run.socat_pid = here.recv()
     where_key = f"actuator.serial.url={address}" if kind == "serial" else f"actuator.modbus.port={address}"
     cfg = load_config(None, [f"actuator.type={kind}", where_key])
     if in_process:
@@ -227,6 +288,11 @@ def finish(run: LineRun) -> dict[str, Any]:
         run.on_events()
         time.sleep(0.05)
     stats = run.link.stats()
+    link_pid = run.link.child_pid() if hasattr(run.link, "child_pid") else os.getpid()
+    link_sched = describe_priority(link_pid)  # the link process (or this one, for links in threads)
+    peer_sched = f"emulator {describe_priority(run.emulator_pid)}"
+    if run.socat_pid is not None:
+        peer_sched += f", socat {describe_priority(run.socat_pid)}"
     run.link.close()
     run.on_events()
     assert run.conn is not None
@@ -253,6 +319,8 @@ def finish(run: LineRun) -> dict[str, Any]:
         "driver_gap_ms_max": round(max(run.submit_gaps_ms[1:], default=0.0), 1),
         "link_priority": getattr(run.link, "priority", "") or "thread of the soak process",
         "controller_priority": run.emulator_priority,
+        "link_sched": link_sched,
+        "peer_sched": peer_sched,
         "link_stats": stats,
         "controller_counters": counters,
     }
@@ -274,8 +342,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{g['p99']:6.2f} {g['max']:7.2f} {r['link_process_deaths']:6d}"
         )
     for r in rows:
-        out.append(f"{r['line']}: link at {r['link_priority']}; controller emulator at {r['controller_priority']}; "
-                   f"driver's longest gap {r['driver_gap_ms_max']} ms (the line's own process under load)")
+        out.append(f"{r['line']}: link asked for {r['link_priority']}; controller emulator asked for "
+                   f"{r['controller_priority']}; driver's longest gap {r['driver_gap_ms_max']} ms (the line's own "
+                   "process under load)")
+        out.append(f"{r['line']}: ran at (read from the kernel): link {r['link_sched']}; peer {r['peer_sched']}")
     return "\n".join(out)
 
 
@@ -284,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--hogs", type=int, default=0, help="CPU hog processes (python -c 'while True: pass'); 2 per the target")
     ap.add_argument("--hog-nice", type=int, default=0, help="niceness of the hogs (0: they compete with everything)")
+    ap.add_argument("--peer-nice", type=int, default=None, choices=range(-20, 20), metavar="N",
+                    help="niceness -20..19 of the controller's side of the rig (every thread of the emulator process, "
+                         "and socat), e.g. -10 for the priority a kernel USB-serial driver has over user processes; "
+                         "default: left as started (the emulator asks for SCHED_FIFO, socat inherits it)")
     ap.add_argument("--lines", default="serial,modbus")
     ap.add_argument("--in-process", action="store_true", help="links as threads of this process (runtime.link_process: false)")
     ap.add_argument("--rate-hz", type=float, default=20.0, help="commands per second per line")
@@ -296,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--lines: {bad} are not lines; use serial, modbus or both")
 
     ctx = multiprocessing.get_context("spawn")
-    runs = [start_line(k, args.in_process, ctx) for k in kinds]
+    runs = [start_line(k, args.in_process, ctx, args.peer_nice) for k in kinds]
     stop = threading.Event()
     hog = [sys.executable, "-c", f"import os; os.nice({args.hog_nice}); exec('while True: pass')"]
     hogs = [subprocess.Popen(hog) for _ in range(args.hogs)]
@@ -325,13 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.monotonic() - t0) / 60.0
     rows = [finish(r) for r in runs]
     mode = "threads of the soak process" if args.in_process else "own processes (runtime.link_process)"
-    print(f"soak_link: {minutes:.1f} min, links in {mode}, {args.hogs} CPU hogs, {os.cpu_count()} CPUs, "
+    peer = "peer at its own priority" if args.peer_nice is None else f"peer at nice {args.peer_nice}"
+    print(f"soak_link: {minutes:.1f} min, links in {mode}, {args.hogs} CPU hogs (nice {args.hog_nice}), {peer}, "
+          f"{os.cpu_count()} CPUs, "
           f"{args.rate_hz:g} commands/s per line, {'no ' if args.no_busy else ''}busy interpreter, "
           f"{url} scraped {scraped.get('ok', 0)} times ({scraped.get('failed', 0)} failed)")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"minutes": minutes, "hogs": args.hogs, "in_process": args.in_process,
-                                               "rows": rows}, indent=2) + "\n", encoding="utf-8")
+                                               "peer_nice": args.peer_nice, "rows": rows}, indent=2) + "\n",
+                                   encoding="utf-8")
     false_trips = sum(r["false_watchdog_trips"] or 0 for r in rows)
     print(f"false watchdog trips: {false_trips} (target 0)")
     return 0 if false_trips == 0 else 1

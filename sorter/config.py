@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from sorter.analytics.alerts import AlertsConfig
 from sorter.detect.roi_config import RoiConfig
@@ -31,6 +31,8 @@ CAMERA_TYPES = ("sim", "opencv", "video", "images", "rtsp", "gstreamer", "aravis
 DETECTOR_TYPES = ("oracle", "onnxruntime", "tensorrt", "torch")
 ACTUATOR_TYPES = ("virtual", "dry_run", "serial", "modbus", "host_timed")
 DEFAULT_CONFIG = "sim-airjet.yaml"
+#: the belt's top speed when ``belt.max_speed_mm_s`` is not set, relative to the nominal speed (drives run ~20 % over)
+TOP_SPEED_FACTOR = 1.25
 
 
 class Strict(BaseModel):
@@ -51,10 +53,23 @@ class BeltConfig(Strict):
 
     width_mm: float = Field(1200.0, gt=0, le=5000)
     nominal_speed_mm_s: float = Field(2500.0, gt=0, le=10000)
+    max_speed_mm_s: float | None = Field(None, gt=0, le=10000, description="fastest the belt can run (its drive's limit); "
+                                         f"null: {TOP_SPEED_FACTOR:g} x nominal_speed_mm_s")
     encoder_counts_per_mm: float = Field(
         10.0, gt=0, le=1e6, description="encoder counts per mm of belt; the calibration's encoder section sets it"
     )
     speed_filter_ms: float = Field(50.0, gt=0, le=10_000, description="window of the belt-speed estimate")
+
+    @model_validator(mode="after")
+    def _top_speed(self) -> BeltConfig:
+        if self.max_speed_mm_s is not None and self.max_speed_mm_s < self.nominal_speed_mm_s:
+            raise ValueError(f"max_speed_mm_s ({self.max_speed_mm_s:g}) at least nominal_speed_mm_s "
+                             f"({self.nominal_speed_mm_s:g}): set it to the belt drive's top speed, or null")
+        return self
+
+    def top_speed_mm_s(self) -> float:
+        """The fastest the belt can move: ``max_speed_mm_s``, else ``TOP_SPEED_FACTOR`` x the nominal speed."""
+        return self.max_speed_mm_s or TOP_SPEED_FACTOR * self.nominal_speed_mm_s
 
 
 class CameraConfig(Strict):
@@ -66,9 +81,7 @@ class CameraConfig(Strict):
     height_px: int = Field(720, ge=64, le=8192)
     fps: float = Field(60.0, gt=0, le=1000)
     calibration_file: str | None = None
-    calibration_max_age_days: float = Field(
-        180.0, gt=0, le=36_500, description="warn when the calibration is older than this"
-    )
+    calibration_max_age_days: float = Field(180.0, gt=0, le=36_500, description="warn when the calibration is older than this")
     stale_after_ms: float = Field(250.0, gt=0, le=600_000)
     options: dict[str, Any] = Field(default_factory=dict, description="settings of a camera plugin (free-form)")
 
@@ -116,9 +129,7 @@ class TrackerConfig(Strict):
     confirm_hits: int = Field(
         2, ge=1, le=1000, description="detections in consecutive frames that confirm a track once they span confirm_travel_mm"
     )
-    confirm_travel_mm: float = Field(
-        120.0, ge=0, le=100_000, description="belt travel the confirm_hits detections must span (more than gate_mm)"
-    )
+    confirm_travel_mm: float = Field(120.0, ge=0, le=100_000, description="travel the confirm_hits must span (> gate_mm)")
     confirm_single_score: float | None = Field(
         None, gt=0, le=1, description="one detection scoring at least this confirms its track; null: never on one view"
     )
@@ -126,6 +137,7 @@ class TrackerConfig(Strict):
     max_unseen_travel_mm: float = Field(400.0, gt=0, le=100_000)
     measurement_sigma_mm: float = Field(4.0, gt=0, le=1000)
     residual_process_sigma: float = Field(0.01, ge=0, le=10, description="residual velocity noise per mm travel")
+    class_prior_votes: float = Field(0.2, gt=0, le=100, description="pseudo-vote per class in a track's class confidence")
 
 
 class ValveBankConfig(Strict):
@@ -157,9 +169,8 @@ class ValveBankConfig(Strict):
 class AirjetConfig(Strict):
     """Air-jet ejection geometry."""
 
-    y_eject_mm: float = Field(
-        800.0, ge=-100_000, le=100_000, description="ejection line, along the belt from the camera reference"
-    )
+    y_eject_mm: float = Field(800.0, ge=-100_000, le=100_000, description="ejection line, along the belt from the camera "
+                              "reference")
     valves: ValveBankConfig = ValveBankConfig()
     decide_before_mm: float = Field(150.0, gt=0, le=100_000, description="final decision this far upstream of the line")
 
@@ -281,9 +292,8 @@ class RuntimeConfig(Strict):
     overload_window_s: float = Field(2.0, gt=0, le=600, description="window over which dropped frames and latency are judged")
     overload_degrades: bool = Field(True, description="an overloaded loop degrades the service; false: it is only logged, "
                                     "shown in the status and summary")
-    overload_drop_share: float = Field(
-        0.1, gt=0, le=1, description="share of frames dropped over the window above which the loop is overloaded"
-    )
+    overload_drop_share: float = Field(0.1, gt=0, le=1, description="share of frames dropped over the window above "
+                                       "which the loop is overloaded")
 
 
 class ServiceConfig(Strict):
@@ -299,9 +309,8 @@ class ServiceConfig(Strict):
     )
     view_fps: float = Field(4.0, gt=0, le=30, description="most live images encoded per second, shared by every viewer")
     http_max_connections: int = Field(512, ge=8, le=100_000, description="connections served at once; more get 503")
-    http_timeout_s: float = Field(
-        10.0, gt=0, le=600, description="a request head must arrive, and an idle connection is closed, within this time"
-    )
+    http_timeout_s: float = Field(10.0, gt=0, le=600, description="a request head must arrive, and an idle connection is "
+                                  "closed, within this time")
     http_process: bool = Field(True, description="serve HTTP from its own process; false: a thread of the line's process")
     http_nice: int = Field(10, ge=0, le=19, description="niceness of the web process: the line's loop wins the CPU")
 
@@ -314,15 +323,10 @@ class AnalyticsConfig(Strict):
     )
     batch_size: int = Field(256, ge=1, le=100_000)
     flush_interval_s: float = Field(0.5, gt=0, le=60)
-    retry_for_s: float = Field(
-        30.0, ge=0, le=3600, description="how long a failing batch is retried (disk full, database down) before it is given up"
-    )
-    min_free_mb: float = Field(
-        100.0,
-        ge=0,
-        le=1e9,
-        description="least free space on the SQLite store's disk; less refuses start-up and degrades at run time",
-    )
+    retry_for_s: float = Field(30.0, ge=0, le=3600, description="how long a failing batch is retried (disk full, database "
+                               "down) before it is given up")
+    min_free_mb: float = Field(100.0, ge=0, le=1e9, description="least free space on the SQLite store's disk; less "
+                               "refuses start-up and degrades at run time")
     outcome_wait_s: float = Field(5.0, ge=0, le=600, description="how long an event waits for the controller's report")
     alerts: AlertsConfig = AlertsConfig()
 
@@ -330,9 +334,8 @@ class AnalyticsConfig(Strict):
 class CollectConfig(Strict):
     """Frames worth labelling, chosen from the running line by the active-learning rules of ``sorter collect``."""
 
-    dir: str | None = Field(
-        None, description="folder of the batches; each run collects into a new batch folder under it; null: off"
-    )
+    dir: str | None = Field(None, description="folder of the batches; each run collects into a new batch folder under it; "
+                            "null: off")
     band: float = Field(
         0.1, gt=0, lt=1, description="'near the threshold' band (+-): the detector reports boxes down to min_score - band"
     )

@@ -156,7 +156,8 @@ class Track:
     Attributes:
         track_id: unique, never reused within a run.
         class_id: current class by vote over the track's life.
-        class_confidence: share of the vote held by ``class_id``, times mean score.
+        class_confidence: smoothed share of the score-weighted vote held by ``class_id``
+            (see ``TrackerParams.class_prior_votes``).
         class_votes: accumulated (score-weighted) vote per class id.
         u_mm: belt-fixed along-belt position of the centre at ``s_ref_mm``.
         x_mm: lateral centre position at ``s_ref_mm``.

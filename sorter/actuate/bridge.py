@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 from firmware_bridge.link import ControllerLink, LinkEvent
 from firmware_bridge.messages import Fire, Pick
 from sorter.actuate.base import Actuator, EncoderReading, PlantPort
-from sorter.actuate.links import link_counts_per_mm, link_kind, link_where, open_link, simulation_limits, start_emulator
+from sorter.actuate.links import (
+    link_counts_per_mm,
+    link_kind,
+    link_max_counts_per_s,
+    link_where,
+    open_link,
+    simulation_limits,
+    start_emulator,
+)
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
 from sorter.errors import ConfigError, DeviceNotConnectedError
@@ -210,7 +218,7 @@ def create_bridge_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> Actua
     executions = device.executions_recorded if device is not None and a.emulator != "firmware" else None
     if cfg.runtime.link_process:
         return _process_actuator(cfg, cpm, device, limits, executions)
-    opened = open_link(a, emulate=device, limits=limits)
+    opened = open_link(a, emulate=device, limits=limits, max_counts_per_s=link_max_counts_per_s(cfg))
     opened.wait_ready_or_raise(3.0)
     log.info("actuator: %s ready", opened.where)
     return BridgeActuator(opened.link, cpm, on_close=opened.stop_emulator, device_executions=executions, emulator=opened.emulator)
@@ -257,7 +265,8 @@ def _process_actuator(
     peer = start_emulator(a, kind, device, limits) if device is not None else None
     target = peer.actuator if peer is not None else a
     where, fix = link_where(target, kind, emulated=peer is not None)
-    link = ProcessLink(target, kind, where, rt_priority=cfg.runtime.link_priority)
+    rate = link_max_counts_per_s(cfg)
+    link = ProcessLink(target, kind, where, rt_priority=cfg.runtime.link_priority, max_counts_per_s=rate)
     on_close = peer.stop if peer is not None else None
     try:
         link.start()

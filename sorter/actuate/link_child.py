@@ -159,7 +159,15 @@ def _died(conn: Connection, lock: threading.Lock, reason: str) -> None:
     os._exit(EXIT_DIED)
 
 
-def run_child(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_priority: int, log_level: int) -> None:
+def run_child(
+    conn: Connection,
+    actuator: ActuatorConfig,
+    kind: str,
+    arm: bool,
+    rt_priority: int,
+    log_level: int,
+    max_counts_per_s: float | None = None,
+) -> None:
     """Entry point of the link process.
 
     Args:
@@ -169,15 +177,18 @@ def run_child(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, 
         arm: False for a monitor that never arms the controller.
         rt_priority: ``SCHED_FIFO`` priority to ask for (0: only a lower niceness).
         log_level: the line's log level.
+        max_counts_per_s: the fastest the controller's count can move; None: the link's default.
     """
     try:
-        _run(conn, actuator, kind, arm, rt_priority, log_level)
+        _run(conn, actuator, kind, arm, rt_priority, log_level, max_counts_per_s)
     except Exception as e:  # e.g. the link cannot even be built: the supervisor logs the reason and retries
         log.exception("the link process failed")
         _died(conn, threading.Lock(), f"{type(e).__name__}: {e}")
 
 
-def _run(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_priority: int, log_level: int) -> None:
+def _run(
+    conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_priority: int, log_level: int, rate: float | None
+) -> None:
     from sorter.actuate.links import build_link
 
     # Ctrl-C and systemd's SIGTERM reach the whole group: the line closes this process in order (disarm first)
@@ -189,7 +200,7 @@ def _run(conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_pr
         log.info("controller link process %d runs at %s", os.getpid(), how)
     else:
         log.warning("controller link process %d runs at %s", os.getpid(), how)
-    link, where, _fix = build_link(actuator, kind, arm)
+    link, where, _fix = build_link(actuator, kind, arm, max_counts_per_s=rate)
     child = _Child(conn, link)
 
     def excepthook(args: threading.ExceptHookArgs) -> None:

@@ -73,6 +73,8 @@ class ProcessLink:
         where: the controller in words (for logs and errors).
         arm: False for a monitor that never arms the controller.
         rt_priority: ``SCHED_FIFO`` priority the child asks for (0: only a lower niceness).
+        max_counts_per_s: the fastest the controller's count can move (``links.link_max_counts_per_s``);
+            None: the link's default.
         backoff: restart delays.
         on_health: called (from the supervisor thread) with a reason when the link dies and None when it is back.
     """
@@ -85,6 +87,7 @@ class ProcessLink:
         *,
         arm: bool = True,
         rt_priority: int = 10,
+        max_counts_per_s: float | None = None,
         backoff: Backoff | None = None,
         on_health: HealthListener | None = None,
     ) -> None:
@@ -93,6 +96,7 @@ class ProcessLink:
         self.where = where
         self.arm = arm
         self.rt_priority = rt_priority
+        self.max_counts_per_s = max_counts_per_s
         self.sync = SyncEstimator()
         self.on_health = on_health
         self.priority = ""  #: the child's scheduling priority in words (after it started)
@@ -257,7 +261,8 @@ class ProcessLink:
 
     def _spawn(self) -> None:
         here, there = self._ctx.Pipe(duplex=True)
-        args = (there, self.actuator, self.kind, self.arm, self.rt_priority, logging.getLogger().getEffectiveLevel())
+        level = logging.getLogger().getEffectiveLevel()
+        args = (there, self.actuator, self.kind, self.arm, self.rt_priority, level, self.max_counts_per_s)
         proc = self._ctx.Process(target=link_child.run_child, args=args, name="sorter-link", daemon=True)
         proc.start()
         there.close()

@@ -14,6 +14,7 @@ or a free-running encoder): ``actuate`` never builds a simulated device itself.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,11 +36,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LINK_TYPES = ("serial", "modbus")
+#: headroom of the count-jump check over the belt's top speed (speed estimate, sampling of the readings)
+COUNT_RATE_MARGIN = 1.5
 
 
 def link_counts_per_mm(cfg: Config) -> float:
     """Position units per mm on the controller link: ``actuator.counts_per_mm``, else the belt encoder's."""
     return float(cfg.actuator.counts_per_mm or cfg.belt.encoder_counts_per_mm)
+
+
+def link_max_counts_per_s(cfg: Config, margin: float = COUNT_RATE_MARGIN) -> float:
+    """The fastest the controller's count can move: belt top speed x link counts per mm x ``margin``.
+
+    A count that moves further than this between two readings, without a new epoch, cannot
+    be the belt: both links take it as an encoder jump (PROTOCOL.md section 4.6) and end the
+    commands of the old count ``lost``. The top speed is ``belt.max_speed_mm_s``, else
+    ``TOP_SPEED_FACTOR`` x ``belt.nominal_speed_mm_s`` (``sorter.config``).
+
+    Raises:
+        ValueError: ``margin`` below 1 (the check would fire on a belt at its top speed).
+    """
+    if not margin >= 1.0:
+        raise ValueError(f"margin = {margin!r}: the count-jump check needs a margin of at least 1 over the top speed")
+    return cfg.belt.top_speed_mm_s() * link_counts_per_mm(cfg) * margin
 
 
 def simulation_limits(max_pulse_ms: float) -> ControllerLimits:
@@ -147,6 +166,7 @@ def open_link(
     arm: bool = True,
     emulate: DeviceModel | None = None,
     limits: ControllerLimits | None = None,
+    max_counts_per_s: float | None = None,
 ) -> OpenedLink:
     """Open and start the controller link of ``actuator`` (not waiting for an answer: see ``wait_ready_or_raise``).
 
@@ -156,6 +176,8 @@ def open_link(
         arm: False for a monitor that never arms the controller nor feeds its watchdog.
         emulate: run an emulator executing against this device model and connect to it instead of hardware.
         limits: the emulator's safety limits (default: the emulator's own).
+        max_counts_per_s: the fastest the count can move (``link_max_counts_per_s``); None: the link's default
+            (serial: unchecked, Modbus: only corrupted counts).
 
     Raises:
         ConfigError: the type is not a controller link.
@@ -163,7 +185,8 @@ def open_link(
     kind = link_kind(actuator, link_type)
     peer = start_emulator(actuator, kind, emulate, limits) if emulate is not None else None
     try:
-        link, where, fix = build_link(peer.actuator if peer is not None else actuator, kind, arm, emulated=peer is not None)
+        target = peer.actuator if peer is not None else actuator
+        link, where, fix = build_link(target, kind, arm, emulated=peer is not None, max_counts_per_s=max_counts_per_s)
     except BaseException:
         if peer is not None:
             peer.stop()
@@ -266,15 +289,22 @@ def link_where(actuator: ActuatorConfig, kind: str, emulated: bool = False) -> t
 
 
 def build_link(
-    actuator: ActuatorConfig, kind: str, arm: bool, emulated: bool = False
+    actuator: ActuatorConfig, kind: str, arm: bool, emulated: bool = False, max_counts_per_s: float | None = None
 ) -> tuple[SerialLink | ModbusLink, str, str]:
-    """The (not yet started) link of a ``kind`` controller with every configured setting; where it is; the fix."""
+    """The (not yet started) link of a ``kind`` controller with every configured setting; where it is; the fix.
+
+    ``max_counts_per_s`` (``link_max_counts_per_s``) bounds the count's speed; None keeps the link's default.
+    """
     where, fix = link_where(actuator, kind, emulated)
     if kind == "serial":
         s = actuator.serial
         session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
+        if max_counts_per_s is not None:
+            session = dataclasses.replace(session, max_counts_per_s=max_counts_per_s)
         return SerialLink(s.url, s.baudrate, session, arm=arm), where, fix
     m = actuator.modbus
     timing = ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms)
+    if max_counts_per_s is not None:
+        timing = dataclasses.replace(timing, max_counts_per_s=max_counts_per_s)
     link = ModbusLink(m.transport, m.host, m.port, m.serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, arm=arm)
     return link, where, fix

@@ -390,7 +390,7 @@ def _timing(args: argparse.Namespace) -> int:
 def _bridge_rig(cfg: Config, link_type: str, emulator: bool) -> PulseRig:
     """Test pulses through a controller link: on a real line (not possible yet), or through the emulator of the
     configured link whose device is the simulator's valve bank with its true latency and jitter."""
-    from sorter.actuate.links import link_counts_per_mm, open_link, simulation_limits
+    from sorter.actuate.links import link_counts_per_mm, link_max_counts_per_s, open_link, simulation_limits
     from sorter.calib.bridge_rig import BridgePulseRig
     from sorter.errors import CalibrationError, DeviceNotConnectedError
     from sorter.sim.calib_views import valve_bench
@@ -403,7 +403,8 @@ def _bridge_rig(cfg: Config, link_type: str, emulator: bool) -> PulseRig:
     cpm = link_counts_per_mm(cfg)
     bench = valve_bench(cfg, cpm)
     limits = simulation_limits(cfg.airjet.valves.max_pulse_ms)
-    opened = open_link(cfg.actuator, link_type=link_type, emulate=bench.device, limits=limits)
+    rate = link_max_counts_per_s(cfg)
+    opened = open_link(cfg.actuator, link_type=link_type, emulate=bench.device, limits=limits, max_counts_per_s=rate)
     if not opened.link.wait_ready(3.0):
         opened.close()
         raise DeviceNotConnectedError(

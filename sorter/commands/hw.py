@@ -87,17 +87,18 @@ def open_target(cfg: Config, arm: bool, emulate: bool) -> OpenedLink:
     """Open the configured link (``arm`` False: monitor only); ``emulate`` runs an emulator with its own encoder
     (at the nominal belt speed) instead of talking to hardware."""
     from firmware_bridge.device import FreeRunningDevice
-    from sorter.actuate.links import link_counts_per_mm, open_link
+    from sorter.actuate.links import link_counts_per_mm, link_max_counts_per_s, open_link
     from sorter.errors import ConfigError
 
     if cfg.actuator.type not in ("serial", "modbus"):
         raise ConfigError(
             f"actuator.type = {cfg.actuator.type!r}: 'sorter hw' talks to a controller; set actuator.type to serial or modbus"
         )
+    rate = link_max_counts_per_s(cfg)
     if not emulate:
-        return open_link(cfg.actuator, arm=arm)
+        return open_link(cfg.actuator, arm=arm, max_counts_per_s=rate)
     device = FreeRunningDevice(cfg.airjet.valves.count, cfg.belt.nominal_speed_mm_s * link_counts_per_mm(cfg))
-    return open_link(cfg.actuator, arm=arm, emulate=device)
+    return open_link(cfg.actuator, arm=arm, emulate=device, max_counts_per_s=rate)
 
 
 def _connect(cfg: Config, args: argparse.Namespace, arm: bool) -> OpenedLink | None:

@@ -44,6 +44,7 @@ def tracker_params(cfg: Config, camera: CameraModel) -> TrackerParams:
         max_unseen_travel_mm=t.max_unseen_travel_mm,
         measurement_sigma_mm=t.measurement_sigma_mm,
         residual_process_sigma=t.residual_process_sigma,
+        class_prior_votes=t.class_prior_votes,
         n_classes=len(MATERIAL_CLASSES),
         view_y_min_mm=view_y_min_mm,
         view_y_max_mm=view_y_max_mm,

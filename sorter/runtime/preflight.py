@@ -314,9 +314,9 @@ def _controller(cfg: Config, timeout_s: float) -> str:
     emulated = cfg.actuator.emulator and cfg.camera.type == "sim"
     if emulated:
         return f"{kind}: emulated controller (simulation; its requirements are installed)"
-    from sorter.actuate.links import open_link
+    from sorter.actuate.links import link_max_counts_per_s, open_link
 
-    t = open_link(cfg.actuator, arm=False)
+    t = open_link(cfg.actuator, arm=False, max_counts_per_s=link_max_counts_per_s(cfg))
     try:
         if not t.link.wait_ready(timeout_s):
             raise TimeoutError(

@@ -57,11 +57,12 @@ def hungarian(cost: F64) -> tuple[I64, I64]:
     return np.asarray(rows, np.int64), np.asarray(cols, np.int64)
 
 
-def _compact(idx: I64, n: int) -> tuple[I64, I64]:
-    """Distinct values of ``idx`` (sorted) and each entry's position among them."""
-    used = np.zeros(n, np.bool_)
-    used[idx] = True
-    return used.nonzero()[0], (used.cumsum() - 1).take(idx)
+def _compact(idx: I64, n: int) -> tuple[int, I64]:
+    """Number of distinct values of ``idx`` and each entry's rank among them (sorted)."""
+    used = np.zeros(n, np.int64)
+    used[idx] = 1
+    rank = used.cumsum()
+    return int(rank[-1]), rank.take(idx) - 1
 
 
 def assign_pairs(rows: I64, cols: I64, cost: F64, n_rows: int, n_cols: int) -> tuple[I64, I64]:
@@ -104,21 +105,22 @@ def match_pairs(rows: I64, cols: I64, n_rows: int, n_cols: int, costs: Callable[
     """
     if rows.size == 0:
         return None, 0
-    simple = (np.bincount(rows, minlength=n_rows).take(rows) == 1) & (np.bincount(cols, minlength=n_cols).take(cols) == 1)
-    n_simple = np.count_nonzero(simple)
-    if n_simple == rows.size:
+    simple = np.bincount(rows, minlength=n_rows).take(rows) == 1
+    simple &= np.bincount(cols, minlength=n_cols).take(cols) == 1
+    if np.count_nonzero(simple) == simple.size:
         return None, 0
     hard = (~simple).nonzero()[0]
-    h_rows, h_cols = rows.take(hard), cols.take(hard)
     h_cost = costs(hard)
-    r_idx, r_loc = _compact(h_rows, n_rows)
-    c_idx, c_loc = _compact(h_cols, n_cols)
+    n_r, r_loc = _compact(rows.take(hard), n_rows)
+    n_c, c_loc = _compact(cols.take(hard), n_cols)
     # larger than the difference between any two matchings' allowed costs: one more pair always wins
-    forbidden = 2.0 * float(np.abs(h_cost).sum()) + 1.0
-    sub = np.full((r_idx.size, c_idx.size), forbidden)
+    forbidden = 2.0 * float(np.add.reduce(np.abs(h_cost))) + 1.0
+    sub = np.empty((n_r, n_c))
+    sub.fill(forbidden)
     sub[r_loc, c_loc] = h_cost
     sr, sc = load_solver()(sub)
-    ok = sub[sr, sc] < forbidden
-    pair_at = np.full((r_idx.size, c_idx.size), -1, np.int64)
+    pair_at = np.empty((n_r, n_c), np.int64)  # the hard pair of each cell, -1 where forbidden
+    pair_at.fill(-1)
     pair_at[r_loc, c_loc] = hard
-    return np.concatenate([simple.nonzero()[0], pair_at[sr[ok], sc[ok]]]), int(hard.size)
+    solved = pair_at[sr, sc]
+    return np.concatenate([simple.nonzero()[0], solved[solved >= 0]]), int(hard.size)

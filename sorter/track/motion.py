@@ -26,16 +26,19 @@ from sorter.track.params import TrackerParams
 
 F64 = npt.NDArray[np.float64]
 
-#: rows of the predicted table returned by :func:`predict_filters`, each a pair (along, across)
-PRED_POS, PRED_P00, PRED_P01, PRED_P11 = (slice(k, k + 2) for k in (0, 2, 4, 6))
-N_PRED = 8
+#: rows of the predicted table filled by :func:`predict_filters`, each a pair (along, across) but ``PRED_DS``:
+#: predicted position, tracked extent, position variance, travel since the last update, covariance, velocity variance
+PRED_POS, PRED_SIZE, PRED_P00 = (slice(k, k + 2) for k in (0, 2, 4))
+PRED_DS = 6
+PRED_P01, PRED_P11 = (slice(k, k + 2) for k in (7, 9))
+N_PRED = 11
 
 #: share of an object's extent a detector may add or remove symmetrically
 SYMMETRIC_SIZE_NOISE = 0.125
 
 
-def predict_filters(pos: F64, vel: F64, p00: F64, p01: F64, p11: F64, ds: F64, params: TrackerParams) -> F64:
-    """Predict constant-velocity filters over travel ``ds``.
+def predict_filters(pos: F64, vel: F64, p00: F64, p01: F64, p11: F64, out: F64, params: TrackerParams) -> F64:
+    """Predict constant-velocity filters over the travel ``out[PRED_DS]``.
 
     Quantities of the two filters are ``(2, n)`` arrays: row 0 along the belt,
     row 1 across it, one column per track.
@@ -44,16 +47,18 @@ def predict_filters(pos: F64, vel: F64, p00: F64, p01: F64, p11: F64, ds: F64, p
         pos, vel, p00, p01, p11: ``(2, n)`` position, residual velocity,
             position variance, position/velocity covariance and velocity
             variance.
-        ds: ``(n,)`` travel of each track.
+        out: ``(N_PRED, n)`` table whose ``PRED_DS`` row holds each track's
+            travel; the predicted ``pos``, ``p00``, ``p01``, ``p11`` are written
+            to the row pairs ``PRED_POS``, ``PRED_P00``, ``PRED_P01``,
+            ``PRED_P11`` (the velocity itself does not change), so that a
+            single gather picks every prediction of a set of tracks. The
+            caller fills ``PRED_SIZE``.
         params: noise settings.
 
     Returns:
-        ``(8, n)``: predicted ``pos``, ``p00``, ``p01``, ``p11`` in the row
-        pairs ``PRED_POS``, ``PRED_P00``, ``PRED_P01``, ``PRED_P11`` (the
-        velocity itself does not change), in one array so that a single
-        gather picks every prediction of a set of tracks.
+        ``out``.
     """
-    out = np.empty((N_PRED, ds.shape[0]))
+    ds = out[PRED_DS]
     ads = np.abs(ds)
     sigma_r = params.residual_process_sigma
     q = sigma_r**2 / params.residual_change_travel_mm
@@ -119,24 +124,28 @@ def cut_aware_distance2(d: F64, excess: F64, half: F64, var: F64, size: F64) -> 
     return out
 
 
-def edge_cut_dir(y_w_mm: F64, length_mm: F64, params: TrackerParams) -> F64:
+def edge_cut_dir(y_w_mm: F64, length_mm: F64, params: TrackerParams, out: F64 | None = None) -> F64:
     """Known cut side of each measured box from the camera view's along-belt ends.
 
     Returns:
         ``+1`` where the box reaches the upstream end of the view (the object
         is entering: its hidden part is upstream, so the box centre lies
         downstream of the object's), ``-1`` at the downstream end (leaving),
-        ``0`` elsewhere, at both ends, or when the view ends are not given.
+        ``0`` elsewhere, at both ends, or when the view ends are not given
+        (written to ``out`` when given).
     """
     m = params.view_edge_margin_mm
     lo, hi = params.view_y_min_mm, params.view_y_max_mm
     if lo is None and hi is None:
-        return np.zeros_like(y_w_mm)
+        if out is None:
+            return np.zeros_like(y_w_mm)
+        out.fill(0.0)
+        return out
     half_len = length_mm / 2.0
     entering = (y_w_mm - half_len) <= lo + m if lo is not None else False
     leaving = (y_w_mm + half_len) >= hi - m if hi is not None else False
-    out: F64 = np.subtract(entering, leaving, dtype=np.float64)
-    return out
+    cut: F64 = np.subtract(entering, leaving, dtype=np.float64, out=out)
+    return cut
 
 
 def known_cut_shift(d_len: F64, cut_dir: F64) -> F64:

@@ -94,6 +94,13 @@ class TrackerParams:
             sliding objects reach 0.016; extrapolating that noise over the
             ~840 mm to the ejection line cost up to 6 mm. The filter keeps its
             own estimate; only what is reported is thresholded.
+        class_prior_votes: pseudo-vote (in units of detection score) every class
+            starts with when ``Track.class_confidence`` is computed: the
+            confidence is the smoothed share ``(votes[c] + prior) / (sum(votes) +
+            n_classes * prior)``. With 0.2 and six classes one detection at 0.5
+            gives 0.41 and two consistent ones 0.55, so a single weak view is
+            never acted upon while a class the detector names again and again is,
+            whatever the detector's absolute score level.
         tentative_max_unseen_travel_mm: a tentative track not detected again
             within this travel is retired (false positives rarely repeat at the
             same belt position; a real object is seen every ~40 mm of travel,
@@ -125,6 +132,7 @@ class TrackerParams:
     tentative_penalty: float = 1.0
     tentative_max_unseen_travel_mm: float = 250.0
     min_residual_per_mm: float = 0.004
+    class_prior_votes: float = 0.2
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -160,6 +168,8 @@ class TrackerParams:
             )
         if self.max_unseen_ns <= 0:
             problems.append(f"TrackerParams.max_unseen_ns = {self.max_unseen_ns} must be > 0 (e.g. 400_000_000 for 400 ms)")
+        if not 0.0 < self.class_prior_votes <= 100.0:
+            problems.append(f"TrackerParams.class_prior_votes = {self.class_prior_votes!r} must be within (0, 100]")
         if self.n_classes < 1:
             problems.append(f"TrackerParams.n_classes = {self.n_classes} must be >= 1")
         if problems:

@@ -1,16 +1,15 @@
 """Columnar state of all live tracks (pure numpy).
 
 All tracks live in one float matrix, one int matrix and one vote matrix
-(rows oldest first), so every step of an update is a handful of vectorised
-operations whatever the number of tracks: no loop over tracks. The filter
-model itself is in ``motion.py``.
+(columns oldest first, in buffers with spare room at the end), so every step
+of an update is a handful of vectorised operations whatever the number of
+tracks: no loop over tracks. The filter model itself is in ``motion.py``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from itertools import compress
-from typing import cast
+from itertools import compress, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -18,30 +17,45 @@ import numpy.typing as npt
 from sorter.entities import Track
 from sorter.track.export import build_tracks
 from sorter.track.gate import PAIR_CUT, PAIR_D, PAIR_DSIZE, PAIR_HALF
-from sorter.track.motion import PRED_P00, PRED_P01, PRED_P11, PRED_POS, known_cut_shift, predict_filters
+from sorter.track.motion import (
+    N_PRED,
+    PRED_DS,
+    PRED_P00,
+    PRED_P01,
+    PRED_P11,
+    PRED_POS,
+    PRED_SIZE,
+    known_cut_shift,
+    predict_filters,
+)
 from sorter.track.params import TrackerParams
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-# Float rows (one column per track), the two axes side by side so one operation serves both filters.
+# Float rows (one column per track), the two axes side by side so one operation serves both filters;
+# ordered so that a new track's rows are a few contiguous blocks.
 U, X = 0, 1  # position: belt-fixed along-belt, lateral
-VU, VX = 2, 3  # residual velocity per mm of travel
+LEN, WID = 2, 3  # extents along and across the belt
 PUU, PXX = 4, 5  # position variance
-PUV, PXV = 6, 7  # position/velocity covariance
-PVV, PVX = 8, 9  # velocity variance
-LEN, WID = 10, 11  # extents along and across the belt
-S_REF, SCORE_SUM = 12, 13  # odometer of the last detection; summed detection scores
-S_RUN = 14  # odometer of the first detection of the current run (detections in consecutive frames)
+S_REF, S_RUN = 6, 7  # odometer of the last detection; of the first detection of the current run (consecutive frames)
+SCORE_SUM = 8  # summed detection scores
+VU, VX = 9, 10  # residual velocity per mm of travel
+PUV, PXV = 11, 12  # position/velocity covariance
+PVV, PVX = 13, 14  # velocity variance
 N_FLOAT = 15
-POS, VEL, P00, P01, P11, SIZE = (slice(k, k + 2) for k in (U, VU, PUU, PUV, PVV, LEN))
+POS, SIZE, P00, VEL, P01, P11 = (slice(k, k + 2) for k in (U, LEN, PUU, VU, PUV, PVV))
 # int rows
-ID, T_FIRST, T_LAST, HITS, CONFIRMED = 0, 1, 2, 3, 4
-RUN = 5  # detections in the current run of consecutive frames
+ID, T_FIRST, T_LAST, HITS, RUN, CONFIRMED = range(6)  # RUN: detections in the current run of consecutive frames
 N_INT = 6
 
-#: float rows exported to ``Track`` as they are
-_EXPORTED = [U, X, LEN, WID, S_REF]
+#: float rows exported to ``Track``: u, x, du, dx, length, width, two variances, and a row to write the confidence in
+_EXPORTED = [U, X, VU, VX, LEN, WID, PUU, PXX, SCORE_SUM]
+_MIN_CAPACITY = 64
+_SPARE = 32  # room for new tracks left by a removal
+
+
+_SPARE_IDX = np.zeros(_SPARE, np.int64)
 
 
 class TrackTable:
@@ -49,29 +63,49 @@ class TrackTable:
 
     ``f`` is ``(N_FLOAT, T)`` and ``i`` is ``(N_INT, T)`` so that each
     quantity is a contiguous row (cheap to compute with and to write);
-    ``votes`` is ``(T, n_classes)``. Columns are compacted on removal, so
-    column ``k`` is always the ``k``-th oldest live track. The frozen
-    :class:`Track` of each track is kept until the track changes: an
-    unmatched track is not rebuilt.
+    ``votes`` is ``(T, n_classes)``. They are views of buffers with room for
+    more tracks, so starting a track writes into the buffers instead of
+    reallocating them. Columns are compacted on removal, so column ``k`` is
+    always the ``k``-th oldest live track. ``tracks`` holds the frozen
+    :class:`Track` of every live track; :meth:`rebuild` renews those of the
+    tracks that changed, the others are reused as they are.
     """
 
     def __init__(self, params: TrackerParams) -> None:
         self.params = params
-        self.f = np.zeros((N_FLOAT, 0))
-        self.i = np.zeros((N_INT, 0), np.int64)
-        self.votes = np.zeros((0, params.n_classes))
-        self._tracks: list[Track | None] = []  # the entity of each track, None until (re)built
-        self._stale = np.zeros(0, np.bool_)  # tracks changed since their entity was built
-        self.n_built = 0  # entities built by the last to_tracks call (work counter)
+        self._n = 0
+        self._f = np.zeros((N_FLOAT, _MIN_CAPACITY))
+        self._i = np.zeros((N_INT, _MIN_CAPACITY), np.int64)
+        self._votes = np.zeros((_MIN_CAPACITY, params.n_classes))
+        self.tracks: list[Track] = []  # the entity of each track, current after every rebuild
+        # what the evidence of one detection (a run of 1 over 0 mm) says: see _evidence
+        p = params
+        run_of_one = p.confirm_hits < p.min_hits and p.confirm_hits <= 1 and p.confirm_travel_mm <= 0.0
+        self._confirm_first = p.min_hits <= 1 or run_of_one
 
     def __len__(self) -> int:
-        return int(self.f.shape[1])
+        return self._n
+
+    @property
+    def f(self) -> F64:
+        return self._f[:, : self._n]
+
+    @property
+    def i(self) -> I64:
+        return self._i[:, : self._n]
+
+    @property
+    def votes(self) -> F64:
+        return self._votes[: self._n]
 
     # ------------------------------------------------------------------ prediction
     def predict(self, s_mm: float) -> F64:
-        """Every track's filters predicted to odometer ``s_mm``: ``(8, T)``, see ``motion.predict_filters``."""
+        """Every track predicted to odometer ``s_mm``: ``(N_PRED, T)``, see ``motion.predict_filters``."""
         f = self.f
-        return predict_filters(f[POS], f[VEL], f[P00], f[P01], f[P11], s_mm - f[S_REF], self.params)
+        out = np.empty((N_PRED, self._n))
+        np.subtract(s_mm, f[S_REF], out=out[PRED_DS])
+        out[PRED_SIZE] = f[SIZE]
+        return predict_filters(f[POS], f[VEL], f[P00], f[P01], f[P11], out, self.params)
 
     # ------------------------------------------------------------------ update
     def correct(
@@ -89,7 +123,7 @@ class TrackTable:
 
         Args:
             rows: track columns, unique.
-            pred: ``(8, K)`` their predictions to ``s_mm`` (``motion.predict_filters``).
+            pred: ``(N_PRED, K)`` their predictions to ``s_mm`` (``motion.predict_filters``).
             pair: ``(8, K)`` the pair table of each track with its measurement
                 (``gate.PAIR_*``: innovation, extent change, cut shift, cut side).
             s_mm: odometer of the frame.
@@ -125,13 +159,13 @@ class TrackTable:
         grew = d_size > 0
         # move whichever centre came from the cut box by half the cut towards the other one,
         # never past it (a box grown on both sides moves nothing)
-        shift = np.sign(innov) * np.minimum(half, np.abs(innov))
+        shift = np.copysign(np.minimum(half, np.abs(innov)), innov)
         risk = (half / 2.0) ** 2  # the cut side was guessed from the innovation's sign
         known = cut_dir != 0
         any_known = np.count_nonzero(known) > 0
         if any_known:
-            shift[0] = np.where(known, known_cut_shift(d_size[0], cut_dir), shift[0])
-            risk[0] = np.where(known, (tol / 4.0) ** 2, risk[0])
+            np.copyto(shift[0], known_cut_shift(d_size[0], cut_dir), where=known)
+            np.copyto(risk[0], (tol / 4.0) ** 2, where=known)
         risk_grew = risk * grew
         pos = pos + shift * grew
         p00 = p00 + risk_grew
@@ -144,7 +178,7 @@ class TrackTable:
         # cut as the object enters or leaves: learning a residual velocity from it invents
         # a drift that is then extrapolated to the ejection line. Only full views teach it.
         if any_known:
-            k1[0] *= ~known
+            np.copyto(k1[0], 0.0, where=known)
         np.add(pos, k0 * innov, out=sub[POS])
         vel = sub[VEL]
         vel += k1 * innov
@@ -154,10 +188,11 @@ class TrackTable:
         np.multiply(one_minus_k0, p01, out=sub[P01])
         np.subtract(p11, k1 * p01, out=sub[P11])
         # extents: smooth within tolerance, jump up to a larger view (it is less cut), creep down slowly
-        gain = np.where(np.abs(d_size) <= tol, 0.3, np.where(grew, 1.0, 0.1))
+        gain = np.where(grew, 1.0, 0.1)
+        np.copyto(gain, 0.3, where=np.abs(d_size) <= tol)
         # at a view end the box shows what is visible: follow it while the object enters, keep the full length as it leaves
         if any_known:
-            gain[0] = np.where(known, grew[0], gain[0])
+            np.copyto(gain[0], grew[0], where=known)
         gain *= d_size
         sub[SIZE] += gain
         sub[S_REF] = s_mm
@@ -165,7 +200,7 @@ class TrackTable:
         si = self.i.take(rows, 1)
         run_on = si[T_LAST] == t_prev_ns  # detected in the previous frame too
         s_run = sub[S_RUN]
-        s_run[~run_on] = s_mm
+        np.copyto(s_run, s_mm, where=~run_on)
         run = si[RUN]
         run *= run_on
         run += 1
@@ -178,7 +213,6 @@ class TrackTable:
         votes = self.votes.reshape(-1)  # a view: rows are unique, so are the flat indices
         flat = rows * self.votes.shape[1] + class_ids
         votes[flat] = votes.take(flat) + scores
-        self._stale[rows] = True
 
     def _evidence(self, hits: I64, run: I64, run_span_mm: F64) -> npt.NDArray[np.bool_]:
         """Where a track's detections confirm it.
@@ -205,98 +239,112 @@ class TrackTable:
         class_ids: npt.NDArray[np.integer],
     ) -> None:
         """Start one new track per measurement (``z``: ``(2, n)`` centres ``(u_mm, x_mm)``; ``size``: extents)."""
-        n = ids.size
-        if n == 0:
+        k = ids.size
+        if k == 0:
             return
         p = self.params
-        f = np.zeros((N_FLOAT, n))
+        n0 = self._n
+        n1 = n0 + k
+        if n1 > self._f.shape[1]:
+            self._grow(n1)
+        f = self._f[:, n0:n1]
         f[POS] = z
-        f[P00] = p.measurement_sigma_mm**2
-        f[P11] = p.initial_residual_sigma**2
         f[SIZE] = size
-        f[S_REF] = s_mm
-        f[S_RUN] = s_mm
+        f[P00] = p.measurement_sigma_mm**2
+        f[S_REF : S_RUN + 1] = s_mm
         f[SCORE_SUM] = scores
-        ii = np.empty((N_INT, n), np.int64)
+        f[VU : PXV + 1] = 0.0  # velocity and covariance
+        f[P11] = p.initial_residual_sigma**2
+        ii = self._i[:, n0:n1]
         ii[ID] = ids
-        ii[T_FIRST] = t_ns
-        ii[T_LAST] = t_ns
-        ii[HITS] = 1
-        ii[RUN] = 1
-        confirmed = self._evidence(ii[HITS], ii[RUN], np.zeros(n))
+        ii[T_FIRST : T_LAST + 1] = t_ns
+        ii[HITS : RUN + 1] = 1
         if p.confirm_single_score is not None:
-            confirmed |= scores >= p.confirm_single_score
-        ii[CONFIRMED] = confirmed
-        votes = np.zeros((n, p.n_classes))
-        votes[np.arange(n), class_ids] = scores
-        self.f = np.concatenate([self.f, f], axis=1)
-        self.i = np.concatenate([self.i, ii], axis=1)
-        self.votes = np.concatenate([self.votes, votes])
-        self._tracks.extend([None] * n)
-        self._stale = np.concatenate([self._stale, np.ones(n, np.bool_)])
+            np.greater_equal(scores, p.confirm_single_score, out=ii[CONFIRMED], casting="unsafe")
+            if self._confirm_first:
+                ii[CONFIRMED] = 1
+        else:
+            ii[CONFIRMED] = self._confirm_first
+        votes = self._votes[n0:n1]
+        votes.fill(0.0)
+        votes[np.arange(k), class_ids] = scores
+        self._n = n1
+
+    def _grow(self, n: int) -> None:
+        cap = max(2 * self._f.shape[1], n)
+        for name in ("_f", "_i"):
+            old = getattr(self, name)
+            new = np.zeros((old.shape[0], cap), old.dtype)
+            new[:, : self._n] = old[:, : self._n]
+            setattr(self, name, new)
+        votes = np.zeros((cap, self._votes.shape[1]))
+        votes[: self._n] = self._votes[: self._n]
+        self._votes = votes
 
     def remove(self, keep: npt.NDArray[np.bool_]) -> None:
         """Keep only the tracks where ``keep`` is true (order preserved)."""
         idx = keep.nonzero()[0]
-        self.f = self.f.take(idx, 1)
-        self.i = self.i.take(idx, 1)
-        self.votes = self.votes.take(idx, 0)
-        self._stale = self._stale.take(idx)
-        self._tracks = list(compress(self._tracks, keep.tolist()))
+        n = idx.size
+        # one gather per buffer into new buffers with spare room (the spare columns copy track 0: overwritten when used)
+        idx = np.concatenate((idx, _SPARE_IDX))
+        self._f = self.f.take(idx, 1)
+        self._i = self.i.take(idx, 1)
+        self._votes = self.votes.take(idx, 0)
+        self.tracks = list(compress(self.tracks, keep.tolist()))
+        self._n = n
 
     # ------------------------------------------------------------------ export
-    def to_tracks(self, rows: I64 | None = None) -> list[Track]:
-        """Frozen :class:`Track` entities for the tracks ``rows`` (all when ``None``), oldest first.
+    def rebuild(self, rows: I64, n_old: int, s_mm: float, t_ns: int) -> None:
+        """Renew the entities of the tracks ``rows`` (below ``n_old``) and build those of the new tracks (``n_old`` on).
 
-        ``class_confidence`` is the vote share of the winning class times the
-        mean detection score, which equals the winning class's summed score
-        divided by the number of hits: the average support each detection gave
-        to that class (a detection of another class supports it with 0).
-
-        Entities of tracks unchanged since they were last built are reused.
+        All of them were just detected, in the frame at odometer ``s_mm`` and time ``t_ns``.
         """
-        stale = self._stale
-        build = stale.nonzero()[0] if rows is None else rows.take(stale.take(rows).nonzero()[0])
-        self.n_built = int(build.size)
-        tracks = self._tracks
-        if build.size:
-            deque(map(tracks.__setitem__, build.tolist(), self._build(build)), maxlen=0)
-            stale[build] = False
-        # every wanted track has its entity now
-        return cast("list[Track]", list(tracks) if rows is None else [tracks[r] for r in rows.tolist()])
+        new = np.arange(n_old, self._n)
+        built = self._build(np.concatenate((rows, new)) if new.size else rows, s_mm, t_ns)
+        tracks = self.tracks
+        deque(map(tracks.__setitem__, rows.tolist(), built), maxlen=0)  # stops after the updated ones
+        tracks.extend(built[rows.size :])
 
-    def _build(self, rows: I64) -> list[Track]:
+    def _build(self, rows: I64, s_mm: float, t_ns: int) -> list[Track]:
+        """Frozen :class:`Track` entities of the tracks ``rows``, all last detected at odometer ``s_mm`` and time ``t_ns``.
+
+        ``class_confidence`` is the smoothed share of the score-weighted class
+        votes held by the winning class, ``(votes[c] + prior) / (sum(votes) +
+        n_classes * prior)`` with ``prior = params.class_prior_votes``: how sure
+        the track is of its class, from how consistently the detector named it,
+        not from the detector's absolute score level (which is an objectness
+        as much as a class belief; confirmation judges existence).
+        """
         n = rows.size
-        f = self.f.take(rows, 1)
         ii = self.i.take(rows, 1)
         votes = self.votes.take(rows, 0)
-        cls = votes.argmax(axis=1)
-        conf = self.votes.reshape(-1).take(rows * votes.shape[1] + cls) / np.maximum(ii[HITS], 1)
+        fl = self.f.take(rows, 1).take(_EXPORTED, 0)
+        prior = self.params.class_prior_votes
+        np.divide(np.maximum.reduce(votes, 1) + prior, np.add.reduce(votes, 1) + prior * votes.shape[1], out=fl[-1])
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.
-        vel = f[VEL]
-        vel = np.where(np.abs(vel) > self.params.min_residual_per_mm, vel, 0.0)
-        fl = f.take(_EXPORTED, 0).tolist()  # u, x, length, width, s_ref
-        du, dx = vel.tolist()
-        sigma_u, sigma_x = np.sqrt(f[P00]).tolist()
+        vel = fl[2:4]
+        vel[np.abs(vel) <= self.params.min_residual_per_mm] = 0.0
+        np.sqrt(fl[6:8], out=fl[6:8])
+        u, x, du, dx, length, width, sigma_u, sigma_x, conf = fl.tolist()
         ic = ii.tolist()
         columns = (
             ic[ID],
-            cls.tolist(),
-            conf.tolist(),
-            map(tuple, votes.tolist()),
-            fl[0],
-            fl[1],
+            votes.argmax(axis=1).tolist(),
+            conf,
+            zip(*votes.T.tolist(), strict=True),
+            u,
+            x,
             du,
             dx,
-            fl[2],
-            fl[3],
+            length,
+            width,
             sigma_u,
             sigma_x,
-            fl[4],
+            repeat(s_mm, n),
             ic[T_FIRST],
-            ic[T_LAST],
+            repeat(t_ns, n),
             ic[HITS],
             map(bool, ic[CONFIRMED]),
         )

@@ -32,10 +32,10 @@ import numpy.typing as npt
 
 from sorter.entities import BeltMeasurements, Track
 from sorter.track.assign import load_solver, match_pairs
-from sorter.track.gate import gate_pairs, pair_costs
+from sorter.track.gate import MEAS_CUT, MEAS_SIZE, MEAS_Z, N_MEAS, gate_pairs, pair_costs
 from sorter.track.motion import edge_cut_dir
 from sorter.track.params import TrackerOutput, TrackerParams, UpdateStats
-from sorter.track.state import CONFIRMED, ID, S_REF, SIZE, T_LAST, TrackTable
+from sorter.track.state import CONFIRMED, ID, S_REF, T_LAST, TrackTable
 
 logger = logging.getLogger(__name__)
 
@@ -96,23 +96,27 @@ class BeltTracker:
         n_meas = len(meas)
         n_tracks = len(table)
         y_w = np.asarray(meas.y_w_mm, np.float64)
-        z = np.array((y_w - s_mm, meas.x_mm), np.float64)  # (2, M): belt-fixed centres (u_mm, x_mm)
-        size = np.maximum(np.array((meas.length_mm, meas.width_mm), np.float64), _MIN_EXTENT_MM)  # (2, M)
+        m_tab = np.empty((N_MEAS, n_meas))  # the gate's MEAS_* rows
+        z = m_tab[MEAS_Z]  # (2, M): belt-fixed centres (u_mm, x_mm)
+        np.subtract(y_w, s_mm, out=z[0])
+        z[1] = meas.x_mm
+        size = m_tab[MEAS_SIZE]  # (2, M): extents
+        size[0] = meas.length_mm
+        size[1] = meas.width_mm
+        np.maximum(size, _MIN_EXTENT_MM, out=size)
         scores = np.asarray(meas.scores, np.float64)
         class_ids = np.asarray(meas.class_ids)
 
         matched_t = matched_m = _NONE
         n_pairs = n_solved = 0
         if n_tracks and n_meas:
-            f = table.f
-            cut_dir = edge_cut_dir(y_w, size[0], p)
+            edge_cut_dir(y_w, size[0], p, out=m_tab[MEAS_CUT])
             pred = table.predict(s_mm)
-            t_size = f[SIZE]
-            pairs = gate_pairs(s_mm, pred, t_size, f[S_REF], z, size, cut_dir, p)
+            pairs = gate_pairs(pred, m_tab, p)
             n_pairs = pairs.size
 
             def costs(idx: I64) -> F64:
-                return pair_costs(idx, pairs, pred, t_size, table.votes, table.i[CONFIRMED], size, class_ids, p)
+                return pair_costs(idx, pairs, pred, table.votes, table.i[CONFIRMED], m_tab, class_ids, p)
 
             idx, n_solved = match_pairs(pairs.rows, pairs.cols, n_tracks, n_meas, costs)
             if idx is None:  # every gated pair matched
@@ -129,20 +133,19 @@ class BeltTracker:
                 scores.take(matched_m),
                 class_ids.take(matched_m),
             )
-        meas_ids = np.zeros(n_meas, np.int64)
+        meas_ids = np.empty(n_meas, np.int64)
         meas_ids[matched_m] = table.i[ID].take(matched_t)
         n_new = n_meas - matched_m.size
         if n_new:
-            new = np.ones(n_meas, np.bool_)
-            new[matched_m] = False
-            idx_new = new.nonzero()[0]
+            old = np.zeros(n_meas, np.bool_)
+            old[matched_m] = True
+            idx_new = np.logical_not(old).nonzero()[0]
             ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             self._next_id += n_new
             meas_ids[idx_new] = ids
-            table.append(
-                ids, s_mm, t_ns, z.take(idx_new, 1), size.take(idx_new, 1), scores.take(idx_new), class_ids.take(idx_new)
-            )
-        active = tuple(table.to_tracks())
+            m_new = m_tab.take(idx_new, 1)
+            table.append(ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new))
+        table.rebuild(matched_t, n_tracks, s_mm, t_ns)
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
@@ -151,9 +154,9 @@ class BeltTracker:
             n_matched=int(matched_m.size),
             n_new=n_new,
             n_retired=len(retired),
-            n_built=table.n_built,
+            n_built=int(matched_t.size) + n_new,
         )
-        return TrackerOutput(active=active, retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
+        return TrackerOutput(active=tuple(table.tracks), retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
 
     # ------------------------------------------------------------------ steps
     def _check(self, meas: BeltMeasurements, s_mm: float) -> None:
@@ -164,7 +167,7 @@ class BeltTracker:
                 f"BeltMeasurements arrays have different lengths ({sorted(lengths | {n})}); "
                 "build every column from the same detections"
             )
-        if n and (int(meas.class_ids.min()) < 0 or int(meas.class_ids.max()) >= self.params.n_classes):
+        if n and (int(np.minimum.reduce(meas.class_ids)) < 0 or int(np.maximum.reduce(meas.class_ids)) >= self.params.n_classes):
             raise ValueError(
                 f"class ids {sorted(set(meas.class_ids.tolist()))} outside [0, {self.params.n_classes}); "
                 "set TrackerParams.n_classes to the detector's number of classes"
@@ -186,12 +189,17 @@ class BeltTracker:
         ii = table.i
         t_last = ii[T_LAST]
         tentative = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
-        max_travel = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
-        aged = ((t_ns - t_last) > p.max_unseen_ns) | ((s_mm - table.f[S_REF]) > max_travel)
-        aged &= t_last != t_prev_ns
-        gone = aged.nonzero()[0]
-        if not gone.size:
+        if tentative < p.max_unseen_travel_mm:
+            max_travel: F64 | float = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
+        else:
+            max_travel = tentative
+        aged = np.subtract(s_mm, table.f[S_REF]) > max_travel
+        aged |= t_last < t_ns - p.max_unseen_ns
+        if t_prev_ns is not None:
+            aged &= t_last != t_prev_ns
+        if not np.count_nonzero(aged):
             return []
-        out = table.to_tracks(gone)
+        tracks = table.tracks
+        out = [tracks[k] for k in aged.nonzero()[0].tolist()]
         table.remove(~aged)
         return out

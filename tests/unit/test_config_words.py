@@ -39,7 +39,7 @@ def test_misspelt_section_offers_the_section() -> None:
 
 def test_a_word_far_from_every_key_lists_the_valid_keys() -> None:
     (p,) = _problems(None, "belt.zzz=1")
-    assert "valid keys of 'belt': encoder_counts_per_mm, nominal_speed_mm_s, speed_filter_ms, width_mm" in p
+    assert "valid keys of 'belt': encoder_counts_per_mm, max_speed_mm_s, nominal_speed_mm_s, speed_filter_ms, width_mm" in p
 
 
 def test_targets_as_a_single_word_explains_the_list(tmp_path: Path) -> None:

@@ -199,10 +199,11 @@ def test_port_back_in_time_reconciles_from_the_controller() -> None:
 
 def test_epoch_tracker_rules() -> None:
     t = EpochTracker(max_counts_per_s=1000.0, backward_tolerance_counts=10, slack_counts=100)
-    assert t.observe(5, 1, 1000, 0) is None and t.known()
+    assert t.observe(5, 1, 1000, 0, device_time_us=0) is None and t.known()
     assert t.observe(5, 1, 995, 1 * MS) is None  # jitter backwards within tolerance
-    assert t.observe(5, 1, 1990, 1000 * MS) is None  # 1000 counts in 1 s: allowed
-    c = t.observe(5, 1, 9000, 1001 * MS)
+    assert t.observe(5, 1, 1990, 1000 * MS, device_time_us=1_000_000) is None  # 1000 counts in 1 s: allowed
+    assert t.observe(5, 1, 9000, 1001 * MS) is None  # an untimed reading (STATUS) is not judged for speed
+    c = t.observe(5, 1, 9000, 1001 * MS, device_time_us=1_001_000)
     assert c is not None and not c.announced and "jumped" in c.reason
     c = t.observe(5, 2, 0, 1002 * MS)
     assert c is not None and c.announced and not c.restarted
@@ -211,3 +212,32 @@ def test_epoch_tracker_rules() -> None:
     c = t.observe(6, 1, -500, 1004 * MS)
     assert c is not None and "went back" in c.reason
     assert t.changes == 4
+
+
+def test_count_speed_is_judged_over_the_longer_of_the_host_and_the_controller_spans() -> None:
+    t = EpochTracker(max_counts_per_s=10_000.0, slack_counts=100)
+    assert t.observe(5, 1, 0, 10 * MS, device_time_us=0, sent_ns=0) is None
+    # a reply delayed 300 ms on the host: sent at 200 ms, received at 500 ms; 500 ms of belt on the controller's clock
+    assert t.observe(5, 1, 5000, 500 * MS, device_time_us=500_000, sent_ns=200 * MS) is None
+    # an encoder on simulated time: 2 s of belt while the host saw 10 ms
+    assert t.observe(5, 1, 25_000, 510 * MS, device_time_us=2_500_000, sent_ns=505 * MS) is None
+    # slow controller clock, fast host: the host's span (from sending the last request) bounds the move
+    assert t.observe(5, 1, 31_000, 1100 * MS, device_time_us=2_500_010, sent_ns=1000 * MS) is None
+    # the count moves 50,000 counts in 100 ms on both clocks: a jump, and the next timed reading starts afresh
+    c = t.observe(5, 1, 81_000, 1200 * MS, device_time_us=2_600_010, sent_ns=1150 * MS)
+    assert c is not None and not c.announced and "jumped from 31000 to 81000" in c.reason
+    assert t.observe(5, 1, 82_000, 1300 * MS, device_time_us=2_700_010, sent_ns=1250 * MS) is None
+    assert t.changes == 1
+
+
+def test_a_belt_at_speed_is_no_jump_and_a_forward_jump_is_lost_and_cancelled() -> None:
+    w = Wire(cfg=SessionConfig(max_counts_per_s=30_000.0))  # the belt runs at 10,000 counts/s
+    w.run(600)
+    n = w.count()
+    w.host.submit(Fire(1, 0, 0, n + 100_000, n + 100_050), w.t)
+    w.run(400)  # 400 ms of PONGs at the belt's speed: no jump
+    assert w.host.counters["epoch_changes"] == 0 and w.statuses(1) == ["accepted"]
+    w.device.set_count(w.count() + 20_000)  # 2 s of belt at once, still short of the command
+    w.run(250)
+    assert w.statuses(1) == ["accepted", "lost"] and w.host.counters["epoch_changes"] == 1
+    assert not w.core.is_pending(1) and w.core.counters.executed == 0

@@ -392,7 +392,7 @@ def test_output_tracks_and_parameter_checks() -> None:
     assert [t.confirmed for t in out.active] == [True, True]
     tr = out.active[0]
     assert tr.class_id == 2 and tr.class_votes[2] == pytest.approx(1.8)
-    assert tr.class_confidence == pytest.approx(0.9)
+    assert tr.class_confidence == pytest.approx((1.8 + 0.2) / (1.8 + 6 * 0.2))  # smoothed vote share
     assert tr.u_mm == pytest.approx(0.0, abs=1e-6) and tr.s_ref_mm == pytest.approx(41.7)
     assert tr.sigma_u_mm < 4.0  # two measurements beat one
     assert out.active[0].track_id != out.active[1].track_id
@@ -417,3 +417,47 @@ def test_insignificant_residual_is_reported_as_still_but_a_slide_is_kept() -> No
         by_obj = {c.most_common(1)[0][0]: res.final[t] for t, c in res.track_objects.items()}
         assert by_obj[1].du_per_mm == pytest.approx(40.0 / speed, abs=0.004)
         assert (by_obj[0].du_per_mm == 0.0) == still_zero
+
+
+def _scored(t_ns: int, s_mm: float, cls: int, score: float) -> BeltMeasurements:
+    m = _meas(t_ns, s_mm, [(400.0, s_mm)], cls=cls)
+    return BeltMeasurements(
+        t_capture_ns=m.t_capture_ns,
+        s_capture_mm=m.s_capture_mm,
+        x_mm=m.x_mm,
+        y_w_mm=m.y_w_mm,
+        length_mm=m.length_mm,
+        width_mm=m.width_mm,
+        scores=np.full(1, score),
+        class_ids=m.class_ids,
+    )
+
+
+def _confidence_after(views: list[tuple[int, float]]) -> tuple[int, float]:
+    tracker = BeltTracker(TrackerParams())
+    tr = None
+    for k, (cls, score) in enumerate(views):
+        out = tracker.update(_scored(k * 16_666_667, k * 41.7, cls, score))
+        tr = out.active[0]
+    assert tr is not None
+    return tr.class_id, tr.class_confidence
+
+
+def test_class_confidence_is_how_consistently_the_class_was_named_not_the_score_level() -> None:
+    # a detector that names the class every time at a modest score is sure of the class
+    cls, conf = _confidence_after([(0, 0.45)] * 12)
+    assert cls == 0 and conf > 0.8
+    # one weak view is not enough to act on (policy.min_confidence 0.5), two consistent ones are
+    assert _confidence_after([(0, 0.5)])[1] < 0.5
+    assert _confidence_after([(0, 0.5)] * 2)[1] > 0.5
+    # a track the detector keeps calling two things is unsure, whatever the scores
+    cls, conf = _confidence_after([(0, 0.9), (2, 0.9)] * 6)
+    assert conf < 0.5
+    # the winning class is the one with the larger score-weighted vote
+    cls, conf = _confidence_after([(0, 0.4)] * 4 + [(2, 0.7)] * 4)
+    assert cls == 2 and 0.5 < conf < 0.7
+
+
+def test_class_prior_votes_is_checked() -> None:
+    with pytest.raises(ValueError, match="class_prior_votes"):
+        TrackerParams(class_prior_votes=0.0)
