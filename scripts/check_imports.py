@@ -10,7 +10,8 @@ Rules (every ``import`` counts, also inside functions and ``if TYPE_CHECKING:``)
 * ``runtime`` never imports ``commands``;
 * ``config.py`` imports nothing above it: ``entities``, ``errors``, ``plugins`` (type names), the simulator's
   own section schema ``sim/config.py`` and its readers ``config_yaml``/``config_load``/``config_words`` (which
-  import only ``errors`` and each other), and the alert rules' schema ``analytics/alerts.py``;
+  import only ``errors`` and each other), the alert rules' schema ``analytics/alerts.py`` and the detector's region
+  schema ``detect/roi_config.py``;
 * ``calib/`` (the calibration maths) does not import ``runtime``, ``sim`` or ``actuate``;
 * ``calib_store/`` (calibration files) depends on nothing above ``geometry`` and ``errors``;
 * ``firmware_bridge`` never imports ``sorter``;
@@ -38,7 +39,8 @@ PURE = {  # module or package -> the sorter modules it may import (besides itsel
 PURE_THIRD_PARTY = ("numpy", "scipy")
 CONFIG_READERS = ("sorter.config_yaml", "sorter.config_load", "sorter.config_words")
 CONFIG_MAY_IMPORT = (
-    "sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS, "sorter.analytics.alerts"
+    "sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS, "sorter.analytics.alerts",
+    "sorter.detect.roi_config",
 )
 CALIB_MUST_NOT = ("sorter.runtime", "sorter.sim", "sorter.actuate")
 CALIB_STORE_MAY_IMPORT = ("sorter", "sorter.errors", "sorter.geometry")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from sorter.analytics.alerts import AlertsConfig
+from sorter.detect.roi_config import RoiConfig
 from sorter.entities import MATERIAL_CLASSES
 from sorter.errors import ConfigError
 from sorter.plugins import check_type_name
@@ -54,9 +55,8 @@ class BeltConfig(Strict):
     nominal_speed_mm_s: float = Field(2500.0, gt=0, le=10000)
     max_speed_mm_s: float | None = Field(None, gt=0, le=10000, description="fastest the belt can run (its drive's limit); "
                                          f"null: {TOP_SPEED_FACTOR:g} x nominal_speed_mm_s")
-    encoder_counts_per_mm: float = Field(
-        10.0, gt=0, le=1e6, description="encoder counts per mm of belt; the calibration's encoder section sets it"
-    )
+    encoder_counts_per_mm: float = Field(10.0, gt=0, le=1e6, description="encoder counts per mm of belt; the calibration's "
+                                         "encoder section sets it")
     speed_filter_ms: float = Field(50.0, gt=0, le=10_000, description="window of the belt-speed estimate")
 
     @model_validator(mode="after")
@@ -111,6 +111,7 @@ class DetectorConfig(Strict):
     device: str = "cpu"
     engine_cache_dir: str | None = None
     oracle: OracleConfig = OracleConfig()
+    roi: RoiConfig = RoiConfig()
     options: dict[str, Any] = Field(default_factory=dict, description="settings of a detector plugin (free-form)")
 
     @field_validator("type")

@@ -21,6 +21,7 @@ from sorter.config_yaml import KeyPath, short_repr
 #: examples for keys whose shape is not obvious from their type
 EXAMPLES: dict[str, str] = {
     "policy.targets": "a list of classes, e.g. [pet_bottle] or [pet_bottle, alu_can]",
+    "detector.roi.px": "4 whole numbers [x0, y0, x1, y1] in image pixels, e.g. [0, 120, 1280, 600]",
     "sim.mount.dist": "a list of 5 lens distortion numbers, e.g. [-0.04, 0.01, 0, 0, 0]",
     "sim.speed_steps": "a list of steps, e.g. [{t_s: 10, speed_mm_s: 2000}]",
     "sim.class_mix": "a mapping of class to share, e.g. {pet_bottle: 2, film: 1}",

@@ -10,6 +10,7 @@ from sorter.commands.common import add_config_arguments, load_or_report
 
 if TYPE_CHECKING:
     from sorter.config import Config
+    from sorter.geometry import CameraModel
 
 HELP = "validate a configuration and run the start-up checks (calibration, model, camera, controller, store); exit 2 on error"
 
@@ -55,6 +56,17 @@ def _print_calibration(cfg: Config) -> None:
         print(f"    WARNING {line}")
 
 
+def _print_roi(cfg: Config, cam: CameraModel) -> None:
+    """The region of each frame the detector looks at, and its share of the frame."""
+    from sorter.runtime.plant import detector_roi
+
+    roi = detector_roi(cfg, cam)
+    where = roi.describe() if roi is not None else f"the whole {cfg.camera.width_px}x{cfg.camera.height_px} frame"
+    if cfg.detector.type == "oracle":
+        where += "; the oracle reads no pixels and ignores it"
+    print(f"    detector region (detector.roi): {where}")
+
+
 def main(args: argparse.Namespace) -> int:
     cfg = load_or_report(args)
     if cfg is None:
@@ -81,6 +93,7 @@ def main(args: argparse.Namespace) -> int:
         r = cfg.robot
         print(f"    robot window y {r.window_y_start_mm:g}..{r.window_y_end_mm:g} mm, up to {r.max_picks_per_min:g} picks/min")
     print(f"    detector {cfg.detector.type}, actuator {cfg.actuator.type}, targets {', '.join(cfg.policy.targets)}")
+    _print_roi(cfg, cam)
     _check_rate(cfg)
 
 

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from sorter.detect.postprocess import to_detections
 from sorter.detect.preprocess import Letterbox, Preprocessor
+from sorter.detect.roi import Roi
 from sorter.detect.spec import ModelSpec
 from sorter.entities import Detections, Frame, ImageArray
 from sorter.errors import ConfigError
@@ -70,8 +71,17 @@ class EngineDetector:
         self._map = class_map(spec.class_names, class_names)
         self._pre = Preprocessor(spec)
 
+    @property
+    def roi(self) -> Roi | None:
+        """The region of each frame the detector looks at (None: the whole frame)."""
+        return self._pre.roi
+
+    def set_roi(self, roi: Roi | None) -> None:
+        """Look only at ``roi`` of each frame from now on; boxes stay in whole-frame pixels, inside ``roi``."""
+        self._pre.roi = roi
+
     def preprocess(self, image: ImageArray) -> tuple[npt.NDArray[np.float32], Letterbox]:
-        """Stage 1: letterbox into the reused input buffer."""
+        """Stage 1: crop to the region, letterbox into the reused input buffer."""
         return self._pre(image)
 
     def postprocess(self, outputs: RawOutputs, letterbox: Letterbox) -> Detections:

@@ -6,6 +6,7 @@ is used, so ``sorter --help`` and an ONNX Runtime line never import torch or Ten
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from sorter.detect.base import Detector
@@ -13,6 +14,9 @@ from sorter.plugins import check_built, load, resolve
 
 if TYPE_CHECKING:
     from sorter.config import Config
+    from sorter.detect.roi import Roi
+
+log = logging.getLogger(__name__)
 
 #: detector.type -> ``module:function`` of its factory
 DETECTORS: dict[str, str] = {
@@ -23,8 +27,15 @@ DETECTORS: dict[str, str] = {
 }
 
 
-def create_detector(cfg: Config, class_names: tuple[str, ...]) -> Detector:
+def create_detector(cfg: Config, class_names: tuple[str, ...], roi: Roi | None = None) -> Detector:
     """Build the configured detector backend.
+
+    Args:
+        cfg: the configuration (``detector.*``).
+        class_names: the line's class names in class-id order.
+        roi: the region of each frame to look at (``sorter.runtime.plant.detector_roi``); None: the whole frame.
+            The network backends crop to it; a detector that does not read pixels (the oracle) or a plugin
+            ignores it.
 
     Raises:
         ConfigError: unknown type, a backend that cannot work with this line, or a plugin that does not fit.
@@ -42,4 +53,7 @@ def create_detector(cfg: Config, class_names: tuple[str, ...]) -> Detector:
         except BaseException:
             detector.close()
             raise
+        detector.set_roi(roi)  # after the blank-frame check, which runs at the network's input size
+    elif roi is not None and not roi.is_full:
+        log.info("detector.type %r does not crop to the region %s", cfg.detector.type, roi.describe())
     return detector  # type: ignore[no-any-return]

@@ -24,7 +24,7 @@ from sorter.runtime.latency_profile import LatencyProfile, StageSampler, line_pr
 from sorter.runtime.overload import OverloadMonitor
 from sorter.runtime.params import target_class_ids
 from sorter.runtime.pipeline import CycleResult, Pipeline, build_pipeline
-from sorter.runtime.plant import Plant, Scoreboard, build_plant, camera_model
+from sorter.runtime.plant import Plant, Scoreboard, build_plant, camera_model, detector_roi
 from sorter.runtime.stats import LatencyRecorder
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     clock, profile = _line_clock(cfg, fast=fast, replay=replay)
     camera = camera_model(cfg)
     plant = build_plant(truth, clock, target_class_ids(cfg), fast=fast, replay=replay)
-    detector = create_detector(cfg, MATERIAL_CLASSES)
+    detector = create_detector(cfg, MATERIAL_CLASSES, detector_roi(cfg, camera))
     pipeline = build_pipeline(cfg, camera, detector, clock)
     _charge_from_profile(pipeline, profile, clock, cfg.sim.seed)
     render = bool(detector.needs_pixels or (not fast and cfg.sim.render))

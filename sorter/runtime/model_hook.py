@@ -66,10 +66,12 @@ class ModelReloader:
     def _build(self, path: Path) -> Any:
         from sorter.detect.registry import create_detector
         from sorter.entities import MATERIAL_CLASSES
+        from sorter.runtime.plant import detector_roi
 
         cfg = self._build_cfg
         det_cfg = cfg.detector.model_copy(update={"model": str(path)})
-        return create_detector(cfg.model_copy(update={"detector": det_cfg}), MATERIAL_CLASSES)
+        roi = detector_roi(cfg, self._line.camera)
+        return create_detector(cfg.model_copy(update={"detector": det_cfg}), MATERIAL_CLASSES, roi)
 
     def _active_sha(self) -> str:
         active = self.switcher.active

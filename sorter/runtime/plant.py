@@ -25,6 +25,7 @@ from sorter.geometry import CameraModel
 
 if TYPE_CHECKING:
     from sorter.actuate.base import EncoderReading
+    from sorter.detect.roi import Roi
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,37 @@ def camera_model(cfg: Config) -> CameraModel:
         f"camera.calibration_file is not set for camera.type = {cfg.camera.type!r}; "
         "run 'sorter calibrate intrinsics' and 'sorter calibrate belt' and set the file they write"
     )
+
+
+def detector_roi(cfg: Config, camera: CameraModel | None = None) -> Roi | None:
+    """The region of each frame the detector looks at (``detector.roi``); None: the whole frame.
+
+    ``detector.roi.px`` is used as given (checked against the camera's image size). Otherwise the belt's footprint
+    (``belt.width_mm`` plus ``detector.roi.margin_mm`` on each side, the whole view along the belt) is projected
+    through the camera model: in mode ``auto`` for a real camera with a calibration file and for the simulated
+    camera (its true mount; with the default margin its view is all belt, so nothing is cut), always in mode
+    ``belt``; mode ``full`` and ``auto`` without a camera model look at the whole frame.
+
+    Args:
+        cfg: the configuration (the calibration applied or not).
+        camera: the line's camera model when the caller has it (else :func:`camera_model`).
+
+    Raises:
+        ConfigError: ``px`` leaves the image, mode ``belt`` without a camera model, or a camera that sees no belt.
+    """
+    from sorter.detect.roi import belt_roi, explicit_roi
+
+    r = cfg.detector.roi
+    if r.px is not None:
+        return explicit_roi(r.px, cfg.camera.width_px, cfg.camera.height_px)
+    if r.mode == "full" or (r.mode == "auto" and cfg.camera.type != "sim" and not cfg.camera.calibration_file):
+        return None
+    if camera is None:
+        try:
+            camera = camera_model(cfg)
+        except ConfigError as e:
+            raise ConfigError(f"detector.roi.mode = belt needs the camera model: {e}; or set detector.roi.px") from None
+    return belt_roi(camera, cfg.belt.width_mm, r.margin_mm)
 
 
 class RealPlant:

@@ -136,6 +136,27 @@ def link_problems(cfg: Config) -> list[str]:
     return []
 
 
+def roi_problems(cfg: Config) -> list[str]:
+    """``detector.roi.px`` leaving the image, or ``detector.roi.mode: belt`` with no camera model to find the belt in.
+
+    The belt region itself is computed when the line is built (``sorter.runtime.plant.detector_roi``).
+    """
+    r = cfg.detector.roi
+    if r.px is not None:
+        from sorter.detect.roi import explicit_roi
+
+        try:
+            explicit_roi(r.px, cfg.camera.width_px, cfg.camera.height_px)
+        except ConfigError as e:
+            return [str(e)]
+    elif r.mode == "belt" and cfg.camera.type != "sim" and not cfg.camera.calibration_file:
+        return [
+            f"detector.roi.mode = belt needs the camera model of a calibration, but camera.type = {cfg.camera.type!r} has no "
+            "camera.calibration_file; set it ('sorter calibrate belt'), or give the region as detector.roi.px: [x0, y0, x1, y1]"
+        ]
+    return []
+
+
 def load_line_config(
     files: Sequence[str | Path] | str | Path | None = None, overrides: Iterable[str] = (), *, calibration: bool = True
 ) -> Config:
@@ -164,6 +185,7 @@ def load_line_config(
     else:
         camera = _camera_if_any(cfg)
     problems = physics_problems(cfg, camera) if camera is not None else link_problems(cfg)
+    problems += roi_problems(cfg)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return cfg

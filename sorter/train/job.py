@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from sorter.config import DetectorConfig
+from sorter.detect.preprocess import RESIZE_NAME
 from sorter.detect.spec import ModelSpec
 from sorter.entities import MATERIAL_CLASSES, Frame, ImageArray
 from sorter.errors import ConfigError
@@ -104,7 +105,8 @@ def heldout_recipe(n_images: int = HELDOUT_IMAGES, seed: int = HELDOUT_SEED) -> 
 
 
 def _synthetic(recipe: SynthRecipe, spec: ModelSpec, cache_dir: Path, desc: str) -> PackedSet:
-    cache = cache_dir / f"synth-{recipe.key()}-{spec.input_w_px}x{spec.input_h_px}-p{spec.pad_value}.npz"
+    size = f"{spec.input_w_px}x{spec.input_h_px}-p{spec.pad_value}-{RESIZE_NAME}"
+    cache = cache_dir / f"synth-{recipe.key()}-{size}.npz"
     return cached_pack(SynthDataset(recipe, spec.class_names), spec, spec.class_names, cache, desc)
 
 
