@@ -7,6 +7,16 @@ the session and writes what it asks for. When the port disappears it closes
 it and retries with exponential backoff (``reconnect_min_s`` doubling up to
 ``reconnect_max_s``); the session then re-arms and resends.
 
+Writes never block the thread. The port's file descriptor is non-blocking; what
+the port does not take at once (the peer has not drained its buffer: a stall,
+counted in ``write_stalls``) waits in a ``TxBacklog``, in order, and goes out as
+soon as ``select`` says the port is writable, while timers, heartbeats and
+received bytes carry on. A stall is not a lost port: the port is closed and
+reopened only when it is gone (an ``OSError`` such as ``EIO`` or ``ENODEV`` on
+read or write, or the other end closed it) or when a stall has lasted
+``stall_timeout_s`` with nothing heard from the controller meanwhile (a wedged
+adapter). ``stats()`` counts the reopenings by reason.
+
 The thread never dies silently: any exception in its loop is caught at the top,
 logged and counted (``thread_errors``); the port is closed as if lost and the
 loop starts again after ``restart_delay_s``. Meanwhile ``health()`` says the link
@@ -33,6 +43,7 @@ from firmware_bridge.host_session import HostSession, SessionConfig
 from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import Fire, Pick, Status
 from firmware_bridge.sync import SyncEstimator
+from firmware_bridge.tx_backlog import TxBacklog
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +60,8 @@ class SerialLink:
         reconnect_max_s: longest wait between reopening attempts.
         time_ns: host monotonic clock (wall time drives timeouts and heartbeats).
         arm: False for a monitor that never arms the controller nor feeds its watchdog.
+        stall_timeout_s: a write stall this long with nothing received from the controller meanwhile
+            is a lost port (closed and reopened); shorter stalls only wait.
     """
 
     def __init__(
@@ -61,7 +74,10 @@ class SerialLink:
         reconnect_max_s: float = 2.0,
         time_ns: Callable[[], int] = time.monotonic_ns,
         arm: bool = True,
+        stall_timeout_s: float = 1.0,
     ) -> None:
+        if not stall_timeout_s > 0:
+            raise ValueError(f"SerialLink: stall_timeout_s={stall_timeout_s!r} must be > 0 (seconds; default 1.0)")
         self.url = url
         self.baudrate = baudrate
         sid = session_id if session_id is not None else random.getrandbits(32) or 1
@@ -87,6 +103,11 @@ class SerialLink:
         self.thread_errors = 0
         self.restart_delay_s = 0.1
         self._down_reason = ""  # why the link thread last restarted (cleared once ready again)
+        self.stall_timeout_s = stall_timeout_s
+        self._tx = TxBacklog()  # bytes the port has not taken yet (only the link thread touches it)
+        self._last_rx = 0.0  # monotonic s of the last bytes received
+        self.write_call_s_max = 0.0  # longest single os.write call (non-blocking: should stay far under 1 ms)
+        self.lost_by_reason: dict[str, int] = {"io_error": 0, "peer_closed": 0, "stalled_silent": 0}
 
     # --------------------------------------------------------------- public
 
@@ -176,6 +197,14 @@ class SerialLink:
             s["connected"] = int(self.session.connected and self.session.protocol_error is None)
             s["port_opens"] = self.opens
             s["thread_errors"] = self.thread_errors
+            s["write_stalls"] = self._tx.stalls
+            s["write_stall_ms_total"] = round(self._tx.stall_s_total * 1e3)
+            s["write_stall_ms_max"] = round(self._tx.stall_s_max * 1e3)
+            s["write_call_us_max"] = round(self.write_call_s_max * 1e6)
+            s["tx_backlog_bytes"] = len(self._tx)
+            s["heartbeats_coalesced"] = self._tx.heartbeats_coalesced
+            for why, n in self.lost_by_reason.items():
+                s[f"reconnects_{why}"] = n
             s["epoch"] = self.session.epochs.epoch or 0
         s["healthy"] = int(self.health()[0])
         return s
@@ -253,13 +282,15 @@ class SerialLink:
 
     def _open(self) -> bool:
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0.2)
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0)
+            os.set_blocking(port.fileno(), False)  # writes go through the backlog and never block the thread
         except (serial.SerialException, OSError, ValueError) as e:
             self.open_failures += 1
             if self.open_failures == 1 or self.open_failures % 50 == 0:
                 log.warning("cannot open controller port %s (%s); retrying with backoff", self.url, e)
             return False
         self._port = port
+        self._last_rx = time.monotonic()
         self.opens += 1
         if self.opens > 1:
             log.info("controller port %s reopened", self.url)
@@ -274,9 +305,11 @@ class SerialLink:
             with contextlib.suppress(serial.SerialException, OSError):
                 port.close()
 
-    def _lost(self, why: str) -> None:
+    def _lost(self, why: str, reason: str = "io_error") -> None:
         log.warning("controller port %s lost (%s); reconnecting", self.url, why)
         self._close_port()
+        self._tx.clear(time.monotonic())  # the session resends what is outstanding once the port is back
+        self.lost_by_reason[reason] = self.lost_by_reason.get(reason, 0) + 1
         with self._changed:
             self.session.connection_lost(self._time_ns())
             self._collect()
@@ -326,6 +359,9 @@ class SerialLink:
                     continue
             try:
                 self._step()
+            except _PortLostError as e:
+                self._lost(str(e), e.reason)
+                next_open = time.monotonic() + self.reconnect_min_s
             except (serial.SerialException, OSError) as e:
                 self._lost(str(e))
                 next_open = time.monotonic() + self.reconnect_min_s
@@ -352,19 +388,61 @@ class SerialLink:
                 self._down_reason = ""
             self._collect()
             self._changed.notify_all()
-        if out:
-            port.write(out)
-        timeout = 0.0 if self._inbox else max(0.0, (deadline - self._time_ns()) / 1e9)
         fd = port.fileno()
-        ready, _, _ = select.select([fd, self._wake_r], [], [], timeout)
+        if out:
+            self._tx.add(out)
+        if self._tx:
+            self._write_backlog(fd)
+        timeout = 0.0 if self._inbox else max(0.0, (deadline - self._time_ns()) / 1e9)
+        if self._tx.stall_since_s is not None:
+            timeout = min(timeout, self._stall_left_s(time.monotonic()))
+        ready, writable, _ = select.select([fd, self._wake_r], [fd] if self._tx else [], [], timeout)
         if self._wake_r in ready:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_r, 4096)
         if fd in ready:
             data = os.read(fd, 4096)
             if not data:
-                raise serial.SerialException("port closed by the other end")
+                raise _PortLostError("port closed by the other end", "peer_closed")
+            self._last_rx = time.monotonic()
             with self._changed:
                 self.session.receive(data, self._time_ns())
                 self._collect()
                 self._changed.notify_all()
+        if writable and self._tx:
+            self._write_backlog(fd)
+        if self._tx.stall_since_s is not None and self._stall_left_s(time.monotonic()) <= 0:
+            stalled_s = time.monotonic() - self._tx.stall_since_s
+            raise _PortLostError(
+                f"writes stalled for {stalled_s:.1f} s with nothing heard from the controller "
+                f"(stall_timeout_s {self.stall_timeout_s:g})",
+                "stalled_silent",
+            )
+
+    def _write_backlog(self, fd: int) -> None:
+        """Write what the port takes now; the rest waits in the backlog, in order (a stall, never an error).
+
+        Raises:
+            OSError: the port is gone (``EIO``, ``ENODEV``: a pulled adapter): the caller reconnects.
+        """
+        t0 = time.monotonic()
+        try:
+            n = os.write(fd, self._tx.pending())
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        t1 = time.monotonic()
+        self.write_call_s_max = max(self.write_call_s_max, t1 - t0)
+        self._tx.written(n, t1)
+
+    def _stall_left_s(self, now: float) -> float:
+        """Seconds until the current stall, with the controller silent, counts as a lost port."""
+        assert self._tx.stall_since_s is not None
+        return max(self._tx.stall_since_s, self._last_rx) + self.stall_timeout_s - now
+
+
+class _PortLostError(Exception):
+    """The port must be closed and reopened; ``reason`` is the key counted in ``stats()`` (``reconnects_<reason>``)."""
+
+    def __init__(self, why: str, reason: str) -> None:
+        super().__init__(why)
+        self.reason = reason
