@@ -324,7 +324,7 @@ def test_false_positives_do_not_confirm(fp_per_frame: float, max_confirmed_share
 # ---------------------------------------------------------------------- ageing
 
 
-def _meas(t_ns: int, s_mm: float, pts: list[tuple[float, float]], cls: int = 0) -> BeltMeasurements:
+def _meas(t_ns: int, s_mm: float, pts: list[tuple[float, float]], cls: int = 0, score: float = 0.9) -> BeltMeasurements:
     n = len(pts)
     return BeltMeasurements(
         t_capture_ns=t_ns,
@@ -333,7 +333,7 @@ def _meas(t_ns: int, s_mm: float, pts: list[tuple[float, float]], cls: int = 0) 
         y_w_mm=np.array([p[1] for p in pts], np.float64),
         length_mm=np.full(n, 80.0),
         width_mm=np.full(n, 60.0),
-        scores=np.full(n, 0.9),
+        scores=np.full(n, score),
         class_ids=np.full(n, cls, np.int32),
     )
 
@@ -419,25 +419,11 @@ def test_insignificant_residual_is_reported_as_still_but_a_slide_is_kept() -> No
         assert (by_obj[0].du_per_mm == 0.0) == still_zero
 
 
-def _scored(t_ns: int, s_mm: float, cls: int, score: float) -> BeltMeasurements:
-    m = _meas(t_ns, s_mm, [(400.0, s_mm)], cls=cls)
-    return BeltMeasurements(
-        t_capture_ns=m.t_capture_ns,
-        s_capture_mm=m.s_capture_mm,
-        x_mm=m.x_mm,
-        y_w_mm=m.y_w_mm,
-        length_mm=m.length_mm,
-        width_mm=m.width_mm,
-        scores=np.full(1, score),
-        class_ids=m.class_ids,
-    )
-
-
 def _confidence_after(views: list[tuple[int, float]]) -> tuple[int, float]:
     tracker = BeltTracker(TrackerParams())
     tr = None
     for k, (cls, score) in enumerate(views):
-        out = tracker.update(_scored(k * 16_666_667, k * 41.7, cls, score))
+        out = tracker.update(_meas(k * 16_666_667, k * 41.7, [(400.0, k * 41.7)], cls=cls, score=score))
         tr = out.active[0]
     assert tr is not None
     return tr.class_id, tr.class_confidence
