@@ -141,6 +141,10 @@ class FirmwareBoard:
         self._fire_seq: dict[int, int] = {}  # frame sequence number -> command id of a FIRE not answered yet
         self.pulses = 0
         self.edges = 0
+        #: times the emulated MCU fell more than 20 ms behind the wall clock (a busy machine starved the emulator),
+        #: and the most it fell behind: the host hears nothing meanwhile, which a real controller never does
+        self.stalls = 0
+        self.behind_worst_ms = 0.0
         self._offset_counts: int | None = None
         self._offset_seen = threading.Event()
 
@@ -272,6 +276,9 @@ class FirmwareBoard:
                         key = (cid, c_open, c_close)
                         done.setdefault(key, []).append(v)
                         times.setdefault(key, (t_open, t_close))
+            elif ev == "stall":
+                self.stalls += 1
+                self.behind_worst_ms = max(self.behind_worst_ms, float(e["behind_ms"]))
             elif ev in ("reset", "zero"):
                 self._fires.clear()
                 self._fire_seq.clear()
