@@ -139,6 +139,7 @@ class FirmwareBoard:
         self._log_ns = 0  # time of the latest entry read from the log
         self._fires: dict[int, list[_Fire]] = {}  # valve -> FIREs on the wire not yet opened there
         self._fire_seq: dict[int, int] = {}  # frame sequence number -> command id of a FIRE not answered yet
+        self._ranges: dict[int, tuple[int, int]] = {}  # command id -> its FIRE's valves (first, last)
         self.pulses = 0
         self.edges = 0
         #: times the emulated MCU fell more than 20 ms behind the wall clock (a busy machine starved the emulator),
@@ -221,7 +222,7 @@ class FirmwareBoard:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._blow(_END_NS)
+        self._blow(_END_NS, final=True)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -287,11 +288,21 @@ class FirmwareBoard:
             for v in self._fires:
                 self._fires[v] = self._fires[v][-64:]
             self._fire_seq.clear()
+        if len(self._ranges) > 4096:
+            for cid in list(self._ranges)[:2048]:
+                del self._ranges[cid]
 
-    def _blow(self, before_ns: int) -> None:
+    def _blow(self, before_ns: int, final: bool = False) -> None:
         """Blow the pulses that closed before ``before_ns``: the log has moved past every edge of their switching (the
-        ports switch one after another, and a log flush may fall between them)."""
-        for key in [k for k, t in self._times.items() if t[1] < before_ns]:
+        ports switch one after another, and a log flush may fall between them), and no valve of their FIRE is still
+        on in a pin pulse that began before they closed (where another FIRE overlaps, their part there is known
+        only when that valve switches off). ``final``: blow everything."""
+
+        def covered(key: tuple[int, int, int]) -> bool:
+            first, last = self._ranges.get(key[0], (0, -1))
+            return any(o.count < key[2] for v, o in self._open.items() if first <= v <= last)
+
+        for key in [k for k, t in self._times.items() if final or (t[1] < before_ns and not covered(k))]:
             valves = sorted(self._done.pop(key))
             t_open_ns, t_close_ns = self._times.pop(key)
             first = prev = valves[0]
@@ -313,6 +324,7 @@ class FirmwareBoard:
         for v in valves:
             self._fires.setdefault(v, []).append(_Fire(cid, open_count, close_count))
         self._fire_seq[seq] = cid
+        self._ranges[cid] = (first, valves[-1] if valves else first)
 
     def _take_answer(self, msg_type: int, payload: bytes) -> None:
         """An ACK or NAK: a refused FIRE (NAK) or a cancelled one (ACK ``CANCELLED``) never opens."""

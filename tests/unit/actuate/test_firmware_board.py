@@ -98,18 +98,23 @@ def test_one_fire_over_two_ports_is_one_pulse() -> None:
 
 def test_fires_overlapping_on_a_valve_blow_each_from_its_own_opening() -> None:
     """Two FIREs overlapping on valves 3-4 are one pin pulse there (the outputs OR together): each command still
-    blows from its own open count to its own close count, as in the in-process line."""
+    blows from its own open count to its own close count, as in the in-process line, and a FIRE is one pulse over
+    all its valves although where it overlaps another its part is known only when that pin switches off."""
     bank = Bank()
     board = FirmwareBoard(bank)
-    us_per_count = 40  # 25 000 counts/s
+
+    def cycle(count: int) -> int:
+        return 16 * 40 * count  # 25 000 counts/s: 40 us a count, 16 cycles a microsecond
+
     try:
-        events = [fire(26, 2, 4, 1000, width=100, seq=1), fire(27, 3, 5, 1050, width=150, seq=2),
-                  *(edge(v, 1, 1000, 16 * us_per_count * 1000) for v in (2, 3, 4)),
-                  edge(5, 1, 1050, 16 * us_per_count * 1050), edge(2, 0, 1100, 16 * us_per_count * 1100),
-                  *(edge(v, 0, 1200, 16 * us_per_count * 1200) for v in (3, 4, 5)), later(60_000.0)]  # fmt: skip
-        board._take(events)
+        board._take([fire(26, 2, 4, 1000, width=100, seq=1), fire(27, 3, 5, 1050, width=150, seq=2),
+                     *(edge(v, 1, 1000, cycle(1000)) for v in (2, 3, 4)), edge(5, 1, 1050, cycle(1050))])  # fmt: skip
+        board._take([edge(2, 0, 1100, cycle(1100)), later(46_000.0)])
+        assert bank.pulses == []  # valves 3-4 still on: FIRE 26's part there ends at count 1100, inside their pulse
+        board._take([*(edge(v, 0, 1200, cycle(1200)) for v in (3, 4, 5)), later(60_000.0)])
         ms = 1_000_000
         assert sorted(bank.pulses) == [(26, 2, 4, T0_NS + 40 * ms, T0_NS + 44 * ms), (27, 3, 5, T0_NS + 42 * ms, T0_NS + 48 * ms)]
+        assert board.pulses == 2
     finally:
         board.stop()
 
