@@ -39,6 +39,8 @@ _ANSWER = struct.Struct("<HIB")  # ACK and NAK: acked sequence number, command i
 _TYPE_FIRE = 0x10
 _TYPE_ACK = 0x80
 _TYPE_NAK = 0x82
+_TYPE_FIRED = 0x83
+_FIRED = struct.Struct("<Iqq")  # command_id, the counts its outputs switched on and off at
 _ACK_CANCELLED = 2
 #: the compare interrupt writes the four valve ports one after another: edges of one switching lie this close
 _SWITCH_SPREAD_NS = 2_000
@@ -140,6 +142,7 @@ class FirmwareBoard:
         self._fires: dict[int, list[_Fire]] = {}  # valve -> FIREs on the wire not yet opened there
         self._fire_seq: dict[int, int] = {}  # frame sequence number -> command id of a FIRE not answered yet
         self._ranges: dict[int, tuple[int, int]] = {}  # command id -> its FIRE's valves (first, last)
+        self._closed: dict[int, int] = {}  # command id -> the count its FIRED says it closed at
         self.pulses = 0
         self.edges = 0
         #: times the emulated MCU fell more than 20 ms behind the wall clock (a busy machine starved the emulator),
@@ -259,6 +262,11 @@ class FirmwareBoard:
                 self._take_fire(bytes.fromhex(str(e["p"])), int(e.get("seq", -1)))
             elif ev == "tx" and e.get("type") in (_TYPE_ACK, _TYPE_NAK) and "p" in e:
                 self._take_answer(int(e["type"]), bytes.fromhex(str(e["p"])))
+            elif ev == "tx" and e.get("type") == _TYPE_FIRED and "p" in e:
+                payload = bytes.fromhex(str(e["p"]))
+                if len(payload) == _FIRED.size:
+                    cid, _opened, closed = _FIRED.unpack(payload)
+                    self._closed[cid] = closed
             elif ev == "mark":
                 if int(e["count"]) <= 0:  # read before the firmware started its counter: ask again
                     time.sleep(0.01)
@@ -288,9 +296,10 @@ class FirmwareBoard:
             for v in self._fires:
                 self._fires[v] = self._fires[v][-64:]
             self._fire_seq.clear()
-        if len(self._ranges) > 4096:
-            for cid in list(self._ranges)[:2048]:
-                del self._ranges[cid]
+        for known in (self._ranges, self._closed):
+            if len(known) > 4096:
+                for cid in list(known)[:2048]:
+                    del known[cid]
 
     def _blow(self, before_ns: int, final: bool = False) -> None:
         """Blow the pulses that closed before ``before_ns``: the log has moved past every edge of their switching (the
@@ -345,7 +354,7 @@ class FirmwareBoard:
 
         Pulses overlapping on a valve are one pin pulse (the outputs OR together); each FIRE that opened during it
         gets its own air, from its own opening (the compare match at its open count; the pin edge for the first)
-        to its own closing or the pin's, whichever came first, as each command blows in the in-process line. The
+        to its own closing (the pin's edge for the last), as each command blows in the in-process line. The
         times of counts between the pin's two edges follow from them (the belt runs at one speed).
         """
         fires = self._fires.get(valve, [])
@@ -357,10 +366,13 @@ class FirmwareBoard:
         def t_at(count: int) -> int:
             return o.t_on_ns + (t_off_ns - o.t_on_ns) * (count - o.count) // span
 
+        last = max(range(len(mine)), key=lambda i: mine[i].close_count)
         out = []
         for i, f in enumerate(mine):
             c_open = o.count if i == 0 else max(f.open_count, o.count)
-            c_close = min(f.close_count, c_off)
+            # the last to close ends at the pin's edge (its width may have been clamped); the others where their
+            # FIRED says they closed, else where they asked
+            c_close = c_off if i == last else min(self._closed.get(f.command_id, f.close_count), c_off)
             if c_close > c_open:
                 out.append((f.command_id, c_open, c_close, t_at(c_open), t_at(c_close)))
         return out
