@@ -279,6 +279,10 @@ int main(int argc, char **argv)
     const uint64_t poll_cycles = B.avr->frequency / 20000u; /* 50 us */
     const uint64_t end_cycle = duration_s > 0 ? (uint64_t)(duration_s * B.avr->frequency) : UINT64_MAX;
     uint64_t next_poll = 0, start_ns = wall_ns(), last_flush = 0;
+    /* with --realtime: how far emulated time fell behind the wall clock once it had caught up (a busy machine
+       starves the emulator; the host then hears nothing for that long, and the watchdog may trip) */
+    uint64_t behind_worst_ns = 0, stall_worst_ns = 0, stalls = 0;
+    int caught_up = 0, stalled = 0;
     if (start_at_ns && start_at_ns <= start_ns) {
         start_ns = start_at_ns; /* emulated time 0 was then: catch up at full speed, then keep pace */
     }
@@ -341,16 +345,34 @@ int main(int argc, char **argv)
             struct timespec ts = {0, (long)((double)(emu_ns - allowed) / time_scale)};
             nanosleep(&ts, NULL);
         }
+        if (B.realtime && emu_ns + 1000000u >= allowed) {
+            if (stalled) { /* a stall ended: how far behind it fell */
+                board_event("\"ev\":\"stall\",\"behind_ms\":%.1f", (double)stall_worst_ns / 1e6);
+            }
+            caught_up = 1;
+            stalled = 0;
+            stall_worst_ns = 0;
+        } else if (B.realtime && caught_up) {
+            uint64_t behind = allowed - emu_ns;
+            behind_worst_ns = behind > behind_worst_ns ? behind : behind_worst_ns;
+            stall_worst_ns = behind > stall_worst_ns ? behind : stall_worst_ns;
+            if (behind > 20000000u && !stalled) { /* 20 ms, about a heartbeat period of the line */
+                stalled = 1;
+                stalls++;
+            }
+        }
         if (B.log && now - last_flush > 20000000u) {
             fflush(B.log);
             last_flush = now;
         }
     }
     board_event("\"ev\":\"summary\",\"resets\":%u,\"count\":%lld,\"belt\":%lld,\"valve_edges\":%llu,\"compares\":%llu,"
-                "\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"rx_dropped\":%llu,\"wall_s\":%.3f",
+                "\"rx_bytes\":%llu,\"tx_bytes\":%llu,\"rx_dropped\":%llu,\"wall_s\":%.3f,\"behind_worst_ms\":%.1f,"
+                "\"stalls_over_20ms\":%llu",
                 B.resets, (long long)B.mcu_counts, (long long)B.belt_counts, (unsigned long long)B.n_edges,
                 (unsigned long long)B.n_cmp, (unsigned long long)B.rx_bytes, (unsigned long long)B.tx_bytes,
-                (unsigned long long)B.rx_dropped, (double)(wall_ns() - start_ns) / 1e9);
+                (unsigned long long)B.rx_dropped, (double)(wall_ns() - start_ns) / 1e9, (double)behind_worst_ns / 1e6,
+                (unsigned long long)stalls);
     board_event("\"ev\":\"irq_off\",\"worst_cycles\":%llu,\"pc\":%u", (unsigned long long)off_worst, off_worst_pc);
     board_event("\"ev\":\"stack\",\"ramend\":%u,\"sp_min\":%u,\"peak_bytes\":%u", B.avr->ramend, sp_min,
                 sp_min <= B.avr->ramend ? B.avr->ramend - sp_min : 0);

@@ -168,6 +168,10 @@ class BridgeActuator:
             s["controller_rejected"] = st.rejected
             s["controller_bad_frames"] = st.bad_frames
             s["controller_watchdog_trips"] = st.watchdog_trips
+        stalls = getattr(self.emulator, "stalls", None)
+        if stalls is not None:  # the emulated firmware board: how often this machine's load starved it
+            s["board_stalls"] = int(stalls)
+            s["board_behind_worst_ms"] = round(float(getattr(self.emulator, "behind_worst_ms", 0.0)))
         s["sent"] = s.get("link_sent", 0)
         s["executed"] = s.get("link_executed", 0)
         s["late"] = s.get("link_late", 0)

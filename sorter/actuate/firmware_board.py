@@ -35,7 +35,16 @@ FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 FIRMWARE_VALVES = 32
 DEBIAN_PACKAGES = "gcc-avr avr-libc simavr libsimavr-dev libelf-dev pkg-config"
 _FIRE = struct.Struct("<IHHqqH")  # PROTOCOL.md section 3: command_id, valve_first, valve_last, open, close, epoch
+_ANSWER = struct.Struct("<HIB")  # ACK and NAK: acked sequence number, command id, code
 _TYPE_FIRE = 0x10
+_TYPE_ACK = 0x80
+_TYPE_NAK = 0x82
+_TYPE_FIRED = 0x83
+_FIRED = struct.Struct("<Iqq")  # command_id, the counts its outputs switched on and off at
+_ACK_CANCELLED = 2
+#: the compare interrupt writes the four valve ports one after another: edges of one switching lie this close
+_SWITCH_SPREAD_NS = 2_000
+_END_NS = 2**62
 #: objects stay on the simulated belt this far past the jet line, so that air the pins blew is evaluated against
 #: them although the pin log is read later: the board flushes it every 20 ms, and on a busy machine the emulated
 #: MCU falls behind real time (2 s at 2.5 m/s)
@@ -97,8 +106,14 @@ def build_firmware(firmware_dir: Path = FIRMWARE_DIR) -> tuple[Path, Path]:
 @dataclass
 class _Open:
     t_on_ns: int
-    on_cycle: int
+    count: int
+
+
+@dataclass
+class _Fire:
     command_id: int
+    open_count: int
+    close_count: int
 
 
 class FirmwareBoard:
@@ -121,9 +136,19 @@ class FirmwareBoard:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._open: dict[int, _Open] = {}
-        self._fires: dict[tuple[int, int], int] = {}  # (valve, open count) -> command id, from the FIREs on the wire
+        self._done: dict[tuple[int, int, int], list[int]] = {}  # (command id, open, close count) -> valves, not blown
+        self._times: dict[tuple[int, int, int], tuple[int, int]] = {}  # ... -> (open ns, close ns)
+        self._log_ns = 0  # time of the latest entry read from the log
+        self._fires: dict[int, list[_Fire]] = {}  # valve -> FIREs on the wire not yet opened there
+        self._fire_seq: dict[int, int] = {}  # frame sequence number -> command id of a FIRE not answered yet
+        self._ranges: dict[int, tuple[int, int]] = {}  # command id -> its FIRE's valves (first, last)
+        self._closed: dict[int, int] = {}  # command id -> the count its FIRED says it closed at
         self.pulses = 0
         self.edges = 0
+        #: times the emulated MCU fell more than 20 ms behind the wall clock (a busy machine starved the emulator),
+        #: and the most it fell behind: the host hears nothing meanwhile, which a real controller never does
+        self.stalls = 0
+        self.behind_worst_ms = 0.0
         self._offset_counts: int | None = None
         self._offset_seen = threading.Event()
 
@@ -200,6 +225,7 @@ class FirmwareBoard:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._blow(_END_NS, final=True)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -227,16 +253,20 @@ class FirmwareBoard:
             log.exception("firmware board: reading its pin log failed; the simulated valves no longer follow the pins")
 
     def _take(self, events: list[dict[str, Any]]) -> None:
-        done: dict[tuple[int, int, int], list[int]] = {}  # (command id, on cycle, off cycle) -> valves
-        times: dict[tuple[int, int, int], tuple[int, int]] = {}
+        done, times = self._done, self._times
         for e in events:
             ev = e.get("ev")
+            if "t_us" in e:
+                self._log_ns = self.device.t0_ns + round(float(e["t_us"]) * 1000.0)
             if ev == "rx" and e.get("type") == _TYPE_FIRE and "p" in e:
+                self._take_fire(bytes.fromhex(str(e["p"])), int(e.get("seq", -1)))
+            elif ev == "tx" and e.get("type") in (_TYPE_ACK, _TYPE_NAK) and "p" in e:
+                self._take_answer(int(e["type"]), bytes.fromhex(str(e["p"])))
+            elif ev == "tx" and e.get("type") == _TYPE_FIRED and "p" in e:
                 payload = bytes.fromhex(str(e["p"]))
-                if len(payload) == _FIRE.size:
-                    cid, first, last, open_count, _close, _epoch = _FIRE.unpack(payload)
-                    for v in range(first, min(last, FIRMWARE_VALVES - 1) + 1):
-                        self._fires[(v, open_count)] = cid
+                if len(payload) == _FIRED.size:
+                    cid, _opened, closed = _FIRED.unpack(payload)
+                    self._closed[cid] = closed
             elif ev == "mark":
                 if int(e["count"]) <= 0:  # read before the firmware started its counter: ask again
                     time.sleep(0.01)
@@ -246,26 +276,103 @@ class FirmwareBoard:
                     self._offset_seen.set()
             elif ev == "valve":
                 self.edges += 1
-                v, t_ns = int(e["valve"]), self.device.t0_ns + round(float(e["t_us"]) * 1000.0)
+                v, t_ns, count = int(e["valve"]), self.device.t0_ns + round(float(e["t_us"]) * 1000.0), int(e["count"])
                 if e["on"]:
-                    cid = self._fires.pop((v, int(e["count"])), 0)
-                    self._open[v] = _Open(t_ns, int(e["cycle"]), cid)
+                    self._open[v] = _Open(t_ns, count)
                 elif v in self._open:
                     o = self._open.pop(v)
-                    key = (o.command_id, o.on_cycle, int(e["cycle"]))
-                    done.setdefault(key, []).append(v)
-                    times[key] = (o.t_on_ns, t_ns)
+                    for cid, c_open, c_close, t_open, t_close in self._split(v, o, count, t_ns):
+                        key = (cid, c_open, c_close)
+                        done.setdefault(key, []).append(v)
+                        times.setdefault(key, (t_open, t_close))
+            elif ev == "stall":
+                self.stalls += 1
+                self.behind_worst_ms = max(self.behind_worst_ms, float(e["behind_ms"]))
             elif ev in ("reset", "zero"):
                 self._fires.clear()
-        for key, valves in done.items():
-            valves.sort()
+                self._fire_seq.clear()
+        self._blow(self._log_ns - _SWITCH_SPREAD_NS)
+        if sum(len(x) for x in self._fires.values()) > 4096:  # FIREs that never opened (cancelled, lost)
+            for v in self._fires:
+                self._fires[v] = self._fires[v][-64:]
+            self._fire_seq.clear()
+        for known in (self._ranges, self._closed):
+            if len(known) > 4096:
+                for cid in list(known)[:2048]:
+                    del known[cid]
+
+    def _blow(self, before_ns: int, final: bool = False) -> None:
+        """Blow the pulses that closed before ``before_ns``: the log has moved past every edge of their switching (the
+        ports switch one after another, and a log flush may fall between them), and no valve of their FIRE is still
+        on in a pin pulse that began before they closed (where another FIRE overlaps, their part there is known
+        only when that valve switches off). ``final``: blow everything."""
+
+        def covered(key: tuple[int, int, int]) -> bool:
+            first, last = self._ranges.get(key[0], (0, -1))
+            return any(o.count < key[2] for v, o in self._open.items() if first <= v <= last)
+
+        for key in [k for k, t in self._times.items() if final or (t[1] < before_ns and not covered(k))]:
+            valves = sorted(self._done.pop(key))
+            t_open_ns, t_close_ns = self._times.pop(key)
             first = prev = valves[0]
             for v in [*valves[1:], -2]:  # contiguous runs of valves switched together: one pulse each
                 if v != prev + 1:
-                    self.device.valve_pulse(key[0], first, prev, *times[key])
+                    self.device.valve_pulse(key[0], first, prev, t_open_ns, t_close_ns)
                     self.pulses += 1
                     first = v
                 prev = v
-        if len(self._fires) > 4096:  # FIREs that never opened (refused, cancelled, lost)
-            for k in list(self._fires)[:2048]:
-                del self._fires[k]
+
+    def _take_fire(self, payload: bytes, seq: int) -> None:
+        """A FIRE on the wire: remembered on each of its valves until a pin pulse there covers its opening."""
+        if len(payload) != _FIRE.size:
+            return
+        cid, first, last, open_count, close_count, _epoch = _FIRE.unpack(payload)
+        valves = range(first, min(last, FIRMWARE_VALVES - 1) + 1)
+        if any(f.command_id == cid for v in valves for f in self._fires.get(v, [])):
+            return  # a retransmission, or a conflicting reuse of the id (refused: the first one stands)
+        for v in valves:
+            self._fires.setdefault(v, []).append(_Fire(cid, open_count, close_count))
+        self._fire_seq[seq] = cid
+        self._ranges[cid] = (first, valves[-1] if valves else first)
+
+    def _take_answer(self, msg_type: int, payload: bytes) -> None:
+        """An ACK or NAK: a refused FIRE (NAK) or a cancelled one (ACK ``CANCELLED``) never opens."""
+        if len(payload) != _ANSWER.size:
+            return
+        seq, cid, code = _ANSWER.unpack(payload)
+        named = self._fire_seq.pop(seq, None)  # the FIRE this answers, if it was a new one
+        if msg_type == _TYPE_NAK:
+            if named != cid:
+                return
+        elif code != _ACK_CANCELLED:
+            return
+        for v, fires in self._fires.items():
+            self._fires[v] = [f for f in fires if f.command_id != cid]
+
+    def _split(self, valve: int, o: _Open, c_off: int, t_off_ns: int) -> list[tuple[int, int, int, int, int]]:
+        """The commands one pin pulse of ``valve`` executed: (command id, open count, close count, open ns, close ns).
+
+        Pulses overlapping on a valve are one pin pulse (the outputs OR together); each FIRE that opened during it
+        gets its own air, from its own opening (the compare match at its open count; the pin edge for the first)
+        to its own closing (the pin's edge for the last), as each command blows in the in-process line. The
+        times of counts between the pin's two edges follow from them (the belt runs at one speed).
+        """
+        fires = self._fires.get(valve, [])
+        mine = sorted((f for f in fires if f.open_count < c_off), key=lambda f: f.open_count)
+        self._fires[valve] = [f for f in fires if f.open_count >= c_off]
+        mine = [f for f in mine if f.close_count > o.count] or [_Fire(0, o.count, c_off)]
+        span = max(c_off - o.count, 1)
+
+        def t_at(count: int) -> int:
+            return o.t_on_ns + (t_off_ns - o.t_on_ns) * (count - o.count) // span
+
+        last = max(range(len(mine)), key=lambda i: mine[i].close_count)
+        out = []
+        for i, f in enumerate(mine):
+            c_open = o.count if i == 0 else max(f.open_count, o.count)
+            # the last to close ends at the pin's edge (its width may have been clamped); the others where their
+            # FIRED says they closed, else where they asked
+            c_close = c_off if i == last else min(self._closed.get(f.command_id, f.close_count), c_off)
+            if c_close > c_open:
+                out.append((f.command_id, c_open, c_close, t_at(c_open), t_at(c_close)))
+        return out

@@ -4,11 +4,14 @@ over the serial link to the emulated ATmega2560, its valve pins blow the simulat
 A live run (the MCU runs in real time; ``--fast`` is refused with a clear error), compared with the in-process
 line on the same seed and config. Asserted are what does not depend on this machine's load: every command ends
 in one outcome, none executes late, the firmware's air lands where the in-process valves' does (the position
-error of the pulses), and what the pins blew ejected targets, not neighbours. Recovery is compared over the
-targets the camera saw (``recovery_visible``: the firmware line starts a second or two later than the in-process
-one, and targets that pass meanwhile are missed by both designs alike) and only when neither run dropped a
-command as late and the link never starved past the watchdog, since a busy machine decides those, not the
-controller.
+error of the pulses), and what the pins blew ejected targets, not neighbours. Both lines use the same valve bank
+(the config's 32 valves, the firmware's outputs) and the oracle detector. Recovery is compared over the targets
+the camera saw (``recovery_visible``: the firmware line starts a second or two later than the in-process one,
+and targets that pass meanwhile are missed by both designs alike), to 0.005, when the run was one a real
+controller would see: the emulated MCU kept pace with the wall clock (``board_stalls``: a starved emulator answers
+nothing for that long, the link gives up on FIREs and cancels them, the watchdog trips), the watchdog never
+tripped (it also trips while the board catches up with the belt at start-up, faster than real time) and no command
+of either line was dropped or sent late, refused or lost. A busy machine decides those, not the controller.
 """
 
 from __future__ import annotations
@@ -76,12 +79,23 @@ def test_line_through_the_firmware_matches_the_in_process_line(fw: Build, tmp_pa
     assert firmware["commands_executed"] >= 3 and firmware["targets_ejected"] >= 3
     assert firmware["nontargets_ejected"] <= local["nontargets_ejected"]
     assert firmware["purity"] >= local["purity"] - 0.005
+    # every FIRE blows its own air from the pins (one over two ports, or overlapping another on a valve), so its
+    # error is measured where it opened, as in process: 2 mm = 20 counts (a 20 s run has some 15 pulses)
     err_fw, err_local = firmware["fire_position_error_mm"], local["fire_position_error_mm"]
-    # 2 mm = 20 counts (a 20 s run has some 15 pulses). Not the tail: two FIREs overlapping on a valve are one
-    # pin pulse (the outputs OR together), which the error of a pulse measures from the middle of both
     assert abs(err_fw["p50"] - err_local["p50"]) <= 2.0, (err_fw, err_local)
-    on_time = all(s["commands_late_dropped"] == 0 for s in (firmware, local)) and act["link_watchdog_faults"] == 0
-    if on_time:
+    # in time: nothing dropped or sent late, refused or lost (commands still queued when the run ends are cancelled)
+    late_or_refused = ("commands_late_dropped", "commands_late_sent", "commands_rejected", "commands_lost")
+    clean = (
+        act["board_stalls"] == 0
+        and act["link_watchdog_faults"] == 0
+        and not any(s[k] for s in (firmware, local) for k in late_or_refused)
+    )
+    if clean:
         assert abs(firmware["recovery_visible"] - local["recovery_visible"]) <= 0.005
-    else:  # a link starved past the 100 ms watchdog closes the valves: the machine's doing, not the firmware's
-        print(f"recovery not compared: late drops or {act['link_watchdog_faults']} watchdog trip(s) (a busy machine)")
+        assert abs(firmware["purity"] - local["purity"]) <= 0.005
+    else:  # the machine's doing, not the firmware's
+        print(
+            f"recovery not compared: the emulated MCU fell behind the wall clock {act['board_stalls']} time(s) "
+            f"(worst {act['board_behind_worst_ms']} ms), the watchdog tripped {act['link_watchdog_faults']} time(s), "
+            "or a command of either line was not executed in time"
+        )

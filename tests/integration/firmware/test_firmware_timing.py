@@ -13,6 +13,8 @@ import fwfixtures
 import fwscenarios as sc
 from fwboard import Build, Frame, Script, frames, run_script
 
+from sorter.actuate.firmware_board import FirmwareBoard
+
 fw = fwfixtures.fw
 identity = fwfixtures.identity
 workdir = fwfixtures.workdir
@@ -110,3 +112,59 @@ def test_the_count_survives_many_16_bit_wraps(fw: Build, identity: tuple[int, in
     for t_us, c in pongs:  # the firmware's count is the belt's (within the time the PONG takes to be sent)
         assert 0 <= sc.count_at(t_us, speed) - c <= 200
     assert not [f for _e, f in frames(events, "tx") if isinstance(f, Frame) and f.name == "EPOCH"]
+
+
+class _Bank:
+    """A valve bank that records the air the line's pin accounting blows (``FirmwareBoard._take``)."""
+
+    t0_ns = 0
+
+    def __init__(self) -> None:
+        self.pulses: list[tuple[int, int, int, int, int]] = []
+
+    def speed_counts_per_s(self) -> float:
+        return 25_000.0
+
+    def valve_pulse(self, command_id: int, valve_first: int, valve_last: int, t_open_ns: int, t_close_ns: int) -> None:
+        self.pulses.append((command_id, valve_first, valve_last, t_open_ns, t_close_ns))
+
+    def follow_pins(self, lag_mm: float) -> None:
+        del lag_mm
+
+
+def test_back_to_back_fires_on_one_valve(fw: Build, identity: tuple[int, int], workdir: Path) -> None:
+    """FIREs on one valve that touch (one opens at the count where the other closes), overlap or nest: the pin is
+    on exactly while any of them is (the outputs OR together), FIRED reports each one's own counts, and the line
+    blows each from its own open count to its own close count (the counts its FIRED reports)."""
+    epoch = identity[1]
+    cases = {1: (10_000, 10_100), 2: (10_100, 10_200), 3: (10_300, 10_400), 4: (10_350, 10_450),
+             5: (10_500, 10_600), 6: (10_520, 10_560), 7: (10_560, 10_580), 8: (10_700, 10_710)}  # fmt: skip
+    # 7 and 8 are narrower than the firmware's 1 ms (some 25 counts at 25 000 counts/s): it widens them
+    s = Script()
+    s.send(20_000, "ARM", session_id=sc.SESSION)
+    for t in range(30_000, 600_000, 20_000):
+        s.send(t, "HEARTBEAT", counter=t)
+    for cid, (open_count, close_count) in cases.items():  # at 200 ms the count is 3750
+        s.send(200_000 + 2_000 * cid, "FIRE", command_id=cid, valve_first=5, valve_last=5, open_count=open_count,
+               close_count=close_count, epoch=epoch)  # fmt: skip
+    events = run_script(fw, workdir, s, sc.profile(25_000), duration_s=0.6)
+    tx = [f for _e, f in frames(events, "tx") if isinstance(f, Frame)]
+    executed = {f["command_id"]: (f["open_count"], f["close_count"]) for f in tx if f.name == "FIRED"}
+    assert {cid: executed.get(cid) for cid in range(1, 7)} == {cid: cases[cid] for cid in range(1, 7)}
+    for cid in (7, 8):
+        assert executed[cid][0] == cases[cid][0] and 24 <= executed[cid][1] - executed[cid][0] <= 26, executed
+    edges = [(e["on"], e["count"]) for e in events if e["ev"] == "valve"]
+    assert edges == [(1, 10_000), (0, 10_200), (1, 10_300), (0, 10_450), (1, 10_500), (0, 10_600), (1, 10_700),
+                     (0, executed[8][1])]  # fmt: skip
+    bank = _Bank()
+    board = FirmwareBoard(bank)
+    try:
+        board._take(events)
+    finally:
+        board.stop()
+    ns_per_count = 40_000  # 25 000 counts/s from the belt's start
+    start_ns = round(sc.BELT_START_S * 1e9)
+    blown = {cid: (first, last, round((t_on - start_ns) / ns_per_count), round((t_off - start_ns) / ns_per_count))
+             for cid, first, last, t_on, t_off in bank.pulses}  # fmt: skip
+    assert len(bank.pulses) == len(cases)
+    assert blown == {cid: (5, 5, o, c) for cid, (o, c) in executed.items()}
