@@ -117,6 +117,9 @@ class LineService:
             self._actions.pop(t.track_id, None)
         if self.collector is not None:
             self.collector.offer(result, self.line.pipeline.min_score)
+        recorder = getattr(self.line, "recorder", None)
+        if recorder is not None:
+            recorder.poll()  # every cycle (cheap): a --fast recording may end within a second of wall time
         now = time.monotonic()
         t0, n0 = self._fps_mark
         if now - t0 >= 1.0:
@@ -142,9 +145,6 @@ class LineService:
         if callable(link_health):
             self.set_degraded("link", link_health())
         self._count_link_events(stats)
-        recorder = getattr(self.line, "recorder", None)
-        if recorder is not None:
-            recorder.poll()
         events = self.line.events
         if events is not None:
             w = events.writer
