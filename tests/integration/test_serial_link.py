@@ -187,8 +187,9 @@ def test_corrupted_and_truncated_frames_in_both_directions(rig: Rig) -> None:
 
 def test_flood_of_10000_commands_queue_full_and_backoff(rig: Rig) -> None:
     n = rig.count()
-    # all a second ahead, one count apart: far more than the controller's 256 queue slots
-    cmds = {i: Fire(i, i % 64, i % 64, n + 25_000 + i, n + 25_003 + i) for i in range(10_000)}
+    # all three seconds ahead (time enough for the first 256 to reach the controller on a busy machine), one count
+    # apart: far more than the controller's 256 queue slots
+    cmds = {i: Fire(i, i % 64, i % 64, n + 75_000 + i, n + 75_003 + i) for i in range(10_000)}
     t0 = time.monotonic()
     for c in cmds.values():
         rig.link.submit(c)
