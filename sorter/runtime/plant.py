@@ -128,6 +128,11 @@ def camera_model(cfg: Config) -> CameraModel:
     )
 
 
+def has_camera_model(cfg: Config) -> bool:
+    """Whether the line knows where its camera looks: the simulated camera's mount, or a calibration file."""
+    return cfg.camera.type == "sim" or bool(cfg.camera.calibration_file)
+
+
 def detector_roi(cfg: Config, camera: CameraModel | None = None) -> Roi | None:
     """The region of each frame the detector looks at (``detector.roi``); None: the whole frame.
 
@@ -149,7 +154,7 @@ def detector_roi(cfg: Config, camera: CameraModel | None = None) -> Roi | None:
     r = cfg.detector.roi
     if r.px is not None:
         return explicit_roi(r.px, cfg.camera.width_px, cfg.camera.height_px)
-    if r.mode == "full" or (r.mode == "auto" and cfg.camera.type != "sim" and not cfg.camera.calibration_file):
+    if r.mode == "full" or (r.mode == "auto" and not has_camera_model(cfg)):
         return None
     if camera is None:
         try:

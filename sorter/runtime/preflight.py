@@ -141,6 +141,8 @@ def roi_problems(cfg: Config) -> list[str]:
 
     The belt region itself is computed when the line is built (``sorter.runtime.plant.detector_roi``).
     """
+    from sorter.runtime.plant import has_camera_model
+
     r = cfg.detector.roi
     if r.px is not None:
         from sorter.detect.roi import explicit_roi
@@ -149,7 +151,7 @@ def roi_problems(cfg: Config) -> list[str]:
             explicit_roi(r.px, cfg.camera.width_px, cfg.camera.height_px)
         except ConfigError as e:
             return [str(e)]
-    elif r.mode == "belt" and cfg.camera.type != "sim" and not cfg.camera.calibration_file:
+    elif r.mode == "belt" and not has_camera_model(cfg):
         return [
             f"detector.roi.mode = belt needs the camera model of a calibration, but camera.type = {cfg.camera.type!r} has no "
             "camera.calibration_file; set it ('sorter calibrate belt'), or give the region as detector.roi.px: [x0, y0, x1, y1]"
