@@ -24,15 +24,20 @@ from sorter.entities import ImageArray
 
 log = logging.getLogger(__name__)
 
-#: names the resize of :func:`resize_into`; caches of letterboxed images carry it, so a change invalidates them
-RESIZE_NAME = "linear"
+#: names the resize of :func:`resize_into` and the box mapping of :class:`Letterbox` (``c``: pixel centres); caches of
+#: letterboxed images and their boxes carry it, so a change invalidates them
+RESIZE_NAME = "linear-c"
 
 
 @dataclass(frozen=True, slots=True)
 class Letterbox:
     """How a source image was placed in the network input.
 
-    ``input = source * scale + pad``, per axis, in pixels.
+    Coordinates are OpenCV's pixel-centre coordinates (pixel ``i`` spans ``[i - 0.5, i + 0.5]``), the convention of
+    the camera model, the renderer and ``cv2.resize``: ``input = (source + 0.5) * s - 0.5 + pad`` per axis, where
+    ``s`` is the scale the resize actually applied on that axis (``new / src``, which rounding can make differ from
+    ``scale`` by a fraction of a pixel over the image). Mapping box corners with ``source * scale`` instead puts
+    every box ``0.5 / s - 0.5`` source pixels off the pixels it was drawn from (1.2 px for 1280 -> 384).
 
     Attributes:
         scale: source-to-input scale factor (same on both axes).
@@ -63,9 +68,11 @@ class Letterbox:
         """
         b = np.asarray(boxes_in_px, dtype=np.float32).reshape(-1, 4)
         pad = np.array([self.pad_x_px, self.pad_y_px, self.pad_x_px, self.pad_y_px], np.float32)
-        out = (b - pad) / np.float32(self.scale)
-        np.clip(out[:, 0::2], 0.0, float(self.src_w_px), out=out[:, 0::2])
-        np.clip(out[:, 1::2], 0.0, float(self.src_h_px), out=out[:, 1::2])
+        sx, sy = self.scale_xy
+        s = np.array([sx, sy, sx, sy], np.float32)
+        out = (b - pad + np.float32(0.5)) / s - np.float32(0.5)
+        np.clip(out[:, 0::2], 0.0, float(self.src_w_px - 1), out=out[:, 0::2])
+        np.clip(out[:, 1::2], 0.0, float(self.src_h_px - 1), out=out[:, 1::2])
         if self.offset_x_px or self.offset_y_px:
             out += np.array([self.offset_x_px, self.offset_y_px, self.offset_x_px, self.offset_y_px], np.float32)
         return out
@@ -75,7 +82,15 @@ class Letterbox:
         b = np.asarray(boxes_src_px, dtype=np.float32).reshape(-1, 4)
         off = np.array([self.offset_x_px, self.offset_y_px, self.offset_x_px, self.offset_y_px], np.float32)
         pad = np.array([self.pad_x_px, self.pad_y_px, self.pad_x_px, self.pad_y_px], np.float32)
-        return (b - off) * np.float32(self.scale) + pad
+        sx, sy = self.scale_xy
+        s = np.array([sx, sy, sx, sy], np.float32)
+        out: npt.NDArray[np.float32] = (b - off + np.float32(0.5)) * s - np.float32(0.5) + pad
+        return out
+
+    @property
+    def scale_xy(self) -> tuple[float, float]:
+        """The source-to-input scale the resize applied on each axis (``new / src``)."""
+        return self.new_w_px / self.src_w_px, self.new_h_px / self.src_h_px
 
     def with_offset(self, x_px: int, y_px: int) -> Letterbox:
         """The same placement for a source that is a crop at ``(x_px, y_px)`` of a frame."""

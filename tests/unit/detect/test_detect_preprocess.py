@@ -32,8 +32,8 @@ def test_letterbox_of_a_720p_frame_keeps_aspect_and_centres() -> None:
 )
 def test_box_mapping_round_trips(w: int, h: int, dst: tuple[int, int], a: float, b: float, c: float, d: float) -> None:
     lb = letterbox_params(w, h, *dst)
-    x1, x2 = sorted((a * w, b * w))
-    y1, y2 = sorted((c * h, d * h))
+    x1, x2 = sorted((a * (w - 1), b * (w - 1)))  # pixel-centre coordinates: the image spans 0 .. w - 1
+    y1, y2 = sorted((c * (h - 1), d * (h - 1)))
     box = np.array([[x1, y1, x2, y2]], np.float32)
     back = lb.to_source(lb.to_input(box))
     np.testing.assert_allclose(back, box, atol=1e-2 * max(w, h) / 1000 + 1e-3)
@@ -52,6 +52,23 @@ def test_preprocessor_places_pixels_where_the_mapping_says() -> None:
     assert np.allclose(tensor[0, :, 10, 0], 0.0)  # black image area
 
 
+@pytest.mark.parametrize(("w", "h", "dst"), [(1280, 720, (384, 224)), (1265, 1080, (384, 224)), (1920, 1080, (320, 192))])
+def test_mapping_follows_the_pixels_of_the_resize(w: int, h: int, dst: tuple[int, int]) -> None:
+    """A blob's centroid after the resize lands where ``to_input`` maps its centre (and back)."""
+    cx, cy, sigma = w / 3 + 0.25, h / 2 - 0.4, 40.0  # a smooth blob, so the resize's samples keep its centroid
+    ys, xs = np.indices((h, w), dtype=np.float64)
+    blob = 255.0 * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * sigma**2))
+    img = np.repeat(np.round(blob).astype(np.uint8)[:, :, None], 3, axis=2)
+    canvas, lb = letterbox_image(img, *dst, 0)
+    lum = canvas[:, :, 0].astype(np.float64)
+    yi, xi = np.indices(lum.shape)
+    cx_in, cy_in = (lum * xi).sum() / lum.sum(), (lum * yi).sum() / lum.sum()
+    mx, my = lb.to_input(np.array([[cx, cy, cx, cy]], np.float32))[0, :2]
+    assert abs(mx - cx_in) < 0.05 and abs(my - cy_in) < 0.05  # the old mapping (source * scale) was 0.3-0.4 px off
+    back = lb.to_source(np.array([[cx_in, cy_in, cx_in, cy_in]], np.float32))[0, :2]
+    assert abs(back[0] - cx) < 0.05 / lb.scale and abs(back[1] - cy) < 0.05 / lb.scale
+
+
 def test_letterbox_rejects_an_empty_frame() -> None:
     with pytest.raises(ValueError, match="rendered pixels"):
         letterbox_image(np.zeros((0, 0, 3), np.uint8), 320, 192, 114)
@@ -66,7 +83,7 @@ def test_postprocess_thresholds_maps_and_sorts() -> None:
     # the tiny box collapses below a pixel in the frame and is dropped; 0.2 is under the threshold
     assert len(det) == 2
     np.testing.assert_array_equal(det.class_ids, [2, 1])
-    np.testing.assert_allclose(det.boxes_px[0], [400, 376, 560, 456])  # (x / 0.25, (y - 6) / 0.25)
+    np.testing.assert_allclose(det.boxes_px[0], [401.5, 377.5, 561.5, 457.5])  # ((x + 0.5) / 0.25 - 0.5, (y - 6 + 0.5) / 0.25 - 0.5)
     assert det.boxes_px.dtype == np.float32 and det.class_ids.dtype == np.int32
 
 

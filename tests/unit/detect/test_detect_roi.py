@@ -118,8 +118,9 @@ def test_box_round_trip_through_crop_and_letterbox(
     x0, y0, w, h = r
     roi = Roi(x0, y0, min(1920, x0 + w), min(1080, y0 + h), 1920, 1080)
     lb = letterbox_params(roi.w_px, roi.h_px, SPEC.input_w_px, SPEC.input_h_px).with_offset(roi.x0_px, roi.y0_px)
-    bx1, bx2 = sorted((roi.x0_px + a * roi.w_px, roi.x0_px + b * roi.w_px))
-    by1, by2 = sorted((roi.y0_px + c * roi.h_px, roi.y0_px + d * roi.h_px))
+    # pixel-centre coordinates: the crop spans x0 .. x0 + w - 1
+    bx1, bx2 = sorted((roi.x0_px + a * (roi.w_px - 1), roi.x0_px + b * (roi.w_px - 1)))
+    by1, by2 = sorted((roi.y0_px + c * (roi.h_px - 1), roi.y0_px + d * (roi.h_px - 1)))
     box = np.array([[bx1, by1, bx2, by2]], np.float32)
     np.testing.assert_allclose(lb.to_source(lb.to_input(box)), box, atol=0.01)
 
