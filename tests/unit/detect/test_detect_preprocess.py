@@ -83,7 +83,8 @@ def test_postprocess_thresholds_maps_and_sorts() -> None:
     # the tiny box collapses below a pixel in the frame and is dropped; 0.2 is under the threshold
     assert len(det) == 2
     np.testing.assert_array_equal(det.class_ids, [2, 1])
-    np.testing.assert_allclose(det.boxes_px[0], [401.5, 377.5, 561.5, 457.5])  # ((x + 0.5) / 0.25 - 0.5, (y - 6 + 0.5) / 0.25 - 0.5)
+    # ((x + 0.5) / 0.25 - 0.5, (y - 6 + 0.5) / 0.25 - 0.5)
+    np.testing.assert_allclose(det.boxes_px[0], [401.5, 377.5, 561.5, 457.5])
     assert det.boxes_px.dtype == np.float32 and det.class_ids.dtype == np.int32
 
 
