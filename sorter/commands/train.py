@@ -72,8 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image folder of the matching --coco (default: beside it)",
     )
-    d.add_argument("--look", choices=("sim", "real"), default="sim",
-                   help="rendered look: sim (default) or real (worn, dirty belts, debris, glare, labels, creases, wider scales)")
+    d.add_argument("--look", choices=("sim", "real", "mixed"), default="sim",
+                   help="rendered look: sim (default), real (worn, dirty belts, debris, glare, labels, creases, wider scales) "
+                   "or mixed (each scene one of the two, half and half)")
     d.add_argument("--dataset", type=Path, metavar="DIR",
                    help="a dataset from 'sorter dataset build': train on its train split (bare-belt frames as hard negatives), "
                         "evaluate on its test split")

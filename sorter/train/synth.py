@@ -31,6 +31,8 @@ RECIPE_VERSION = 1
 #: (``sorter train`` checks that their simulator seeds are disjoint).
 HELDOUT_SEED = 1_000_003
 HELDOUT_IMAGES = 300
+#: share of the scenes of a ``look: mixed`` recipe rendered with the real look
+MIXED_REAL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class SynthRecipe:
         belt_width_mm: belt width.
         look: ``sim`` (:meth:`RenderStyle.randomised`) or ``real`` (:meth:`RenderStyle.randomised_real`: worn and dirty
             belts, debris, specular plastics, printed labels, creased objects, and camera heights 650-1800 mm so
-            objects appear over a wider range of scales).
+            objects appear over a wider range of scales), or ``mixed``: each scene draws one of the two, half and
+            half, so a model learns the real look without forgetting the simulated line's.
         version: recipe format version.
     """
 
@@ -140,18 +143,19 @@ class SynthDataset:
         r = self.recipe
         seed = scene_seed(r.seed, scene)
         rng = np.random.default_rng([seed, 77])
+        real = r.look == "real" or (r.look == "mixed" and np.random.default_rng([seed, 78]).random() < MIXED_REAL_SHARE)
         speed = float(rng.uniform(*r.speed_mm_s))
         sim = SimConfig(seed=seed % (2**31), density_per_m2=float(rng.uniform(*r.density_per_m2)), belt_speed_mm_s=speed)
         camera = CameraModel.looking_down(
             width_px=r.width_px,
             height_px=r.height_px,
             hfov_deg=float(rng.uniform(*r.hfov_deg)),
-            height_mm=float(rng.uniform(*((650.0, 1800.0) if r.look == "real" else r.mount_height_mm))),
+            height_mm=float(rng.uniform(*((650.0, 1800.0) if real else r.mount_height_mm))),
             centre_x_mm=r.belt_width_mm / 2.0 + float(rng.uniform(-r.centre_x_jitter_mm, r.centre_x_jitter_mm)),
             tilt_deg=float(rng.uniform(*r.tilt_deg)),
             dist=(float(rng.uniform(*r.distortion_k1)), 0.01, 0.0, 0.0, 0.0),
         )
-        if r.look == "real":
+        if real:
             style: RenderStyle | None = RenderStyle.randomised_real(rng) if r.randomise_style else None
         else:
             style = RenderStyle.randomised(rng) if r.randomise_style else None

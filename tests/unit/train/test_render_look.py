@@ -35,3 +35,19 @@ def test_real_look_renders_worn_belts_and_details_with_the_same_truth() -> None:
             assert not np.array_equal(a.image, b.image)
     big = SynthDataset(SynthRecipe(n_images=1, seed=3, width_px=640, height_px=360, look="real"))[0]
     assert big.boxes_px.shape[0] == big.class_ids.shape[0]
+
+
+def test_mixed_look_renders_each_scene_in_one_of_the_two_looks() -> None:
+    n = 10
+    kw = {"n_images": n, "seed": 11, "width_px": 320, "height_px": 180, "frames_per_scene": 1}
+    sim, real, mixed = (SynthDataset(SynthRecipe(**kw, look=look)) for look in ("sim", "real", "mixed"))  # type: ignore[arg-type]
+    picked = []
+    for i in range(n):
+        m = mixed[i]
+        same_sim, same_real = np.array_equal(m.image, sim[i].image), np.array_equal(m.image, real[i].image)
+        assert same_sim != same_real  # exactly one look, drawn whole (camera, style and truth)
+        ref = sim[i] if same_sim else real[i]
+        np.testing.assert_array_equal(m.boxes_px, ref.boxes_px)
+        picked.append(same_real)
+    assert 0 < sum(picked) < n  # both looks occur
+    assert SynthRecipe(**kw, look="mixed").key() not in {SynthRecipe(**kw).key(), SynthRecipe(**kw, look="real").key()}  # type: ignore[arg-type]
