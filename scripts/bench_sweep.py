@@ -59,9 +59,9 @@ def main() -> int:
         plan = plan_sweep(load_grid(d / "sweep.yaml"), recs)
         n = len(plan.tasks)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         seq = run_sequential(plan)
-        seq_s = time.perf_counter() - t0
+        seq_s, seq_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
         from sorter.sweep.cluster import connect
 
@@ -90,11 +90,19 @@ def main() -> int:
     for name, wall, speedup in rows:
         print(f"{name:44s} {wall:8.1f} {n / wall:10.2f} {speedup:8.2f}x")
     print(f"Ray results identical to sequential: {'yes' if identical else 'NO'}" + (f" ({errors[0]})" if errors else ""))
+    # The sequential sweep already keeps ``cores_busy`` cores busy (ONNX Runtime's intra-op threads), so no number
+    # of workers on this machine can beat it by more than cpus / cores_busy.
+    cores_busy = seq_cpu_s / seq_s
+    bound = (os.cpu_count() or 1) / cores_busy
+    print(f"sequential sweep: {seq_cpu_s:.1f} CPU-s in {seq_s:.1f} s = {cores_busy:.2f} cores busy; "
+          f"the most any parallel run on {os.cpu_count()} CPUs can gain over it: {bound:.2f}x")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "replays": n, "frames_per_replay": frames // n, "cpus": os.cpu_count(), "machine": platform.platform(),
             "loadavg_end": os.getloadavg(), "identical": identical,
+            "sequential_cpu_s": round(seq_cpu_s, 2), "sequential_cores_busy": round(cores_busy, 3),
+            "speedup_bound": round(bound, 3),
             "rows": [{"mode": m, "wall_s": round(w, 2), "speedup": round(s, 3)} for m, w, s in rows],
         }, indent=1) + "\n")
     return 0 if identical else 1
