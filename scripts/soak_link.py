@@ -347,6 +347,10 @@ def table(rows: list[dict[str, Any]]) -> str:
                    f"{r['controller_priority']}; driver's longest gap {r['driver_gap_ms_max']} ms (the line's own "
                    "process under load)")
         out.append(f"{r['line']}: ran at (read from the kernel): link {r['link_sched']}; peer {r['peer_sched']}")
+        if "heartbeat_gap_ms_max" in r["link_stats"]:  # the serial host's own view: when it wrote each heartbeat
+            out.append(f"{r['line']}: host wrote heartbeats at most {r['link_stats']['heartbeat_gap_ms_max']} ms apart "
+                       f"({r['link_stats']['heartbeats_late']} over two periods); the controller saw them at most "
+                       f"{(r['heartbeat_gap_ms'] or {'max': 0.0})['max']:.0f} ms apart")
         if port := r["controller_counters"].get("port"):
             out.append(f"{r['line']}: controller's port: {port['write_stalls']} write stalls, {port['write_timeouts']} "
                        f"write timeouts, {port['tx_dropped_bytes']} bytes dropped, backlog max "
