@@ -205,3 +205,64 @@ def cpu_lines(c: dict[str, Any]) -> str:
     return (f"cpu over {c['span_s']} s (ms, /proc/stat every {c['sample_interval_ms']['p50']} ms, longest interval "
             f"{c['sample_interval_ms']['max']} ms): {per}\nsteal share {share}; "
             f"{c['intervals_with_steal']:.1%} of sampled intervals saw steal (the base rate for 'steal ROSE')")
+
+
+@dataclass
+class WaitSampler:
+    """Where the threads of the watched processes sleep in the kernel (``/proc/PID/task/TID/wchan``).
+
+    A thread that waits in ``__flush_work`` is inside a poll or read of a terminal waiting for that
+    terminal's pending flip-buffer work (``flush_to_ldisc``), which a kernel worker at normal
+    priority runs: the thread, whatever its own priority, waits until that worker gets a CPU.
+    """
+
+    pids: dict[str, int]  # label -> process id
+    period_s: float = 0.01
+    samples: dict[str, dict[str, int]] = field(default_factory=dict)  # "label TID" -> wchan -> samples
+    longest_ms: dict[str, float] = field(default_factory=dict)  # "label TID" -> longest sampled run in __flush_work
+    _since: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> WaitSampler:
+        self._thread = threading.Thread(target=self._run, name="soak-wait-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            now = time.monotonic()
+            for label, pid in self.pids.items():
+                for tid in thread_ids(pid):
+                    try:
+                        with open(f"/proc/{pid}/task/{tid}/wchan", encoding="ascii") as f:
+                            where = f.read().strip() or "running"
+                    except OSError:
+                        continue
+                    key = f"{label} {tid}"
+                    seen = self.samples.setdefault(key, {})
+                    seen[where] = seen.get(where, 0) + 1
+                    if where == "__flush_work":
+                        since = self._since.setdefault(key, now)
+                        self.longest_ms[key] = max(self.longest_ms.get(key, 0.0), (now - since) * 1e3)
+                    else:
+                        self._since.pop(key, None)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per thread: samples, how many in ``__flush_work`` and the longest such run (ms, at the sampling period)."""
+        return {k: {"samples": sum(c.values()), "in_flush_work": c.get("__flush_work", 0),
+                    "flush_work_longest_ms": round(self.longest_ms.get(k, 0.0)),
+                    "top": dict(sorted(c.items(), key=lambda kv: -kv[1])[:3])}
+                for k, c in ((k, dict(c)) for k, c in list(self.samples.items()))}  # safe while sampling
+
+
+def wait_lines(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per thread that was seen waiting for a terminal's flip-buffer work."""
+    out = [f"{k}: {v['in_flush_work']} of {v['samples']} samples waiting in __flush_work (a tty's flip-buffer "
+           f"kworker), longest {v['flush_work_longest_ms']} ms" for k, v in summary.items() if v["in_flush_work"]]
+    return out or ["no watched thread was seen waiting in __flush_work"]

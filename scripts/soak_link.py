@@ -2,11 +2,9 @@
 """Soak the controller links under CPU load: false watchdog trips, heartbeat gaps and outcome accounting.
 
     .venv/bin/python scripts/soak_link.py [--minutes 10] [--hogs 2] [--lines serial,modbus] [--in-process]
-                                          [--serial-rig direct|socat] [--rate-hz 20] [--peer-nice N]
-                                          [--scrape URL] [--json FILE]
+        [--serial-rig direct|socat] [--rate-hz 20] [--peer-nice N] [--scrape URL] [--json FILE]
 
-The measurement of record (0 false watchdog trips in 10 minutes under two CPU hogs,
-both lines), on an otherwise quiet machine::
+The measurement of record (0 false watchdog trips in 10 min, 2 CPU hogs, both lines), on a quiet machine::
 
     .venv/bin/python scripts/soak_link.py --minutes 10 --hogs 2 --lines serial,modbus --serial-rig direct --json soak.json
 
@@ -24,27 +22,28 @@ interpreter), commands are submitted at ``--rate-hz`` about 0.3 s of belt ahead,
 an HTTP endpoint is scraped every second: ``--scrape URL`` (a running service's
 ``/metrics``), else a small ``/metrics`` served by this process itself.
 
-A watchdog trip counted by a controller while its host link was alive (no link
-process died) is a false trip. Prints one row per line; the target is 0 false trips.
+A watchdog trip counted by a controller while its host link was alive (no link process died) is a false trip.
 
 The serial rig: with ``--serial-rig direct`` (default) the emulator process owns a
 pseudo-terminal (``PtyMasterPort``: it reads and writes the master) and the link
-opens its ``/dev/pts/N`` as it opens a real port, so nothing stands between the
-host's write and the controller's read but the kernel, as with a USB-serial
-adapter, whose driver sends the host's bytes from the writer's own context. With
-``--serial-rig socat`` the emulator sits behind a socat pseudo-terminal pair (the
-rig the fault-matrix tests use to pull the cable): socat is an ordinary process
-that the hogs can starve, and the bytes cross the kernel's pty flip-buffer work
-(``flush_to_ldisc``, in shared kworkers at niceness 0) twice. ``--peer-nice N``
-runs the peer (every thread of the emulator process, and socat) at niceness N;
-the table reads back from the kernel at which policy and niceness the peer and
-the link really ran.
+opens its ``/dev/pts/N`` as it opens a real port: no relay process, and the host's
+bytes cross the kernel's tty flip-buffer work (``flush_to_ldisc``, run by shared
+kworkers at niceness 0) once, as a real adapter's received bytes do on the host.
+With ``--serial-rig socat`` the emulator sits behind a socat pseudo-terminal pair
+(the rig the fault-matrix tests use to pull the cable): socat is one more process
+that the hogs can starve, and the bytes cross the flip-buffer work twice.
+``--peer-nice N`` runs the peer (every thread of the emulator process, and socat)
+at niceness N; the table reads back at which policy and niceness they really ran.
 
-Where a gap comes from: ``/proc/stat`` is sampled every 100 ms over the soak (per
-CPU: steal, iowait, irq, softirq, idle), and every heartbeat gap over 100 ms is
-printed with what those counters did around it and whether steal time rose: on a
-virtual machine, a vCPU that the hypervisor does not run stalls everything on it.
-The base rate (how many 100 ms intervals saw steal at all) is printed beside it.
+Where a gap comes from: ``/proc/stat`` is sampled every 100 ms (per CPU: steal,
+iowait, irq, softirq, idle) and every heartbeat gap over 100 ms is printed with
+what those counters did around it and whether steal rose (on a virtual machine a
+vCPU that the hypervisor does not run stalls everything on it), beside the base
+rate. The serial host also counts its own late heartbeats, and every 10 ms the
+soak reads where the links', emulators' and socat's threads wait in the kernel: a
+thread in ``__flush_work`` polls or reads a terminal whose received bytes still
+wait for the tty flip-buffer work, run by a kernel worker at normal priority, so
+that thread, however high its own priority, waits until the worker gets a CPU.
 """
 
 from __future__ import annotations
@@ -72,6 +71,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from soak_cpu import (  # noqa: E402
     CpuSampler,
+    WaitSampler,
     attribute_gaps,
     cpu_lines,
     describe_priority,
@@ -79,6 +79,7 @@ from soak_cpu import (  # noqa: E402
     jiffy_ms,
     renice,
     summarise,
+    wait_lines,
 )
 
 SPEED_COUNTS_PER_S = 25_000.0
@@ -386,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu = CpuSampler(CPU_SAMPLE_S).start()
     ctx = multiprocessing.get_context("spawn")
     runs = [start_line(k, args.in_process, ctx, args.peer_nice, args.serial_rig) for k in kinds]
+    pids = [(f"{run.kind} {who}", pid) for run in runs for who, pid in (
+        ("link", run.link.child_pid() if hasattr(run.link, "child_pid") else os.getpid()),
+        ("controller", run.emulator_pid), ("socat", run.socat_pid))]
+    waits = WaitSampler({who: pid for who, pid in pids if pid}).start()  # where their threads wait in the kernel
     stop = threading.Event()
     hog = [sys.executable, "-c", f"import os; os.nice({args.hog_nice}); exec('while True: pass')"]
     hogs = [subprocess.Popen(hog) for _ in range(args.hogs)]
@@ -412,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             h.wait()
         server.shutdown()
     minutes = (time.monotonic() - t0) / 60.0
+    waits.stop()
     rows = [finish(r, cpu, t0_ns) for r in runs]
     cpu.stop()
     cpu_summary = summarise(cpu, jiffy_ms())
@@ -425,13 +431,14 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     load_after = Path("/proc/loadavg").read_text().strip()
     print(f"loadavg before: {load_before}; after: {load_after}")
-    print(cpu_lines(cpu_summary))
+    print("\n".join([cpu_lines(cpu_summary), *wait_lines(waits.summary())]))
     for r in rows:
         print("\n".join(gap_lines(r["line"], r["long_gaps"])))
     if args.json:
         Path(args.json).write_text(json.dumps({"minutes": minutes, "hogs": args.hogs, "in_process": args.in_process,
                                                "serial_rig": args.serial_rig, "peer_nice": args.peer_nice,
-                                               "loadavg": [load_before, load_after], "cpu": cpu_summary, "rows": rows},
+                                               "loadavg": [load_before, load_after], "cpu": cpu_summary,
+                                               "kernel_waits": waits.summary(), "rows": rows},
                                               indent=2) + "\n", encoding="utf-8")
     false_trips = sum(r["false_watchdog_trips"] or 0 for r in rows)
     print(f"false watchdog trips: {false_trips} (target 0)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -78,3 +80,28 @@ def test_the_summary_gives_steal_share_and_its_base_rate() -> None:
     assert "steal share cpu0 0.00%, cpu1 15.00%" in m.cpu_lines(out)
     line = m.gap_lines("serial", m.attribute_gaps([0, 600_000_000], s, 100.0, 10.0, 0))[0]
     assert line.startswith("serial gap at 0.00 s: 600 ms") and line.endswith("steal ROSE")
+
+
+def test_the_wait_sampler_reads_where_each_thread_of_a_process_sleeps() -> None:
+    m = _cpu()
+    code = "import threading, time\nthreading.Thread(target=time.sleep, args=(30,)).start()\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 20.0
+        while len(m.thread_ids(child.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waits = m.WaitSampler({"sleeper": child.pid}, period_s=0.005).start()
+        while time.monotonic() < deadline and sum(v["samples"] for v in waits.summary().values()) < 20:
+            time.sleep(0.01)
+        waits.stop()
+    finally:
+        child.kill()
+        child.wait()
+    summary = waits.summary()
+    assert len(summary) == 2 and all(k.startswith("sleeper ") for k in summary)  # one entry per thread
+    for v in summary.values():
+        assert v["in_flush_work"] == 0 and v["samples"] == sum(v["top"].values())
+        assert any("sleep" in w or "futex" in w for w in v["top"]), v["top"]  # both threads asleep in the kernel
+    assert m.wait_lines(summary) == ["no watched thread was seen waiting in __flush_work"]
+    assert m.wait_lines({"serial link 7": {"samples": 100, "in_flush_work": 3, "flush_work_longest_ms": 40,
+                                           "top": {}}})[0].startswith("serial link 7: 3 of 100 samples waiting")
