@@ -98,6 +98,7 @@ class HostSession(ReplyHandler):
         self._pings: dict[int, int] = {}  # host_time_ns -> sent
         self._hb_counter = 0
         self._next_heartbeat_ns = 0
+        self._last_heartbeat_ns: int | None = None  # when the last HEARTBEAT was written (None: none since connecting)
         self._next_ping_ns = 0
         self._next_status_ns = 0
         self._backoff_ns = 0
@@ -129,6 +130,7 @@ class HostSession(ReplyHandler):
         self._hello = self.arm_enabled  # STATUS first (version, boot id, epoch), then ARM
         self._confirming = False
         self._next_heartbeat_ns = now_ns
+        self._last_heartbeat_ns = None
         self._next_ping_ns = now_ns
         self._next_status_ns = now_ns
 
@@ -287,6 +289,11 @@ class HostSession(ReplyHandler):
             self._hb_counter = (self._hb_counter + 1) & 0xFFFFFFFF
             self._write(Heartbeat(self._hb_counter))
             self.counters["heartbeats"] += 1
+            if self._last_heartbeat_ns is not None:  # the host's own view of feeding the watchdog on time
+                gap_ns = now_ns - self._last_heartbeat_ns
+                self.counters["heartbeat_gap_ms_max"] = max(self.counters["heartbeat_gap_ms_max"], gap_ns // MS)
+                self.counters["heartbeats_late"] += int(gap_ns > 2 * cfg.heartbeat_ns)
+            self._last_heartbeat_ns = now_ns
             self._next_heartbeat_ns = now_ns + cfg.heartbeat_ns
         if now_ns >= self._next_ping_ns:
             self._write(Ping(now_ns))

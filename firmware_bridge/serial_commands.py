@@ -48,6 +48,8 @@ COUNTERS = (
     "rearms",
     "reconnects",
     "heartbeats",
+    "heartbeat_gap_ms_max",  # longest time between two HEARTBEATs handed to the port while connected
+    "heartbeats_late",  # HEARTBEATs handed to the port more than two periods after the one before
     "resent_after_rearm",
     "backoffs",
     "report_queries",

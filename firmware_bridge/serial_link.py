@@ -229,7 +229,8 @@ class SerialLink:
         """Disarm the controller (valves closed), stop the thread, close the port.
 
         Commands still outstanding get their outcome: ``cancelled`` when the controller acknowledged
-        the DISARM (it dropped its queue: they never run), else ``lost``.
+        the DISARM (it dropped its queue: they never run), else ``lost``; commands submitted too late
+        for the link's thread to take them are ``cancelled`` (never sent).
         """
         disarmed = False
         if self._thread is not None and disarm and self.session.arm_enabled:
@@ -253,6 +254,9 @@ class SerialLink:
                 self.session.abandon("dropped by the DISARM at close", "cancelled")
             else:
                 self.session.abandon("link closed before the controller reported it")
+            while self._inbox:  # submitted while closing: the stopped thread never took them; never sent
+                self._drain_inbox()
+            self.session.abandon("link closed before it was sent", "cancelled")
             self._collect()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):

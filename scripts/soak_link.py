@@ -2,10 +2,14 @@
 """Soak the controller links under CPU load: false watchdog trips, heartbeat gaps and outcome accounting.
 
     .venv/bin/python scripts/soak_link.py [--minutes 10] [--hogs 2] [--lines serial,modbus] [--in-process]
-                                          [--rate-hz 20] [--peer-nice N] [--scrape URL] [--json FILE]
+        [--serial-rig direct|socat] [--rate-hz 20] [--peer-nice N] [--scrape URL] [--json FILE]
 
-Runs the serial line (valve-controller emulator behind a socat pseudo-terminal) and
-the Modbus line (PLC emulator, a pymodbus server on loopback TCP) side by side for
+The measurement of record (0 false watchdog trips in 10 min, 2 CPU hogs, both lines), on a quiet machine::
+
+    .venv/bin/python scripts/soak_link.py --minutes 10 --hogs 2 --lines serial,modbus --serial-rig direct --json soak.json
+
+Runs the serial line (valve-controller emulator on a pseudo-terminal) and the
+Modbus line (PLC emulator, a pymodbus server on loopback TCP) side by side for
 ``--minutes``. Each emulator runs in its own process (a controller is its own
 hardware), raised to SCHED_FIFO where allowed, and times every heartbeat it receives
 (the gaps its watchdog sees). The links run as the line runs them: in their own
@@ -18,19 +22,28 @@ interpreter), commands are submitted at ``--rate-hz`` about 0.3 s of belt ahead,
 an HTTP endpoint is scraped every second: ``--scrape URL`` (a running service's
 ``/metrics``), else a small ``/metrics`` served by this process itself.
 
-A watchdog trip counted by a controller while its host link was alive (no link
-process died) is a false trip. Prints one row per line; the target is 0 false trips.
+A watchdog trip counted by a controller while its host link was alive (no link process died) is a false trip.
 
-The serial rig's peer is software: socat carries the bytes between two
-pseudo-terminals and the emulator reads them, both ordinary processes that the
-hogs can starve, where a real controller sits behind a USB-serial adapter whose
-kernel driver sends the host's bytes from the writer's own context, ahead of
-every user process. ``--peer-nice N`` runs the peer (every thread of the
-emulator process, and socat) at niceness N, as near that as a user process
-gets; the table reads back from the kernel at which policy and niceness the
-peer and the link really ran. What it cannot raise: the kernel's pty
-flip-buffer work (``flush_to_ldisc``, twice per byte's way through socat) runs
-in shared unbound kworkers at niceness 0, which a process cannot renice.
+The serial rig: with ``--serial-rig direct`` (default) the emulator process owns a
+pseudo-terminal (``PtyMasterPort``: it reads and writes the master) and the link
+opens its ``/dev/pts/N`` as it opens a real port: no relay process, and the host's
+bytes cross the kernel's tty flip-buffer work (``flush_to_ldisc``, run by shared
+kworkers at niceness 0) once, as a real adapter's received bytes do on the host.
+With ``--serial-rig socat`` the emulator sits behind a socat pseudo-terminal pair
+(the rig the fault-matrix tests use to pull the cable): socat is one more process
+that the hogs can starve, and the bytes cross the flip-buffer work twice.
+``--peer-nice N`` runs the peer (every thread of the emulator process, and socat)
+at niceness N; the table reads back at which policy and niceness they really ran.
+
+Where a gap comes from: ``/proc/stat`` is sampled every 100 ms (per CPU: steal,
+iowait, irq, softirq, idle) and every heartbeat gap over 100 ms is printed with
+what those counters did around it and whether steal rose (on a virtual machine a
+vCPU that the hypervisor does not run stalls everything on it), beside the base
+rate. The serial host also counts its own late heartbeats, and every 10 ms the
+soak reads where the links', emulators' and socat's threads wait in the kernel: a
+thread in ``__flush_work`` polls or reads a terminal whose received bytes still
+wait for the tty flip-buffer work, run by a kernel worker at normal priority, so
+that thread, however high its own priority, waits until the worker gets a CPU.
 """
 
 from __future__ import annotations
@@ -54,59 +67,37 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from soak_cpu import (  # noqa: E402
+    CpuSampler,
+    WaitSampler,
+    attribute_gaps,
+    cpu_lines,
+    describe_priority,
+    gap_lines,
+    jiffy_ms,
+    renice,
+    summarise,
+    wait_lines,
+)
 
 SPEED_COUNTS_PER_S = 25_000.0
 LEAD_S = 0.3
 PULSE_COUNTS = 100
 LATE_TOLERANCE_COUNTS = 125  # 5 ms of belt: the emulator's tick
 WATCHDOG_MS = 100.0
+GAP_MS = 100.0  # heartbeat gaps longer than this are printed with the CPUs' counters around them
+CPU_SAMPLE_S = 0.1
 EMULATOR_RT_PRIORITY = 20
 
 
-def thread_ids(pid: int) -> list[int]:
-    """Every thread of process ``pid`` (Linux: niceness and policy are per thread)."""
-    try:
-        return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return [pid]
-
-
-def renice(pid: int, nice: int) -> str:
-    """Set the niceness of every thread of ``pid`` to ``nice``; "" when done, else why not."""
-    for tid in thread_ids(pid):
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except ProcessLookupError:
-            continue  # a thread that ended meanwhile
-        except OSError as e:
-            return f"nice {nice} refused for process {pid} ({e.strerror or e}); run as root or grant CAP_SYS_NICE"
-    return ""
-
-
-def describe_priority(pid: int | None) -> str:
-    """How the kernel schedules the threads of ``pid`` now, e.g. ``SCHED_FIFO 20`` or ``nice -10 (3 threads)``."""
-    if pid is None:
-        return "-"
-    seen: dict[str, int] = {}
-    for tid in thread_ids(pid):
-        try:
-            policy = os.sched_getscheduler(tid)
-            if policy in (os.SCHED_FIFO, os.SCHED_RR):
-                name = "SCHED_FIFO" if policy == os.SCHED_FIFO else "SCHED_RR"
-                what = f"{name} {os.sched_getparam(tid).sched_priority}"
-            else:
-                what = f"nice {os.getpriority(os.PRIO_PROCESS, tid)}"
-        except OSError:
-            continue
-        seen[what] = seen.get(what, 0) + 1
-    return ", ".join(f"{w} ({n} thread{'s' if n > 1 else ''})" for w, n in seen.items()) or "gone"
-
-
-def emulator_main(kind: str, conn: Connection, peer_nice: int | None = None) -> None:
+def emulator_main(kind: str, conn: Connection, peer_nice: int | None = None, rig: str = "direct") -> None:
     """A controller emulator in its own process, timing the heartbeats it receives (entry point, spawn).
 
     With ``peer_nice`` this process runs at that niceness before it starts anything (its threads and
-    socat inherit it) and every thread and socat are set to it once running.
+    socat inherit it) and every thread and socat are set to it once running. ``rig``: the serial
+    controller owns its pseudo-terminal (``direct``) or sits behind a socat pair (``socat``).
     """
     from firmware_bridge.controller import ControllerLimits
     from firmware_bridge.device import FreeRunningDevice
@@ -117,39 +108,44 @@ def emulator_main(kind: str, conn: Connection, peer_nice: int | None = None) -> 
     device = FreeRunningDevice(8, SPEED_COUNTS_PER_S)
     stops: list[Any] = []
     emu: Any
+    socat_pid: int | None = None
     if kind == "serial":
+        from firmware_bridge.emulators.ports import PtyMasterPort
         from firmware_bridge.emulators.valve_controller import ValveControllerEmulator
         from firmware_bridge.pty_pair import PtyPair
 
-        pty = PtyPair().start()
-        stops.append(pty.close)
-        emu = ValveControllerEmulator(pty.device_path, device, ControllerLimits(queue_capacity=256, watchdog_ms=WATCHDOG_MS))
-        address: str | int = pty.host_path
+        limits = ControllerLimits(queue_capacity=256, watchdog_ms=WATCHDOG_MS)
+        if rig == "direct":  # the emulator owns the pty: no relay between the host's writes and its reads
+            port = PtyMasterPort()
+            emu = ValveControllerEmulator(port, device, limits)
+            address: str | int = port.host_path
+        else:
+            pty = PtyPair().start()
+            stops.append(pty.close)
+            emu = ValveControllerEmulator(pty.device_path, device, limits)
+            address, socat_pid = pty.host_path, pty.pid
     else:
         from firmware_bridge.emulators.plc import PlcEmulator
 
         emu = PlcEmulator(device, ControllerLimits(queue_capacity=64, watchdog_ms=WATCHDOG_MS), "tcp", "127.0.0.1", 0,
                           scan_s=0.001)
-    gaps_ms: list[float] = []
-    last = [0]
+    hb_ns: list[int] = []  # monotonic (system-wide) arrival times: what the watchdog sees
     feed = emu.core.heartbeat
 
-    def timed_heartbeat(wall_ns: int) -> None:  # what the watchdog sees: the time between heartbeats
-        if last[0]:
-            gaps_ms.append((wall_ns - last[0]) / 1e6)
-        last[0] = wall_ns
+    def timed_heartbeat(wall_ns: int) -> None:
+        hb_ns.append(wall_ns)
         feed(wall_ns)
 
     emu.core.heartbeat = timed_heartbeat
     emu.start()
     if kind != "serial":
         address = emu.port
-    socat_pid = pty.pid if kind == "serial" else None
     if peer_nice is not None:  # the threads started since, and socat, explicitly
         refused = refused or renice(os.getpid(), peer_nice) or (renice(socat_pid, peer_nice) if socat_pid else "")
     conn.send(("up", address, how + (f"; {refused}" if refused else ""), os.getpid(), socat_pid))
     conn.recv()  # stop
-    conn.send(("done", gaps_ms, asdict(emu.core.counters)))
+    port_counters = asdict(emu.port_counters) if kind == "serial" else {}
+    conn.send(("done", hb_ns, asdict(emu.core.counters) | {"port": port_counters}))
     emu.stop()
     for stop in reversed(stops):
         stop()
@@ -187,14 +183,14 @@ class LineRun:
                 self.executed_late += int(ev.open_count - want > LATE_TOLERANCE_COUNTS)
 
 
-def start_line(kind: str, in_process: bool, ctx: Any, peer_nice: int | None = None) -> LineRun:
+def start_line(kind: str, in_process: bool, ctx: Any, peer_nice: int | None = None, rig: str = "direct") -> LineRun:
     from sorter.actuate.link_process import ProcessLink
     from sorter.actuate.links import build_link, link_where
     from sorter.config import load_config
 
     run = LineRun(kind)
     here, there = ctx.Pipe()
-    run.emulator = ctx.Process(target=emulator_main, args=(kind, there, peer_nice), name=f"soak-{kind}-controller",
+    run.emulator = ctx.Process(target=emulator_main, args=(kind, there, peer_nice, rig), name=f"soak-{kind}-controller",
                                daemon=True)
     run.emulator.start()
     there.close()
@@ -279,8 +275,9 @@ def scrape(url: str, stop: threading.Event, counts: dict[str, int]) -> None:
             counts["failed"] = counts.get("failed", 0) + 1
 
 
-def finish(run: LineRun) -> dict[str, Any]:
-    """Drain, close the link, collect the controller's figures: one row of the table."""
+def finish(run: LineRun, cpu: CpuSampler, t0_ns: int) -> dict[str, Any]:
+    """Drain, close the link, collect the controller's figures: one row of the table (heartbeat gaps over
+    ``GAP_MS`` with what the CPUs' counters did meanwhile)."""
     deadline = time.monotonic() + 3.0 + LEAD_S
     run.link.wait_idle(2.0)
     while time.monotonic() < deadline and len(run.finished) < len(run.wanted):
@@ -297,9 +294,10 @@ def finish(run: LineRun) -> dict[str, Any]:
     run.on_events()
     assert run.conn is not None
     run.conn.send("stop")
-    _, gaps, counters = run.conn.recv() if run.conn.poll(30.0) else ("", [], {})
+    _, hb_ns, counters = run.conn.recv() if run.conn.poll(30.0) else ("", [], {})
     run.emulator.join(10.0)
-    g = np.asarray(gaps, dtype=np.float64)
+    g = np.diff(np.asarray(hb_ns, dtype=np.int64)) / 1e6
+    long_gaps = attribute_gaps(hb_ns, cpu, GAP_MS, jiffy_ms(), t0_ns)
     deaths = int(stats.get("process_deaths", 0))
     trips = int(counters.get("watchdog_trips", -1))
     sent = len(run.wanted)
@@ -313,9 +311,12 @@ def finish(run: LineRun) -> dict[str, Any]:
         "watchdog_trips": trips,
         "false_watchdog_trips": trips if deaths == 0 else None,  # with a dead link process a trip is a real one
         "link_process_deaths": deaths,
-        "heartbeats": int(g.size) + 1 if g.size else 0,
+        "heartbeats": len(hb_ns),
         "heartbeat_gap_ms": {k: round(float(np.percentile(g, q)), 2) for k, q in (("p50", 50), ("p99", 99), ("max", 100))}
         if g.size else {},
+        f"gaps_over_{GAP_MS:g}ms": len(long_gaps),
+        "gaps_with_steal": sum(x["steal_rose"] for x in long_gaps),
+        "long_gaps": long_gaps,
         "driver_gap_ms_max": round(max(run.submit_gaps_ms[1:], default=0.0), 1),
         "link_priority": getattr(run.link, "priority", "") or "thread of the soak process",
         "controller_priority": run.emulator_priority,
@@ -329,7 +330,7 @@ def finish(run: LineRun) -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (f"{'line':7s} {'sent':>6s} {'executed':>8s} {'late':>5s} {'rej':>4s} {'lost':>5s} {'other':>5s} {'none':>4s} "
             f"{'exec late':>9s} {'wd trips':>8s} {'false':>5s} {'hb':>6s} {'gap p50':>7s} {'p99':>6s} {'max':>7s} "
-            f"{'deaths':>6s}")
+            f"{'deaths':>6s} {f'>{GAP_MS:g}ms':>6s} {'steal':>5s}")
     out = [head, "-" * len(head)]
     for r in rows:
         o = dict(r["outcomes"])
@@ -339,13 +340,22 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['line']:7s} {r['sent']:6d} {o.get('executed', 0):8d} {o.get('late', 0):5d} {o.get('rejected', 0):4d} "
             f"{o.get('lost', 0):5d} {sum(o.values()) - known:5d} {r['no_outcome']:4d} {r['executed_late']:9d} "
             f"{r['watchdog_trips']:8d} {r['false_watchdog_trips']!s:>5s} {r['heartbeats']:6d} {g['p50']:7.2f} "
-            f"{g['p99']:6.2f} {g['max']:7.2f} {r['link_process_deaths']:6d}"
+            f"{g['p99']:6.2f} {g['max']:7.2f} {r['link_process_deaths']:6d} {r[f'gaps_over_{GAP_MS:g}ms']:6d} "
+            f"{r['gaps_with_steal']:5d}"
         )
     for r in rows:
         out.append(f"{r['line']}: link asked for {r['link_priority']}; controller emulator asked for "
                    f"{r['controller_priority']}; driver's longest gap {r['driver_gap_ms_max']} ms (the line's own "
                    "process under load)")
         out.append(f"{r['line']}: ran at (read from the kernel): link {r['link_sched']}; peer {r['peer_sched']}")
+        if "heartbeat_gap_ms_max" in r["link_stats"]:  # the serial host's own view: when it wrote each heartbeat
+            out.append(f"{r['line']}: host wrote heartbeats at most {r['link_stats']['heartbeat_gap_ms_max']} ms apart "
+                       f"({r['link_stats']['heartbeats_late']} over two periods); the controller saw them at most "
+                       f"{(r['heartbeat_gap_ms'] or {'max': 0.0})['max']:.0f} ms apart")
+        if port := r["controller_counters"].get("port"):
+            out.append(f"{r['line']}: controller's port: {port['write_stalls']} write stalls, {port['write_timeouts']} "
+                       f"write timeouts, {port['tx_dropped_bytes']} bytes dropped, backlog max "
+                       f"{port['tx_backlog_max_bytes']} bytes")
     return "\n".join(out)
 
 
@@ -359,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
                          "and socat), e.g. -10 for the priority a kernel USB-serial driver has over user processes; "
                          "default: left as started (the emulator asks for SCHED_FIFO, socat inherits it)")
     ap.add_argument("--lines", default="serial,modbus")
+    ap.add_argument("--serial-rig", choices=("direct", "socat"), default="direct",
+                    help="direct: the emulator owns a pseudo-terminal and the link opens its /dev/pts/N (no relay, as "
+                         "with a USB-serial adapter); socat: the emulator behind a socat pseudo-terminal pair")
     ap.add_argument("--in-process", action="store_true", help="links as threads of this process (runtime.link_process: false)")
     ap.add_argument("--rate-hz", type=float, default=20.0, help="commands per second per line")
     ap.add_argument("--no-busy", action="store_true", help="no pure-Python work in this process")
@@ -369,8 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [k for k in kinds if k not in ("serial", "modbus")]:
         ap.error(f"--lines: {bad} are not lines; use serial, modbus or both")
 
+    load_before = Path("/proc/loadavg").read_text().strip()
+    t0_ns = time.monotonic_ns()
+    cpu = CpuSampler(CPU_SAMPLE_S).start()
     ctx = multiprocessing.get_context("spawn")
-    runs = [start_line(k, args.in_process, ctx, args.peer_nice) for k in kinds]
+    runs = [start_line(k, args.in_process, ctx, args.peer_nice, args.serial_rig) for k in kinds]
+    pids = [(f"{run.kind} {who}", pid) for run in runs for who, pid in (
+        ("link", run.link.child_pid() if hasattr(run.link, "child_pid") else os.getpid()),
+        ("controller", run.emulator_pid), ("socat", run.socat_pid))]
+    waits = WaitSampler({who: pid for who, pid in pids if pid}).start()  # where their threads wait in the kernel
     stop = threading.Event()
     hog = [sys.executable, "-c", f"import os; os.nice({args.hog_nice}); exec('while True: pass')"]
     hogs = [subprocess.Popen(hog) for _ in range(args.hogs)]
@@ -397,18 +417,29 @@ def main(argv: list[str] | None = None) -> int:
             h.wait()
         server.shutdown()
     minutes = (time.monotonic() - t0) / 60.0
-    rows = [finish(r) for r in runs]
+    waits.stop()
+    rows = [finish(r, cpu, t0_ns) for r in runs]
+    cpu.stop()
+    cpu_summary = summarise(cpu, jiffy_ms())
     mode = "threads of the soak process" if args.in_process else "own processes (runtime.link_process)"
     peer = "peer at its own priority" if args.peer_nice is None else f"peer at nice {args.peer_nice}"
-    print(f"soak_link: {minutes:.1f} min, links in {mode}, {args.hogs} CPU hogs (nice {args.hog_nice}), {peer}, "
+    print(f"soak_link: {minutes:.1f} min, serial rig {args.serial_rig}, links in {mode}, {args.hogs} CPU hogs "
+          f"(nice {args.hog_nice}), {peer}, "
           f"{os.cpu_count()} CPUs, "
           f"{args.rate_hz:g} commands/s per line, {'no ' if args.no_busy else ''}busy interpreter, "
           f"{url} scraped {scraped.get('ok', 0)} times ({scraped.get('failed', 0)} failed)")
     print(table(rows))
+    load_after = Path("/proc/loadavg").read_text().strip()
+    print(f"loadavg before: {load_before}; after: {load_after}")
+    print("\n".join([cpu_lines(cpu_summary), *wait_lines(waits.summary())]))
+    for r in rows:
+        print("\n".join(gap_lines(r["line"], r["long_gaps"])))
     if args.json:
         Path(args.json).write_text(json.dumps({"minutes": minutes, "hogs": args.hogs, "in_process": args.in_process,
-                                               "peer_nice": args.peer_nice, "rows": rows}, indent=2) + "\n",
-                                   encoding="utf-8")
+                                               "serial_rig": args.serial_rig, "peer_nice": args.peer_nice,
+                                               "loadavg": [load_before, load_after], "cpu": cpu_summary,
+                                               "kernel_waits": waits.summary(), "rows": rows},
+                                              indent=2) + "\n", encoding="utf-8")
     false_trips = sum(r["false_watchdog_trips"] or 0 for r in rows)
     print(f"false watchdog trips: {false_trips} (target 0)")
     return 0 if false_trips == 0 else 1

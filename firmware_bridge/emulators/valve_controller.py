@@ -2,21 +2,21 @@
 
 ``ValveControllerProtocol`` is the firmware's message handling, sans-IO: bytes
 and wall time in, bytes out. ``ValveControllerEmulator`` runs it on a serial
-port (any pyserial URL, e.g. one end of a socat pseudo-terminal pair) in one
-thread, ticking the device model and the watchdog every ``tick_s``.
+port (any pyserial URL, e.g. one end of a socat pseudo-terminal pair, or a
+pseudo-terminal it owns itself: ``ports.PtyMasterPort``) in one thread,
+ticking the device model and the watchdog every ``tick_s``.
 
-Run standalone (built-in encoder at a fixed speed)::
+Run standalone (built-in encoder at a fixed speed) on a port, or on a
+pseudo-terminal of its own whose path it prints for the host to open::
 
     python -m firmware_bridge.emulators.valve_controller --port /dev/pts/7 --valves 64 --speed-counts-per-s 25000
+    python -m firmware_bridge.emulators.valve_controller --pty
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
-import select
 import signal
 import threading
 import time
@@ -28,6 +28,7 @@ import serial
 from firmware_bridge.codec import DecodedFrame, FrameDecoder, FrameError, FrameErrorKind, encode_frame
 from firmware_bridge.controller import ControllerCore, ControllerLimits, Outcome
 from firmware_bridge.device import DeviceModel, Execution, FreeRunningDevice
+from firmware_bridge.emulators.ports import ControllerPort, PortCounters, PtyMasterPort, SerialUrlPort
 from firmware_bridge.messages import (
     EPOCH_UNSET,
     SEQ_NONE,
@@ -153,28 +154,34 @@ class ValveControllerProtocol:
 class ValveControllerEmulator:
     """Runs ``ValveControllerProtocol`` on a serial port in a background thread.
 
-    When the port disappears (the pseudo-terminal pair is torn down) the
-    emulator keeps ticking (the watchdog still closes the valves) and reopens
-    the port when it comes back.
+    The port is a pyserial URL or device path (opened by the emulator, e.g. one end of a
+    socat pseudo-terminal pair), or a ``ControllerPort`` already open, such as a
+    ``PtyMasterPort`` whose ``host_path`` the host opens (no relay in between). When a
+    URL's port disappears (the pseudo-terminal pair is torn down) the emulator keeps
+    ticking (the watchdog still closes the valves) and reopens it when it comes back; a
+    port handed over open is the emulator's to close, and once lost it stays lost (the
+    emulator keeps ticking without it).
 
     Args:
-        url: pyserial URL or device path of the controller's end.
+        url: pyserial URL or device path of the controller's end, or an open ``ControllerPort``.
         device: the device model (encoder and valves).
         limits: safety limits.
         tick_s: period of the device/watchdog tick.
         wall_ns: wall clock for the watchdog.
+        baudrate: line rate for a URL (ignored by pseudo-terminals).
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | ControllerPort,
         device: DeviceModel,
         limits: ControllerLimits | None = None,
         tick_s: float = 0.0005,
         wall_ns: Callable[[], int] = time.monotonic_ns,
         baudrate: int = 921600,
     ) -> None:
-        self.url = url
+        self._given: ControllerPort | None = None if isinstance(url, str) else url
+        self.url = url if isinstance(url, str) else url.name
         self.baudrate = baudrate
         self.core = ControllerCore(device, limits)
         self.protocol = ValveControllerProtocol(self.core)
@@ -182,7 +189,8 @@ class ValveControllerEmulator:
         self._wall_ns = wall_ns
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._port: serial.SerialBase | None = None
+        self._port: ControllerPort | None = None
+        self.port_counters = self._given.counters if self._given is not None else PortCounters()
         self.reopen_count = 0
         self.frozen = threading.Event()  # set by tests: stop answering (a hung controller)
         self._inject: deque[bytes] = deque()
@@ -201,10 +209,13 @@ class ValveControllerEmulator:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
+        """Stop the thread and close the port (a port handed over open too: the host sees the line hang up)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self._close_port()
+        if self._given is not None:
+            self._given.close()
 
     def __enter__(self) -> ValveControllerEmulator:
         return self.start()
@@ -213,8 +224,13 @@ class ValveControllerEmulator:
         self.stop()
 
     def _open_port(self) -> None:
+        if self._given is not None:
+            if self.reopen_count == 0:  # a port handed over is used once: it cannot be reopened
+                self._port = self._given
+                self.reopen_count += 1
+            return
         try:
-            self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0.5)
+            self._port = SerialUrlPort(self.url, self.baudrate, counters=self.port_counters)
             self.protocol.decoder.reset()
             self.reopen_count += 1
         except (serial.SerialException, OSError):
@@ -222,8 +238,7 @@ class ValveControllerEmulator:
 
     def _close_port(self) -> None:
         if self._port is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
-                self._port.close()
+            self._port.close()
             self._port = None
 
     def _run(self) -> None:
@@ -247,16 +262,7 @@ class ValveControllerEmulator:
             try:
                 if out and not self.frozen.is_set():
                     port.write(out)
-                wait = max(0.0, next_tick - time.monotonic())
-                fd = port.fileno() if hasattr(port, "fileno") else None
-                if fd is not None:
-                    ready, _, _ = select.select([fd], [], [], wait)
-                    data = os.read(fd, 4096) if ready else b""
-                    if ready and not data:
-                        raise serial.SerialException("port closed by the other end")
-                else:
-                    time.sleep(wait)
-                    data = port.read(port.in_waiting or 0)
+                data = port.receive(max(0.0, next_tick - time.monotonic()))
                 if data and not self.frozen.is_set():
                     reply = self.protocol.receive(data, self._wall_ns())
                     if reply:
@@ -270,7 +276,9 @@ class ValveControllerEmulator:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: run the emulator with the built-in encoder until Ctrl-C (SIGUSR1 re-zeroes the encoder)."""
     ap = argparse.ArgumentParser(description="Emulated valve controller (serial protocol of firmware_bridge/PROTOCOL.md).")
-    ap.add_argument("--port", required=True, help="serial device or pyserial URL of the controller's end")
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial device or pyserial URL of the controller's end")
+    where.add_argument("--pty", action="store_true", help="own a pseudo-terminal and print the path the host opens")
     ap.add_argument("--valves", type=int, default=64)
     ap.add_argument("--speed-counts-per-s", type=float, default=25000.0, help="encoder rate (belt speed x counts/mm)")
     ap.add_argument("--queue", type=int, default=256, help="command queue capacity")
@@ -282,10 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     device = FreeRunningDevice(args.valves, args.speed_counts_per_s)
     limits = ControllerLimits(queue_capacity=args.queue, watchdog_ms=args.watchdog_ms)
-    emu = ValveControllerEmulator(args.port, device, limits).start()
+    port: str | PtyMasterPort = PtyMasterPort() if args.pty else args.port
+    if isinstance(port, PtyMasterPort):
+        print(port.host_path, flush=True)  # the host's end, for whoever started this emulator
+    emu = ValveControllerEmulator(port, device, limits).start()
     # SIGUSR1: re-zero the encoder (an operator reset): the controller starts a new epoch
     signal.signal(signal.SIGUSR1, lambda _sig, _frame: device.set_count(0))
-    log.info("valve controller emulator on %s: %d valves, %.0f counts/s", args.port, args.valves, args.speed_counts_per_s)
+    log.info("valve controller emulator on %s: %d valves, %.0f counts/s", emu.url, args.valves, args.speed_counts_per_s)
     try:
         while True:
             time.sleep(1.0)

@@ -92,6 +92,20 @@ def test_arm_then_fire_accepted_and_executed_at_its_count() -> None:
     assert w.host.outstanding() == 0
 
 
+def test_the_host_counts_its_own_late_heartbeats_and_forgets_the_gap_across_a_reconnection() -> None:
+    w = Wire()
+    w.run(200)
+    assert w.host.counters["heartbeat_gap_ms_max"] == 25 and w.host.counters["heartbeats_late"] == 0
+    w.t += 70 * MS  # the host's link thread did not run for 70 ms: a gap of 95 ms, late
+    w.run(50)
+    assert w.host.counters["heartbeat_gap_ms_max"] == 95 and w.host.counters["heartbeats_late"] == 1
+    w.host.connection_lost(w.t)
+    w.t += 500 * MS  # no port: no heartbeat is due
+    w.host.connection_made(w.t)
+    w.run(100)
+    assert w.host.counters["heartbeat_gap_ms_max"] == 95 and w.host.counters["heartbeats_late"] == 1
+
+
 def test_heartbeats_keep_the_watchdog_fed_for_a_long_time() -> None:
     w = Wire()
     w.run(1000)

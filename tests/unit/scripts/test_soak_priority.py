@@ -1,4 +1,4 @@
-"""The soak's peer priority: set on every thread of a process and read back from the kernel (``scripts/soak_link.py``)."""
+"""The soak's peer priority: set on every thread of a process and read back from the kernel (``scripts/soak_cpu.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak_link", ROOT / "scripts" / "soak_link.py")
+    spec = importlib.util.spec_from_file_location("soak_cpu", ROOT / "scripts" / "soak_cpu.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["soak_link"] = module  # its dataclasses look their module up
+    sys.modules["soak_cpu"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
