@@ -35,6 +35,20 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+_SIM_LOOK = ("random look (`RenderStyle.randomised`: belt colour and texture, light, vignetting, motion blur, noise, object "
+             "colours, clutter)")
+_REAL_LOOK = ("the real-belt look (`RenderStyle.randomised_real`: dark, worn and dirty belts with streaks and debris, "
+              "specular plastics, printed labels, creased objects, camera heights 650-1800 mm)")
+
+
+def _look_words(look: str) -> str:
+    if look == "real":
+        return _REAL_LOOK
+    if look == "mixed":
+        return f"either (half and half, drawn per world) a {_SIM_LOOK} or {_REAL_LOOK}"
+    return _SIM_LOOK
+
+
 def readme(metrics: dict[str, Any]) -> str:
     """The models folder's README, from a run's metrics."""
     spec = metrics["spec"]
@@ -71,8 +85,7 @@ def readme(metrics: dict[str, Any]) -> str:
         f"- seed: {metrics['seed']} (initial weights, data order, augmentation;"
         " rendered scenes use simulator seeds derived from it)",
         f"- training data: {recipe['n_images']} rendered 1280x720 frames, recipe seed {recipe['seed']}, "
-        f"{recipe['frames_per_scene']} frames per simulated world; per world: random look (`RenderStyle.randomised`: belt colour "
-        "and texture, light, vignetting, motion blur, noise, object colours, clutter), density "
+        f"{recipe['frames_per_scene']} frames per simulated world; per world: {_look_words(recipe.get('look', 'sim'))}, density "
         f"{recipe['density_per_m2'][0]:g}-{recipe['density_per_m2'][1]:g} objects/m², belt speed "
         f"{recipe['speed_mm_s'][0]:g}-{recipe['speed_mm_s'][1]:g} mm/s, camera height "
         f"{recipe['mount_height_mm'][0]:g}-{recipe['mount_height_mm'][1]:g} mm, field of view "
