@@ -222,7 +222,7 @@ def test_commands_submitted_while_the_link_is_down_are_lost_at_once_not_queued(r
     stopped = threading.Event()
 
     def submit_while_down() -> None:
-        while link.child_pid() is not None and not stopped.is_set():
+        while link.child_pid() == pid and not stopped.is_set():  # (a busy machine may miss the gap between processes)
             time.sleep(0.001)
         if not stopped.is_set():
             rig.submit(3, LEAD_COUNTS)
@@ -258,7 +258,8 @@ def test_a_hung_link_process_is_killed_and_restarted(rig: Rig) -> None:
     for cid in queued[1:]:
         link.cancel(cid)
     rig.wait_final(queued)
-    assert [rig.finals(c)[0].status for c in queued] == ["cancelled"] * 3, [rig.events[c] for c in queued]  # the controller's word, not a guess
+    # the controller's word, not a guess
+    assert [rig.finals(c)[0].status for c in queued] == ["cancelled"] * 3, [rig.events[c] for c in queued]
     assert not any(core.is_pending(c) or core.execution_of(c) for c in queued)
     rig.execute(3)
     assert link.balanced() and link.stats()["lost"] == 0
