@@ -18,7 +18,10 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
   After that it is reported ``rejected`` and a CANCEL is sent.
 * After a reconnection or a watchdog fault the host re-arms and resends every
   accepted command that has not executed; the controller answers DUPLICATE,
-  DONE (with the report again) or queues it anew.
+  DONE (with the report again) or queues it anew. A link restarted within the
+  same host run (same session id) does the same with the commands the previous
+  link left without an outcome (:meth:`HostSession.adopt`), after checking that
+  the controller's boot id and epoch are still theirs.
 * Positions belong to an encoder epoch (section 4.6). The host asks for a STATUS
   before every ARM and confirms the ARM with another, so it always knows the
   controller's boot id and epoch before a command goes out; each command carries
@@ -114,6 +117,7 @@ class HostSession(ReplyHandler):
         self._confirming = False  # ARM acknowledged: waiting for the STATUS that confirms it
         self._down_since_ns: int | None = None  # port lost at (None while connected)
         self._resync_until_ns: int | None = None  # after an epoch change: not ready, submissions lost, until then
+        self._adopted: dict[int, int] = {}  # adopted command id -> the controller's boot id it was sent under
 
     # ----------------------------------------------------------------- inputs
 
@@ -159,10 +163,37 @@ class HostSession(ReplyHandler):
         elif self._resync_until_ns is not None:
             self._q.finish(command.command_id, "lost", detail="submitted while re-synchronising after an epoch change")
 
+    def adopt(self, command: Fire | Pick, boot_id: int, now_ns: int) -> None:
+        """A command an earlier link of this host run sent and left without an outcome: ask the controller.
+
+        ``command`` is as it was sent (its epoch stamped), ``boot_id`` the controller's boot id then. Once
+        armed (the controller's boot id and epoch known), a command of another boot id or epoch is finished
+        ``lost``; every other one is resent under its id as a query, whatever its position (PROTOCOL.md 5,
+        "Link restarted"): the controller answers DONE and its report again (it ran), DUPLICATE (still queued:
+        tracked on), QUEUED (it had dropped it or never had it, and it is still ahead), CANCELLED, or LATE (it
+        never ran and its position has passed). Call before submitting anything new.
+        """
+        cid = command.command_id
+        if cid in self._q.cmds:
+            return
+        self._q.add(command)
+        c = self._q.cmds.get(cid)
+        if c is None:
+            return
+        self.counters["adopted"] += 1
+        if command.epoch == EPOCH_UNSET:  # cannot be matched with what the controller holds
+            self._q.finish(cid, "lost", detail="left by a previous link without an epoch stamp")
+            return
+        c.query = True
+        self._adopted[cid] = boot_id
+
     def cancel(self, command_id: int, now_ns: int) -> None:
         """Cancel a command: locally if not sent yet, else by a CANCEL frame."""
         c = self._q.cmds.get(command_id)
         if c is None:
+            return
+        if c.state == CommandState.WAITING and c.query:  # the controller may hold it: CANCEL right after the query
+            c.cancel_wanted = True
             return
         if c.state == CommandState.WAITING and c.tries == 0:
             self._q.finish(command_id, "cancelled", detail="cancelled before sending")
@@ -339,6 +370,8 @@ class HostSession(ReplyHandler):
         return max(known) if known else -(1 << 63)
 
     def _send_commands(self, now_ns: int) -> None:
+        if self._adopted:
+            self._check_adopted()
         if now_ns < self._paused_until_ns:
             return
         # after a QUEUE_FULL the window restarts at one command and grows by one per acceptance
@@ -369,6 +402,22 @@ class HostSession(ReplyHandler):
         c.tries += 1
         self.counters["sent"] += 1
         self._write(c.command)
+        if c.cancel_wanted and cid not in self._cancels:  # a cancel asked while it was a query: now it is behind it
+            self._cancels[cid] = PendingFrame(Cancel(cid), now_ns)
+            self._write(Cancel(cid))
+
+    def _check_adopted(self) -> None:
+        """Armed, so the controller's boot id and epoch are known: adopted commands of others are lost."""
+        boot, epoch = self.epochs.boot_id, self.epochs.epoch
+        for cid, sent_boot in self._adopted.items():
+            c = self._q.cmds.get(cid)
+            if c is None:
+                continue
+            if sent_boot != boot:
+                self._q.finish(cid, "lost", detail=f"controller restarted since it was sent (boot id 0x{sent_boot:08x})")
+            elif c.command.epoch != epoch:
+                self._q.finish(cid, "lost", detail=f"controller epoch {c.command.epoch} ended since it was sent")
+        self._adopted.clear()
 
     def _requeue_outstanding(self, now_ns: int) -> None:
         """After a reconnect or a fault: everything not executed must be (re)sent."""

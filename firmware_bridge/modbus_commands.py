@@ -7,6 +7,7 @@ which cancels are pending, and every command's one outcome as a ``LinkEvent``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections import OrderedDict
@@ -16,7 +17,7 @@ from typing import Literal
 
 from firmware_bridge import registers as rmap
 from firmware_bridge.link import EventStatus, LinkEvent
-from firmware_bridge.messages import AckResult, Fire, NakReason, Pick
+from firmware_bridge.messages import EPOCH_UNSET, AckResult, Fire, NakReason, Pick
 from firmware_bridge.modbus_errors import EXC_DEVICE_BUSY, EXC_ILLEGAL_ADDRESS, EXC_ILLEGAL_VALUE, exception_name
 
 #: how a refused command write is handled: busy slot (back off), refused for good, or written again later
@@ -52,6 +53,7 @@ COUNTERS = (
     "unknown_states",
     "bad_answers",
     "link_errors",
+    "adopted",
 )
 
 
@@ -65,6 +67,9 @@ class PendingCommand:
         tries: writes since the last reset (a busy slot or a lost slot resets it).
         not_before_ns: host time before which it is not (re)written (queue-full back-off).
         era: the host's count of epoch changes when it was taken: its positions belong to that epoch.
+        boot_id: for a command adopted from an earlier link, the PLC's boot id it was written under (else None).
+        query: adopted and not yet answered: written whatever its position, since the PLC may hold it.
+        cancel_wanted: cancelled while a query: the cancel is written once the query has been answered.
     """
 
     command: Fire | Pick
@@ -72,6 +77,9 @@ class PendingCommand:
     tries: int = 0
     not_before_ns: int = 0
     era: int = 0
+    boot_id: int | None = None
+    query: bool = False
+    cancel_wanted: bool = False
 
 
 def first_count(c: Fire | Pick) -> int:
@@ -92,6 +100,7 @@ class CommandBook:
         self._to_write: OrderedDict[int, None] = OrderedDict()  # ids whose slot must be (re)written, in order
         self._by_position: list[tuple[int, int]] = []  # heap of (first count, id) of those
         self._written: dict[int, None] = {}  # ids written and not final: their slot states are polled
+        self._to_read: OrderedDict[int, None] = OrderedDict()  # adopted ids whose slot is to be read first
         self._slot_owner: dict[int, int] = {}  # slot -> the outstanding id written there (never overwritten)
         self._finished: OrderedDict[int, EventStatus] = OrderedDict()
         self._events: list[LinkEvent] = []
@@ -102,13 +111,13 @@ class CommandBook:
         return len(self._cmds)
 
     def has_unwritten(self) -> bool:
-        return bool(self._to_write)
+        return bool(self._to_write) or bool(self._to_read)
 
     def first_not_before_ns(self) -> int | None:
-        """The back-off time of the next command to write (None: nothing to write)."""
-        if not self._to_write:
-            return None
-        return self._cmds[next(iter(self._to_write))].not_before_ns
+        """The back-off time of the next command that can be written (None: nothing to write, or every command
+        waits for its slot to be freed, which a poll shows: never a wait that ends at once and changes nothing)."""
+        c = self._writable()
+        return c.not_before_ns if c is not None else None
 
     def take_events(self) -> list[LinkEvent]:
         ev, self._events = self._events, []
@@ -123,11 +132,54 @@ class CommandBook:
             self._cmds[cid] = PendingCommand(command, era=self.era)
             self._mark_write(cid)
 
+    def adopt(self, command: Fire | Pick, boot_id: int) -> None:
+        """A command an earlier link wrote and left without an outcome: its slot is read first (``reconcile``)."""
+        cid = command.command_id
+        if cid in self._cmds or cid in self._finished:
+            return
+        self.counters["submitted"] += 1
+        self.counters["adopted"] += 1
+        self._cmds[cid] = PendingCommand(command, era=self.era, boot_id=boot_id, query=True)
+        if command.epoch == EPOCH_UNSET:  # cannot be matched with what the PLC holds
+            self.finish(cid, "lost", detail="left by a previous link without an epoch stamp")
+            return
+        self._to_read[cid] = None
+
+    def next_to_read(self) -> PendingCommand | None:
+        """The next adopted command whose slot is still to be read."""
+        return self._cmds[next(iter(self._to_read))] if self._to_read else None
+
+    def reconcile(self, c: PendingCommand, regs: Sequence[int]) -> None:
+        """The slot of an adopted command, read whole (24 registers): the PLC's record of it.
+
+        The slot holds it (same id, fields and epoch): its state is its outcome (EXECUTED with the counts, LATE,
+        CANCELLED, REJECTED), or it is tracked on (QUEUED), or written again (DROPPED by a fault, unless its
+        position has passed: then ``late``, it never ran). The slot holds another command: the PLC's history may
+        still know it, so it is written again as a query (same id) once its slot is free.
+        """
+        cid = c.command.command_id
+        self._to_read.pop(cid, None)
+        if cid not in self._cmds:
+            return
+        held = rmap.decode_slot(regs[: rmap.SLOT_WRITE_SIZE]) == dataclasses.replace(c.command, epoch=EPOCH_UNSET)
+        if held and regs[rmap.SLOT_EPOCH] == c.command.epoch:
+            c.tries = 1
+            res = rmap.SlotResult.from_regs(regs[rmap.SLOT_STATE :])
+            if res.state == rmap.SlotState.REJECTED and res.reason == NakReason.NOT_ARMED:
+                res = rmap.SlotResult(rmap.SlotState.DROPPED, 0, 0, 0)  # refused before this link armed: write again
+            self.apply_slot(cid, res)
+            return
+        self._slot_owner.setdefault(rmap.slot_of(cid), cid)  # no new command goes into its slot before it
+        self._mark_write(cid, front=True)
+
     def cancel_requested(self, command_id: int) -> None:
         c = self._cmds.get(command_id)
         if c is None:
             return
-        if command_id in self._to_write and c.tries == 0 and not c.accepted:
+        if c.query:  # the PLC may hold it: cancelled once the query has been answered
+            c.cancel_wanted = True
+            return
+        if command_id in self._to_write and c.tries == 0:  # never written, or the PLC has dropped it (or refused busy)
             self.finish(command_id, "cancelled", detail="cancelled before sending")
         else:
             self.cancels.setdefault(command_id, 0)
@@ -155,7 +207,7 @@ class CommandBook:
         while heap and heap[0][0] <= floor and budget > 0:
             budget -= 1
             _first, cid = heapq.heappop(heap)
-            if cid in self._to_write:
+            if cid in self._to_write and not self._cmds[cid].query:  # a query is written anyway: the PLC tells
                 self.counters["late_local"] += 1
                 self.finish(cid, "late", detail="position passed before it could be sent")
         if len(heap) > 4 * len(self._to_write) + 64:
@@ -163,14 +215,16 @@ class CommandBook:
             heapq.heapify(self._by_position)
 
     def next_to_write(self, now_ns: int) -> PendingCommand | None:
+        """The first command to write whose slot is not held by another outstanding command, once its back-off is over."""
+        c = self._writable()
+        return c if c is not None and c.not_before_ns <= now_ns else None
+
+    def _writable(self) -> PendingCommand | None:
         """The first command to write whose slot is not held by another outstanding command."""
         for cid in itertools.islice(self._to_write, 128):
-            c = self._cmds[cid]
-            if c.not_before_ns > now_ns:
-                return None
             owner = self._slot_owner.get(rmap.slot_of(cid))
             if owner is None or owner == cid:
-                return c
+                return self._cmds[cid]
         return None
 
     def give_up(self, c: PendingCommand) -> None:
@@ -209,7 +263,15 @@ class CommandBook:
         entry = self._cmds.get(command_id)
         if entry is None:
             return True
-        cid = command_id
+        cancel = entry.query and entry.cancel_wanted  # cancelled while a query: now the PLC's answer is known
+        entry.query = False
+        armed = self._apply_state(entry, res)
+        if cancel:
+            self.cancel_requested(command_id)
+        return armed
+
+    def _apply_state(self, entry: PendingCommand, res: rmap.SlotResult) -> bool:
+        cid = entry.command.command_id
         st = res.state
         if st == rmap.SlotState.QUEUED:
             self._to_write.pop(cid, None)
@@ -262,7 +324,7 @@ class CommandBook:
         self.late_floor = None
         to_read: list[int] = []
         for cid, c in list(self._cmds.items()):
-            written = c.accepted or c.tries > 0
+            written = c.accepted or c.tries > 0 or c.query
             st = mirror[rmap.slot_of(cid)] & 0xFF if mirror is not None and written else None
             if st == rmap.SlotState.EXECUTED:
                 to_read.append(cid)
@@ -325,6 +387,7 @@ class CommandBook:
     def finish(self, cid: int, status: EventStatus, **kw: object) -> None:
         """The one outcome of a command (later ones for the same id are ignored)."""
         self._to_write.pop(cid, None)
+        self._to_read.pop(cid, None)
         self._written.pop(cid, None)
         if self._slot_owner.get(rmap.slot_of(cid)) == cid:
             del self._slot_owner[rmap.slot_of(cid)]

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from firmware_bridge import registers as rmap
@@ -165,6 +165,25 @@ class ModbusLink:
     def cancel(self, command_id: int) -> None:
         self._inbox.append(command_id)
         self._kick.set()
+
+    def adopt(self, commands: Sequence[tuple[Fire | Pick, int]]) -> None:
+        """Commands an earlier link of this host run left without an outcome: ask the PLC about them first.
+
+        Each is the command as it was written (its epoch stamped) with the PLC's boot id then
+        (``ModbusSession.adopt``); call before submitting anything new.
+        """
+        with self._changed:
+            now = self._time_ns()
+            for command, boot_id in commands:
+                self.session.adopt(command, boot_id, now)
+            self._changed.notify_all()
+        self._kick.set()
+
+    def controller_epoch(self) -> tuple[int, int] | None:
+        """The PLC's ``(boot_id, epoch)`` as last polled (None before the first poll)."""
+        with self._lock:
+            boot, epoch = self.session.boot_id, self.session.epoch
+            return (boot, epoch) if boot is not None and epoch is not None else None
 
     def poll_events(self) -> list[LinkEvent]:
         with self._lock:

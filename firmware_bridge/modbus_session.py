@@ -137,6 +137,19 @@ class ModbusSession(SessionSteps):
         self._inbox.append(command_id)
         self._input(now_ns)
 
+    def adopt(self, command: Fire | Pick, boot_id: int, now_ns: int) -> None:
+        """A command an earlier link of this host run wrote and left without an outcome: ask the PLC.
+
+        ``command`` is as it was written (its epoch stamped), ``boot_id`` the PLC's boot id then. It is written
+        again under its id before anything new, whatever its position (PROTOCOL.md 6.6, "Link restarted"),
+        unless the PLC's boot id is no longer its own (then it is ``lost``); the slot read back in the same
+        transaction tells: EXECUTED with the counts (it ran), QUEUED (still queued, or queued anew: tracked
+        on), LATE (it never ran and its position has passed), CANCELLED, or REJECTED with WRONG_EPOCH (its
+        epoch ended: ``lost``). Call before submitting anything new.
+        """
+        self.book.adopt(command, boot_id)
+        self._input(now_ns)
+
     def poll_requested(self) -> bool:
         """True when a poll is due at the next chance."""
         return self._next_poll_ns == 0

@@ -122,7 +122,20 @@ class SessionSteps:
         self.counters["heartbeats"] += 1
         self._next_hb_ns = now + int(self.cfg.heartbeat_ms * MS)
 
+    def _reconcile(self) -> Generator[Transaction, Result, None]:
+        """Read the slot of every adopted command before anything is written (PROTOCOL.md 6.6, "Link restarted")."""
+        while (c := self.book.next_to_read()) is not None:
+            if self.arm_enabled and self._now >= self._next_hb_ns:
+                yield from self._heartbeat(self._now)
+            cid = c.command.command_id
+            if c.boot_id != self.epochs.boot_id:
+                self.book.finish(cid, "lost", detail=f"PLC restarted since it was written (boot id 0x{c.boot_id or 0:08x})")
+                continue
+            answer = yield from self._tx(ReadRegisters(rmap.slot_address(rmap.slot_of(cid)), rmap.SLOT_SIZE))
+            self.book.reconcile(c, answer.registers)
+
     def _send_commands(self) -> Generator[Transaction, Result, None]:
+        yield from self._reconcile()
         while True:
             now = self._now
             if self.arm_enabled and now >= self._next_hb_ns:
@@ -145,7 +158,7 @@ class SessionSteps:
 
     def _write_command(self, cmd: Fire | Pick) -> Generator[Transaction, Result, None]:
         base = rmap.slot_address(rmap.slot_of(cmd.command_id))
-        epoch = self.epochs.epoch
+        epoch = cmd.epoch or self.epochs.epoch  # a stamped command keeps its epoch: the PLC refuses it if it ended
         assert epoch is not None  # armed only after a poll
         self.counters["sent"] += 1
         tx = WriteReadRegisters(base, tuple(rmap.encode_slot(cmd, epoch)), base + rmap.SLOT_STATE, rmap.SLOT_READ_SIZE)

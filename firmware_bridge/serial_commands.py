@@ -53,6 +53,7 @@ COUNTERS = (
     "resent_after_rearm",
     "backoffs",
     "report_queries",
+    "adopted",
 )
 
 
@@ -129,6 +130,7 @@ class QueuedCommand:
     overdue_since_ns: int = 0  # when the encoder was first seen past its end without a report
     queries: int = 0  # resent to ask for a lost report
     query: bool = False  # being resent as a query (its position has passed on purpose)
+    cancel_wanted: bool = False  # cancelled while a query: the CANCEL follows the query (the controller may hold it)
 
 
 def first_count(c: Fire | Pick) -> int:

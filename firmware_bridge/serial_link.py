@@ -35,13 +35,14 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import serial
 
 from firmware_bridge.host_session import HostSession, SessionConfig
 from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import Fire, Pick, Status
+from firmware_bridge.serial_port import PortLostError, check_stall, open_port, stall_left_s, write_backlog
 from firmware_bridge.sync import SyncEstimator
 from firmware_bridge.tx_backlog import TxBacklog
 
@@ -136,6 +137,25 @@ class SerialLink:
     def cancel(self, command_id: int) -> None:
         self._inbox.append(command_id)
         self._wake()
+
+    def adopt(self, commands: Sequence[tuple[Fire | Pick, int]]) -> None:
+        """Commands an earlier link of this host run left without an outcome: ask the controller about them first.
+
+        Each is the command as it was sent (its epoch stamped) with the controller's boot id then
+        (``HostSession.adopt``); call before submitting anything new.
+        """
+        with self._changed:
+            now = self._time_ns()
+            for command, boot_id in commands:
+                self.session.adopt(command, boot_id, now)
+            self._changed.notify_all()
+        self._wake()
+
+    def controller_epoch(self) -> tuple[int, int] | None:
+        """The controller's ``(boot_id, epoch)`` as last read (None before the first STATUS)."""
+        with self._lock:
+            e = self.session.epochs
+            return (e.boot_id, e.epoch) if e.boot_id is not None and e.epoch is not None else None
 
     def poll_events(self) -> list[LinkEvent]:
         with self._lock:
@@ -286,8 +306,7 @@ class SerialLink:
 
     def _open(self) -> bool:
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0, write_timeout=0)
-            os.set_blocking(port.fileno(), False)  # writes go through the backlog and never block the thread
+            port = open_port(self.url, self.baudrate)  # non-blocking: writes go through the backlog
         except (serial.SerialException, OSError, ValueError) as e:
             self.open_failures += 1
             if self.open_failures == 1 or self.open_failures % 50 == 0:
@@ -363,7 +382,7 @@ class SerialLink:
                     continue
             try:
                 self._step()
-            except _PortLostError as e:
+            except PortLostError as e:
                 self._lost(str(e), e.reason)
                 next_open = time.monotonic() + self.reconnect_min_s
             except (serial.SerialException, OSError) as e:
@@ -399,7 +418,7 @@ class SerialLink:
             self._write_backlog(fd)
         timeout = 0.0 if self._inbox else max(0.0, (deadline - self._time_ns()) / 1e9)
         if self._tx.stall_since_s is not None:
-            timeout = min(timeout, self._stall_left_s(time.monotonic()))
+            timeout = min(timeout, stall_left_s(self._tx, self._last_rx, self.stall_timeout_s, time.monotonic()))
         ready, writable, _ = select.select([fd, self._wake_r], [fd] if self._tx else [], [], timeout)
         if self._wake_r in ready:
             with contextlib.suppress(BlockingIOError):
@@ -407,7 +426,7 @@ class SerialLink:
         if fd in ready:
             data = os.read(fd, 4096)
             if not data:
-                raise _PortLostError("port closed by the other end", "peer_closed")
+                raise PortLostError("port closed by the other end", "peer_closed")
             self._last_rx = time.monotonic()
             with self._changed:
                 self.session.receive(data, self._time_ns())
@@ -415,38 +434,7 @@ class SerialLink:
                 self._changed.notify_all()
         if writable and self._tx:
             self._write_backlog(fd)
-        if self._tx.stall_since_s is not None and self._stall_left_s(time.monotonic()) <= 0:
-            stalled_s = time.monotonic() - self._tx.stall_since_s
-            raise _PortLostError(
-                f"writes stalled for {stalled_s:.1f} s with nothing heard from the controller "
-                f"(stall_timeout_s {self.stall_timeout_s:g})",
-                "stalled_silent",
-            )
+        check_stall(self._tx, self._last_rx, self.stall_timeout_s, time.monotonic())
 
     def _write_backlog(self, fd: int) -> None:
-        """Write what the port takes now; the rest waits in the backlog, in order (a stall, never an error).
-
-        Raises:
-            OSError: the port is gone (``EIO``, ``ENODEV``: a pulled adapter): the caller reconnects.
-        """
-        t0 = time.monotonic()
-        try:
-            n = os.write(fd, self._tx.pending())
-        except (BlockingIOError, InterruptedError):
-            n = 0
-        t1 = time.monotonic()
-        self.write_call_s_max = max(self.write_call_s_max, t1 - t0)
-        self._tx.written(n, t1)
-
-    def _stall_left_s(self, now: float) -> float:
-        """Seconds until the current stall, with the controller silent, counts as a lost port."""
-        assert self._tx.stall_since_s is not None
-        return max(self._tx.stall_since_s, self._last_rx) + self.stall_timeout_s - now
-
-
-class _PortLostError(Exception):
-    """The port must be closed and reopened; ``reason`` is the key counted in ``stats()`` (``reconnects_<reason>``)."""
-
-    def __init__(self, why: str, reason: str) -> None:
-        super().__init__(why)
-        self.reason = reason
+        self.write_call_s_max = max(self.write_call_s_max, write_backlog(self._tx, fd))

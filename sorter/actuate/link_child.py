@@ -2,14 +2,18 @@
 
 Entry point :func:`run_child` (``multiprocessing``, spawn). The child first raises
 its scheduling priority where allowed (:func:`raise_priority`), then opens the link
-with the same opener as everyone else (``sorter.actuate.links.build_link``) so
-heartbeats and command I/O run on an interpreter that the vision work never holds.
+with the same opener as everyone else (``sorter.actuate.links.build_link``), under
+the line's one session id, so heartbeats and command I/O run on an interpreter that
+the vision work never holds. A restarted child is given the commands its
+predecessor left without an outcome (each stamped with its epoch, with the
+controller's boot id): its link asks the controller about them before anything else.
 
 Over one duplex pipe:
 
 * from the line: ``("submit", Fire|Pick)``, ``("cancel", id)``, ``("fetch",)``, ``("idle", request, timeout_s)``,
   ``("close",)``;
 * to the line: ``("up", where, priority)``, ``("ready", bool)``, ``("events", [LinkEvent])``, ``("stats", dict)``,
+  ``("epoch", boot_id, epoch)`` (the controller's, whenever it changes: the line stamps commands with it),
   ``("status", Status)``, ``("sync", t_send_ns, t_recv_ns, device_time_us, encoder_count)``,
   ``("idle", request, ok)``, ``("alive",)`` (twice a second), ``("died", reason)``, ``("closed",)``.
 
@@ -29,10 +33,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from firmware_bridge.messages import Fire, Pick
     from firmware_bridge.modbus_link import ModbusLink
     from firmware_bridge.serial_link import SerialLink
     from sorter.config import ActuatorConfig
@@ -84,6 +90,7 @@ class _Child:
         self._status: Any = None
         self._sync_count = 0
         self._ready = False
+        self._controller: tuple[int, int] | None = None
 
     def send(self, msg: tuple[Any, ...]) -> None:
         try:
@@ -93,12 +100,16 @@ class _Child:
             self.stop.set()
 
     def flush(self) -> None:
-        """Send everything new: events, readiness, status, sync probes, stats (in that order)."""
+        """Send everything new: events, the controller's epoch, readiness, status, sync probes, stats (in that order)."""
         with self.flush_lock:
             link = self.link
             events = link.poll_events()
             if events:
                 self.send(("events", events))
+            controller = link.controller_epoch()
+            if controller is not None and controller != self._controller:
+                self._controller = controller
+                self.send(("epoch", *controller))
             ready = link.wait_ready(0.0)
             if ready != self._ready:
                 self._ready = ready
@@ -167,6 +178,9 @@ def run_child(
     rt_priority: int,
     log_level: int,
     max_counts_per_s: float | None = None,
+    session_id: int | None = None,
+    adopt: Sequence[tuple[Fire | Pick, int]] = (),
+    cancels: Sequence[int] = (),
 ) -> None:
     """Entry point of the link process.
 
@@ -178,16 +192,29 @@ def run_child(
         rt_priority: ``SCHED_FIFO`` priority to ask for (0: only a lower niceness).
         log_level: the line's log level.
         max_counts_per_s: the fastest the controller's count can move; None: the link's default.
+        session_id: the line's session id (the same for every restart); None: a random one.
+        adopt: commands a previous link process left without an outcome, as sent (epoch stamped), each with
+            the controller's boot id then: the link asks the controller about them first.
+        cancels: cancels of those commands asked for while no link process ran.
     """
     try:
-        _run(conn, actuator, kind, arm, rt_priority, log_level, max_counts_per_s)
+        _run(conn, actuator, kind, arm, rt_priority, log_level, max_counts_per_s, session_id, adopt, cancels)
     except Exception as e:  # e.g. the link cannot even be built: the supervisor logs the reason and retries
         log.exception("the link process failed")
         _died(conn, threading.Lock(), f"{type(e).__name__}: {e}")
 
 
 def _run(
-    conn: Connection, actuator: ActuatorConfig, kind: str, arm: bool, rt_priority: int, log_level: int, rate: float | None
+    conn: Connection,
+    actuator: ActuatorConfig,
+    kind: str,
+    arm: bool,
+    rt_priority: int,
+    log_level: int,
+    rate: float | None,
+    session_id: int | None,
+    adopt: Sequence[tuple[Fire | Pick, int]],
+    cancels: Sequence[int],
 ) -> None:
     from sorter.actuate.links import build_link
 
@@ -200,7 +227,12 @@ def _run(
         log.info("controller link process %d runs at %s", os.getpid(), how)
     else:
         log.warning("controller link process %d runs at %s", os.getpid(), how)
-    link, where, _fix = build_link(actuator, kind, arm, max_counts_per_s=rate)
+    link, where, _fix = build_link(actuator, kind, arm, max_counts_per_s=rate, session_id=session_id)
+    if adopt:
+        log.info("asking the controller about %d commands the previous link process left without an outcome", len(adopt))
+        link.adopt(adopt)
+    for cid in cancels:
+        link.cancel(cid)
     child = _Child(conn, link)
 
     def excepthook(args: threading.ExceptHookArgs) -> None:

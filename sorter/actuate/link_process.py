@@ -8,20 +8,32 @@ submissions and cancels go down a pipe; events, the controller's status, the
 odometer probes (into this side's ``sync``) and the counters come back.
 
 A supervisor thread watches the child. When it dies for any reason (killed,
-crashed, its link thread raised), every command handed to it without an outcome
-is finished as ``lost`` (so ``sent`` equals the sum of outcomes), the death is
-counted, the health listener hears ``process died (...), restarting`` at once,
-and a new child is started after a backoff (:class:`~sorter.actuate.link_ledger.Backoff`).
-Health is clear again when the new child's link is connected and armed.
-Commands submitted while no child runs are finished as ``lost`` at once: they are
-never queued for a controller that may come back too late.
+crashed, its link thread raised), the death is counted, the health listener hears
+``process died (...), restarting`` at once, and a new child is started after a
+backoff (:class:`~sorter.actuate.link_ledger.Backoff`). Health is clear again when
+the new child's link is connected and armed.
+
+A death does not decide the outcome of the commands it interrupted: the
+controller knows it. Every child arms the controller with the same session id (one
+per ``ProcessLink``), so the controller keeps its record of the command ids across
+the restart (PROTOCOL.md 4.1), and the parent stamps every command with the
+controller's epoch and remembers its boot id (both reported by the child). The new
+child is handed every command without an outcome first, and asks the controller
+about each (PROTOCOL.md 5 and 6.6, "link restarted"): executed (with the counts it
+fired at), still queued (tracked on), dropped and now past (``late``: it never ran),
+cancelled; a command of another boot id or epoch is ``lost``, as is one sent before
+the controller's epoch was known. Cancels asked for meanwhile are forwarded after
+the hand-over. Commands submitted while no child runs are finished as ``lost`` at
+once: they are never queued for a controller that may come back too late.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import multiprocessing
+import random
 import signal
 import threading
 import time
@@ -30,10 +42,10 @@ from multiprocessing.connection import wait as wait_any
 from typing import TYPE_CHECKING, Any
 
 from firmware_bridge.link import LinkEvent
-from firmware_bridge.messages import Fire, Pick, Status
+from firmware_bridge.messages import EPOCH_UNSET, Fire, Pick, Status
 from firmware_bridge.sync import SyncEstimator
 from sorter.actuate import link_child
-from sorter.actuate.link_ledger import LOST, Backoff, CommandLedger, lost_event
+from sorter.actuate.link_ledger import LOST, Backoff, Carried, CommandLedger, lost_event
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -100,6 +112,8 @@ class ProcessLink:
         self.sync = SyncEstimator()
         self.on_health = on_health
         self.priority = ""  #: the child's scheduling priority in words (after it started)
+        #: one session id for every child: the controller keeps its command record across a restart (PROTOCOL.md 4.1)
+        self.session_id = random.getrandbits(32) or 1
         self.deaths = 0
         self.restarts = 0
         self.last_death = ""
@@ -122,6 +136,9 @@ class ProcessLink:
         self._idle_next = 0
         self._fetch_pending = False
         self._died_reason: str | None = None
+        self._controller: tuple[int, int] | None = None  # (boot id, epoch) the running child reported; stamps commands
+        self._controller_seen: tuple[int, int] | None = None  # the last ever reported (an epoch change resets the sync)
+        self._cancel_later: list[int] = []  # cancels asked while no child ran, of commands carried over
         self._t_heard = 0.0  # monotonic time of the child's last message
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,10 +166,19 @@ class ProcessLink:
                 self._ledger.accept(ev, -1)
                 self._events.append(ev)
                 return
-            self._ledger.submitted(command.command_id, self._generation)
-        self._send(("submit", command), conn)  # to that process: a command of a dead one is already lost
+            boot_id = None
+            if self._controller is not None and command.epoch == EPOCH_UNSET:
+                boot_id = self._controller[0]  # stamped here, so the parent knows what the controller was sent
+                command = dataclasses.replace(command, epoch=self._controller[1])
+            self._ledger.submitted(command.command_id, self._generation, command, boot_id)
+        self._send(("submit", command), conn)  # to that process: a command of a dead one is carried over
 
     def cancel(self, command_id: int) -> None:
+        with self._lock:
+            if self._conn is None:  # kept for the next process if it is carried over to it
+                if command_id in self._ledger.outstanding:
+                    self._cancel_later.append(command_id)
+                return
         self._send(("cancel", command_id))
 
     def poll_events(self) -> list[LinkEvent]:
@@ -195,6 +221,7 @@ class ProcessLink:
             s["lost"] = self._ledger.outcomes.get(LOST, 0)
             s["process_deaths"] = self.deaths
             s["process_restarts"] = self.restarts
+            s["carried_over"] = self._ledger.carried
             s["stray_events"] = self._ledger.strays
             return s
 
@@ -262,16 +289,34 @@ class ProcessLink:
     def _spawn(self) -> None:
         here, there = self._ctx.Pipe(duplex=True)
         level = logging.getLogger().getEffectiveLevel()
-        args = (there, self.actuator, self.kind, self.arm, self.rt_priority, level, self.max_counts_per_s)
+        with self._changed:  # no child runs: nothing is submitted meanwhile (a submission is lost at once)
+            generation = self._generation + 1
+            carried: list[Carried] = self._ledger.hand_over(generation)
+            cancels, self._cancel_later = self._cancel_later, []
+        if carried:
+            log.info("handing %d commands without an outcome to the new link process, to ask the controller", len(carried))
+        # the carried commands travel with the process's arguments: the child asks about them before anything else
+        args = (there, self.actuator, self.kind, self.arm, self.rt_priority, level, self.max_counts_per_s,
+                self.session_id, carried, cancels)
         proc = self._ctx.Process(target=link_child.run_child, args=args, name="sorter-link", daemon=True)
-        proc.start()
+        try:
+            proc.start()
+        except BaseException:
+            with self._changed:  # for the next try
+                self._ledger.carry_over("the link process could not start")
+                self._cancel_later = cancels + self._cancel_later
+            raise
         there.close()
         with self._changed:
-            self._generation += 1
+            self._generation = generation
             self._proc, self._conn = proc, here
             self._died_reason = None
             self._stats = {}
+            self._controller = None  # until the new child has read the controller's boot id and epoch
+            late, self._cancel_later = self._cancel_later, []  # asked while it started
             self._changed.notify_all()
+        for cid in late:
+            self._send(("cancel", cid), here)
         self._backoff.started(time.monotonic())
         self._t_heard = time.monotonic()
 
@@ -320,6 +365,11 @@ class ProcessLink:
                 self._status = msg[1]
             elif op == "sync":
                 self.sync.add(*msg[1:])
+            elif op == "epoch":
+                ident = (int(msg[1]), int(msg[2]))
+                if self._controller_seen not in (None, ident):  # probes of the old count mean nothing now
+                    self.sync.reset()
+                self._controller = self._controller_seen = ident
             elif op == "ready":
                 self._ready = bool(msg[1])
                 if self._ready and self._health is not None:
@@ -354,15 +404,17 @@ class ProcessLink:
             self._conn, self._proc = None, None
             self._ready = False
             self._fetch_pending = False
-            lost = self._ledger.lose_all(f"link {reason}")
+            lost = self._ledger.carry_over(f"link {reason}")
             self._events.extend(lost)
+            self._controller = None
             self.deaths += 1
             self.last_death = why
             self._health = reason
             self._changed.notify_all()
         conn.close()
-        log.error("controller link process for %s %s; %d commands without an outcome finished as lost",
-                  self.where, why, len(lost))
+        log.error("controller link process for %s %s; %d commands without an outcome carried over to the next one "
+                  "(%d sent before the controller's epoch was known finished as lost)",
+                  self.where, why, len(self._ledger.outstanding), len(lost))
         self._tell(reason)
 
     def _restart(self) -> bool:

@@ -289,11 +289,18 @@ def link_where(actuator: ActuatorConfig, kind: str, emulated: bool = False) -> t
 
 
 def build_link(
-    actuator: ActuatorConfig, kind: str, arm: bool, emulated: bool = False, max_counts_per_s: float | None = None
+    actuator: ActuatorConfig,
+    kind: str,
+    arm: bool,
+    emulated: bool = False,
+    max_counts_per_s: float | None = None,
+    session_id: int | None = None,
 ) -> tuple[SerialLink | ModbusLink, str, str]:
     """The (not yet started) link of a ``kind`` controller with every configured setting; where it is; the fix.
 
     ``max_counts_per_s`` (``link_max_counts_per_s``) bounds the count's speed; None keeps the link's default.
+    ``session_id``: the session the link arms the controller with (a restarted link process keeps the line's, so
+    the controller keeps its record of the command ids); None: a random one.
     """
     where, fix = link_where(actuator, kind, emulated)
     if kind == "serial":
@@ -301,10 +308,12 @@ def build_link(
         session = SessionConfig(ack_timeout_ns=round(s.ack_timeout_ms * 1e6), heartbeat_ns=round(s.heartbeat_ms * 1e6))
         if max_counts_per_s is not None:
             session = dataclasses.replace(session, max_counts_per_s=max_counts_per_s)
-        return SerialLink(s.url, s.baudrate, session, arm=arm), where, fix
+        return SerialLink(s.url, s.baudrate, session, session_id=session_id, arm=arm), where, fix
     m = actuator.modbus
     timing = ModbusLinkConfig(heartbeat_ms=m.heartbeat_ms)
     if max_counts_per_s is not None:
         timing = dataclasses.replace(timing, max_counts_per_s=max_counts_per_s)
-    link = ModbusLink(m.transport, m.host, m.port, m.serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, arm=arm)
+    link = ModbusLink(
+        m.transport, m.host, m.port, m.serial_url, m.baudrate, m.unit_id, m.timeout_ms, timing, session_id=session_id, arm=arm
+    )
     return link, where, fix

@@ -6,8 +6,9 @@ import os
 import signal
 
 from firmware_bridge.link import LinkEvent
+from firmware_bridge.messages import Fire
 from sorter.actuate.link_child import raise_priority
-from sorter.actuate.link_ledger import LOST, Backoff, CommandLedger
+from sorter.actuate.link_ledger import CARRIED, LOST, Backoff, CommandLedger
 from sorter.actuate.link_process import exit_reason
 
 
@@ -37,6 +38,27 @@ def test_a_death_finishes_every_outstanding_command_as_lost_and_news_from_the_de
     assert not ledger.accept(LinkEvent(7, "executed", 3, 4), 1)  # wrong incarnation
     assert ledger.accept(LinkEvent(7, "executed", 3, 4), 2)
     assert ledger.sent == 4 == ledger.finished() and ledger.strays == 2 and ledger.lose_all("again") == []
+
+
+def test_a_death_carries_stamped_commands_over_to_the_next_link_and_loses_only_the_unstamped() -> None:
+    ledger = CommandLedger()
+    stamped = [Fire(cid, 0, 0, 100 * cid, 100 * cid + 10, epoch=3) for cid in (1, 2, 3)]
+    for c in stamped:
+        ledger.submitted(c.command_id, 1, c, boot_id=0xBEEF)
+    ledger.submitted(4, 1, Fire(4, 0, 0, 400, 410), boot_id=None)  # sent before the controller's epoch was known
+    assert ledger.accept(LinkEvent(2, "accepted"), 1)
+    assert ledger.accept(LinkEvent(3, "executed", 300, 310), 1)
+    lost = ledger.carry_over("link process died (killed by SIGKILL), restarting")
+    assert [(e.command_id, e.status) for e in lost] == [(4, LOST)] and "epoch was known" in lost[0].detail
+    assert ledger.outstanding == {1: CARRIED, 2: CARRIED} and ledger.balanced()
+    assert not ledger.accept(LinkEvent(1, "executed", 100, 110), 1)  # late news from the dead link: a stray
+    assert ledger.hand_over(2) == [(stamped[0], 0xBEEF), (stamped[1], 0xBEEF)] and ledger.carried == 2
+    assert ledger.outstanding == {1: 2, 2: 2}
+    assert not ledger.accept(LinkEvent(2, "accepted"), 2)  # the new link accepts it again: the caller heard it once
+    assert ledger.accept(LinkEvent(1, "accepted"), 2)
+    assert ledger.accept(LinkEvent(1, "executed", 100, 110), 2) and ledger.accept(LinkEvent(2, "late"), 2)
+    assert ledger.outcomes == {"executed": 2, LOST: 1, "late": 1} and ledger.sent == 4 == ledger.finished()
+    assert ledger.carry_over("again") == [] and ledger.hand_over(3) == []
 
 
 def test_outcomes_the_ledger_never_heard_of_still_end_a_command() -> None:
