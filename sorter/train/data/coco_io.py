@@ -105,7 +105,37 @@ def _load(path: Path) -> dict[str, Any]:
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc.get(key), list):
             raise ConfigError(f"COCO file '{path}' has no '{key}' list; export as COCO 1.0 (detection), not another format")
+    _check_fields(doc, path)
     return doc
+
+
+#: the fields every entry of each list needs, and what each must be
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "images": {"id": (int,), "file_name": (str,), "width": (int,), "height": (int,)},
+    "annotations": {"image_id": (int,), "category_id": (int,), "bbox": (list,)},
+    "categories": {"id": (int,), "name": (str,)},
+}
+
+
+def _check_fields(doc: dict[str, Any], path: Path) -> None:
+    """Refuse entries without the fields COCO 1.0 requires (naming the first such entry), before anything reads them."""
+    for key, fields in _FIELDS.items():
+        for k, entry in enumerate(doc[key]):
+            if not isinstance(entry, dict):
+                raise ConfigError(f"COCO file '{path}': {key}[{k}] is not an object; export as COCO 1.0 (detection)")
+            for name, types in fields.items():
+                v = entry.get(name)
+                if not isinstance(v, types) or isinstance(v, bool):
+                    what = "is missing" if name not in entry else f"is {v!r}, not {' or '.join(t.__name__ for t in types)}"
+                    raise ConfigError(
+                        f"COCO file '{path}': {key}[{k}] (id {entry.get('id')!r}) field '{name}' {what}; "
+                        "COCO 1.0 needs it (re-export from the labelling tool, or add it)"
+                    )
+            bbox = entry.get("bbox") or []
+            if key == "annotations" and (len(bbox) != 4 or not all(isinstance(x, (int, float)) for x in bbox)):
+                raise ConfigError(
+                    f"COCO file '{path}': annotations[{k}] (id {entry.get('id')!r}) bbox {bbox!r} is not [x, y, width, height]"
+                )
 
 
 def read_coco(path: Path, class_map: ClassMap, *, empty: Empty = "refuse") -> tuple[dict[str, list[Box] | None], ImportReport]:

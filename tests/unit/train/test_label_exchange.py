@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,7 +64,7 @@ def test_coco_export_is_cvat_layout_and_round_trips_exactly(tmp_path: Path) -> N
     assert len(doc["annotations"]) == 4 and all(a["score"] == 0.55 for a in doc["annotations"])
 
 
-def _coco(tmp: Path, images: list[dict], anns: list[dict], cats: list[str]) -> Path:
+def _coco(tmp: Path, images: list[Any], anns: list[dict[str, Any]], cats: list[str]) -> Path:
     p = tmp / "ann.json"
     p.write_text(
         json.dumps({"images": images, "annotations": anns, "categories": [{"id": k + 1, "name": n} for k, n in enumerate(cats)]})
@@ -99,6 +100,26 @@ def test_coco_import_lists_every_problem_with_its_fix(tmp_path: Path) -> None:
         coco_io.read_coco(unk, ClassMap(MATERIAL_CLASSES))
     labels, _ = coco_io.read_coco(unk, ClassMap(MATERIAL_CLASSES, {"metal": "alu_can"}))
     assert labels["a.png"] == [Box((1.0, 1.0, 6.0, 6.0), "alu_can")]
+
+
+@pytest.mark.parametrize(
+    ("images", "anns", "match"),
+    [
+        ([{"id": 1, "file_name": "a.png"}], [], r"images\[0\] \(id 1\) field 'width' is missing"),
+        ([{"id": 1, "file_name": "a.png", "width": "640", "height": 480}], [], r"field 'width' is '640', not int"),
+        ([{"id": 1, "file_name": "a.png", "width": 64, "height": 48}], [{"id": 7, "image_id": 1, "category_id": 1}],
+         r"annotations\[0\] \(id 7\) field 'bbox' is missing"),
+        ([{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+         [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}], r"bbox \[1, 2, 3\] is not \[x, y, width, height\]"),
+        (["a.png"], [], r"images\[0\] is not an object"),
+    ],
+)
+def test_coco_import_names_a_missing_or_wrong_field(
+    tmp_path: Path, images: list[Any], anns: list[dict[str, Any]], match: str
+) -> None:
+    p = _coco(tmp_path, images, anns, ["paper"])
+    with pytest.raises(ConfigError, match=match):
+        coco_io.read_coco(p, ClassMap(MATERIAL_CLASSES))
 
 
 def test_label_studio_tasks_use_percent_and_come_back_to_the_pixel(tmp_path: Path) -> None:
