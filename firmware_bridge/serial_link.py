@@ -1,37 +1,44 @@
-"""Serial link to a valve controller: one I/O thread around the sans-IO ``HostSession``.
+"""Serial link to a valve controller: two threads around the sans-IO ``HostSession``.
 
-The thread opens the port (``serial.serial_for_url``, so device paths and
-pyserial URLs both work), waits on the port and on a wake-up pipe with
-``select`` so a submitted command is written at once, feeds received bytes to
-the session and writes what it asks for. When the port disappears it closes
-it and retries with exponential backoff (``reconnect_min_s`` doubling up to
-``reconnect_max_s``); the session then re-arms and resends.
+The link's thread owns the session and the port: it opens the port
+(``serial.serial_for_url``, so device paths and pyserial URLs both work), runs
+the session's timers on the monotonic clock (heartbeats on their own schedule),
+hands it submitted commands and received bytes, and writes what it asks for. It
+never polls nor reads the port: on Linux a poll or read of a terminal waits for
+the terminal's pending flip-buffer work, run by a kernel worker at normal
+priority, which a loaded machine delays by hundreds of milliseconds whatever the
+link's own priority (a USB-serial adapter has the same wait on the host's
+receive side), while a write does not wait for it. A second thread
+(``PortReader``) alone waits on and reads the port, stamps what arrives and
+queues it; the link's thread feeds it to the session. The session is only ever
+touched under a lock held for in-memory work, never across a system call. When
+the port disappears the link closes it and retries with exponential backoff
+(``reconnect_min_s`` doubling up to ``reconnect_max_s``); the session then
+re-arms and resends.
 
 Writes never block the thread. The port's file descriptor is non-blocking; what
 the port does not take at once (the peer has not drained its buffer: a stall,
-counted in ``write_stalls``) waits in a ``TxBacklog``, in order, and goes out as
-soon as ``select`` says the port is writable, while timers, heartbeats and
+counted in ``write_stalls``) waits in a ``TxBacklog``, in order, and is written
+again every ``TX_RETRY_S`` until the port takes it, while timers, heartbeats and
 received bytes carry on. A stall is not a lost port: the port is closed and
 reopened only when it is gone (an ``OSError`` such as ``EIO`` or ``ENODEV`` on
 read or write, or the other end closed it) or when a stall has lasted
 ``stall_timeout_s`` with nothing heard from the controller meanwhile (a wedged
 adapter). ``stats()`` counts the reopenings by reason.
 
-The thread never dies silently: any exception in its loop is caught at the top,
+Neither thread dies silently: any exception in a loop is caught at its top,
 logged and counted (``thread_errors``); the port is closed as if lost and the
-loop starts again after ``restart_delay_s``. Meanwhile ``health()`` says the link
-is down and why, and ``stats()["connected"]`` is 0, so the service shows
-``degraded``. Commands still outstanding when the link is closed are finished
-``lost``.
+loop starts again (the link's after ``restart_delay_s``). Meanwhile ``health()``
+says the link is down and why, and ``stats()["connected"]`` is 0, so the service
+shows ``degraded``. Commands still outstanding when the link is closed are
+finished ``lost``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import select
 import threading
 import time
 from collections import deque
@@ -43,10 +50,13 @@ from firmware_bridge.host_session import HostSession, SessionConfig
 from firmware_bridge.link import LinkEvent
 from firmware_bridge.messages import Fire, Pick, Status
 from firmware_bridge.serial_port import PortLostError, check_stall, open_port, stall_left_s, write_backlog
+from firmware_bridge.serial_reader import PortReader, WakePipe, name_os_thread
 from firmware_bridge.sync import SyncEstimator
 from firmware_bridge.tx_backlog import TxBacklog
 
 log = logging.getLogger(__name__)
+
+TX_RETRY_S = 0.002  # a stalled port is written again this often (the link never polls the port to learn when)
 
 
 class SerialLink:
@@ -94,11 +104,12 @@ class SerialLink:
         # in a loop must never starve the link thread (and so the heartbeat) of the lock
         self._inbox: deque[Fire | Pick | int] = deque()
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wakeup = WakePipe()  # the link's thread waits on this pipe only (never on the port)
+        self._wake = self._wakeup.wake
         self._thread: threading.Thread | None = None
         self._port: serial.SerialBase | None = None
+        self._generation = 0  # openings of the port: what the reader read from a closed one is dropped
+        self._reader = PortReader(f"serial-link-rx {url}", self._wake, time_ns)
         self.open_failures = 0
         self.opens = 0
         self.thread_errors = 0
@@ -115,20 +126,12 @@ class SerialLink:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._reader.start()
         self._thread = threading.Thread(target=self._run, name=f"serial-link {self.url}", daemon=True)
         self._thread.start()
 
     def wait_ready(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while not self.session.ready():
-                if self.session.protocol_error is not None:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.05))
-            return True
+        return self._wait_until(self.session.ready, timeout_s, give_up=lambda: self.session.protocol_error is not None)
 
     def submit(self, command: Fire | Pick) -> None:
         self._inbox.append(command)
@@ -164,14 +167,7 @@ class SerialLink:
             return ev
 
     def wait_idle(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self._inbox or not self.session.idle():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.05))
-            return True
+        return self._wait_until(lambda: not self._inbox and self.session.idle(), timeout_s)
 
     def fetch_reports(self) -> None:
         """Nothing to do: the controller pushes FIRED/PICKED as soon as a pulse ends."""
@@ -186,14 +182,8 @@ class SerialLink:
             before = self.session.status
             self.session._next_status_ns = 0
         self._wake()
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self.session.status is before:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._changed.wait(min(left, 0.05))
-            return self.session.status
+        fresh = self._wait_until(lambda: self.session.status is not before, timeout_s)
+        return self.session.status if fresh else None
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """Send a PING now and wait for its PONG (the result is in ``sync``)."""
@@ -201,14 +191,7 @@ class SerialLink:
             n0 = self.sync.count
             self.session._next_ping_ns = 0
         self._wake()
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while self.sync.count == n0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(min(left, 0.05))
-            return True
+        return self._wait_until(lambda: self.sync.count != n0, timeout_s)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -216,7 +199,7 @@ class SerialLink:
             s["outstanding"] = self.session.outstanding()
             s["connected"] = int(self.session.connected and self.session.protocol_error is None)
             s["port_opens"] = self.opens
-            s["thread_errors"] = self.thread_errors
+            s["thread_errors"] = self.thread_errors + self._reader.errors
             s["write_stalls"] = self._tx.stalls
             s["write_stall_ms_total"] = round(self._tx.stall_s_total * 1e3)
             s["write_stall_ms_max"] = round(self._tx.stall_s_max * 1e3)
@@ -235,7 +218,7 @@ class SerialLink:
             session = self.session
             if session.protocol_error is not None:
                 return False, session.protocol_error
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None or not self._thread.is_alive() or not self._reader.alive():
                 return False, "serial link thread not running"
             if session.ready():
                 return True, ""
@@ -268,6 +251,7 @@ class SerialLink:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        self._reader.stop(2.0)
         self._close_port()
         with self._lock:
             if disarmed:
@@ -278,16 +262,20 @@ class SerialLink:
                 self._drain_inbox()
             self.session.abandon("link closed before it was sent", "cancelled")
             self._collect()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        self._wakeup.close()
 
     # -------------------------------------------------------------- private
 
-    def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"\x01")
+    def _wait_until(self, done: Callable[[], bool], timeout_s: float, give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Wait up to ``timeout_s`` for ``done()`` (checked under the lock); False at once when ``give_up()``."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not done():
+                left = deadline - time.monotonic()
+                if left <= 0 or give_up():
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
 
     def _drain_inbox(self) -> None:
         """Hand queued submissions and cancels to the session (lock held)."""
@@ -305,14 +293,20 @@ class SerialLink:
             self._events.extend(ev)
 
     def _open(self) -> bool:
+        port: serial.SerialBase | None = None
         try:
             port = open_port(self.url, self.baudrate)  # non-blocking: writes go through the backlog
+            self._reader.attach(port.fileno(), self._generation + 1)  # the reader reads its own duplicate
         except (serial.SerialException, OSError, ValueError) as e:
             self.open_failures += 1
             if self.open_failures == 1 or self.open_failures % 50 == 0:
                 log.warning("cannot open controller port %s (%s); retrying with backoff", self.url, e)
+            if port is not None:
+                with contextlib.suppress(serial.SerialException, OSError):
+                    port.close()
             return False
         self._port = port
+        self._generation += 1
         self._last_rx = time.monotonic()
         self.opens += 1
         if self.opens > 1:
@@ -323,6 +317,7 @@ class SerialLink:
         return True
 
     def _close_port(self) -> None:
+        self._reader.detach()
         port, self._port = self._port, None
         if port is not None:
             with contextlib.suppress(serial.SerialException, OSError):
@@ -339,7 +334,8 @@ class SerialLink:
             self._changed.notify_all()
 
     def _run(self) -> None:
-        """The thread: the I/O loop, restarted after any exception (never a silent death)."""
+        """The link's thread: the session and the writes, restarted after any exception (never a silent death)."""
+        name_os_thread("serial-link-tx")
         while not self._stop.is_set():
             try:
                 self._loop()
@@ -366,7 +362,7 @@ class SerialLink:
         while not self._stop.is_set():
             if self._port is None:
                 now = time.monotonic()
-                if now >= next_open:
+                if now >= next_open and not self._reader.holding():  # reopen once the reader let go of the old port
                     if self._open():
                         backoff = self.reconnect_min_s
                     else:
@@ -375,10 +371,11 @@ class SerialLink:
                 if self._port is None:
                     with self._changed:
                         self._drain_inbox()
+                        self._feed_received()  # what the reader read before the port went: dropped
                         self.session.poll(self._time_ns())  # expires what can no longer be sent
                         self._collect()
                         self._changed.notify_all()
-                    self._sleep(max(0.001, min(next_open - time.monotonic(), 0.05)))
+                    self._wakeup.wait(max(0.001, min(next_open - time.monotonic(), 0.05)))
                     continue
             try:
                 self._step()
@@ -389,52 +386,55 @@ class SerialLink:
                 self._lost(str(e))
                 next_open = time.monotonic() + self.reconnect_min_s
 
-    def _sleep(self, s: float) -> None:
-        try:
-            select.select([self._wake_r], [], [], s)
-            os.read(self._wake_r, 4096)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except (OSError, ValueError):
-            time.sleep(s)
+    def _feed_received(self) -> PortLostError | None:
+        """Hand what the reader read from the open port to the session (lock held); the port's loss if it came.
+
+        Items of a port closed since (an older generation, or none open) are dropped.
+        """
+        received = self._reader.received
+        for _ in range(len(received)):
+            item = received.popleft()
+            if self._port is None or item.generation != self._generation:
+                continue
+            if item.lost is not None:
+                return item.lost
+            self._last_rx = max(self._last_rx, item.t_s)
+            self.session.receive(item.data, item.t_ns)
+        return None
 
     def _step(self) -> None:
+        """One turn: submissions and received bytes to the session, its timers, its bytes out, then wait.
+
+        The only system calls on the port are non-blocking writes: the wait is on the wake-up pipe,
+        which submissions, the reader and the session's next deadline end.
+        """
         port = self._port
         assert port is not None
+        out = b""
         with self._changed:
             self._drain_inbox()
+            lost = self._feed_received()
             now = self._time_ns()
-            out = self.session.poll(now)
+            if lost is None:
+                out = self.session.poll(now)
+                if self._down_reason and self.session.ready():
+                    log.info("serial link to %s ready again after a thread restart", self.url)
+                    self._down_reason = ""
             deadline = self.session.next_deadline_ns(now)
-            if self._down_reason and self.session.ready():
-                log.info("serial link to %s ready again after a thread restart", self.url)
-                self._down_reason = ""
             self._collect()
             self._changed.notify_all()
-        fd = port.fileno()
+        if lost is not None:
+            raise lost
         if out:
             self._tx.add(out)
         if self._tx:
-            self._write_backlog(fd)
-        timeout = 0.0 if self._inbox else max(0.0, (deadline - self._time_ns()) / 1e9)
-        if self._tx.stall_since_s is not None:
-            timeout = min(timeout, stall_left_s(self._tx, self._last_rx, self.stall_timeout_s, time.monotonic()))
-        ready, writable, _ = select.select([fd, self._wake_r], [fd] if self._tx else [], [], timeout)
-        if self._wake_r in ready:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_r, 4096)
-        if fd in ready:
-            data = os.read(fd, 4096)
-            if not data:
-                raise PortLostError("port closed by the other end", "peer_closed")
-            self._last_rx = time.monotonic()
-            with self._changed:
-                self.session.receive(data, self._time_ns())
-                self._collect()
-                self._changed.notify_all()
-        if writable and self._tx:
-            self._write_backlog(fd)
+            self._write_backlog(port.fileno())
         check_stall(self._tx, self._last_rx, self.stall_timeout_s, time.monotonic())
+        busy = self._inbox or self._reader.received
+        timeout = 0.0 if busy else max(0.0, (deadline - self._time_ns()) / 1e9)
+        if self._tx:  # stalled: try again soon (and no later than the stall becomes a lost port)
+            timeout = min(timeout, TX_RETRY_S, stall_left_s(self._tx, self._last_rx, self.stall_timeout_s, time.monotonic()))
+        self._wakeup.wait(timeout)
 
     def _write_backlog(self, fd: int) -> None:
         self.write_call_s_max = max(self.write_call_s_max, write_backlog(self._tx, fd))

@@ -31,6 +31,15 @@ def thread_ids(pid: int) -> list[int]:
         return [pid]
 
 
+def thread_name(pid: int, tid: int) -> str:
+    """The kernel's name of a thread (``comm``: what ``top -H`` shows; the link names its threads), or ""."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def renice(pid: int, nice: int) -> str:
     """Set the niceness of every thread of ``pid`` to ``nice``; "" when done, else why not."""
     for tid in thread_ids(pid):
@@ -218,8 +227,8 @@ class WaitSampler:
 
     pids: dict[str, int]  # label -> process id
     period_s: float = 0.01
-    samples: dict[str, dict[str, int]] = field(default_factory=dict)  # "label TID" -> wchan -> samples
-    longest_ms: dict[str, float] = field(default_factory=dict)  # "label TID" -> longest sampled run in __flush_work
+    samples: dict[str, dict[str, int]] = field(default_factory=dict)  # "label TID name" -> wchan -> samples
+    longest_ms: dict[str, float] = field(default_factory=dict)  # "label TID name" -> longest run in __flush_work
     _since: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -244,7 +253,7 @@ class WaitSampler:
                             where = f.read().strip() or "running"
                     except OSError:
                         continue
-                    key = f"{label} {tid}"
+                    key = f"{label} {tid} {thread_name(pid, tid)}"
                     seen = self.samples.setdefault(key, {})
                     seen[where] = seen.get(where, 0) + 1
                     if where == "__flush_work":

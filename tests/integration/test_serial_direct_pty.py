@@ -5,11 +5,14 @@ No relay process between the two ends (the soak's default rig): the real
 controller, feeds its watchdog and has its commands executed; every command ends
 in exactly one outcome. When the controller's end closes (the master: the line
 hangs up) the link says the controller is lost and reconnecting, and closing it
-finishes every outstanding command instead of waiting forever.
+finishes every outstanding command instead of waiting forever. While the thread
+that reads the port is held up (a poll or read of a terminal waits in the kernel
+for its flip-buffer work), the heartbeats still go out.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -125,3 +128,33 @@ def test_closing_the_controller_end_reports_lost_and_close_finishes_everything(r
     assert rig.doubles == 0
     assert set(rig.outcomes) == set(before) | set(after)
     assert all(rig.outcomes[i] in ("lost", "rejected", "cancelled") for i in after), rig.outcomes
+
+
+def test_heartbeats_go_out_while_the_port_reader_is_held_up(rig: DirectRig) -> None:
+    """The reader stops inside a read of the port (as a poll or read of a terminal waits for its flip-buffer
+    work, run by a kernel worker that a loaded machine delays): the link's thread keeps feeding the
+    controller's watchdog, and what the controller said meanwhile reaches the session once the reader goes on."""
+    reader = rig.link._reader
+    read = reader._read
+    held, release = threading.Event(), threading.Event()
+
+    def held_read(generation: int, fd: int) -> bool:
+        if not release.is_set():
+            held.set()
+            release.wait(60.0)
+        return read(generation, fd)
+
+    reader._read = held_read  # type: ignore[method-assign]
+    try:
+        assert held.wait(10.0), "the reader never came back to the port"
+        assert rig.wait_for(lambda: not reader.received, 10.0)  # what it read before was handed to the session
+        beats_seen, beats_sent = len(rig.heartbeats_seen), rig.link.stats()["heartbeats"]
+        status = rig.link.last_status()
+        assert rig.wait_for(lambda: len(rig.heartbeats_seen) >= beats_seen + 10, 30.0), "heartbeats stopped"
+        assert rig.link.stats()["heartbeats"] >= beats_sent + 10
+        assert rig.link.last_status() is status  # nothing was read meanwhile
+    finally:
+        release.set()
+    fresh = rig.link.request_status(10.0)
+    assert fresh is not None and fresh is not status
+    assert rig.link.health() == (True, "") and rig.link.stats()["port_opens"] == 1
