@@ -35,6 +35,7 @@ Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0] [--before REV 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import os
 import subprocess
@@ -43,7 +44,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
@@ -52,7 +53,7 @@ from typing import Any
 import numpy as np
 
 import sorter.track
-from sorter.entities import BeltMeasurements
+from sorter.entities import BeltMeasurements, Track
 
 VIEW_Y_MM = (-360.0, 360.0)
 BELT_WIDTH_MM = 1200.0
@@ -182,6 +183,28 @@ class Run:
     confirmed: set[int] = field(default_factory=set)
     track_objects: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     pred_err_mm: list[float] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)  # of each update's whole output, see output_digest
+
+
+_INT_FIELDS = tuple(f.name for f in fields(Track) if f.type in ("int", "bool"))
+_FLOAT_FIELDS = tuple(f.name for f in fields(Track) if f.type == "float")
+
+
+def output_digest(out: Any) -> bytes:
+    """Hash of everything an update returns, bit for bit: every field of every live and retired track, and the
+    track of every measurement. Python types count too (an ``int`` must stay an ``int``, not become ``numpy.int64``)."""
+    h = hashlib.blake2b(digest_size=16)
+    for group in (out.active, out.retired):
+        tracks = list(group)
+        h.update(len(tracks).to_bytes(4, "little"))
+        for t in tracks:
+            ints = [getattr(t, name) for name in _INT_FIELDS]
+            floats = [getattr(t, name) for name in _FLOAT_FIELDS]
+            h.update(" ".join(type(v).__name__ for v in (*ints, *floats, *t.class_votes)).encode())
+            h.update(np.array(ints, np.int64).tobytes())
+            h.update(np.array([*floats, *t.class_votes], np.float64).tobytes())
+    h.update(np.array(out.meas_track_ids, np.int64).tobytes())
+    return h.digest()
 
 
 def export_clock(tracker: Any) -> list[int] | None:
@@ -201,8 +224,11 @@ def export_clock(tracker: Any) -> list[int] | None:
     return last
 
 
-def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200) -> dict[str, Run]:
-    """Run every tracker over the scene's frames (every ``step``-th), interleaved frame by frame."""
+def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200, digest: bool = False) -> dict[str, Run]:
+    """Run every tracker over the scene's frames (every ``step``-th), interleaved frame by frame.
+
+    With ``digest`` each update's output is hashed (:func:`output_digest`, outside the timed part) to compare trackers.
+    """
     trackers = {name: make_tracker(m) for name, m in mods.items()}
     clocks = {name: export_clock(t) for name, t in trackers.items()}
     runs = {name: Run() for name in mods}
@@ -227,6 +253,8 @@ def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: in
                     r.export_ms.append(clock[0] / 1e6)
                 r.live.append(len(out.active))
             r.ids.append(out.meas_track_ids)
+            if digest:
+                r.digests.append(output_digest(out))
             for tr in (*out.active, *out.retired):
                 if tr.confirmed:
                     r.confirmed.add(tr.track_id)
@@ -240,6 +268,14 @@ def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: in
                     y_p, x_p, _, _ = tr.predict(s_ahead)
                     r.pred_err_mm.append(float(np.hypot(y_p - y_ahead[obj], x_p - x_ahead[obj])))
     return runs
+
+
+def identical(runs: dict[str, Run]) -> tuple[str, str]:
+    """``(same assignments, same outputs)``, each ``"k of n"`` frames, between the 'before' and 'after' runs."""
+    b, a = runs["before"], runs["after"]
+    same_ids = sum(x == y for x, y in zip(b.ids, a.ids, strict=True))
+    same_out = sum(x == y for x, y in zip(b.digests, a.digests, strict=True))
+    return f"{same_ids} of {len(a.ids)}", f"{same_out} of {len(a.digests)}"
 
 
 def quality(sc: Scene, r: Run, step: int = 1) -> dict[str, float]:
@@ -287,6 +323,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--before", default=DEFAULT_BEFORE, help="git revision of the tracker to compare with, or 'none'")
     ap.add_argument("--sizes", default="10,30,60,100", help="objects in view, comma-separated")
+    ap.add_argument(
+        "--require-identical", action="store_true", help="exit with status 1 unless every output equals the 'before' tracker's"
+    )
     args = ap.parse_args()
     sizes = [int(v) for v in args.sizes.split(",")]
     mods: dict[str, ModuleType] = {}
@@ -308,7 +347,7 @@ def main() -> int:
     timing_rows, cpu_rows, quality_rows, same_rows, low_rows = [], [], [], [], []
     for n in sizes:
         sc = scene(n, args.frames, args.seed)
-        runs = run_trackers(sc, mods)
+        runs = run_trackers(sc, mods, digest=before is not None)
         dets = float(np.mean([len(m) for m in sc.frames[200:]]))
         live = float(np.mean(runs["after"].live))
         wall = {k: (np.percentile(r.wall_ms, 50), np.percentile(r.wall_ms, 99)) for k, r in runs.items()}
@@ -334,11 +373,12 @@ def main() -> int:
                 )
             )
         if before is not None:
-            same = sum(a == b for a, b in zip(runs["before"].ids, runs["after"].ids, strict=True))
-            same_rows.append((f"{n}", f"{same} of {len(runs['after'].ids)}"))
+            same_rows.append((f"{n}", f"{FPS:g}", *identical(runs)))
         for fps in (15.0, 10.0):
             step = round(FPS / fps)
-            low = run_trackers(sc, mods, step=step, warm=0)
+            low = run_trackers(sc, mods, step=step, warm=0, digest=before is not None)
+            if before is not None:
+                same_rows.append((f"{n}", f"{fps:g}", *identical(low)))
             for k in names:
                 q = quality(sc, low[k], step)
                 share = 1.0 - q["missed"] / max(q["objects"], 1)
@@ -350,14 +390,18 @@ def main() -> int:
     print("time per update, CPU time of the thread (ms)")
     table(("objects in view", *pairs, *speed, *(f"{k} entities p50" for k in names)), cpu_rows)
     if same_rows:
-        print("identical assignments (meas_track_ids) before/after, frames")
-        table(("objects in view", "identical frames"), same_rows)
+        print("identical outputs before/after, frames: the track of every measurement; every field of every live and")
+        print("retired track, bit for bit")
+        table(("objects in view", "fps", "same assignments", "same outputs"), same_rows)
     print(f"quality at {FPS:g} fps (prediction error: confirmed tracks, {AHEAD_S * 1e3:g} ms ahead, against truth)")
     head = ("objects in view", "tracker", "ID switches", "objects never confirmed", "objects split", "false confirmed")
     table((*head, "pred. err p50 / p95 mm"), quality_rows)
     print("confirmation at low frame rates: same scenes, every 4th / 6th frame processed (objects seen at least twice)")
     table(("objects in view", "fps", "tracker", "share confirmed", "false confirmed", "ID switches"), low_rows)
     print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    if args.require_identical and any(row[-1].split()[0] != row[-1].split()[-1] for row in same_rows):
+        print("outputs differ from the 'before' tracker's (--require-identical)")
+        return 1
     return 0
 
 
