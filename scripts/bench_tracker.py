@@ -183,7 +183,7 @@ class Run:
     confirmed: set[int] = field(default_factory=set)
     track_objects: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     pred_err_mm: list[float] = field(default_factory=list)
-    digests: list[bytes] = field(default_factory=list)  # of each update's whole output, see output_digest
+    outputs: list[Any] = field(default_factory=list)  # each update's output, kept to compare trackers
 
 
 _INT_FIELDS = tuple(f.name for f in fields(Track) if f.type in ("int", "bool"))
@@ -208,26 +208,29 @@ def output_digest(out: Any) -> bytes:
 
 
 def export_clock(tracker: Any) -> list[int] | None:
-    """Per-instance timer of the tracker's entity export (``TrackTable.rebuild``): a one-item list of the last call's CPU ns."""
+    """Per-instance timer of the tracker's export of its tracks for consumers (``TrackTable.columns``, or the entity
+    rebuild of earlier trackers): a one-item list summing the CPU ns of its calls, reset by the caller."""
     table: Any = getattr(tracker, "_table", None)
-    rebuild = getattr(table, "rebuild", None)
-    if rebuild is None:
+    name = next((n for n in ("columns", "rebuild") if hasattr(table, n)), None)
+    if name is None:
         return None
-    last = [0]
+    export = getattr(table, name)
+    spent = [0]
 
-    def timed(*args: Any) -> None:
+    def timed(*args: Any) -> Any:
         c0 = time.thread_time_ns()
-        rebuild(*args)
-        last[0] = time.thread_time_ns() - c0
+        out = export(*args)
+        spent[0] += time.thread_time_ns() - c0
+        return out
 
-    table.rebuild = timed  # on the instance: other trackers of the same class are untouched
-    return last
+    setattr(table, name, timed)  # on the instance: other trackers of the same class are untouched
+    return spent
 
 
-def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200, digest: bool = False) -> dict[str, Run]:
+def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: int = 200, keep: bool = False) -> dict[str, Run]:
     """Run every tracker over the scene's frames (every ``step``-th), interleaved frame by frame.
 
-    With ``digest`` each update's output is hashed (:func:`output_digest`, outside the timed part) to compare trackers.
+    With ``keep`` each update's output is kept to compare trackers afterwards (:func:`identical`).
     """
     trackers = {name: make_tracker(m) for name, m in mods.items()}
     clocks = {name: export_clock(t) for name, t in trackers.items()}
@@ -239,6 +242,9 @@ def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: in
         y_ahead, x_ahead = sc.position(t_s + AHEAD_S)
         s_ahead = SPEED_MM_S * (t_s + AHEAD_S)
         for name, tracker in trackers.items():
+            clock = clocks[name]
+            if clock is not None:
+                clock[0] = 0
             c0 = time.thread_time_ns()
             w0 = time.perf_counter_ns()
             out = tracker.update(meas)
@@ -248,13 +254,12 @@ def run_trackers(sc: Scene, mods: dict[str, ModuleType], step: int = 1, warm: in
             if k >= warm:
                 r.wall_ms.append((w1 - w0) / 1e6)
                 r.cpu_ms.append((c1 - c0) / 1e6)
-                clock = clocks[name]
                 if clock is not None:
                     r.export_ms.append(clock[0] / 1e6)
                 r.live.append(len(out.active))
             r.ids.append(out.meas_track_ids)
-            if digest:
-                r.digests.append(output_digest(out))
+            if keep:
+                r.outputs.append(out)
             for tr in (*out.active, *out.retired):
                 if tr.confirmed:
                     r.confirmed.add(tr.track_id)
@@ -274,8 +279,8 @@ def identical(runs: dict[str, Run]) -> tuple[str, str]:
     """``(same assignments, same outputs)``, each ``"k of n"`` frames, between the 'before' and 'after' runs."""
     b, a = runs["before"], runs["after"]
     same_ids = sum(x == y for x, y in zip(b.ids, a.ids, strict=True))
-    same_out = sum(x == y for x, y in zip(b.digests, a.digests, strict=True))
-    return f"{same_ids} of {len(a.ids)}", f"{same_out} of {len(a.digests)}"
+    same_out = sum(output_digest(x) == output_digest(y) for x, y in zip(b.outputs, a.outputs, strict=True))
+    return f"{same_ids} of {len(a.ids)}", f"{same_out} of {len(a.outputs)}"
 
 
 def quality(sc: Scene, r: Run, step: int = 1) -> dict[str, float]:
@@ -347,7 +352,7 @@ def main() -> int:
     timing_rows, cpu_rows, quality_rows, same_rows, low_rows = [], [], [], [], []
     for n in sizes:
         sc = scene(n, args.frames, args.seed)
-        runs = run_trackers(sc, mods, digest=before is not None)
+        runs = run_trackers(sc, mods, keep=before is not None)
         dets = float(np.mean([len(m) for m in sc.frames[200:]]))
         live = float(np.mean(runs["after"].live))
         wall = {k: (np.percentile(r.wall_ms, 50), np.percentile(r.wall_ms, 99)) for k, r in runs.items()}
@@ -376,7 +381,7 @@ def main() -> int:
             same_rows.append((f"{n}", f"{FPS:g}", *identical(runs)))
         for fps in (15.0, 10.0):
             step = round(FPS / fps)
-            low = run_trackers(sc, mods, step=step, warm=0, digest=before is not None)
+            low = run_trackers(sc, mods, step=step, warm=0, keep=before is not None)
             if before is not None:
                 same_rows.append((f"{n}", f"{fps:g}", *identical(low)))
             for k in names:
@@ -388,7 +393,7 @@ def main() -> int:
     print("time per update, wall clock (ms)")
     table(("objects in view", "detections/frame", "live tracks", *pairs, *speed), timing_rows)
     print("time per update, CPU time of the thread (ms)")
-    table(("objects in view", *pairs, *speed, *(f"{k} entities p50" for k in names)), cpu_rows)
+    table(("objects in view", *pairs, *speed, *(f"{k} export p50" for k in names)), cpu_rows)
     if same_rows:
         print("identical outputs before/after, frames: the track of every measurement; every field of every live and")
         print("retired track, bit for bit")
