@@ -126,10 +126,11 @@ class AirjetPlanner:
         self._bank = self.params.bank
         self._ledger = DecisionLedger()
         self._ids = itertools.count(first_command_id)
-        # latest version of every confirmed track near the line (neighbours for the touching check): a Track, or the
-        # columns it was last seen live in and its column there
-        self._recent: dict[int, Track | tuple[TrackColumns, int]] = {}
+        # latest version of every confirmed track near the line (neighbours for the touching check): a retired Track,
+        # or the columns it was last seen live in
+        self._recent: dict[int, Track | TrackColumns] = {}
         self._recent_pruned_at_mm = -float("inf")
+        self._index: tuple[TrackColumns | None, dict[int, int]] = (None, {})  # columns and the column of each id there
 
     def plan(
         self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float, speed_mm_s: float, t_now_ns: int
@@ -150,9 +151,9 @@ class AirjetPlanner:
         self._remember(live, retired, s_now_mm)
         commands: list[Command] = []
         decisions: list[Decision] = []
-        ids = live.track_id
+        ids = live.track_id.tolist()
         due = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
-        fresh = (live[k] for k in due if ids.item(k) not in self._ledger)
+        fresh = (live[k] for k in due if ids[k] not in self._ledger)
         for tr, is_retired in itertools.chain(zip(fresh, repeat(False)), zip(retired, repeat(True))):
             if not tr.confirmed or tr.track_id in self._ledger:
                 continue
@@ -217,18 +218,30 @@ class AirjetPlanner:
     # ------------------------------------------------------------------ neighbours
     def _remember(self, live: TrackColumns, retired: Sequence[Track], s_now_mm: float) -> None:
         recent = self._recent
-        ids = live.track_id.tolist()
-        for k in live.confirmed.nonzero()[0].tolist():
-            recent[ids[k]] = (live, k)
+        recent.update(dict.fromkeys(live.track_id[live.confirmed].tolist(), live))
         for tr in retired:
             if tr.confirmed:
                 recent[tr.track_id] = tr
         if s_now_mm - self._recent_pruned_at_mm > 200.0:
             self._recent_pruned_at_mm = s_now_mm
             limit = self.params.y_eject_mm + 500.0 - s_now_mm  # in belt-fixed u
-            gone = [tid for tid, tr in recent.items() if (tr.u_mm if isinstance(tr, Track) else tr[0].u_mm.item(tr[1])) > limit]
+            live_gone = set(live.track_id[live.u_mm > limit].tolist())
+            gone = [tid for tid, v in recent.items() if (tid in live_gone if v is live else self._read(tid, v, "u_mm") > limit)]
             for tid in gone:
                 del recent[tid]
+
+    def _read(self, track_id: int, version: Track | TrackColumns, name: str) -> float:
+        """Field ``name`` of a remembered track, without building a ``Track`` for one seen live."""
+        if isinstance(version, Track):
+            value: float = getattr(version, name)
+            return value
+        return float(getattr(version, name).item(self._column(version, track_id)))
+
+    def _column(self, cols: TrackColumns, track_id: int) -> int:
+        """Column of ``track_id`` in ``cols`` (an index of the columns' ids, built when first needed)."""
+        if self._index[0] is not cols:
+            self._index = (cols, dict(zip(cols.track_id.tolist(), range(len(cols)), strict=True)))
+        return self._index[1][track_id]
 
     def _touching_nontargets(self, target: Track, s_target_mm: float) -> list[Track]:
         p = self.params
@@ -237,13 +250,8 @@ class AirjetPlanner:
         u_t = target.u_mm
         near: list[Track] = []
         for tid, version in self._recent.items():
-            if isinstance(version, Track):
-                u, length = version.u_mm, version.length_mm
-            else:
-                cols, k = version
-                u, length = cols.u_mm.item(k), cols.length_mm.item(k)
-            if abs(u - u_t) - length / 2.0 < slack and tid != target.track_id:
-                t = version if isinstance(version, Track) else version[0][version[1]]
-                if why_not_target(t, p.policy) is not None:
+            if abs(self._read(tid, version, "u_mm") - u_t) - self._read(tid, version, "length_mm") / 2.0 < slack:
+                t = version if isinstance(version, Track) else version[self._column(version, tid)]
+                if t.track_id != target.track_id and why_not_target(t, p.policy) is not None:
                     near.append(t)
         return touching(target, near, s_target_mm, p.policy.touching_gap_mm)

@@ -115,14 +115,19 @@ def test_touching_objects_go_to_the_solver() -> None:
 def test_track_columns_build_the_tracks_they_were_taken_from() -> None:
     rng = np.random.default_rng(2)
     n = 7
-    tracks = [
-        Track(
-            k + 1, int(rng.integers(0, 6)), float(rng.random()), tuple(rng.random(6).tolist()),
-            *rng.normal(0, 100, 9).tolist(), int(rng.integers(0, 10**12)), int(rng.integers(0, 10**12)),
-            int(rng.integers(1, 50)), bool(rng.integers(0, 2)),
+
+    def random_track(track_id: int) -> Track:
+        u, x, du, dx, length, width, sigma_u, sigma_x, s_ref = rng.normal(0, 100, 9).tolist()
+        t_first, t_last = sorted(rng.integers(0, 10**12, 2).tolist())
+        votes = tuple(rng.random(6).tolist())
+        hits, confirmed = int(rng.integers(1, 50)), bool(rng.integers(0, 2))
+        class_id, confidence = int(rng.integers(0, 6)), float(rng.random())
+        return Track(
+            track_id, class_id, confidence, votes, u, x, du, dx, length, width, sigma_u, sigma_x, s_ref, t_first, t_last, hits,
+            confirmed,
         )  # fmt: skip
-        for k in range(n)
-    ]
+
+    tracks = [random_track(k + 1) for k in range(n)]
     cols = TrackColumns.of(tracks)
     assert len(cols) == n and TrackColumns.of(cols) is cols
     assert list(cols) == tracks and [cols[k] for k in range(n)] == tracks and cols[-1] == tracks[-1] and cols[2:4] == tracks[2:4]
