@@ -88,7 +88,8 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
     np.maximum(dist[0], dist[1], out=dist[0])
-    cols, rows = (dist[0] < reach).nonzero()
+    # flat indices, then (measurement, track): the same pairs in the same order as the 2-D nonzero, at a fraction of its cost
+    cols, rows = divmod((dist[0] < reach).ravel().nonzero()[0], pos.shape[1])
     if rows.size == 0:
         return no_pairs()
     tp = pred.take(rows, 1)
@@ -153,6 +154,7 @@ def pair_costs(
     log_ratio *= log_ratio
     size_cost = np.minimum((log_ratio[0] + log_ratio[1]) / p.size_log_sigma**2, _SIZE_COST_CAP)
     v = votes.take(rows, 0)
-    share = (v[np.arange(rows.size), class_ids.take(cols)] + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
+    measured = v.reshape(-1).take(np.arange(0, v.size, v.shape[1]) + class_ids.take(cols))  # votes for the measured class
+    share = (measured + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
     cost: F64 = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - confirmed.take(rows))
     return cost

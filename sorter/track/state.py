@@ -148,7 +148,7 @@ class TrackTable:
         if rows.size == 0:
             return
         p = self.params
-        sub = self.f.take(rows, 1)
+        sub = self._f.take(rows, 1)  # the buffers themselves: rows are live columns
         tol = p.size_tolerance_mm
         pos, p00, p01, p11 = pred[PRED_POS], pred[PRED_P00], pred[PRED_P01], pred[PRED_P11]
         innov, d_size, half, cut_dir = pair[PAIR_D], pair[PAIR_DSIZE], pair[PAIR_HALF], pair[PAIR_CUT]
@@ -193,7 +193,7 @@ class TrackTable:
         sub[SIZE] += gain
         sub[S_REF] = s_mm
         sub[SCORE_SUM] += scores
-        si = self.i.take(rows, 1)
+        si = self._i.take(rows, 1)
         run_on = si[T_LAST] == t_prev_ns  # detected in the previous frame too
         s_run = sub[S_RUN]
         np.copyto(s_run, s_mm, where=~run_on)
@@ -204,10 +204,11 @@ class TrackTable:
         hits += 1
         si[T_LAST] = t_ns
         si[CONFIRMED] |= self._evidence(hits, run, s_mm - s_run)
-        self.f[:, rows] = sub
-        self.i[:, rows] = si
-        votes = self.votes.reshape(-1)  # a view: rows are unique, so are the flat indices
-        flat = rows * self.votes.shape[1] + class_ids
+        votes_per_track = self._votes.shape[1]
+        self._f[:, rows] = sub
+        self._i[:, rows] = si
+        votes = self._votes.reshape(-1)  # a view: rows are unique, so are the flat indices
+        flat = rows * votes_per_track + class_ids
         votes[flat] = votes.take(flat) + scores
 
     def _evidence(self, hits: I64, run: I64, run_span_mm: F64) -> npt.NDArray[np.bool_]:
@@ -283,9 +284,9 @@ class TrackTable:
         n = idx.size
         # one gather per buffer into new buffers with spare room (the spare columns copy track 0: overwritten when used)
         idx = np.concatenate((idx, _SPARE_IDX))
-        self._f = self.f.take(idx, 1)
-        self._i = self.i.take(idx, 1)
-        self._votes = self.votes.take(idx, 0)
+        self._f = self._f.take(idx, 1)
+        self._i = self._i.take(idx, 1)
+        self._votes = self._votes.take(idx, 0)
         self._n = n
 
     # ------------------------------------------------------------------ export
@@ -300,9 +301,11 @@ class TrackTable:
         as much as a class belief; confirmation judges existence).
         """
         fl, ii, votes = self.f.take(_EXPORTED, 0), self.i.take(_EXPORTED_INT, 0), self.votes.copy()
+        n, n_classes = votes.shape
+        class_id = np.argmax(votes, 1, out=ii[1])
+        top = votes.reshape(-1).take(np.arange(0, n * n_classes, n_classes) + class_id)  # each row's maximum, found already
         prior = self.params.class_prior_votes
-        np.divide(np.maximum.reduce(votes, 1) + prior, np.add.reduce(votes, 1) + prior * votes.shape[1], out=fl[0])
-        np.argmax(votes, 1, out=ii[1])
+        np.divide(top + prior, np.add.reduce(votes, 1) + prior * n_classes, out=fl[0])
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.

@@ -66,6 +66,9 @@ class BeltTracker:
         self._last_t_ns: int | None = None
         self.stats = UpdateStats()
         self._columns = self._table.columns()  # the tracks as the last update handed them out
+        p = self.params
+        tentative_mm = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
+        self._max_unseen_travel_mm = np.array((tentative_mm, p.max_unseen_travel_mm))  # by confirmation: 0 tentative, 1 confirmed
         load_solver()  # import the solver at start-up, not in the first frame with touching objects
 
     @property
@@ -136,13 +139,11 @@ class BeltTracker:
                 scores.take(matched_m),
                 class_ids.take(matched_m),
             )
-        meas_ids = np.empty(n_meas, np.int64)
+        meas_ids = np.zeros(n_meas, np.int64)  # 0 (no track id) until matched or started
         meas_ids[matched_m] = table.i[ID].take(matched_t)
         n_new = n_meas - matched_m.size
         if n_new:
-            old = np.zeros(n_meas, np.bool_)
-            old[matched_m] = True
-            idx_new = np.logical_not(old).nonzero()[0]
+            idx_new = (meas_ids == 0).nonzero()[0]
             ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             self._next_id += n_new
             meas_ids[idx_new] = ids
@@ -190,11 +191,7 @@ class BeltTracker:
         p = self.params
         ii = table.i
         t_last = ii[T_LAST]
-        tentative = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
-        if tentative < p.max_unseen_travel_mm:
-            max_travel: F64 | float = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
-        else:
-            max_travel = tentative
+        max_travel = self._max_unseen_travel_mm.take(ii[CONFIRMED])  # by confirmation: tentative, confirmed
         aged = np.subtract(s_mm, table.f[S_REF]) > max_travel
         aged |= t_last < t_ns - p.max_unseen_ns
         if t_prev_ns is not None:
