@@ -151,9 +151,9 @@ class AirjetPlanner:
         self._remember(live, retired, s_now_mm)
         commands: list[Command] = []
         decisions: list[Decision] = []
-        ids = live.track_id.tolist()
-        due = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
-        fresh = (live[k] for k in due if ids[k] not in self._ledger)
+        due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
+        decided = self._ledger.ids
+        fresh = (live[k] for k, tid in zip(due, due_ids, strict=True) if tid not in decided)
         for tr, is_retired in itertools.chain(zip(fresh, repeat(False)), zip(retired, repeat(True))):
             if not tr.confirmed or tr.track_id in self._ledger:
                 continue

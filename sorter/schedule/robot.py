@@ -149,12 +149,13 @@ class RobotPlanner:
         pending = self._pending
         self._ledger.prune(s_now_mm)
         decisions: list[Decision] = []
-        ids = live.track_id.tolist()
         if pending:  # candidates refined since they became candidates
-            for k in [k for k, tid in enumerate(ids) if tid in pending]:
-                pending[ids[k]] = live[k]
-        due = maybe_due(live, s_now_mm, p.view_end_y_mm, p.window_y_start_mm, p.decide_before_mm)
-        fresh = (live[k] for k in due if ids[k] not in pending and ids[k] not in self._ledger)
+            for k, tid in enumerate(live.track_id.tolist()):
+                if tid in pending:
+                    pending[tid] = live[k]
+        due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.window_y_start_mm, p.decide_before_mm)
+        decided = self._ledger.ids
+        fresh = (live[k] for k, tid in zip(due, due_ids, strict=True) if tid not in pending and tid not in decided)
         for tr, is_retired in itertools.chain(zip(fresh, repeat(False)), zip(retired, repeat(True))):
             tid = tr.track_id
             if tid in pending:

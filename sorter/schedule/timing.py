@@ -53,8 +53,8 @@ def decision_due(
 
 def maybe_due(
     tracks: TrackColumns, s_now_mm: float, view_end_y_mm: float, line_y_mm: float, decide_before_mm: float
-) -> list[int]:
-    """Columns of the confirmed tracks for which :func:`decision_due` may hold (live ones), in column order.
+) -> tuple[list[int], list[int]]:
+    """Columns and ids of the confirmed tracks for which :func:`decision_due` may hold (live ones), in column order.
 
     The same test on whole columns with 1 mm to spare, so that no rounding
     ever leaves a due track out: the caller applies :func:`decision_due` to
@@ -63,8 +63,10 @@ def maybe_due(
     y_now = tracks.u_mm + tracks.du_per_mm * (s_now_mm - tracks.s_ref_mm) + s_now_mm
     near = y_now > min(view_end_y_mm, line_y_mm - decide_before_mm) - 1.0
     near &= tracks.confirmed
-    due: list[int] = near.nonzero()[0].tolist()
-    return due
+    due = near.nonzero()[0]
+    columns: list[int] = due.tolist()
+    ids: list[int] = tracks.track_id.take(due).tolist()
+    return columns, ids
 
 
 @dataclass(frozen=True, slots=True)
