@@ -48,6 +48,7 @@ PAIR_D2 = 7  # normalised squared distance, cut-aware
 N_PAIR = 8
 
 _VOTE_PRIOR = 0.5  # pseudo-votes per class when scoring class agreement
+_REACH_MARGIN_MM = 1.0  # the coarse gate's margin over the exact one, for rounding
 _SIZE_COST_CAP = 25.0  # bounded so one odd box cannot dominate the whole assignment
 
 
@@ -82,14 +83,19 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     """
     p = params
     pos = pred[PRED_POS]
-    # coarse dense gate: the hard radius widened by the largest possible truncation slack, on both axes at once
-    largest = np.maximum.reduce  # the ufunc itself: ndarray.max goes through a Python wrapper
-    reach = p.gate_mm + 0.5 * max(float(largest(meas[MEAS_SIZE], None)), float(largest(pred[PRED_SIZE], None)))
+    # Coarse dense gate, per axis: the hard radius widened by the largest truncation slack any pair can have, half the
+    # largest change of extent (no pair's extents differ by more than the spread of all extents). The exact gate
+    # below passes no pair beyond it (|innovation| - slack <= gate_mm), so only the work changes, never the pairs.
+    sizes = np.concatenate((meas[MEAS_SIZE], pred[PRED_SIZE]), 1)
+    reach = np.maximum.reduce(sizes, 1) - np.minimum.reduce(sizes, 1)
+    reach *= 0.5
+    reach += p.gate_mm + _REACH_MARGIN_MM
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
-    np.maximum(dist[0], dist[1], out=dist[0])
+    near = np.less_equal(dist, reach[:, None, None])
+    near[0] &= near[1]
     # flat indices, then (measurement, track): the same pairs in the same order as the 2-D nonzero, at a fraction of its cost
-    cols, rows = divmod((dist[0] < reach).ravel().nonzero()[0], pos.shape[1])
+    cols, rows = divmod(near[0].ravel().nonzero()[0], pos.shape[1])
     if rows.size == 0:
         return no_pairs()
     tp = pred.take(rows, 1)
