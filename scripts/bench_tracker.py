@@ -12,11 +12,13 @@ Prints, for 10/30/60/100 objects in view:
 * time per update, p50/p99, wall clock and the thread's CPU time (the latter
   excludes preemption by other processes on a busy host). The update is
   everything ``BeltTracker.update`` does for the line: retirement, prediction,
-  gating, assignment, the filter update, new tracks and the frozen ``Track``
-  entities of every updated or new track (the planner reads every live track
-  each frame, so they are built in the update); the CPU table also gives the
-  part of it spent building those entities (``TrackTable.rebuild``), for the
-  trackers that have that step;
+  gating, assignment, the filter update, new tracks and the export of the live
+  tracks for the consumers (read-only columns, ``TrackTable.columns``; earlier
+  trackers built a frozen ``Track`` per updated track, ``TrackTable.rebuild``):
+  the CPU table also gives the part spent in that export;
+* the air-jet planner fed with each update's output, timed apart: the part of
+  the work a consumer does with what the tracker hands out (a planner that had
+  to build every entity itself would show here);
 * quality: ID switches, objects never confirmed, objects split over several
   confirmed tracks, confirmed tracks made of false positives, and the error of
   the position predicted 150 ms ahead (the planner's horizon) against truth;
@@ -25,18 +27,20 @@ Prints, for 10/30/60/100 objects in view:
   confirmed track.
 
 With ``--before REV`` (default: the last revision of the previous tracker) the
-tracker of that git revision runs on the same frames, interleaved frame by
-frame with the current one so that a busy host slows both alike, and the
-tables show both. Without git or that revision only the current tracker runs.
+tracker and planner of that git revision run on the same frames, interleaved
+frame by frame with the current ones so that a busy host slows both alike, and
+the tables show both; the outputs are then compared frame by frame (the track
+of every measurement, every field of every live and retired track bit for bit,
+every command and decision), and ``--require-identical`` exits with status 1
+when any differs. Without git or that revision only the current tracker runs.
 
-Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0] [--before REV | --before none]
+Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0] [--before REV | --before none] [--require-identical]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import importlib
 import os
 import subprocess
@@ -47,9 +51,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from itertools import pairwise
+from operator import attrgetter
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -175,8 +180,7 @@ def _load_package(rev: str, name: str) -> ModuleType:
     return importlib.import_module(pkg)
 
 
-@dataclass(frozen=True)
-class Stages:
+class Stages(NamedTuple):
     """The tracker's package and the planner's package of one revision."""
 
     track: ModuleType
@@ -189,10 +193,8 @@ def make_tracker(mod: ModuleType) -> Any:
 
 def make_planner(mod: ModuleType) -> Any:
     """The air-jet planner of the reference line: 64 valves across the belt, ejection line 440 mm past the view."""
-    params = mod.AirjetParams(
-        y_eject_mm=Y_EJECT_MM, valve_count=64, valve_pitch_mm=BELT_WIDTH_MM / 64, view_end_y_mm=VIEW_Y_MM[1]
-    )
-    return mod.AirjetPlanner(params)
+    p = mod.AirjetParams(y_eject_mm=Y_EJECT_MM, valve_count=64, valve_pitch_mm=BELT_WIDTH_MM / 64, view_end_y_mm=VIEW_Y_MM[1])
+    return mod.AirjetPlanner(p)
 
 
 @dataclass
@@ -212,25 +214,13 @@ class Run:
     plans: list[Any] = field(default_factory=list)  # each plan, kept likewise
 
 
-_INT_FIELDS = tuple(f.name for f in fields(Track) if f.type in ("int", "bool"))
-_FLOAT_FIELDS = tuple(f.name for f in fields(Track) if f.type == "float")
+_FIELDS = attrgetter(*(f.name for f in fields(Track)))
 
 
-def output_digest(out: Any) -> bytes:
-    """Hash of everything an update returns, bit for bit: every field of every live and retired track, and the
-    track of every measurement. Python types count too (an ``int`` must stay an ``int``, not become ``numpy.int64``)."""
-    h = hashlib.blake2b(digest_size=16)
-    for group in (out.active, out.retired):
-        tracks = list(group)
-        h.update(len(tracks).to_bytes(4, "little"))
-        for t in tracks:
-            ints = [getattr(t, name) for name in _INT_FIELDS]
-            floats = [getattr(t, name) for name in _FLOAT_FIELDS]
-            h.update(" ".join(type(v).__name__ for v in (*ints, *floats, *t.class_votes)).encode())
-            h.update(np.array(ints, np.int64).tobytes())
-            h.update(np.array([*floats, *t.class_votes], np.float64).tobytes())
-    h.update(np.array(out.meas_track_ids, np.int64).tobytes())
-    return h.digest()
+def output_digest(out: Any) -> str:
+    """Everything an update returns: every field of every live and retired track and the track of every measurement,
+    floats to the last bit and Python types included (``repr``: an ``int`` must not become ``numpy.int64``)."""
+    return repr(([_FIELDS(t) for t in out.active], [_FIELDS(t) for t in out.retired], out.meas_track_ids))
 
 
 def export_clock(tracker: Any) -> list[int] | None:

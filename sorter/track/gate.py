@@ -87,18 +87,17 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     # largest change of extent (no pair's extents differ by more than the spread of all extents). The exact gate
     # below passes no pair beyond it (|innovation| - slack <= gate_mm), so only the work changes, never the pairs.
     sizes = np.concatenate((meas[MEAS_SIZE], pred[PRED_SIZE]), 1)
-    reach = np.maximum.reduce(sizes, 1) - np.minimum.reduce(sizes, 1)
-    reach *= 0.5
-    reach += p.gate_mm + _REACH_MARGIN_MM
+    spread = np.maximum.reduce(sizes, 1) - np.minimum.reduce(sizes, 1)
+    reach_u, reach_x = (0.5 * spread + (p.gate_mm + _REACH_MARGIN_MM)).tolist()
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
-    near = np.less_equal(dist, reach[:, None, None])
-    near[0] &= near[1]
+    near = dist[0] <= reach_u
+    near &= dist[1] <= reach_x
     # flat indices, then (measurement, track): the same pairs in the same order as the 2-D nonzero, at a fraction of its cost
-    cols, rows = divmod(near[0].ravel().nonzero()[0], pos.shape[1])
+    cols, rows = divmod(near.ravel().nonzero()[0], pos.shape[1])
     if rows.size == 0:
         return no_pairs()
-    tp = pred.take(rows, 1)
+    tp = pred[: PRED_DS + 1].take(rows, 1)  # the rows the gate reads: position, extent, variance, travel
     mp = meas.take(cols, 1)
     table = np.empty((N_PAIR, rows.size))
     np.subtract(mp[0:4], tp[0:4], out=table[0:4])  # innovation and extent change in one call
@@ -152,7 +151,7 @@ def pair_costs(
     p = params
     rows = pairs.rows.take(idx)
     cols = pairs.cols.take(idx)
-    tp = pred.take(rows, 1)
+    tp = pred[: PRED_DS + 1].take(rows, 1)
     r0 = p.measurement_sigma_mm**2
     s_inn = tp[PRED_P00] + r0
     nll = pairs.table[PAIR_D2].take(idx) + np.log(s_inn[0] * s_inn[1] / r0**2)

@@ -197,11 +197,9 @@ class TrackTable:
         run_on = si[T_LAST] == t_prev_ns  # detected in the previous frame too
         s_run = sub[S_RUN]
         np.copyto(s_run, s_mm, where=~run_on)
-        run = si[RUN]
+        run, hits = si[RUN], si[HITS]
         run *= run_on
-        run += 1
-        hits = si[HITS]
-        hits += 1
+        si[HITS : RUN + 1] += 1
         si[T_LAST] = t_ns
         si[CONFIRMED] |= self._evidence(hits, run, s_mm - s_run)
         votes_per_track = self._votes.shape[1]
