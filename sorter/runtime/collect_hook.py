@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,11 +46,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
-_Item = tuple[Frame, Detections, tuple[Track, ...], float]
+_Item = tuple[Frame, Detections, Sequence[Track], float]  # the live tracks: the tracker's read-only columns
 
 
 def match_tracks(
-    camera: CameraModel, frame: Frame, det: Detections, tracks: tuple[Track, ...], min_score: float, gate_mm: float
+    camera: CameraModel, frame: Frame, det: Detections, tracks: Sequence[Track], min_score: float, gate_mm: float
 ) -> I64:
     """Track id of each detection (0: none): the nearest track updated at this frame within ``gate_mm`` on the belt.
 

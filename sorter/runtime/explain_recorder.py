@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from sorter.entities import MATERIAL_CLASSES, FireCommand, PickCommand
+from sorter.entities import MATERIAL_CLASSES, FireCommand, PickCommand, TrackColumns
 from sorter.sim.explain_history import CommandNote, DecisionNote, RunHistory, Sighting, TrackNote
 
 if TYPE_CHECKING:
@@ -177,12 +177,15 @@ class ExplainRecorder:
             else:
                 s = Sighting(fi, obj.visible_fraction)
             self.sightings.setdefault(obj.object_id, []).append(s)
-        for tr in (*result.active, *result.retired):
-            acc = self._tracks.get(tr.track_id)
+        live = TrackColumns.of(result.active)  # read as columns: no Track entity per live track
+        ids = live.track_id.tolist() + [t.track_id for t in result.retired]
+        confirmed = live.confirmed.tolist() + [t.confirmed for t in result.retired]
+        for tid, is_confirmed in zip(ids, confirmed, strict=True):
+            acc = self._tracks.get(tid)
             if acc is None:
-                acc = self._tracks[tr.track_id] = _TrackAcc(fi, fi)
+                acc = self._tracks[tid] = _TrackAcc(fi, fi)
             acc.last_frame = fi
-            if tr.confirmed and acc.confirmed_frame is None:
+            if is_confirmed and acc.confirmed_frame is None:
                 acc.confirmed_frame = fi
         for d in result.decisions:
             self._add_decision(d, fi)

@@ -10,6 +10,7 @@ draw that moves the simulated clock in deterministic ``--fast`` runs), so
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,7 +40,7 @@ class CycleResult:
 
     frame: Frame
     detections: Detections
-    active: tuple[Track, ...]
+    active: Sequence[Track]  # the tracker's read-only TrackColumns: each Track is built when asked for
     retired: tuple[Track, ...]
     commands: tuple[Command, ...]
     late_dropped: int
@@ -119,7 +120,7 @@ class Pipeline:
         return CycleResult(
             frame=frame,
             detections=dets,
-            active=tuple(out.active),
+            active=out.active,
             retired=tuple(out.retired),
             commands=tuple(plan.commands),
             late_dropped=int(plan.late_dropped),

@@ -4,7 +4,9 @@ A track is decided once no further measurement can improve the decision
 (retired, or its centre has left the camera view) or when it is within
 ``decide_before_mm`` of the ejection line, whichever comes first; until then
 the tracker keeps refining it and the planner waits. The decision is final:
-a track never gets a second command.
+a track never gets a second command. The live tracks come as columns
+(:class:`~sorter.entities.TrackColumns`): the planner finds the few whose
+decision may be due on the columns and takes ``Track`` entities of those alone.
 
 Command positions (odometer mm, see ``timing.py``): the air spans the object
 plus ``margin_mm`` plus ``sigma_k`` sigma of its predicted along-belt
@@ -20,11 +22,12 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
-from sorter.entities import Command, FireCommand, Track
+from sorter.entities import Command, FireCommand, Track, TrackColumns
 from sorter.schedule.policy import PolicyParams, touching, touching_verdict, why_not_target
 from sorter.schedule.results import Decision, DecisionLedger, PlanResult
-from sorter.schedule.timing import ValveBank, air_window, decision_due, lead_mm, s_crossing
+from sorter.schedule.timing import ValveBank, air_window, decision_due, lead_mm, maybe_due, s_crossing
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +126,11 @@ class AirjetPlanner:
         self._bank = self.params.bank
         self._ledger = DecisionLedger()
         self._ids = itertools.count(first_command_id)
-        # latest version of every confirmed track near the line: neighbours for the touching check
-        self._recent: dict[int, Track] = {}
+        # latest version of every confirmed track near the line (neighbours for the touching check): a retired Track,
+        # or the columns it was last seen live in
+        self._recent: dict[int, Track | TrackColumns] = {}
         self._recent_pruned_at_mm = -float("inf")
+        self._index: tuple[TrackColumns | None, dict[int, int]] = (None, {})  # columns and the column of each id there
 
     def plan(
         self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float, speed_mm_s: float, t_now_ns: int
@@ -133,19 +138,23 @@ class AirjetPlanner:
         """Decide on every track that is due and return the new commands.
 
         Args:
-            active: live tracks from the tracker (tentative ones are ignored).
+            active: live tracks from the tracker (tentative ones are ignored), best as
+                :class:`~sorter.entities.TrackColumns` (what the tracker hands out; other sequences are converted).
             retired: tracks the tracker retired in its last update.
             s_now_mm: current belt odometer (extrapolated to now).
             speed_mm_s: current belt speed, for the latency lead and pulse limits.
             t_now_ns: current host time, stamped on commands and decisions.
         """
         p = self.params
+        live = TrackColumns.of(active)
         self._ledger.prune(s_now_mm)
-        self._remember(active, retired, s_now_mm)
+        self._remember(live, retired, s_now_mm)
         commands: list[Command] = []
         decisions: list[Decision] = []
-        late = skipped = 0
-        for tr, is_retired in itertools.chain(((t, False) for t in active), ((t, True) for t in retired)):
+        due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
+        decided = self._ledger.ids
+        fresh = (live[k] for k, tid in zip(due, due_ids, strict=True) if tid not in decided)
+        for tr, is_retired in itertools.chain(zip(fresh, repeat(False)), zip(retired, repeat(True))):
             if not tr.confirmed or tr.track_id in self._ledger:
                 continue
             if not decision_due(tr, is_retired, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm):
@@ -158,8 +167,8 @@ class AirjetPlanner:
             decisions.append(decision)
             if cmd is not None:
                 commands.append(cmd)
-            late += decision.action == "late"
-            skipped += decision.action == "skip"
+        late = sum(d.action == "late" for d in decisions)
+        skipped = sum(d.action == "skip" for d in decisions)
         return PlanResult(commands=tuple(commands), decisions=tuple(decisions), late_dropped=late, skipped=skipped)
 
     # ------------------------------------------------------------------ decision
@@ -169,9 +178,10 @@ class AirjetPlanner:
         reason = why_not_target(tr, p.policy)
         if reason is not None:
             return Decision.of(tr, "not_target", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
-        verdict = touching_verdict(tr, self._touching_nontargets(tr, s_target), p.policy)
-        if verdict is not None:
-            return Decision.of(tr, "skip", verdict, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        if p.policy.touching_nontarget != "eject":  # neighbours matter only to a policy that looks at them
+            verdict = touching_verdict(tr, self._touching_nontargets(tr, s_target), p.policy)
+            if verdict is not None:
+                return Decision.of(tr, "skip", verdict, s_now_mm, t_now_ns, s_target_mm=s_target), None
         _, x_mm, _, _ = tr.predict(s_target)
         half_w = tr.width_mm / 2.0 + p.lateral_margin_mm
         valves = self._bank.valves_covering(x_mm - half_w, x_mm + half_w)
@@ -206,28 +216,42 @@ class AirjetPlanner:
         return Decision.of(tr, "eject", reason, s_now_mm, t_now_ns, cmd.command_id, s_target), cmd
 
     # ------------------------------------------------------------------ neighbours
-    def _remember(self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float) -> None:
+    def _remember(self, live: TrackColumns, retired: Sequence[Track], s_now_mm: float) -> None:
         recent = self._recent
-        for tr in itertools.chain(active, retired):
+        recent.update(dict.fromkeys(live.track_id[live.confirmed].tolist(), live))
+        for tr in retired:
             if tr.confirmed:
                 recent[tr.track_id] = tr
         if s_now_mm - self._recent_pruned_at_mm > 200.0:
             self._recent_pruned_at_mm = s_now_mm
             limit = self.params.y_eject_mm + 500.0 - s_now_mm  # in belt-fixed u
-            gone = [tid for tid, tr in recent.items() if tr.u_mm > limit]
+            live_gone = set(live.track_id[live.u_mm > limit].tolist())
+            gone = [tid for tid, v in recent.items() if (tid in live_gone if v is live else self._read(tid, v, "u_mm") > limit)]
             for tid in gone:
                 del recent[tid]
+
+    def _read(self, track_id: int, version: Track | TrackColumns, name: str) -> float:
+        """Field ``name`` of a remembered track, without building a ``Track`` for one seen live."""
+        if isinstance(version, Track):
+            value: float = getattr(version, name)
+            return value
+        return float(getattr(version, name).item(self._column(version, track_id)))
+
+    def _column(self, cols: TrackColumns, track_id: int) -> int:
+        """Column of ``track_id`` in ``cols`` (an index of the columns' ids, built when first needed)."""
+        if self._index[0] is not cols:
+            self._index = (cols, dict(zip(cols.track_id.tolist(), range(len(cols)), strict=True)))
+        return self._index[1][track_id]
 
     def _touching_nontargets(self, target: Track, s_target_mm: float) -> list[Track]:
         p = self.params
         # coarse along-belt prefilter in belt-fixed u (100 mm of slack for residual motion), then the exact test
         slack = p.policy.touching_gap_mm + 100.0 + target.length_mm / 2.0
         u_t = target.u_mm
-        near = [
-            t
-            for t in self._recent.values()
-            if abs(t.u_mm - u_t) - t.length_mm / 2.0 < slack
-            and t.track_id != target.track_id
-            and why_not_target(t, p.policy) is not None
-        ]
+        near: list[Track] = []
+        for tid, version in self._recent.items():
+            if abs(self._read(tid, version, "u_mm") - u_t) - self._read(tid, version, "length_mm") / 2.0 < slack:
+                t = version if isinstance(version, Track) else version[self._column(version, tid)]
+                if t.track_id != target.track_id and why_not_target(t, p.policy) is not None:
+                    near.append(t)
         return touching(target, near, s_target_mm, p.policy.touching_gap_mm)

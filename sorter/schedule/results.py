@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +98,11 @@ class DecisionLedger:
 
     def __contains__(self, track_id: int) -> bool:
         return track_id in self._ids
+
+    @property
+    def ids(self) -> AbstractSet[int]:
+        """The decided track ids, read-only (a view: it changes as decisions are added and forgotten)."""
+        return self._ids
 
     def __len__(self) -> int:
         return len(self._ids)

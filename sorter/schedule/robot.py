@@ -19,11 +19,12 @@ import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
-from sorter.entities import Command, PickCommand, Track
+from sorter.entities import Command, PickCommand, Track, TrackColumns
 from sorter.schedule.policy import PolicyParams, why_not_target
 from sorter.schedule.results import Action, Decision, DecisionLedger, PlanResult
-from sorter.schedule.timing import decision_due, s_crossing
+from sorter.schedule.timing import decision_due, maybe_due, s_crossing
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +137,29 @@ class RobotPlanner:
         """Update the candidates, re-plan, and return the picks committed now.
 
         Args:
-            active: live tracks from the tracker (tentative ones are ignored).
+            active: live tracks from the tracker (tentative ones are ignored), best as
+                :class:`~sorter.entities.TrackColumns` (what the tracker hands out; other sequences are converted).
             retired: tracks the tracker retired in its last update.
             s_now_mm: current belt odometer.
             speed_mm_s: current belt speed, to convert the pick period into travel.
             t_now_ns: current host time, stamped on commands and decisions.
         """
         p = self.params
+        live = TrackColumns.of(active)
+        pending = self._pending
         self._ledger.prune(s_now_mm)
         decisions: list[Decision] = []
-        for tr, is_retired in itertools.chain(((t, False) for t in active), ((t, True) for t in retired)):
+        if pending:  # candidates refined since they became candidates
+            for k, tid in enumerate(live.track_id.tolist()):
+                if tid in pending:
+                    pending[tid] = live[k]
+        due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.window_y_start_mm, p.decide_before_mm)
+        decided = self._ledger.ids
+        fresh = (live[k] for k, tid in zip(due, due_ids, strict=True) if tid not in pending and tid not in decided)
+        for tr, is_retired in itertools.chain(zip(fresh, repeat(False)), zip(retired, repeat(True))):
             tid = tr.track_id
-            if tid in self._pending:
-                self._pending[tid] = tr  # refined since it became a candidate
+            if tid in pending:
+                pending[tid] = tr  # refined since it became a candidate
                 continue
             if not tr.confirmed or tid in self._ledger:
                 continue
@@ -158,7 +169,7 @@ class RobotPlanner:
                 continue  # long gone (a stale track handed in again): decided before and forgotten
             reason = why_not_target(tr, p.policy)
             if reason is None:
-                self._pending[tid] = tr
+                pending[tid] = tr
             else:
                 decisions.append(self._decided(tr, "not_target", reason, s_now_mm, t_now_ns))
         commands = self._schedule(s_now_mm, speed_mm_s, t_now_ns, decisions)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sorter.entities import Track
+from sorter.entities import Track, TrackColumns
 
 #: residual motion is clamped so that an object never appears to stand still or move backwards
 _MIN_REL_SPEED = 0.5
@@ -49,6 +49,24 @@ def decision_due(
         return True
     y_now = y_at(track, s_now_mm)
     return y_now > view_end_y_mm or line_y_mm - y_now <= decide_before_mm
+
+
+def maybe_due(
+    tracks: TrackColumns, s_now_mm: float, view_end_y_mm: float, line_y_mm: float, decide_before_mm: float
+) -> tuple[list[int], list[int]]:
+    """Columns and ids of the confirmed tracks for which :func:`decision_due` may hold (live ones), in column order.
+
+    The same test on whole columns with 1 mm to spare, so that no rounding
+    ever leaves a due track out: the caller applies :func:`decision_due` to
+    each track found.
+    """
+    y_now = tracks.u_mm + tracks.du_per_mm * (s_now_mm - tracks.s_ref_mm) + s_now_mm
+    near = y_now > min(view_end_y_mm, line_y_mm - decide_before_mm) - 1.0
+    near &= tracks.confirmed
+    due = near.nonzero()[0]
+    columns: list[int] = due.tolist()
+    ids: list[int] = tracks.track_id.take(due).tolist()
+    return columns, ids
 
 
 @dataclass(frozen=True, slots=True)

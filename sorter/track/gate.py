@@ -48,6 +48,7 @@ PAIR_D2 = 7  # normalised squared distance, cut-aware
 N_PAIR = 8
 
 _VOTE_PRIOR = 0.5  # pseudo-votes per class when scoring class agreement
+_REACH_MARGIN_MM = 1.0  # the coarse gate's margin over the exact one, for rounding
 _SIZE_COST_CAP = 25.0  # bounded so one odd box cannot dominate the whole assignment
 
 
@@ -82,16 +83,21 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     """
     p = params
     pos = pred[PRED_POS]
-    # coarse dense gate: the hard radius widened by the largest possible truncation slack, on both axes at once
-    largest = np.maximum.reduce  # the ufunc itself: ndarray.max goes through a Python wrapper
-    reach = p.gate_mm + 0.5 * max(float(largest(meas[MEAS_SIZE], None)), float(largest(pred[PRED_SIZE], None)))
+    # Coarse dense gate, per axis: the hard radius widened by the largest truncation slack any pair can have, half the
+    # largest change of extent (no pair's extents differ by more than the spread of all extents). The exact gate
+    # below passes no pair beyond it (|innovation| - slack <= gate_mm), so only the work changes, never the pairs.
+    sizes = np.concatenate((meas[MEAS_SIZE], pred[PRED_SIZE]), 1)
+    spread = np.maximum.reduce(sizes, 1) - np.minimum.reduce(sizes, 1)
+    reach_u, reach_x = (0.5 * spread + (p.gate_mm + _REACH_MARGIN_MM)).tolist()
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
-    np.maximum(dist[0], dist[1], out=dist[0])
-    cols, rows = (dist[0] < reach).nonzero()
+    near = dist[0] <= reach_u
+    near &= dist[1] <= reach_x
+    # flat indices, then (measurement, track): the same pairs in the same order as the 2-D nonzero, at a fraction of its cost
+    cols, rows = divmod(near.ravel().nonzero()[0], pos.shape[1])
     if rows.size == 0:
         return no_pairs()
-    tp = pred.take(rows, 1)
+    tp = pred[: PRED_DS + 1].take(rows, 1)  # the rows the gate reads: position, extent, variance, travel
     mp = meas.take(cols, 1)
     table = np.empty((N_PAIR, rows.size))
     np.subtract(mp[0:4], tp[0:4], out=table[0:4])  # innovation and extent change in one call
@@ -145,7 +151,7 @@ def pair_costs(
     p = params
     rows = pairs.rows.take(idx)
     cols = pairs.cols.take(idx)
-    tp = pred.take(rows, 1)
+    tp = pred[: PRED_DS + 1].take(rows, 1)
     r0 = p.measurement_sigma_mm**2
     s_inn = tp[PRED_P00] + r0
     nll = pairs.table[PAIR_D2].take(idx) + np.log(s_inn[0] * s_inn[1] / r0**2)
@@ -153,6 +159,7 @@ def pair_costs(
     log_ratio *= log_ratio
     size_cost = np.minimum((log_ratio[0] + log_ratio[1]) / p.size_log_sigma**2, _SIZE_COST_CAP)
     v = votes.take(rows, 0)
-    share = (v[np.arange(rows.size), class_ids.take(cols)] + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
+    measured = v.reshape(-1).take(np.arange(0, v.size, v.shape[1]) + class_ids.take(cols))  # votes for the measured class
+    share = (measured + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
     cost: F64 = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - confirmed.take(rows))
     return cost

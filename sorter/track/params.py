@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sorter.entities import MATERIAL_CLASSES, Track
+from sorter.entities import MATERIAL_CLASSES, Track, TrackColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,9 @@ class TrackerOutput:
 
     Attributes:
         active: every live track after the update, tentative ones included
-            (``Track.confirmed`` says which may be acted upon), oldest first.
+            (``confirmed`` says which may be acted upon), oldest first, as
+            read-only columns (a ``Sequence[Track]`` that builds each ``Track``
+            when asked for it).
         retired: tracks that ended in this update because they went unseen for
             ``max_unseen_ns`` or ``max_unseen_travel_mm``; tentative ones are
             reported too (``confirmed=False``) so callers can count false tracks.
@@ -191,7 +193,7 @@ class TrackerOutput:
             for overlays, the event log and evaluation.
     """
 
-    active: tuple[Track, ...]
+    active: TrackColumns
     retired: tuple[Track, ...]
     meas_track_ids: tuple[int, ...] = ()
 
@@ -210,8 +212,7 @@ class UpdateStats(NamedTuple):
         n_solved: pairs left to the assignment solver (those not unambiguous).
         n_matched: measurements fused into existing tracks.
         n_new: tracks started.
-        n_retired: tracks retired.
-        n_built: ``Track`` entities built for the output (unchanged tracks reuse theirs).
+        n_retired: tracks retired (the only ``Track`` entities an update builds).
     """
 
     n_tracks: int = 0
@@ -221,4 +222,3 @@ class UpdateStats(NamedTuple):
     n_matched: int = 0
     n_new: int = 0
     n_retired: int = 0
-    n_built: int = 0

@@ -8,14 +8,10 @@ tracks: no loop over tracks. The filter model itself is in ``motion.py``.
 
 from __future__ import annotations
 
-from collections import deque
-from itertools import compress, repeat
-
 import numpy as np
 import numpy.typing as npt
 
-from sorter.entities import Track
-from sorter.track.export import build_tracks
+from sorter.entities import TrackColumns
 from sorter.track.gate import PAIR_CUT, PAIR_D, PAIR_DSIZE, PAIR_HALF
 from sorter.track.motion import (
     N_PRED,
@@ -49,8 +45,10 @@ POS, SIZE, P00, VEL, P01, P11 = (slice(k, k + 2) for k in (U, LEN, PUU, VU, PUV,
 ID, T_FIRST, T_LAST, HITS, RUN, CONFIRMED = range(6)  # RUN: detections in the current run of consecutive frames
 N_INT = 6
 
-#: float rows exported to ``Track``: u, x, du, dx, length, width, two variances, and a row to write the confidence in
-_EXPORTED = [U, X, VU, VX, LEN, WID, PUU, PXX, SCORE_SUM]
+#: rows exported to ``TrackColumns``, in its field order: a row to write the confidence in, u, x, du, dx, length,
+#: width, two variances (turned into sigmas), odometer; id, a row for the class, first and last time, hits, confirmed
+_EXPORTED = np.array([SCORE_SUM, U, X, VU, VX, LEN, WID, PUU, PXX, S_REF])
+_EXPORTED_INT = np.array([ID, ID, T_FIRST, T_LAST, HITS, CONFIRMED])
 _MIN_CAPACITY = 64
 _SPARE = 32  # room for new tracks left by a removal
 
@@ -66,9 +64,8 @@ class TrackTable:
     ``votes`` is ``(T, n_classes)``. They are views of buffers with room for
     more tracks, so starting a track writes into the buffers instead of
     reallocating them. Columns are compacted on removal, so column ``k`` is
-    always the ``k``-th oldest live track. ``tracks`` holds the frozen
-    :class:`Track` of every live track; :meth:`rebuild` renews those of the
-    tracks that changed, the others are reused as they are.
+    always the ``k``-th oldest live track. :meth:`columns` copies them out
+    for consumers.
     """
 
     def __init__(self, params: TrackerParams) -> None:
@@ -77,7 +74,6 @@ class TrackTable:
         self._f = np.zeros((N_FLOAT, _MIN_CAPACITY))
         self._i = np.zeros((N_INT, _MIN_CAPACITY), np.int64)
         self._votes = np.zeros((_MIN_CAPACITY, params.n_classes))
-        self.tracks: list[Track] = []  # the entity of each track, current after every rebuild
         # what the evidence of one detection (a run of 1 over 0 mm) says: see _evidence
         p = params
         run_of_one = p.confirm_hits < p.min_hits and p.confirm_hits <= 1 and p.confirm_travel_mm <= 0.0
@@ -152,7 +148,7 @@ class TrackTable:
         if rows.size == 0:
             return
         p = self.params
-        sub = self.f.take(rows, 1)
+        sub = self._f.take(rows, 1)  # the buffers themselves: rows are live columns
         tol = p.size_tolerance_mm
         pos, p00, p01, p11 = pred[PRED_POS], pred[PRED_P00], pred[PRED_P01], pred[PRED_P11]
         innov, d_size, half, cut_dir = pair[PAIR_D], pair[PAIR_DSIZE], pair[PAIR_HALF], pair[PAIR_CUT]
@@ -197,21 +193,20 @@ class TrackTable:
         sub[SIZE] += gain
         sub[S_REF] = s_mm
         sub[SCORE_SUM] += scores
-        si = self.i.take(rows, 1)
+        si = self._i.take(rows, 1)
         run_on = si[T_LAST] == t_prev_ns  # detected in the previous frame too
         s_run = sub[S_RUN]
         np.copyto(s_run, s_mm, where=~run_on)
-        run = si[RUN]
+        run, hits = si[RUN], si[HITS]
         run *= run_on
-        run += 1
-        hits = si[HITS]
-        hits += 1
+        si[HITS : RUN + 1] += 1
         si[T_LAST] = t_ns
         si[CONFIRMED] |= self._evidence(hits, run, s_mm - s_run)
-        self.f[:, rows] = sub
-        self.i[:, rows] = si
-        votes = self.votes.reshape(-1)  # a view: rows are unique, so are the flat indices
-        flat = rows * self.votes.shape[1] + class_ids
+        votes_per_track = self._votes.shape[1]
+        self._f[:, rows] = sub
+        self._i[:, rows] = si
+        votes = self._votes.reshape(-1)  # a view: rows are unique, so are the flat indices
+        flat = rows * votes_per_track + class_ids
         votes[flat] = votes.take(flat) + scores
 
     def _evidence(self, hits: I64, run: I64, run_span_mm: F64) -> npt.NDArray[np.bool_]:
@@ -287,26 +282,14 @@ class TrackTable:
         n = idx.size
         # one gather per buffer into new buffers with spare room (the spare columns copy track 0: overwritten when used)
         idx = np.concatenate((idx, _SPARE_IDX))
-        self._f = self.f.take(idx, 1)
-        self._i = self.i.take(idx, 1)
-        self._votes = self.votes.take(idx, 0)
-        self.tracks = list(compress(self.tracks, keep.tolist()))
+        self._f = self._f.take(idx, 1)
+        self._i = self._i.take(idx, 1)
+        self._votes = self._votes.take(idx, 0)
         self._n = n
 
     # ------------------------------------------------------------------ export
-    def rebuild(self, rows: I64, n_old: int, s_mm: float, t_ns: int) -> None:
-        """Renew the entities of the tracks ``rows`` (below ``n_old``) and build those of the new tracks (``n_old`` on).
-
-        All of them were just detected, in the frame at odometer ``s_mm`` and time ``t_ns``.
-        """
-        new = np.arange(n_old, self._n)
-        built = self._build(np.concatenate((rows, new)) if new.size else rows, s_mm, t_ns)
-        tracks = self.tracks
-        deque(map(tracks.__setitem__, rows.tolist(), built), maxlen=0)  # stops after the updated ones
-        tracks.extend(built[rows.size :])
-
-    def _build(self, rows: I64, s_mm: float, t_ns: int) -> list[Track]:
-        """Frozen :class:`Track` entities of the tracks ``rows``, all last detected at odometer ``s_mm`` and time ``t_ns``.
+    def columns(self) -> TrackColumns:
+        """Read-only copies of every live track, as consumers see them.
 
         ``class_confidence`` is the smoothed share of the score-weighted class
         votes held by the winning class, ``(votes[c] + prior) / (sum(votes) +
@@ -315,37 +298,24 @@ class TrackTable:
         not from the detector's absolute score level (which is an objectness
         as much as a class belief; confirmation judges existence).
         """
-        n = rows.size
-        ii = self.i.take(rows, 1)
-        votes = self.votes.take(rows, 0)
-        fl = self.f.take(rows, 1).take(_EXPORTED, 0)
+        fl, ii, votes = self.f.take(_EXPORTED, 0), self.i.take(_EXPORTED_INT, 0), self.votes.copy()
+        n, n_classes = votes.shape
+        class_id = np.argmax(votes, 1, out=ii[1])
+        top = votes.reshape(-1).take(np.arange(0, n * n_classes, n_classes) + class_id)  # each row's maximum, found already
         prior = self.params.class_prior_votes
-        np.divide(np.maximum.reduce(votes, 1) + prior, np.add.reduce(votes, 1) + prior * votes.shape[1], out=fl[-1])
+        np.divide(top + prior, np.add.reduce(votes, 1) + prior * n_classes, out=fl[0])
         # Report a residual velocity only when it is significant: a still object's
         # estimate is noise, and extrapolating noise over the metre to the ejection
         # line costs millimetres.
-        vel = fl[2:4]
+        vel = fl[3:5]
         vel[np.abs(vel) <= self.params.min_residual_per_mm] = 0.0
-        np.sqrt(fl[6:8], out=fl[6:8])
-        u, x, du, dx, length, width, sigma_u, sigma_x, conf = fl.tolist()
-        ic = ii.tolist()
-        columns = (
-            ic[ID],
-            votes.argmax(axis=1).tolist(),
-            conf,
-            zip(*votes.T.tolist(), strict=True),
-            u,
-            x,
-            du,
-            dx,
-            length,
-            width,
-            sigma_u,
-            sigma_x,
-            repeat(s_mm, n),
-            ic[T_FIRST],
-            repeat(t_ns, n),
-            ic[HITS],
-            map(bool, ic[CONFIRMED]),
-        )
-        return build_tracks(n, columns)
+        np.sqrt(fl[7:9], out=fl[7:9])
+        confirmed = ii[5] != 0
+        for a in (fl, ii, votes, confirmed):
+            a.flags.writeable = False
+        conf, u, x, du, dx, length, width, sigma_u, sigma_x, s_ref = fl
+        track_id, class_id, t_first, t_last, hits, _ = ii
+        return TrackColumns(
+            track_id, class_id, conf, votes, u, x, du, dx, length, width, sigma_u, sigma_x, s_ref, t_first, t_last, hits,
+            confirmed,
+        )  # fmt: skip

@@ -10,11 +10,13 @@ only ages tracks (a stopped belt still retires a track nobody sees).
 One update: retire tracks unseen for too long, predict every track
 (``motion.py``), gate every (track, measurement) pair and cost the ambiguous
 ones (``gate.py``), assign (``assign.py``), correct the matched tracks and start
-new ones (``state.py``), and build the ``Track`` entities that changed
-(``export.py``). Every step works on all tracks, all measurements or all
-gated pairs at once (numpy arrays, no loop over tracks): an update costs a
-fixed number of numpy calls whatever the scene, plus the entities that
-changed. :attr:`BeltTracker.stats` counts the work of the last update.
+new ones (``state.py``), and copy the tracks out as read-only columns
+(:class:`~sorter.entities.TrackColumns`: consumers build ``Track`` entities of
+the few tracks they act upon). Every step works on all tracks, all
+measurements or all gated pairs at once (numpy arrays, no loop over tracks):
+an update costs a fixed number of numpy calls whatever the scene, plus one
+``Track`` per retired track. :attr:`BeltTracker.stats` counts the work of the
+last update.
 
 A track is confirmed (may be acted upon) on evidence, not on a frame count:
 ``min_hits`` detections, or ``confirm_hits`` detections in consecutive frames
@@ -63,6 +65,10 @@ class BeltTracker:
         self._last_s_mm: float | None = None
         self._last_t_ns: int | None = None
         self.stats = UpdateStats()
+        self._columns = self._table.columns()  # the tracks as the last update handed them out
+        p = self.params
+        tentative_mm = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
+        self._max_unseen_travel_mm = np.array((tentative_mm, p.max_unseen_travel_mm))  # by confirmation: 0 tentative, 1 confirmed
         load_solver()  # import the solver at start-up, not in the first frame with touching objects
 
     @property
@@ -133,19 +139,16 @@ class BeltTracker:
                 scores.take(matched_m),
                 class_ids.take(matched_m),
             )
-        meas_ids = np.empty(n_meas, np.int64)
+        meas_ids = np.zeros(n_meas, np.int64)  # 0 (no track id) until matched or started
         meas_ids[matched_m] = table.i[ID].take(matched_t)
         n_new = n_meas - matched_m.size
         if n_new:
-            old = np.zeros(n_meas, np.bool_)
-            old[matched_m] = True
-            idx_new = np.logical_not(old).nonzero()[0]
+            idx_new = (meas_ids == 0).nonzero()[0]
             ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
             self._next_id += n_new
             meas_ids[idx_new] = ids
             m_new = m_tab.take(idx_new, 1)
             table.append(ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new))
-        table.rebuild(matched_t, n_tracks, s_mm, t_ns)
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
@@ -154,9 +157,9 @@ class BeltTracker:
             n_matched=int(matched_m.size),
             n_new=n_new,
             n_retired=len(retired),
-            n_built=int(matched_t.size) + n_new,
         )
-        return TrackerOutput(active=tuple(table.tracks), retired=tuple(retired), meas_track_ids=tuple(meas_ids.tolist()))
+        self._columns = table.columns()
+        return TrackerOutput(active=self._columns, retired=retired, meas_track_ids=tuple(meas_ids.tolist()))
 
     # ------------------------------------------------------------------ steps
     def _check(self, meas: BeltMeasurements, s_mm: float) -> None:
@@ -175,7 +178,7 @@ class BeltTracker:
         if self._last_s_mm is not None and s_mm < self._last_s_mm - 1e-6:
             logger.warning("odometer went backwards (%.1f -> %.1f mm); check the encoder direction", self._last_s_mm, s_mm)
 
-    def _retire(self, s_mm: float, t_ns: int, t_prev_ns: int | None) -> list[Track]:
+    def _retire(self, s_mm: float, t_ns: int, t_prev_ns: int | None) -> tuple[Track, ...]:
         """Remove tracks unseen for too long (time) or too far (belt travel).
 
         A track detected in the previous frame is never retired: it gets this
@@ -184,22 +187,18 @@ class BeltTracker:
         """
         table = self._table
         if not len(table):
-            return []
+            return ()
         p = self.params
         ii = table.i
         t_last = ii[T_LAST]
-        tentative = min(p.tentative_max_unseen_travel_mm, p.max_unseen_travel_mm)
-        if tentative < p.max_unseen_travel_mm:
-            max_travel: F64 | float = np.where(ii[CONFIRMED] == 1, p.max_unseen_travel_mm, tentative)
-        else:
-            max_travel = tentative
+        max_travel = self._max_unseen_travel_mm.take(ii[CONFIRMED])  # by confirmation: tentative, confirmed
         aged = np.subtract(s_mm, table.f[S_REF]) > max_travel
         aged |= t_last < t_ns - p.max_unseen_ns
         if t_prev_ns is not None:
             aged &= t_last != t_prev_ns
         if not np.count_nonzero(aged):
-            return []
-        tracks = table.tracks
-        out = [tracks[k] for k in aged.nonzero()[0].tolist()]
+            return ()
+        # unchanged since the last update handed them out: their entities come from those columns
+        out = tuple(map(self._columns.__getitem__, aged.nonzero()[0].tolist()))
         table.remove(~aged)
         return out

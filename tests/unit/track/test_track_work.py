@@ -1,4 +1,4 @@
-"""Work done per tracker update: counters instead of timings, and the entity builder.
+"""Work done per tracker update: counters instead of timings, and the read-only columns it hands out.
 
 Speed itself is measured by ``scripts/bench_tracker.py``; here the counters
 that the time is proportional to are checked on deterministic scenes.
@@ -13,14 +13,14 @@ import sys
 import numpy as np
 import pytest
 
-from sorter.entities import BeltMeasurements, Track
+from sorter.entities import BeltMeasurements, Track, TrackColumns
 from sorter.track import BeltTracker, TrackerParams
-from sorter.track.export import TRACK_FIELDS, build_tracks
 
 SPEED_MM_S = 2500.0
 FPS = 60.0
 VIEW_Y_MM = (-360.0, 360.0)
 PARAMS = TrackerParams(view_y_min_mm=VIEW_Y_MM[0], view_y_max_mm=VIEW_Y_MM[1])
+TRACK_FIELDS = [f.name for f in dataclasses.fields(Track)]
 
 
 def _grid_frame(k: int, rng: np.random.Generator, missed: frozenset[int] = frozenset()) -> BeltMeasurements:
@@ -55,21 +55,39 @@ def test_work_grows_with_gated_pairs_not_with_tracks_times_measurements() -> Non
             assert st.n_pairs == st.n_matched  # at most one gated pair per measurement: no cost, no solver
             assert st.n_solved == 0
             assert st.n_matched + st.n_new == st.n_measurements
-            assert st.n_built == st.n_measurements  # only tracks that changed get a new entity
 
 
-def test_unmatched_tracks_keep_their_entity() -> None:
+def test_unmatched_tracks_keep_their_values_and_handed_out_columns_never_change() -> None:
     rng = np.random.default_rng(1)
     tracker = BeltTracker(PARAMS)
     for k in range(20):
         out = tracker.update(_grid_frame(k, rng))
     before = {t.track_id: t for t in out.active}
-    out = tracker.update(_grid_frame(20, rng, missed=frozenset(range(0, 300, 7))))  # some objects not detected
-    after = {t.track_id: t for t in out.active}
+    kept = {name: getattr(out.active, name).copy() for name in TRACK_FIELDS}
+    later = tracker.update(_grid_frame(20, rng, missed=frozenset(range(0, 300, 7))))  # some objects not detected
+    after = {t.track_id: t for t in later.active}
     unchanged = [tid for tid, t in after.items() if tid in before and t.t_last_ns == before[tid].t_last_ns]
     assert unchanged, "the frame should leave some tracks unmatched"
-    assert all(after[tid] is before[tid] for tid in unchanged)  # the very same object: not rebuilt
-    assert tracker.stats.n_built == tracker.stats.n_matched + tracker.stats.n_new
+    assert all(after[tid] == before[tid] for tid in unchanged)  # field for field the same track
+    # what the first update handed out is a copy: the second one changed none of it, and nobody can write to it
+    assert all(np.array_equal(getattr(out.active, name), kept[name]) for name in TRACK_FIELDS)
+    with pytest.raises(ValueError, match="read-only"):
+        out.active.u_mm[0] = 0.0
+
+
+def test_retired_tracks_are_their_last_live_version() -> None:
+    rng = np.random.default_rng(3)
+    tracker = BeltTracker(PARAMS)
+    last_seen: dict[int, Track] = {}
+    n_retired = 0
+    for k in range(90):
+        out = tracker.update(_grid_frame(k, rng))
+        for t in out.retired:
+            assert t == last_seen[t.track_id]
+            n_retired += 1
+        assert tracker.stats.n_retired == len(out.retired)
+        last_seen.update((t.track_id, t) for t in out.active)
+    assert n_retired > 20
 
 
 def test_touching_objects_go_to_the_solver() -> None:
@@ -94,29 +112,33 @@ def test_touching_objects_go_to_the_solver() -> None:
     assert max(solved) == 4
 
 
-def test_build_tracks_equals_the_dataclass_constructor() -> None:
+def test_track_columns_build_the_tracks_they_were_taken_from() -> None:
     rng = np.random.default_rng(2)
     n = 7
-    columns = (
-        list(range(1, n + 1)),
-        rng.integers(0, 6, n).tolist(),
-        rng.random(n).tolist(),
-        [tuple(r) for r in rng.random((n, 6)).tolist()],
-        *(rng.normal(0, 100, n).tolist() for _ in range(9)),
-        rng.integers(0, 10**12, n).tolist(),
-        rng.integers(0, 10**12, n).tolist(),
-        rng.integers(1, 50, n).tolist(),
-        [bool(b) for b in rng.integers(0, 2, n)],
-    )
-    assert len(columns) == len(TRACK_FIELDS) == len(dataclasses.fields(Track))
-    built = build_tracks(n, columns)
-    expected = [Track(*row) for row in zip(*columns, strict=True)]
-    assert built == expected
-    assert [dataclasses.astuple(t) for t in built] == [dataclasses.astuple(t) for t in expected]
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        built[0].u_mm = 1.0  # type: ignore[misc]
-    with pytest.raises(ValueError, match="columns"):
-        build_tracks(n, columns[:-1])
+
+    def random_track(track_id: int) -> Track:
+        u, x, du, dx, length, width, sigma_u, sigma_x, s_ref = rng.normal(0, 100, 9).tolist()
+        t_first, t_last = sorted(rng.integers(0, 10**12, 2).tolist())
+        votes = tuple(rng.random(6).tolist())
+        hits, confirmed = int(rng.integers(1, 50)), bool(rng.integers(0, 2))
+        class_id, confidence = int(rng.integers(0, 6)), float(rng.random())
+        return Track(
+            track_id, class_id, confidence, votes, u, x, du, dx, length, width, sigma_u, sigma_x, s_ref, t_first, t_last, hits,
+            confirmed,
+        )  # fmt: skip
+
+    tracks = [random_track(k + 1) for k in range(n)]
+    cols = TrackColumns.of(tracks)
+    assert len(cols) == n and TrackColumns.of(cols) is cols
+    assert list(cols) == tracks and [cols[k] for k in range(n)] == tracks and cols[-1] == tracks[-1] and cols[2:4] == tracks[2:4]
+    # the same Python types as the entities they came from, not numpy scalars
+    for built in (cols[0], next(iter(cols))):
+        assert [type(getattr(built, name)) for name in TRACK_FIELDS] == [type(getattr(tracks[0], name)) for name in TRACK_FIELDS]
+    assert cols.class_votes.shape == (n, 6) and cols.confirmed.dtype == np.bool_
+    assert all(not getattr(cols, name).flags.writeable for name in TRACK_FIELDS)
+    with pytest.raises(IndexError):
+        cols[n]
+    assert len(TrackColumns.of([])) == 0 and list(TrackColumns.of([])) == []
 
 
 def test_the_solver_is_imported_at_construction_not_at_import_nor_in_a_frame() -> None:
