@@ -4,27 +4,18 @@ a change in the last bit of one field or in a Python type is not."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from script_module import load_script
 
 import sorter.schedule
 import sorter.track
 from sorter.track import TrackerOutput
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_tracker", ROOT / "scripts" / "bench_tracker.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_tracker"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_tracker")
 
 
 def test_two_runs_of_one_revision_are_identical_frame_by_frame() -> None:

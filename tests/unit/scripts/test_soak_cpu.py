@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[3]
+from script_module import load_script
 
 STAT = """cpu  125152 0 13193 72358 5501 0 202 369 0 0
 cpu0 56745 0 6248 40388 4717 0 18 182 0 0
@@ -20,12 +18,7 @@ ctxt 123
 
 
 def _cpu() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak_cpu", ROOT / "scripts" / "soak_cpu.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak_cpu"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("soak_cpu")
 
 
 def test_proc_stat_lines_are_read_per_cpu_in_field_order() -> None:

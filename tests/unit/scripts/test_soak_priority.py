@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[3]
+from script_module import load_script
 
 
 def _soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak_cpu", ROOT / "scripts" / "soak_cpu.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak_cpu"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("soak_cpu")
 
 
 def test_renice_reaches_every_thread_and_the_kernel_says_so() -> None:
