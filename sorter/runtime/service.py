@@ -208,8 +208,8 @@ class LineService:
 
     def _status_line(self) -> str:
         c = self.line.counters
-        reason = self.reason()
-        head = f"{self.state}: {reason}" if reason else self.state
+        state, reason = self.state_and_reason()
+        head = f"{state}: {reason}" if reason else state
         return f"{head} | {self._fps:.1f} fps | {c.frames} frames | {c.commands_sent} commands"
 
     def _apply(self, cfg: Config) -> None:
@@ -238,22 +238,31 @@ class LineService:
     # --- HTTP side ------------------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
-        if self._stopping:
-            return "stopping"
-        if self._last is None:
-            return "initialising"
-        if self._degraded:
-            return "degraded"
-        if self._paused_reason is not None:
-            return "paused"
-        return "running"
+        return self.state_and_reason()[0]
 
     def reason(self) -> str:
+        return self.state_and_reason()[1]
+
+    def state_and_reason(self) -> tuple[str, str]:
+        """The state and its reason taken together, so that a reader never sees one without the other (the camera
+        thread may clear a condition between two separate reads: "degraded" with no reason)."""
         with self._lock:
-            parts = [f"{k}: {v}" for k, v in self._degraded.items()]
-        if self._paused_reason:
-            parts.append(self._paused_reason)
-        return "; ".join(parts)
+            degraded = dict(self._degraded)
+            paused = self._paused_reason
+        parts = [f"{k}: {v}" for k, v in degraded.items()]
+        if paused:
+            parts.append(paused)
+        if self._stopping:
+            state = "stopping"
+        elif self._last is None:
+            state = "initialising"
+        elif degraded:
+            state = "degraded"
+        elif paused is not None:
+            state = "paused"
+        else:
+            state = "running"
+        return state, "; ".join(parts)
 
     @property
     def fps(self) -> float:
@@ -265,7 +274,8 @@ class LineService:
         return dict(self._actions)
 
     def health(self) -> tuple[bool, str]:
-        return self.state in ("running", "paused"), self.reason() or self.state
+        state, reason = self.state_and_reason()
+        return state in ("running", "paused"), reason or state
 
     def pause(self, reason: str) -> None:
         self._paused_reason = reason
@@ -368,9 +378,10 @@ class LineService:
         """What ``/status`` shows (bounded in size however long the line runs); ``m``: metrics already taken."""
         m = m or self.metrics()
         cfg = self.line.cfg
+        state, reason = self.state_and_reason()  # one reading: the snapshot ``m`` may be older than this instant
         return {
-            "state": m.state,
-            "reason": self.reason(),
+            "state": state,
+            "reason": reason,
             "line": cfg.line.name,
             "mode": cfg.line.mode,
             "uptime_s": round(m.uptime_s, 1),

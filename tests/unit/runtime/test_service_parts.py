@@ -131,6 +131,38 @@ def test_service_degrades_on_a_lost_link_or_a_failing_store_and_recovers() -> No
     assert svc.state == "running" and svc.faults == {"controller": 1, "event store": 1}
 
 
+def test_state_and_reason_are_read_together_while_a_camera_flaps() -> None:
+    """The camera thread raises and clears its condition while /status is read: a reader never gets "degraded" with
+    an empty reason, or "running" with a camera reason."""
+    import threading
+    from types import SimpleNamespace
+
+    from sorter.runtime.accounting import RunCounters
+    from sorter.runtime.service import LineService
+
+    line = SimpleNamespace(actuator=SimpleNamespace(stats=dict), counters=RunCounters(), cfg=load_config(None))
+    svc = LineService(line, notifier=SystemdNotifier({}))  # type: ignore[arg-type]
+    svc._last = object()  # type: ignore[assignment]  # past the first frame
+    done = threading.Event()
+
+    def flap() -> None:
+        for i in range(3000):
+            svc.set_degraded("camera", "no fresh frame for more than 250 ms" if i % 2 == 0 else None)
+        done.set()
+
+    t = threading.Thread(target=flap)
+    t.start()
+    seen: set[str] = set()
+    while not done.is_set():
+        state, reason = svc.state_and_reason()
+        seen.add(state)
+        assert (state == "degraded") == bool(reason), (state, reason)
+        ok, words = svc.health()
+        assert ok == (words == "running") and (ok or words.startswith("camera: ")), (ok, words)
+    t.join()
+    assert svc.state_and_reason() == ("running", "") and svc.faults["camera"] == 1500
+
+
 def test_service_degrades_when_the_store_disk_runs_low(tmp_path: Path) -> None:
     import shutil
     from types import SimpleNamespace
