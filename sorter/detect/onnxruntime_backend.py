@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,17 @@ def _cuda_device_id(device: str) -> int | None:
     return int(idx) if idx else 0
 
 
+def threads_from_env() -> int | None:
+    """``OMP_NUM_THREADS`` when it names a positive count, else None (onnxruntime's default: one per core).
+
+    ONNX Runtime's own pool does not read it, but a scheduler that grants a process some CPUs says so there (a Ray
+    task of ``num_cpus=1`` runs with ``OMP_NUM_THREADS=1``): a session that took every core beside its neighbours
+    would make each of them slower.
+    """
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 class OrtEngine:
     """An ONNX Runtime session on one model file."""
 
@@ -37,6 +49,7 @@ class OrtEngine:
             raise MissingDependencyError("onnxruntime", "core", "the onnxruntime detector backend") from None
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or threads_from_env()
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -86,7 +99,7 @@ def create(cfg: DetectorConfig, class_names: tuple[str, ...], threads: int | Non
     Args:
         cfg: detector settings (``model`` None = packaged default; ``precision`` picks the variant file).
         class_names: the line's class names in class-id order.
-        threads: intra-op threads (None: onnxruntime's default, one per physical core).
+        threads: intra-op threads (None: ``OMP_NUM_THREADS`` if set, else onnxruntime's default, one per physical core).
     """
     path = resolve_model(cfg.model, cfg.precision)
     info = read_model_info(path)

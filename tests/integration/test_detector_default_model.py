@@ -133,3 +133,19 @@ def test_registry_builds_the_default_onnxruntime_detector() -> None:
     out = det.detect(Frame(image=frame.image, t_capture_ns=1, s_capture_mm=0.0, frame_index=0, truth=None))
     assert len(out) >= 1 and out.boxes_px.dtype == np.float32
     det.close()
+
+
+def test_session_takes_the_cpus_a_scheduler_grants(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray task of one CPU runs with OMP_NUM_THREADS=1: its session then runs one intra-op thread, not one per
+    core beside its neighbours; an explicit count wins, and a value that is not a positive count is ignored."""
+    path = default_model_path()
+
+    def threads(**kw: int) -> int:
+        return int(OrtEngine(path, **kw)._session.get_session_options().intra_op_num_threads)
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert threads() == 1
+    assert threads(threads=2) == 2
+    for junk in ("0", "-2", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", junk)
+        assert threads() == 0  # onnxruntime's default (one per core)
