@@ -140,12 +140,12 @@ def test_session_takes_the_cpus_a_scheduler_grants(monkeypatch: pytest.MonkeyPat
     core beside its neighbours; an explicit count wins, and a value that is not a positive count is ignored."""
     path = default_model_path()
 
-    def threads(**kw: int) -> int:
-        return int(OrtEngine(path, **kw)._session.get_session_options().intra_op_num_threads)
+    def threads(asked: int | None = None) -> int:
+        return int(OrtEngine(path, threads=asked)._session.get_session_options().intra_op_num_threads)
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert threads() == 1
-    assert threads(threads=2) == 2
+    assert threads(2) == 2
     for junk in ("0", "-2", "two", ""):
         monkeypatch.setenv("OMP_NUM_THREADS", junk)
         assert threads() == 0  # onnxruntime's default (one per core)
