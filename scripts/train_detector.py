@@ -12,7 +12,9 @@ into ``sorter/models/`` as ``default.*``, with ``metrics.json`` and a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -35,10 +37,14 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-_SIM_LOOK = ("random look (`RenderStyle.randomised`: belt colour and texture, light, vignetting, motion blur, noise, object "
-             "colours, clutter)")
-_REAL_LOOK = ("the real-belt look (`RenderStyle.randomised_real`: dark, worn and dirty belts with streaks and debris, "
-              "specular plastics, printed labels, creased objects, camera heights 650-1800 mm)")
+_SIM_LOOK = (
+    "random look (`RenderStyle.randomised`: belt colour and texture, light, vignetting, motion blur, noise, object "
+    "colours, clutter)"
+)
+_REAL_LOOK = (
+    "the real-belt look (`RenderStyle.randomised_real`: dark, worn and dirty belts with streaks and debris, "
+    "specular plastics, printed labels, creased objects, camera heights 650-1800 mm)"
+)
 
 
 def _look_words(look: str) -> str:
@@ -47,6 +53,23 @@ def _look_words(look: str) -> str:
     if look == "mixed":
         return f"either (half and half, drawn per world) a {_SIM_LOOK} or {_REAL_LOOK}"
     return _SIM_LOOK
+
+
+def _base_lines(base: dict[str, Any] | None) -> list[str]:
+    """README lines naming the model a fine-tuned default started from."""
+    if not base:
+        return []
+    lines = [
+        f"Fine-tuned from the previous default model (`default.onnx` sha256 `{base['sha256'][:16]}...`, code version"
+        f" {base.get('code_version') or 'not recorded'}; held-out mAP@0.5 {_fmt(base['heldout_map50'])},"
+        f" mAP@0.5:0.95 {_fmt(base['heldout_map'])} as measured when it was trained), which was trained with:",
+        "",
+        "```",
+        base["command"],
+        "```",
+        "",
+    ]
+    return lines + _base_lines(base.get("base"))
 
 
 def readme(metrics: dict[str, Any]) -> str:
@@ -62,8 +85,9 @@ def readme(metrics: dict[str, Any]) -> str:
         "`default.onnx` is the model the learned detector backends (`onnxruntime`, `tensorrt`, `torch`) load when",
         "`detector.model` is not set; `sorter run` uses it on the simulated line. It was trained only on images rendered",
         "by `sorter/sim` (no downloaded data or weights). Beside it: `default.fp16.onnx` (FP16 weights and body, FP32",
-        "decode), `default.int8.onnx` (INT8 Q/DQ: symmetric per-channel weights, activations calibrated on 64 rendered",
-        "frames, the two output convolutions and the decode kept FP32), `default.golden.json` (one letterboxed rendered",
+        "decode), `default.int8.onnx` (INT8 Q/DQ: symmetric per-channel weights in 7 bits of range so that AVX2 CPUs",
+        "without VNNI do not saturate, activations calibrated on 64 rendered frames, the two output convolutions and the",
+        "decode kept FP32), `default.golden.json` (one letterboxed rendered",
         "input and the ONNX Runtime CPU outputs of each variant, for the",
         "TensorRT parity self-test) and `metrics.json` (the full training and evaluation record).",
         "",
@@ -82,6 +106,7 @@ def readme(metrics: dict[str, Any]) -> str:
         metrics["command"],
         "```",
         "",
+        *_base_lines(metrics.get("base")),
         f"- seed: {metrics['seed']} (initial weights, data order, augmentation;"
         " rendered scenes use simulator seeds derived from it)",
         f"- training data: {recipe['n_images']} rendered 1280x720 frames, recipe seed {recipe['seed']}, "
@@ -119,6 +144,7 @@ def readme(metrics: dict[str, Any]) -> str:
         lines.append(f"| {name} | {c['num_gt']} | {_fmt(c['map50'])} | {_fmt(c['map'])} |")
     lines += [
         "",
+        "Figures on real belt frames (zero-shot and after fine-tuning on a plant's own frames) are in `docs/data-engine.md`.",
         "Reproduce the evaluation: `sorter eval-detector --summary runs/eval.json`"
         " (defaults: this model, the same held-out set).",
         "Fine-tune on a plant's own annotated frames: `sorter train --init sorter/models/default.onnx --coco annotations.json"
@@ -128,10 +154,51 @@ def readme(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _init_path(command: str) -> Path | None:
+    """The model a run was fine-tuned from (its ``--init``), if any."""
+    words = shlex.split(command)
+    for i, w in enumerate(words[:-1]):
+        if w == "--init":
+            return Path(words[i + 1])
+    return None
+
+
+def base_record(run_metrics: dict[str, Any], models_dir: Path) -> dict[str, Any] | None:
+    """What a fine-tuned run started from, when that is the model shipped now.
+
+    A run made with ``--init sorter/models/default.onnx`` cannot be reproduced
+    once its own weights replace that file, so the replaced model's hash, its
+    training command and its held-out figures (and its own base, if any) are
+    kept in the new ``metrics.json`` and named in the README.
+    """
+    init = _init_path(run_metrics["command"])
+    current = models_dir / "default.onnx"
+    if init is None or init.name != current.name or not current.exists():
+        return None
+    old = json.loads((models_dir / "metrics.json").read_text(encoding="utf-8"))
+    record = {
+        "sha256": _sha256(current),
+        "command": old["command"],
+        "code_version": old.get("code_version"),
+        "heldout_map50": old["heldout"]["fp32"]["map50"],
+        "heldout_map": old["heldout"]["fp32"]["map"],
+    }
+    if old.get("base"):
+        record["base"] = old["base"]
+    return record
+
+
 def ship(run_dir: Path) -> None:
     """Copy a finished run into the package as the default model."""
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    base = base_record(metrics, MODELS_DIR)
+    if base is not None:
+        metrics["base"] = base
     for src, dst in FILES.items():
         shutil.copyfile(run_dir / src, MODELS_DIR / dst)
     shipped = dict(metrics)

@@ -167,7 +167,7 @@ def test_seeded_fine_tune_is_reproducible_and_tracked(work: Path) -> None:
 
 
 def test_registry_gate_promotion_and_rollback(work: Path) -> None:
-    assert _train(work / "bad", work / "ds", ["--seed", "3", "--lr", "0.05", "--tracking", "json"]) == 0
+    assert _train(work / "bad", work / "ds", ["--seed", "3", "--lr", "0.02", "--tracking", "json"]) == 0
     reg = ["model", "--registry", str(work / "registry")]
     assert cli_main([*reg, "register", str(ROOT / "sorter" / "models"), "--base", "default", "--name", "shipped"]) == 0
     assert cli_main([*reg, "register", str(work / "run1"), "--name", "tuned"]) == 0

@@ -130,7 +130,7 @@ def test_service_endpoint_controls_and_reload(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
-        assert time.monotonic() - t0 < 3.0
+        assert time.monotonic() - t0 < 10.0  # a stop that hangs, not a slow one on a busy machine
     finally:
         if proc.poll() is None:
             proc.kill()
