@@ -88,7 +88,8 @@ def test_plc_lost_and_back_degrades_drops_late_commands_and_resumes() -> None:
     assert summary["commands_executed"] > executed_at_return + 5  # sorting resumed after the link came back
     # every command ends in exactly one outcome; one in flight when the PLC dropped off may be lost, never unknown
     assert summary["commands_without_outcome"] == 0
+    # late_sent, not late_dropped: a command the planner itself found late was never sent (a busy machine makes some)
     assert summary["commands_sent"] == (
-        summary["commands_executed"] + summary["commands_late_dropped"] + summary["commands_rejected"]
+        summary["commands_executed"] + summary["commands_late_sent"] + summary["commands_rejected"]
         + summary["commands_cancelled"] + summary["commands_lost"]
     )

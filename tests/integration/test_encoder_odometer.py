@@ -77,19 +77,24 @@ def test_real_camera_frames_carry_the_controller_encoder(tmp_path: Path,
         assert encoder.speed_counts_per_s() is not None, "the controller's encoder speed never became known"
         line.source.start()
         errors_mm, stamps = [], []
-        t_end = time.monotonic() + 2.0
-        while time.monotonic() < t_end:
+        # 60 frames (2 s at 30 fps), however long a busy machine takes to deliver them
+        t_end = time.monotonic() + 60.0
+        while len(stamps) < 60 and time.monotonic() < t_end:
             f = line.source.latest(0.5)
             if f is None:
                 continue
-            now_ns = time.monotonic_ns()
-            expected_mm = (device.encoder_count() - SPEED_COUNTS_S * (now_ns - f.t_capture_ns) / 1e9) / 10.0
-            errors_mm.append(f.s_capture_mm - expected_mm)
             stamps.append((f.t_capture_ns, f.s_capture_mm))
+            t0_ns = time.monotonic_ns()
+            count = device.encoder_count()
+            t1_ns = time.monotonic_ns()
+            if t1_ns - t0_ns > 200_000:  # this thread was preempted while reading the truth: 0.2 ms is 0.3 mm of belt
+                continue
+            expected_mm = (count - SPEED_COUNTS_S * ((t0_ns + t1_ns) / 2 - f.t_capture_ns) / 1e9) / 10.0
+            errors_mm.append(f.s_capture_mm - expected_mm)
     finally:
         line.source.close()
         line.close()
-    assert len(stamps) >= 40  # 30 fps for 2 s
+    assert len(stamps) >= 60 and len(errors_mm) >= 30
     err = np.abs(np.array(errors_mm))
     # alone on 2 cores: median 0.06 mm, max 0.35 mm over 61 frames (0.2 ms of belt travel at 1.5 m/s); inside the full
     # test run a rare frame reached 2.6 mm (a probe answered late while every thread competed for the cores)

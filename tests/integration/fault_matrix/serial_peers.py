@@ -64,14 +64,15 @@ class PythonPeer:
     speed_cps = SPEED
     valves = 64
 
-    def __init__(self) -> None:
+    def __init__(self, watchdog_ms: float = 100.0) -> None:
         self.pty = PtyPair().start()
         self.url = self.pty.host_path
+        self.watchdog_ms = watchdog_ms
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "firmware_bridge.emulators.valve_controller", "--port", self.pty.device_path]
-        cmd += ["--speed-counts-per-s", str(SPEED)]
+        cmd += ["--speed-counts-per-s", str(SPEED), "--watchdog-ms", str(self.watchdog_ms)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _kill(self) -> None:
@@ -138,8 +139,9 @@ class FirmwarePeer:
         self.board.stop()
 
 
-def make_peer(name: str, workdir: Path) -> PythonPeer | FirmwarePeer:
-    """A started peer of kind ``name`` (one of ``PEERS``)."""
-    peer: PythonPeer | FirmwarePeer = PythonPeer() if name == "python" else FirmwarePeer(workdir)
+def make_peer(name: str, workdir: Path, watchdog_ms: float = 100.0) -> PythonPeer | FirmwarePeer:
+    """A started peer of kind ``name`` (one of ``PEERS``); ``watchdog_ms`` sets the Python emulator's watchdog
+    (the firmware's is its own 100 ms)."""
+    peer: PythonPeer | FirmwarePeer = PythonPeer(watchdog_ms) if name == "python" else FirmwarePeer(workdir)
     peer.start()
     return peer

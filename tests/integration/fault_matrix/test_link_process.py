@@ -298,7 +298,8 @@ def test_a_live_line_whose_link_process_is_killed_degrades_accounts_and_resumes(
     from sorter.runtime.loops import run_line
     from sorter.runtime.service_setup import start_service
 
-    cfg = load_config(config, ["service.http_port=0", "sim.density_per_m2=2", "sim.seed=3"])
+    # the states asserted are the link's; an overloaded busy machine must not hide them behind `degraded: overloaded`
+    cfg = load_config(config, ["service.http_port=0", "sim.density_per_m2=2", "sim.seed=3", "runtime.overload_degrades=false"])
     assert cfg.runtime.link_process  # on by default for an emulated controller link
     line = build_line(cfg, fast=False)
     _service, server = start_service(line, None)
@@ -332,6 +333,7 @@ def test_a_live_line_whose_link_process_is_killed_degrades_accounts_and_resumes(
     assert summary["commands_executed_late"] == 0
     assert summary["commands_executed"] > executed_at_return  # sorting resumed after the restart
     lost = summary.get("commands_lost", a["link_lost"])
-    outcomes = (summary["commands_executed"] + summary["commands_late_dropped"] + summary["commands_rejected"]
+    # late_sent, not late_dropped: a command the planner itself found late was never sent (a busy machine makes some)
+    outcomes = (summary["commands_executed"] + summary["commands_late_sent"] + summary["commands_rejected"]
                 + a.get("link_cancelled", 0) + lost)
     assert summary["commands_sent"] == outcomes + a["link_outstanding"]

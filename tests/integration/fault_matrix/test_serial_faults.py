@@ -102,7 +102,7 @@ class Ledger:
         self.wait(lambda: all(any(s in FINAL for s in self.statuses(c)) for c in ids), timeout_s, f"outcomes of {ids}")
 
     def wait_accepted(self, ids: range) -> None:
-        self.wait(lambda: all("accepted" in self.statuses(c) for c in ids), 3.0, f"acceptance of {ids}")
+        self.wait(lambda: all("accepted" in self.statuses(c) for c in ids), 10.0, f"acceptance of {ids}")
 
     def check(self) -> Counter[str]:
         """sent == sum of outcomes (one each), executed exactly at the commanded count; returns the outcomes."""
