@@ -27,7 +27,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from sorter.track.motion import PRED_DS, PRED_P00, PRED_POS, PRED_SIZE, cut_aware_distance2, cut_half_mm, known_cut_shift
+from sorter.track.motion import (
+    PRED_DS,
+    PRED_P00,
+    PRED_POS,
+    PRED_SIZE,
+    cut_aware_distance2,
+    cut_half_mm,
+    known_cut_shift,
+    leaving_lateral_slack_mm,
+)
 from sorter.track.params import TrackerParams
 
 F64 = npt.NDArray[np.float64]
@@ -116,6 +125,11 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
         du_known = d[0] - known_cut_shift(d_size[0], dir_m)
         np.copyto(d_eff[0], np.abs(du_known), where=known)
         np.copyto(d2_axes[0], du_known * du_known / s_inn[0], where=known)
+        # across the belt a box leaving the view shows the part still in view, to one side for an askew
+        # object: the normalised distance allows for that (the hard radius stays as it is)
+        leaving = dir_m < 0
+        dx_out = np.maximum(ad[1] - leaving_lateral_slack_mm(d_size[0], size_t[0], size_t[1]), 0.0)
+        np.copyto(d2_axes[1], np.minimum(d2_axes[1], dx_out * dx_out / s_inn[1]), where=leaving)
     d2 = np.add(d2_axes[0], d2_axes[1], out=table[PAIR_D2])
     d_eff *= d_eff
     ok = np.add(d_eff[0], d_eff[1], out=d_eff[0]) <= p.gate_mm**2

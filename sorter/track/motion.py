@@ -148,6 +148,19 @@ def edge_cut_dir(y_w_mm: F64, length_mm: F64, params: TrackerParams, out: F64 | 
     return cut
 
 
+def leaving_lateral_slack_mm(d_len: F64, length_mm: F64, width_mm: F64) -> F64:
+    """How far the lateral centre of a box cut at the downstream view end may lie from the object's.
+
+    The box covers the part still in view. For an object lying askew that part
+    lies towards one side: its lateral centre moves by at most half the width
+    times the share of the length already out of view (``-d_len / length``,
+    from the tracked full length).
+    """
+    hidden = np.clip(-d_len / np.maximum(length_mm, 1.0), 0.0, 1.0)
+    out: F64 = 0.5 * width_mm * hidden
+    return out
+
+
 def known_cut_shift(d_len: F64, cut_dir: F64) -> F64:
     """Correction of the along-belt innovation for boxes cut at a known view end.
 

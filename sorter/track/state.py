@@ -43,7 +43,8 @@ N_FLOAT = 15
 POS, SIZE, P00, VEL, P01, P11 = (slice(k, k + 2) for k in (U, LEN, PUU, VU, PUV, PVV))
 # int rows
 ID, T_FIRST, T_LAST, HITS, RUN, CONFIRMED = range(6)  # RUN: detections in the current run of consecutive frames
-N_INT = 6
+SEEN_FULL = 6  # 1 once a box not cut at a view end was fused (the lateral filter starts from the first such box)
+N_INT = 7
 
 #: rows exported to ``TrackColumns``, in its field order: a row to write the confidence in, u, x, du, dx, length,
 #: width, two variances (turned into sigmas), odometer; id, a row for the class, first and last time, hits, confirmed
@@ -140,6 +141,9 @@ class TrackTable:
         is known and the whole length difference is used; elsewhere the side
         is taken from the innovation's sign, changes within the tolerance are
         ignored, and a little variance is added for the risk of guessing wrong.
+        Boxes at a view end teach no residual velocity on either axis, and one
+        at the downstream end leaves the lateral centre as the full views put it
+        (the visible part of an object lying askew lies to one side).
 
         A track is confirmed once it has ``min_hits`` detections, or a run of
         ``confirm_hits`` in consecutive frames spanning ``confirm_travel_mm``
@@ -152,6 +156,7 @@ class TrackTable:
         tol = p.size_tolerance_mm
         pos, p00, p01, p11 = pred[PRED_POS], pred[PRED_P00], pred[PRED_P01], pred[PRED_P11]
         innov, d_size, half, cut_dir = pair[PAIR_D], pair[PAIR_DSIZE], pair[PAIR_HALF], pair[PAIR_CUT]
+        x_meas = pos[1] + innov[1]  # the measured lateral centre
         grew = d_size > 0
         # move whichever centre came from the cut box by half the cut towards the other one,
         # never past it (a box grown on both sides moves nothing)
@@ -162,6 +167,12 @@ class TrackTable:
         if any_known:
             np.copyto(shift[0], known_cut_shift(d_size[0], cut_dir), where=known)
             np.copyto(risk[0], (tol / 4.0) ** 2, where=known)
+            # across the belt a box cut at the downstream end shows the part still in view: for an object
+            # lying askew its lateral centre is not the object's, which the track knows from full views
+            # already, so it does not move the lateral centre (an entering object has no better view yet)
+            leaving = cut_dir < 0
+            np.copyto(shift[1], 0.0, where=leaving)
+            np.copyto(risk[1], 0.0, where=leaving)
         risk_grew = risk * grew
         pos = pos + shift * grew
         p00 = p00 + risk_grew
@@ -170,11 +181,14 @@ class TrackTable:
         s_inn = p00 + r
         k0 = p00 / s_inn
         k1 = p01 / s_inn
-        # a box cut at a view end says where the object is, but its centre moves with the
-        # cut as the object enters or leaves: learning a residual velocity from it invents
-        # a drift that is then extrapolated to the ejection line. Only full views teach it.
+        # a box cut at a view end says where the object is along the belt, but its centre moves
+        # with the cut as the object enters or leaves: learning a residual velocity from it invents
+        # a drift that is then extrapolated to the ejection line or pick window. Only full views
+        # teach it, along the belt and across it (the visible part's lateral centre moves with the cut
+        # too); a leaving box does not move the lateral centre either (see above).
         if any_known:
-            np.copyto(k1[0], 0.0, where=known)
+            np.copyto(k1, 0.0, where=known)
+            np.copyto(k0[1], 0.0, where=leaving)
         np.add(pos, k0 * innov, out=sub[POS])
         vel = sub[VEL]
         vel += k1 * innov
@@ -183,6 +197,19 @@ class TrackTable:
         np.multiply(one_minus_k0, p00, out=sub[P00])
         np.multiply(one_minus_k0, p01, out=sub[P01])
         np.subtract(p11, k1 * p01, out=sub[P11])
+        si = self._i.take(rows, 1)
+        # a track started from boxes cut at a view end (an object entering) has the lateral centre of the
+        # part then visible: its first full view restarts the lateral filter there, rather than
+        # correcting it slowly and reading the correction as a lateral drift
+        full = cut_dir == 0
+        first_full = full & (si[SEEN_FULL] == 0)
+        if np.count_nonzero(first_full):
+            np.copyto(sub[X], x_meas, where=first_full)
+            np.copyto(sub[PXX], p.measurement_sigma_mm**2, where=first_full)
+            np.copyto(sub[VX], 0.0, where=first_full)
+            np.copyto(sub[PXV], 0.0, where=first_full)
+            np.copyto(sub[PVX], p.initial_residual_sigma**2, where=first_full)
+        si[SEEN_FULL] |= full
         # extents: smooth within tolerance, jump up to a larger view (it is less cut), creep down slowly
         gain = np.where(grew, 1.0, 0.1)
         np.copyto(gain, 0.3, where=np.abs(d_size) <= tol)
@@ -193,7 +220,6 @@ class TrackTable:
         sub[SIZE] += gain
         sub[S_REF] = s_mm
         sub[SCORE_SUM] += scores
-        si = self._i.take(rows, 1)
         run_on = si[T_LAST] == t_prev_ns  # detected in the previous frame too
         s_run = sub[S_RUN]
         np.copyto(s_run, s_mm, where=~run_on)
@@ -232,8 +258,13 @@ class TrackTable:
         size: F64,
         scores: F64,
         class_ids: npt.NDArray[np.integer],
+        full_view: npt.NDArray[np.bool_] | None = None,
     ) -> None:
-        """Start one new track per measurement (``z``: ``(2, n)`` centres ``(u_mm, x_mm)``; ``size``: extents)."""
+        """Start one new track per measurement (``z``: ``(2, n)`` centres ``(u_mm, x_mm)``; ``size``: extents).
+
+        ``full_view``: which boxes are not cut at a view end (all when ``None``); a track started from a
+        cut box restarts its lateral filter at its first full view (see :meth:`correct`).
+        """
         k = ids.size
         if k == 0:
             return
@@ -254,6 +285,7 @@ class TrackTable:
         ii[ID] = ids
         ii[T_FIRST : T_LAST + 1] = t_ns
         ii[HITS : RUN + 1] = 1
+        ii[SEEN_FULL] = 1 if full_view is None else full_view
         if p.confirm_single_score is not None:
             np.greater_equal(scores, p.confirm_single_score, out=ii[CONFIRMED], casting="unsafe")
             if self._confirm_first:

@@ -115,8 +115,9 @@ class BeltTracker:
 
         matched_t = matched_m = _NONE
         n_pairs = n_solved = 0
-        if n_tracks and n_meas:
+        if n_meas:
             edge_cut_dir(y_w, size[0], p, out=m_tab[MEAS_CUT])
+        if n_tracks and n_meas:
             pred = table.predict(s_mm)
             pairs = gate_pairs(pred, m_tab, p)
             n_pairs = pairs.size
@@ -148,7 +149,10 @@ class BeltTracker:
             self._next_id += n_new
             meas_ids[idx_new] = ids
             m_new = m_tab.take(idx_new, 1)
-            table.append(ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new))
+            full_view = m_new[MEAS_CUT] == 0
+            table.append(
+                ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new), full_view
+            )
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
