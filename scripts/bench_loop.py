@@ -4,14 +4,17 @@
 Runs ``sorter run --fast`` with ``runtime.charge=wall`` (this machine's real
 processing time charged to the simulated clock) for each scenario and prints one
 table row per stage, plus the fire-position error and drops. ``--live`` also runs
-the live (real-time, threaded) loop.
+the live (real-time, threaded) loop on the medium scenario twice: with the
+capture thread preprocessing each frame (the default), then with the loop doing
+it before each inference (``runtime.prepare_in_capture=false``); ``--set``
+applies to those live runs.
 
 ``--write-profile PATH`` measures the default line (the shipped model through
 ONNX Runtime, or the config given with ``--config``) and writes this box's
 latency profile: per stage p50/p99 and 200 quantiles of the measured times,
 what deterministic ``sorter run --fast`` runs charge (``runtime.latency_profile``).
 
-    python scripts/bench_loop.py [--duration 30] [--live] [--json out.json]
+    python scripts/bench_loop.py [--duration 30] [--live | --live-only] [--set KEY=VALUE] [--json out.json]
     python scripts/bench_loop.py --write-profile configs/profiles/cpu-2core.yaml --duration 60
 """
 
@@ -40,6 +43,26 @@ def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | 
     cfg = load_line_config(files, ["runtime.charge=wall", *overrides])
     line = build_line(cfg, fast=not live)
     return run_line(line, duration_s, not live, threading.Event())
+
+
+def run_live_process(overrides: list[str], duration_s: float) -> dict[str, Any]:
+    """A live run in a fresh ``sorter run`` process: every live row starts from the same simulated world.
+
+    Two live runs in one process do not: the simulated world of a live run keeps real time from the process's
+    start, so a later run sees other objects.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "summary.json"
+        sets = [a for ov in overrides for a in ("--set", ov)]
+        cli = "import sys; from sorter.cli import main; sys.exit(main())"
+        cmd = [sys.executable, "-c", cli, "run", "--duration", f"{duration_s:g}", "--quiet", "--summary", str(out), *sets]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        summary: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return summary
 
 
 def measure_profile(
@@ -92,6 +115,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--live", action="store_true", help="also run the live loop (real time) on the medium scenario")
+    ap.add_argument("--live-only", action="store_true", help="only the live runs (implies --live)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--write-profile", default=None, metavar="PATH", help="measure this box and write its latency profile")
     ap.add_argument("--config", action="append", default=None, help="config of the measured line (default: the default line)")
@@ -115,11 +139,14 @@ def main() -> None:
         print(f"wrote {out}")
         return
     results: dict[str, dict[str, Any]] = {}
-    for name, ov in SCENARIOS.items():
-        results[name + " fast"] = run(ov, args.duration, live=False)
-    results["robot (sim-robot.yaml) fast"] = run([], args.duration, live=False, files=["sim-robot.yaml"])
-    if args.live:
-        results["airjet medium live"] = run([], args.duration, live=True)
+    if not args.live_only:
+        for name, ov in SCENARIOS.items():
+            results[name + " fast"] = run(ov, args.duration, live=False)
+        results["robot (sim-robot.yaml) fast"] = run([], args.duration, live=False, files=["sim-robot.yaml"])
+    if args.live or args.live_only:  # the capture thread preprocesses (the default), then the loop does it before each inference
+        results["airjet medium live"] = run_live_process(args.set, args.duration)
+        off = [*args.set, "runtime.prepare_in_capture=false"]
+        results["airjet medium live, loop preprocesses"] = run_live_process(off, args.duration)
     stages = ["detect", "project", "track", "plan", "actuate", "total"]
     head = f"{'scenario':34s} {'recov':>6s} {'purity':>6s} {'err p50':>7s} {'err p99':>7s} {'drop %':>6s} " + " ".join(
         f"{s + ' p50/p99 ms':>19s}" for s in stages
@@ -134,6 +161,13 @@ def main() -> None:
             f"{name:34s} {s['recovery']:6.3f} {s['purity']:6.3f} {fe['p50']:7.2f} {fe['p99']:7.2f} "
             f"{100 * s['frames_dropped_fraction']:6.2f} {cells}"
         )
+    for name, s in results.items():
+        cap = s.get("capture_preprocess")
+        if cap is not None and "preprocess_ms" in cap:
+            pre = cap["preprocess_ms"]
+            print(f"{name}: preprocessed in the capture thread {pre['p50']:.3f}/{pre['p99']:.3f} ms p50/p99, "
+                  f"{cap['frames_prepared']} frames, {cap.get('prepared_used', 0)} used by the loop, "
+                  f"{s['frames']} processed")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=2)

@@ -132,6 +132,9 @@ class TrackerConfig(Strict):
     confirm_single_score: float | None = Field(
         None, gt=0, le=1, description="one detection scoring at least this confirms its track; null: never on one view"
     )
+    confirm_needs_full_view: bool = Field(
+        True, description="confirm a track only once a box of it was not cut at an end of the camera view"
+    )
     max_unseen_ms: float = Field(400.0, gt=0, le=60_000)
     max_unseen_travel_mm: float = Field(400.0, gt=0, le=100_000)
     measurement_sigma_mm: float = Field(4.0, gt=0, le=1000)
@@ -287,6 +290,10 @@ class RuntimeConfig(Strict):
     latency_override_ms: dict[str, float] = Field(
         default_factory=dict,
         description="per-stage p50 in ms replacing the profile's (its spread kept), e.g. {detect: 33}",
+    )
+    prepare_in_capture: bool = Field(
+        True, description="live: the capture thread crops, resizes and converts each frame for the detector, overlapping "
+        "the previous frame's inference; false: the loop does it before each inference",
     )
     overload_window_s: float = Field(2.0, gt=0, le=600, description="window over which dropped frames and latency are judged")
     overload_degrades: bool = Field(True, description="an overloaded loop degrades the service; false: it is only logged, "

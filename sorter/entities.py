@@ -87,6 +87,10 @@ class Frame:
         frame_index: index of the frame at the source (gaps mean frames dropped).
         camera_id: which camera produced it.
         truth: ground truth objects (simulation only), else ``None``.
+        prepared: the detector's input made from ``image`` ahead of detection by
+            the capture thread (``EngineDetector.prepare``), so that it overlaps
+            the previous frame's inference; ``None`` when the detector makes it
+            itself. Dropped once the frame has been detected on.
     """
 
     image: ImageArray
@@ -95,6 +99,7 @@ class Frame:
     frame_index: int
     camera_id: str = "cam0"
     truth: tuple[TruthObject, ...] | None = None
+    prepared: object | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ class LiveSource:
         self._t_start_ns: int | None = None
         self._last_t_ns: int | None = None
         self._index = 0  # frame_index at the source, never reset
+        self._prepare: Callable[[Frame], Frame] | None = None
 
     def latest(self, timeout_s: float) -> Frame | None:
         """Return the newest frame not returned before, waiting up to ``timeout_s``; ``None`` on timeout or end."""
@@ -123,8 +124,16 @@ class LiveSource:
         with self._lock:
             self._state, self._reason = state, reason
 
+    def set_prepare(self, prepare: Callable[[Frame], Frame] | None) -> None:
+        """Run ``prepare`` on each frame in the capture thread before it enters the slot (the detector's
+        preprocessing, overlapping the loop's work on the previous frame)."""
+        self._prepare = prepare
+
     def _deliver_frame(self, frame: Frame) -> None:
         """Count ``frame`` as captured (streaming again if it was not) and put it in the slot."""
+        prepare = self._prepare
+        if prepare is not None:
+            frame = prepare(frame)
         with self._lock:
             self._frames += 1
             self._last_t_ns = frame.t_capture_ns

@@ -3,11 +3,19 @@
 Backends only provide an :class:`InferenceEngine`; everything around it is
 shared so every backend returns identical detections for identical outputs.
 The stages are public so the benchmark can time each one.
+
+A live line runs the first stage in the capture thread (:meth:`EngineDetector.prepare`),
+so the crop, resize and conversion of frame ``k + 1`` overlap the inference of
+frame ``k`` (both release the interpreter). The prepared input carries what it
+was made with; :meth:`EngineDetector.detect` uses it only when that is still
+the detector's own model and region, and otherwise makes the input itself.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -58,8 +66,30 @@ def class_map(model_classes: tuple[str, ...], class_names: tuple[str, ...]) -> n
     return np.array([class_names.index(c) for c in model_classes], np.int32)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedInput:
+    """A frame's network input made ahead of :meth:`EngineDetector.detect`, and what it was made with.
+
+    Attributes:
+        tensor: ``(1, 3, H, W)`` float32, owned by the frame (never a reused buffer).
+        letterbox: where the image (or its region) lies in ``tensor``.
+        maker: the detector that made it (a switched model makes its own).
+        roi: the region it was cropped to (a region changed since makes it stale).
+    """
+
+    tensor: npt.NDArray[np.float32]
+    letterbox: Letterbox
+    maker: object
+    roi: Roi | None
+
+
 class EngineDetector:
-    """The :class:`~sorter.detect.base.Detector` shared by the onnxruntime, tensorrt and torch backends."""
+    """The :class:`~sorter.detect.base.Detector` shared by the onnxruntime, tensorrt and torch backends.
+
+    Attributes:
+        prepared_used: frames whose input :meth:`prepare` made (in the capture thread) and :meth:`detect` used.
+        prepared_stale: frames prepared for another model or region, made again by :meth:`detect`.
+    """
 
     needs_pixels: bool = True
 
@@ -70,6 +100,10 @@ class EngineDetector:
         self.min_score = min_score
         self._map = class_map(spec.class_names, class_names)
         self._pre = Preprocessor(spec)
+        self._prep = Preprocessor(spec)  # the capture thread's, with its own canvas (see prepare)
+        self._prep_lock = threading.Lock()
+        self.prepared_used = 0
+        self.prepared_stale = 0
 
     @property
     def roi(self) -> Roi | None:
@@ -92,9 +126,36 @@ class EngineDetector:
             det = Detections(det.boxes_px, det.scores, self._map[det.class_ids])
         return det
 
+    def prepare(self, frame: Frame) -> Frame:
+        """``frame`` with its network input made now, for a later :meth:`detect` (stage 1 ahead of time).
+
+        Called from the capture thread while the loop's thread runs the previous frame's inference. The input is
+        a new array owned by the returned frame; the crop is the region set when this runs (a region changed
+        before the frame is detected on makes the input stale, and :meth:`detect` makes it again).
+
+        Raises:
+            ValueError: not an HxWx3 uint8 image (as :meth:`detect` would).
+        """
+        roi = self._pre.roi
+        shape = (1, 3, self.spec.input_h_px, self.spec.input_w_px)
+        with self._prep_lock:  # one canvas: one caller at a time (a line has one capture thread)
+            self._prep.roi = roi
+            tensor, lb = self._prep(frame.image, out=np.empty(shape, np.float32))
+        return replace(frame, prepared=PreparedInput(tensor, lb, self, roi))
+
     def detect(self, frame: Frame) -> Detections:
-        """Detect objects in one frame (frame pixels, pipeline class ids)."""
-        tensor, lb = self.preprocess(frame.image)
+        """Detect objects in one frame (frame pixels, pipeline class ids).
+
+        Uses the input :meth:`prepare` made for the frame when it was made by this detector for its current
+        region; otherwise makes it here.
+        """
+        p = frame.prepared
+        if isinstance(p, PreparedInput) and p.maker is self and p.roi == self._pre.roi:
+            self.prepared_used += 1
+            tensor, lb = p.tensor, p.letterbox
+        else:
+            self.prepared_stale += p is not None
+            tensor, lb = self.preprocess(frame.image)
         return self.postprocess(self.engine.infer(tensor), lb)
 
     def close(self) -> None:

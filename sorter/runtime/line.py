@@ -29,6 +29,7 @@ from sorter.runtime.stats import LatencyRecorder
 
 if TYPE_CHECKING:
     from sorter.capture.recording import RecordingWriter
+    from sorter.runtime.capture_prep import CapturePreparer
     from sorter.runtime.events import EventRecorder
     from sorter.runtime.explain_recorder import ExplainRecorder
 
@@ -72,6 +73,7 @@ class Line:
     profile: LatencyProfile | None = None  # the modelled stage times of a deterministic --fast run
     overload: OverloadMonitor | None = None
     explain: ExplainRecorder | None = None  # for `sorter run --explain` (simulated lines)
+    capture_prep: CapturePreparer | None = None  # a live run's preprocessing in the capture thread
 
     @property
     def latency(self) -> LatencyRecorder:

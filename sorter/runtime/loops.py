@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sorter.capture.base import FrameSource
 from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock
 from sorter.entities import MATERIAL_CLASSES, Frame
+from sorter.runtime.capture_prep import attach_preparer
 from sorter.runtime.pipeline import CycleResult
 
 #: Stages whose booked times the overload monitor weighs against the frame budget.
@@ -243,6 +244,7 @@ def run_realtime(line: Line, duration_s: float | None, stop: threading.Event, st
     last_status = wall0
     service = line.service
     stale_ns = round(line.cfg.camera.stale_after_ms * 1e6)
+    line.capture_prep = attach_preparer(source, line.pipeline, line.cfg.runtime.prepare_in_capture)
     source.start()
     t_last_frame = clock.now_ns()
     got_frame = False
@@ -331,6 +333,8 @@ def _timing_fields(line: Line, fast: bool, replay: bool) -> dict[str, Any]:
         out["latency_measured_ms"] = {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in measured.summary_ms().items()}
     if line.overload is not None:
         out["overload"] = line.overload.summary()
+    if line.capture_prep is not None:
+        out["capture_preprocess"] = line.capture_prep.summary()
     return out
 
 

@@ -40,6 +40,7 @@ def tracker_params(cfg: Config, camera: CameraModel) -> TrackerParams:
         confirm_hits=t.confirm_hits,
         confirm_travel_mm=t.confirm_travel_mm,
         confirm_single_score=t.confirm_single_score,
+        confirm_needs_full_view=t.confirm_needs_full_view,
         max_unseen_ns=round(t.max_unseen_ms * 1e6),
         max_unseen_travel_mm=t.max_unseen_travel_mm,
         measurement_sigma_mm=t.measurement_sigma_mm,

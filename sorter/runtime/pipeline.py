@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -101,6 +101,8 @@ class Pipeline:
         t0 = pc()
         dets = self.detector.detect(frame)
         t1 = pc()
+        if frame.prepared is not None:
+            frame = replace(frame, prepared=None)  # the frame lives on (records, the live view): not its input
         lat.add("detect", charge("detect", t1 - t0))
         t1 = pc()
         meas = project_detections(self.camera, frame, dets, self.min_score)

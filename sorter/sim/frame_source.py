@@ -117,6 +117,10 @@ class SimFrameSource:
     def start(self) -> None:
         self.thread.start()
 
+    def set_prepare(self, prepare: Callable[[Frame], Frame] | None) -> None:
+        """Run ``prepare`` on each rendered frame in the render thread (see ``LatestSlot.prepare``)."""
+        self.slot.prepare = prepare
+
     def latest(self, timeout_s: float) -> Frame | None:
         return self.slot.take(timeout_s=timeout_s)
 

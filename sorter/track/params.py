@@ -45,6 +45,13 @@ class TrackerParams:
             track at once, or ``None`` (the default) to never confirm on a single
             view. For very low frame rates with a detector whose high scores are
             known to be reliable; every false positive above it is acted upon.
+        confirm_needs_full_view: a track is confirmed only once one of its
+            boxes was a full view, not cut at an end of the camera view (with
+            ``view_y_min_mm``/``view_y_max_mm`` set). An object entering the
+            view shows a growing part of itself; when those boxes start a track
+            that the first full view does not continue (the centre jumped), the
+            cut-only track would otherwise be confirmed, retired a few frames
+            later and acted upon at a position where no object is.
         max_unseen_ns: a track not detected for this long is retired (a stopped
             belt still ages its tracks). Every limit on unseen time or travel is
             at least one frame step (the time and travel since the previous
@@ -113,6 +120,7 @@ class TrackerParams:
     confirm_hits: int = 2
     confirm_travel_mm: float = 120.0
     confirm_single_score: float | None = None
+    confirm_needs_full_view: bool = True
     max_unseen_ns: int = 400_000_000
     max_unseen_travel_mm: float = 400.0
     measurement_sigma_mm: float = 4.0

@@ -227,7 +227,10 @@ class TrackTable:
         run *= run_on
         si[HITS : RUN + 1] += 1
         si[T_LAST] = t_ns
-        si[CONFIRMED] |= self._evidence(hits, run, s_mm - s_run)
+        evidence = self._evidence(hits, run, s_mm - s_run)
+        if p.confirm_needs_full_view:
+            evidence &= si[SEEN_FULL] != 0
+        si[CONFIRMED] |= evidence
         votes_per_track = self._votes.shape[1]
         self._f[:, rows] = sub
         self._i[:, rows] = si
@@ -292,6 +295,8 @@ class TrackTable:
                 ii[CONFIRMED] = 1
         else:
             ii[CONFIRMED] = self._confirm_first
+        if p.confirm_needs_full_view:
+            ii[CONFIRMED] &= ii[SEEN_FULL]
         votes = self._votes[n0:n1]
         votes.fill(0.0)
         votes[np.arange(k), class_ids] = scores

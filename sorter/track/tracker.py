@@ -22,7 +22,10 @@ A track is confirmed (may be acted upon) on evidence, not on a frame count:
 ``min_hits`` detections, or ``confirm_hits`` detections in consecutive frames
 spanning ``confirm_travel_mm`` of belt travel (an object seen twice by a slow
 loop), or optionally one detection scoring ``confirm_single_score`` (see
-``params.py``).
+``params.py``); and, where the view ends are known, only once one of its boxes
+was not cut at an end of the view (``confirm_needs_full_view``): a track made
+of an entering object's growing boxes alone, left behind when the first full
+view jumped, is never acted upon.
 """
 
 from __future__ import annotations
