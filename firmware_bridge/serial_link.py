@@ -220,10 +220,10 @@ class SerialLink:
                 return False, session.protocol_error
             if self._thread is None or not self._thread.is_alive() or not self._reader.alive():
                 return False, "serial link thread not running"
+            if self._down_reason:  # until a turn of the restarted loop completes with the controller ready
+                return False, self._down_reason
             if session.ready():
                 return True, ""
-            if self._down_reason:
-                return False, self._down_reason
             if not session.connected:
                 return False, f"controller port {self.url} lost, reconnecting"
             return False, "waiting for the controller to arm"
