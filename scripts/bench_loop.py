@@ -46,10 +46,9 @@ def run(overrides: list[str], duration_s: float, live: bool, files: list[str] | 
 
 
 def run_live_process(overrides: list[str], duration_s: float) -> dict[str, Any]:
-    """A live run in a fresh ``sorter run`` process: every live row starts from the same simulated world.
+    """A live run in a fresh ``sorter run`` process, so that every live row starts the same way.
 
-    Two live runs in one process do not: the simulated world of a live run keeps real time from the process's
-    start, so a later run sees other objects.
+    Two live runs of the same seed in one process did not see the same objects (188 against 176 in 60 s).
     """
     import subprocess
     import sys
