@@ -34,6 +34,11 @@ of every measurement, every field of every live and retired track bit for bit,
 every command and decision), and ``--require-identical`` exits with status 1
 when any differs. Without git or that revision only the current tracker runs.
 
+The tracker runs its compiled kernels (``sorter/track/compiled.py``) where
+numba is installed; ``SORTER_TRACKER_KERNELS=numpy`` runs the numpy
+implementation instead (both trackers, when the 'before' revision has the
+choice), which gives the same outputs bit for bit.
+
 Usage: python scripts/bench_tracker.py [--frames 3000] [--seed 0] [--before REV | --before none] [--require-identical]
 """
 
@@ -374,8 +379,16 @@ def main() -> int:
         f"BeltTracker.update, {args.frames} frames per row at {FPS:g} fps, {SPEED_MM_S:g} mm/s; "
         f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]}"
     )
+    impl = {k: getattr(make_tracker(m.track), "compiled", False) for k, m in mods.items()}
+    if impl["after"]:
+        import numba
+
+        print(f"after: compiled kernels (numba {numba.__version__}); SORTER_TRACKER_KERNELS=numpy runs the numpy ones")
+    else:
+        print("after: the numpy implementation (numba missing, or SORTER_TRACKER_KERNELS=numpy)")
     if before is not None:
-        print(f"before: sorter/track at git revision {args.before}; after: this checkout; run interleaved frame by frame")
+        kind = "compiled kernels" if impl["before"] else "numpy"
+        print(f"before: sorter/track at revision {args.before} ({kind}); after: this checkout; run interleaved frame by frame")
     print(f"load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs")
     print()
     names = list(mods)

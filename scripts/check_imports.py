@@ -4,7 +4,8 @@
 Rules (every ``import`` counts, also inside functions and ``if TYPE_CHECKING:``):
 
 * a stage (capture, detect, track, schedule, actuate) never imports a sibling stage;
-* ``entities``, ``geometry``, ``track/`` and ``schedule/`` import only the standard library, numpy and scipy (computation, no I/O)
+* ``entities``, ``geometry``, ``track/`` and ``schedule/`` import only the standard library, numpy, scipy and numba
+  (computation, no I/O)
   (``track/`` and ``schedule/`` also ``entities``, the one thing stages share);
 * only ``runtime/`` imports every stage;
 * ``runtime`` never imports ``commands``;
@@ -36,7 +37,8 @@ PURE = {  # module or package -> the sorter modules it may import (besides itsel
     "sorter.track": ("sorter.entities",),
     "sorter.schedule": ("sorter.entities",),
 }
-PURE_THIRD_PARTY = ("numpy", "scipy")
+PURE_THIRD_PARTY = ("numpy", "scipy", "numba")
+_PURE_RULE = "the pure core imports only the standard library, numpy, scipy, numba and entities"
 CONFIG_READERS = ("sorter.config_yaml", "sorter.config_load", "sorter.config_words")
 CONFIG_MAY_IMPORT = (
     "sorter.entities", "sorter.errors", "sorter.plugins", "sorter.sim.config", *CONFIG_READERS, "sorter.analytics.alerts",
@@ -121,9 +123,9 @@ def check_import(imp: Import) -> Iterator[Violation]:
             continue
         if _within(mod, "sorter") or _within(mod, "firmware_bridge"):
             if not any(_within(mod, a) for a in allowed):
-                yield v("the pure core imports only the standard library, numpy, scipy and entities", f"{who} imports {mod}")
+                yield v(_PURE_RULE, f"{who} imports {mod}")
         elif not _is_stdlib(mod) and mod.split(".")[0] not in PURE_THIRD_PARTY:
-            yield v("the pure core imports only the standard library, numpy, scipy and entities", f"{who} imports {mod}")
+            yield v(_PURE_RULE, f"{who} imports {mod}")
     if _within(who, "sorter.runtime") and _within(mod, "sorter.commands"):
         yield v("runtime never imports commands", f"{who} imports {mod}")
     if who == "sorter.config" and _within(mod, "sorter") and mod not in CONFIG_MAY_IMPORT:

@@ -64,6 +64,8 @@ KillSignal=SIGTERM
 Environment=PYTHONUNBUFFERED=1
 StateDirectory=sorter
 CacheDirectory=sorter
+# the tracker's compiled kernels, built on the first start and loaded from here after (the package folder may be read-only)
+Environment=NUMBA_CACHE_DIR=/var/cache/sorter/numba
 # The line itself runs at normal priority (CPUSchedulingPolicy stays "other": a real-time vision loop would starve the
 # machine); CAP_SYS_NICE and LimitRTPRIO let the controller link's own process (runtime.link_process) and the
 # host-timed outputs' timing thread raise themselves to SCHED_FIFO (runtime.link_priority). Without them the link

@@ -56,9 +56,9 @@ PAIR_CUT = 6  # known cut side of the measured box (see motion.edge_cut_dir)
 PAIR_D2 = 7  # normalised squared distance, cut-aware
 N_PAIR = 8
 
-_VOTE_PRIOR = 0.5  # pseudo-votes per class when scoring class agreement
-_REACH_MARGIN_MM = 1.0  # the coarse gate's margin over the exact one, for rounding
-_SIZE_COST_CAP = 25.0  # bounded so one odd box cannot dominate the whole assignment
+VOTE_PRIOR = 0.5  # pseudo-votes per class when scoring class agreement
+REACH_MARGIN_MM = 1.0  # the coarse gate's margin over the exact one, for rounding
+SIZE_COST_CAP = 25.0  # bounded so one odd box cannot dominate the whole assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ def gate_pairs(pred: F64, meas: F64, params: TrackerParams) -> Pairs:
     # below passes no pair beyond it (|innovation| - slack <= gate_mm), so only the work changes, never the pairs.
     sizes = np.concatenate((meas[MEAS_SIZE], pred[PRED_SIZE]), 1)
     spread = np.maximum.reduce(sizes, 1) - np.minimum.reduce(sizes, 1)
-    reach_u, reach_x = (0.5 * spread + (p.gate_mm + _REACH_MARGIN_MM)).tolist()
+    reach_u, reach_x = (0.5 * spread + (p.gate_mm + REACH_MARGIN_MM)).tolist()
     dist = np.subtract(meas[MEAS_Z, :, None], pos[:, None, :])  # (2, M, T): the long axis innermost
     np.abs(dist, out=dist)
     near = dist[0] <= reach_u
@@ -171,9 +171,9 @@ def pair_costs(
     nll = pairs.table[PAIR_D2].take(idx) + np.log(s_inn[0] * s_inn[1] / r0**2)
     log_ratio = np.log(meas[MEAS_SIZE].take(cols, 1) / tp[PRED_SIZE])
     log_ratio *= log_ratio
-    size_cost = np.minimum((log_ratio[0] + log_ratio[1]) / p.size_log_sigma**2, _SIZE_COST_CAP)
+    size_cost = np.minimum((log_ratio[0] + log_ratio[1]) / p.size_log_sigma**2, SIZE_COST_CAP)
     v = votes.take(rows, 0)
     measured = v.reshape(-1).take(np.arange(0, v.size, v.shape[1]) + class_ids.take(cols))  # votes for the measured class
-    share = (measured + _VOTE_PRIOR) / (np.add.reduce(v, 1) + _VOTE_PRIOR * p.n_classes)
+    share = (measured + VOTE_PRIOR) / (np.add.reduce(v, 1) + VOTE_PRIOR * p.n_classes)
     cost: F64 = nll + size_cost - p.class_weight * np.log(share) + p.tentative_penalty * (1 - confirmed.take(rows))
     return cost

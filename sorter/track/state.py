@@ -8,6 +8,8 @@ tracks: no loop over tracks. The filter model itself is in ``motion.py``.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import numpy.typing as npt
 
@@ -69,8 +71,11 @@ class TrackTable:
     for consumers.
     """
 
-    def __init__(self, params: TrackerParams) -> None:
+    def __init__(self, params: TrackerParams, kernels: ModuleType | None = None) -> None:
+        """``kernels``: the compiled kernels module (``compiled.py``) for retirement, new tracks and the export,
+        or ``None`` for numpy (same results, bit for bit)."""
         self.params = params
+        self._kernels = kernels
         self._n = 0
         self._f = np.zeros((N_FLOAT, _MIN_CAPACITY))
         self._i = np.zeros((N_INT, _MIN_CAPACITY), np.int64)
@@ -79,6 +84,20 @@ class TrackTable:
         p = params
         run_of_one = p.confirm_hits < p.min_hits and p.confirm_hits <= 1 and p.confirm_travel_mm <= 0.0
         self._confirm_first = p.min_hits <= 1 or run_of_one
+
+    @property
+    def confirm_first(self) -> bool:
+        """Whether one detection confirms a new track (whatever its score)."""
+        return self._confirm_first
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` tracks in the buffers (for the compiled kernels, which write into them)."""
+        if n > self._f.shape[1]:
+            self._grow(n)
+
+    def extend(self, k: int) -> None:
+        """Count ``k`` more live tracks, written into the buffers after the last one by a compiled kernel."""
+        self._n += k
 
     def __len__(self) -> int:
         return self._n
@@ -94,6 +113,21 @@ class TrackTable:
     @property
     def votes(self) -> F64:
         return self._votes[: self._n]
+
+    @property
+    def buf_f(self) -> F64:
+        """The float buffer itself (live tracks in its first ``len(self)`` columns), for the compiled kernels."""
+        return self._f
+
+    @property
+    def buf_i(self) -> I64:
+        """The int buffer itself, for the compiled kernels."""
+        return self._i
+
+    @property
+    def buf_votes(self) -> F64:
+        """The vote buffer itself, for the compiled kernels."""
+        return self._votes
 
     # ------------------------------------------------------------------ prediction
     def predict(self, s_mm: float) -> F64:
@@ -313,6 +347,20 @@ class TrackTable:
         votes[: self._n] = self._votes[: self._n]
         self._votes = votes
 
+    def retire_compiled(self, s_mm: float, t_min_ns: int, t_prev_ns: int | None, max_travel_mm: F64) -> I64:
+        """Remove the aged tracks in place with the compiled kernel (``BeltTracker._retire``'s rule).
+
+        Returns:
+            the removed tracks' columns, as they were before the removal.
+        """
+        assert self._kernels is not None
+        has_prev = t_prev_ns is not None
+        aged, self._n = self._kernels.retire(
+            self._f, self._i, self._votes, self._n, s_mm, t_min_ns, has_prev, t_prev_ns if has_prev else 0, max_travel_mm
+        )
+        out: I64 = aged
+        return out
+
     def remove(self, keep: npt.NDArray[np.bool_]) -> None:
         """Keep only the tracks where ``keep`` is true (order preserved)."""
         idx = keep.nonzero()[0]
@@ -335,18 +383,25 @@ class TrackTable:
         not from the detector's absolute score level (which is an objectness
         as much as a class belief; confirmation judges existence).
         """
-        fl, ii, votes = self.f.take(_EXPORTED, 0), self.i.take(_EXPORTED_INT, 0), self.votes.copy()
-        n, n_classes = votes.shape
-        class_id = np.argmax(votes, 1, out=ii[1])
-        top = votes.reshape(-1).take(np.arange(0, n * n_classes, n_classes) + class_id)  # each row's maximum, found already
         prior = self.params.class_prior_votes
-        np.divide(top + prior, np.add.reduce(votes, 1) + prior * n_classes, out=fl[0])
-        # Report a residual velocity only when it is significant: a still object's
-        # estimate is noise, and extrapolating noise over the metre to the ejection
-        # line costs millimetres.
-        vel = fl[3:5]
-        vel[np.abs(vel) <= self.params.min_residual_per_mm] = 0.0
-        np.sqrt(fl[7:9], out=fl[7:9])
+        if self._kernels is not None:
+            n_classes = self._votes.shape[1]
+            vote_sums = np.add.reduce(self.votes, 1)  # numpy's sums, as below
+            fl, ii, votes = self._kernels.columns(
+                self._f, self._i, self._votes, self._n, vote_sums, prior, prior * n_classes, self.params.min_residual_per_mm
+            )
+        else:
+            fl, ii, votes = self.f.take(_EXPORTED, 0), self.i.take(_EXPORTED_INT, 0), self.votes.copy()
+            n, n_classes = votes.shape
+            class_id = np.argmax(votes, 1, out=ii[1])
+            top = votes.reshape(-1).take(np.arange(0, n * n_classes, n_classes) + class_id)  # each row's maximum
+            np.divide(top + prior, np.add.reduce(votes, 1) + prior * n_classes, out=fl[0])
+            # Report a residual velocity only when it is significant: a still object's
+            # estimate is noise, and extrapolating noise over the metre to the ejection
+            # line costs millimetres.
+            vel = fl[3:5]
+            vel[np.abs(vel) <= self.params.min_residual_per_mm] = 0.0
+            np.sqrt(fl[7:9], out=fl[7:9])
         confirmed = ii[5] != 0
         for a in (fl, ii, votes, confirmed):
             a.flags.writeable = False

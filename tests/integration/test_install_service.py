@@ -27,6 +27,7 @@ def test_unit_runs_the_service_with_notify_watchdog_and_restart(tmp_path: Path) 
         "ExecReload=/bin/kill -HUP $MAINPID",
         "TimeoutStopSec=5",
         "WorkingDirectory=/etc/sorter",  # relative paths of the config work under the service
+        "Environment=NUMBA_CACHE_DIR=/var/cache/sorter/numba",  # the tracker's kernels survive a restart, built once
     ):
         assert want in lines, want
     assert any(ln.startswith("ExecStart=") and ln.endswith("run --quiet --config /etc/sorter/line.yaml") for ln in lines)
