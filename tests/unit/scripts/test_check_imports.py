@@ -60,10 +60,10 @@ def test_every_rule_reports_its_violation(tmp_path: Path) -> None:
     expected = [
         "sorter/detect/oracle.py:2: a stage never imports a sibling stage: sorter.detect.oracle (detect) imports "
         "sorter.capture.base (capture)",
-        "sorter/schedule/planner.py:1: the pure core imports only the standard library, numpy, scipy and entities: "
+        "sorter/schedule/planner.py:1: the pure core imports only the standard library, numpy, scipy, numba and entities: "
         "sorter.schedule.planner imports cv2",
-        "sorter/track/assign.py:2: the pure core imports only the standard library, numpy, scipy and entities",
-        "sorter/geometry.py:1: the pure core imports only the standard library, numpy, scipy and entities",
+        "sorter/track/assign.py:2: the pure core imports only the standard library, numpy, scipy, numba and entities",
+        "sorter/geometry.py:1: the pure core imports only the standard library, numpy, scipy, numba and entities",
         "only runtime/ imports every stage: sorter.train imports all stages",
         "sorter/runtime/preflight.py:2: runtime never imports commands: sorter.runtime.preflight imports sorter.commands.hw",
         "sorter/config.py:1: config.py imports nothing above it: sorter.config imports sorter.runtime.plant",
