@@ -192,6 +192,18 @@ def _overload_monitor(cfg: Config) -> OverloadMonitor:
     return OverloadMonitor(fps=cfg.camera.fps, window_s=r.overload_window_s, drop_share_limit=r.overload_drop_share)
 
 
+def _warm_tracker(cfg: Config, camera: CameraModel) -> None:
+    """Compile the tracker's kernels (or load them from numba's cache) before the simulated world starts.
+
+    The first start on a machine compiles them, for seconds: done inside the plant's time, it would let the belt
+    run unseen. The line's own tracker, built later, finds them ready.
+    """
+    from sorter.runtime.params import tracker_params
+    from sorter.track import BeltTracker
+
+    BeltTracker(tracker_params(cfg, camera))
+
+
 def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
     """Build a line: the plant, the detector, tracker and planner, the actuator, the event recorder.
 
@@ -203,6 +215,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
             no camera opened (the runtime attaches the recording), and a dry-run actuator whatever the config says.
     """
     cfg, truth = _calibrated(replay_config(cfg) if replay else cfg)
+    _warm_tracker(cfg, camera_model(cfg))  # before any clock or world starts
     clock, profile = _line_clock(cfg, fast=fast, replay=replay)
     camera = camera_model(cfg)
     plant = build_plant(truth, clock, target_class_ids(cfg), fast=fast, replay=replay)

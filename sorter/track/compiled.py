@@ -627,3 +627,19 @@ def start_tracks(
         votes[t, class_ids[m]] = scores[m]
         t += 1
     return meas_ids, t - n0
+
+
+#: every kernel an update may call, for the tracker's warm-up to check it compiled them all
+KERNELS = (
+    "predict_gate",
+    "correct",
+    "split_pairs",
+    "cost_args",
+    "costs_from_logs",
+    "solver_matrix",
+    "matched_pairs",
+    "measurements",
+    "retire",
+    "columns",
+    "start_tracks",
+)

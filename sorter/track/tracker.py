@@ -214,21 +214,40 @@ class BeltTracker:
         return self._kernels is not None
 
     def _warm_up(self, kernels: Kernels) -> None:
-        """Compile (or load from the cache) the kernels at construction, not in the first frame."""
-        probe = BeltTracker(self.params, kernels, warm_up=False)
+        """Compile (or load from the cache) every kernel at construction, not in the first frame that needs it.
+
+        A probe tracker follows two boxes 10 mm apart in the middle of the view, so that from its second frame each
+        gates both tracks and the solver's path runs too.
+
+        Raises:
+            RuntimeError: a kernel was not reached (the probe no longer covers the update).
+        """
+        p = self.params
+        lo, hi = p.view_y_min_mm, p.view_y_max_mm
+        if lo is not None and hi is not None:
+            y_mm = (lo + hi) / 2.0
+        else:
+            y_mm = lo + 500.0 if lo is not None else (hi - 500.0 if hi is not None else 0.0)
+        probe = BeltTracker(p, kernels, warm_up=False)
         for k in range(3):
+            s_mm = 20.0 * k
             probe.update(
                 BeltMeasurements(
                     t_capture_ns=k * 16_000_000,
-                    s_capture_mm=40.0 * k,
-                    x_mm=np.array([0.0, 30.0]),
-                    y_w_mm=np.array([40.0 * k, 40.0 * k + 30.0]),
-                    length_mm=np.array([100.0, 100.0]),
+                    s_capture_mm=s_mm,
+                    x_mm=np.array([0.0, 10.0]),
+                    y_w_mm=np.array([y_mm - 20.0 + s_mm, y_mm - 20.0 + s_mm]),
+                    length_mm=np.array([60.0, 60.0]),
                     width_mm=np.array([50.0, 50.0]),
                     class_ids=np.array([0, 0], np.int64),
                     scores=np.array([0.9, 0.9]),
                 )
             )
+        kern = self._kernels
+        assert kern is not None
+        missing = [name for name in kern.KERNELS if not getattr(kern, name).signatures]
+        if missing:
+            raise RuntimeError(f"the tracker's warm-up did not reach the kernels {missing}")
 
     @property
     def n_live(self) -> int:

@@ -207,3 +207,33 @@ def test_no_kernel_compiles_after_construction() -> None:
                 kw[name] = a
         tracker.update(dataclasses.replace(meas, **kw))
     assert {k.py_func.__name__: len(k.signatures) for k in kernels} == before
+
+
+WARM_UP_PROBE = """
+import sys
+from sorter.config import load_config
+from sorter.runtime.params import tracker_params
+from sorter.runtime.plant import camera_model
+from sorter.track import BeltTracker, TrackerParams, compiled
+
+name = sys.argv[1]
+if name == "no-view-ends":
+    params = TrackerParams()
+else:
+    cfg = load_config(None if name == "default" else name, [])
+    params = tracker_params(cfg, camera_model(cfg))
+tracker = BeltTracker(params, "compiled")
+print(" ".join(k for k in compiled.KERNELS if not getattr(compiled, k).signatures) or "all")
+"""
+
+
+@pytest.mark.parametrize("line", ["default", "sim-robot.yaml", "no-view-ends"])
+def test_construction_compiles_every_kernel_for_the_shipped_lines(line: str) -> None:
+    """In a fresh process (no kernel called yet), building the line's tracker reaches every kernel, the solver's
+    too: one left out would compile in the loop's first frame that needs it, seconds of a live line unseen."""
+    import subprocess
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != KERNELS_ENV}
+    r = subprocess.run([sys.executable, "-c", WARM_UP_PROBE, line], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["all"], r.stdout
