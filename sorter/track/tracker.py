@@ -338,16 +338,16 @@ class BeltTracker:
         else:
             meas_ids = np.zeros(n_meas, np.int64)  # 0 (no track id) until matched or started
             meas_ids[matched_m] = table.i[ID].take(matched_t)
-        if n_new and self._kernels is None:
-            idx_new = (meas_ids == 0).nonzero()[0]
-            ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
-            self._next_id += n_new
-            meas_ids[idx_new] = ids
-            m_new = m_tab.take(idx_new, 1)
-            full_view = m_new[MEAS_CUT] == 0
-            table.append(
-                ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new), full_view
-            )
+            if n_new:
+                idx_new = (meas_ids == 0).nonzero()[0]
+                ids = np.arange(self._next_id, self._next_id + n_new, dtype=np.int64)
+                self._next_id += n_new
+                meas_ids[idx_new] = ids
+                m_new = m_tab.take(idx_new, 1)
+                full_view = m_new[MEAS_CUT] == 0
+                table.append(
+                    ids, s_mm, t_ns, m_new[MEAS_Z], m_new[MEAS_SIZE], scores.take(idx_new), class_ids.take(idx_new), full_view
+                )
         self.stats = UpdateStats(
             n_tracks=n_tracks,
             n_measurements=n_meas,
