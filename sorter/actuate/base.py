@@ -90,6 +90,10 @@ class InProcessDevice(Protocol):
         """Close every output now."""
         ...
 
+    def finish(self) -> list[int]:
+        """The line stops: drop every command not started (returning their ids) and close every output."""
+        ...
+
 
 class EmulatedDevice(DeviceModel, Protocol):
     """The device model a controller emulator executes commands against, counting its executions."""

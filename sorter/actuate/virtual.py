@@ -59,6 +59,14 @@ class VirtualActuator:
         """None: the simulated device's encoder is the plant's own belt."""
         return None
 
+    def finish_outstanding(self) -> None:
+        """End of a run: every command not started is ``cancelled`` (as a controller's disarm drops its
+        queue) and a pulse blowing is cut short, so each command sent has its outcome at the next
+        ``poll_reports``."""
+        for cid in self._device.finish():
+            self._stats["cancelled"] += 1
+            self._reports.append(CommandReport(cid, "cancelled"))
+
     def close(self) -> None:
         self._device.close_all()
 

@@ -72,6 +72,17 @@ class SimInProcessDevice:
         if isinstance(self._device, ValveBankModel):
             self._device.close_all()
 
+    def finish(self) -> list[int]:
+        """The line stops: what has not started by the world's time is dropped (its ids returned) and every
+        valve closes (a pulse blowing is cut short and evaluated). The world is not moved: its time is the
+        camera's (a live run's camera brings it to the moment it stops; a fast run's end is the run's end)."""
+        w, d = self._world, self._device
+        with w.lock:
+            dropped = [cid for cid in d.pending_ids() if d.cancel(cid)]
+            if isinstance(d, ValveBankModel):
+                d.close_all()
+        return dropped
+
 
 class SimRelayOutput:
     """The simulator's valve bank switched "now": a pulse from the current odometer to the commanded close."""

@@ -126,6 +126,11 @@ class RobotModel:
             self._stats["cancelled"] += 1
             return True
 
+    def pending_ids(self) -> list[int]:
+        """Ids of the accepted picks not attempted yet, in the order they were accepted."""
+        with self._world.lock:
+            return list(self._pending)
+
     def add_listener(self, listener: PickListener) -> None:
         """Call ``listener(record)`` after each pick attempt (under the world lock: do not block)."""
         with self._world.lock:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from sorter.actuate.base import NoPlant
+from sorter.actuate.virtual import VirtualActuator
 from sorter.clock import ManualClock, MonotonicClock
 from sorter.config import load_config
-from sorter.entities import FireCommand
+from sorter.entities import FireCommand, PickCommand
 from sorter.runtime.params import target_class_ids
 from sorter.runtime.plant import RealPlant, build_plant
 from sorter.sim.device import SimDevice
@@ -37,6 +39,44 @@ def test_an_airjet_plant_lends_its_valve_bank_three_ways() -> None:
     relay = port.relay_output(MonotonicClock())
     assert relay is not None
     assert plant.odometer_source == "simulated encoder" and plant.simulated() is plant
+
+
+def test_a_stopping_line_gives_every_command_on_the_virtual_valves_its_outcome() -> None:
+    """A run that stops (SIGTERM, end of a fast run) with pulses still queued: what was due executes,
+    what was not is cancelled, a pulse blowing is cut short; nothing is left without an outcome."""
+    cfg = load_config(None, [])
+    clock = ManualClock(1_000_000_000)
+    plant = SimPlant(cfg, clock, target_class_ids(cfg))
+    actuator = VirtualActuator(plant.port().in_process_device(), clock)
+    s0 = plant.world.odometer_mm(clock.now_ns())
+    t0 = clock.now_ns()
+    due = FireCommand(1, 0, 0, 1, s0 + 10.0, s0 + 20.0, s0 + 15.0, 0, t0)  # 2.5 m/s: done 8 ms later
+    blowing = FireCommand(2, 0, 2, 3, s0 + 40.0, s0 + 90.0, s0 + 65.0, 0, t0)  # open from 16 ms to 36 ms
+    ahead = FireCommand(3, 0, 4, 5, s0 + 500.0, s0 + 520.0, s0 + 510.0, 0, t0)
+    actuator.submit([due, blowing, ahead])
+    assert [r.status for r in actuator.poll_reports()] == ["accepted"] * 3
+    clock.advance_ns(25_000_000)
+    plant.advance_to(clock.now_ns())  # the camera stops 25 ms later, the belt having run until then
+    actuator.finish_outstanding()
+    outcome = {r.command_id: r for r in actuator.poll_reports()}
+    assert {cid: r.status for cid, r in outcome.items()} == {1: "executed", 2: "executed", 3: "cancelled"}
+    assert outcome[2].detail == "truncated"
+    assert actuator.stats()["cancelled"] == 1
+    assert actuator.poll_reports() == []
+
+
+def test_a_stopping_robot_line_cancels_the_picks_not_attempted() -> None:
+    cfg = load_config("sim-robot.yaml")
+    clock = ManualClock(1_000_000_000)
+    plant = SimPlant(cfg, clock, target_class_ids(cfg))
+    actuator = VirtualActuator(plant.port().in_process_device(), clock)
+    s0 = plant.world.odometer_mm(clock.now_ns())
+    y_pick = (cfg.robot.window_y_start_mm + cfg.robot.window_y_end_mm) / 2
+    pick = PickCommand(7, 0, (cfg.robot.x_min_mm + cfg.robot.x_max_mm) / 2, y_pick - s0 - 300.0, s0 + 300.0, 1, 1.0, 0)
+    actuator.submit([pick])
+    assert [r.status for r in actuator.poll_reports()] == ["accepted"]
+    actuator.finish_outstanding()
+    assert [(r.command_id, r.status) for r in actuator.poll_reports()] == [(7, "cancelled")]
 
 
 def test_a_robot_plant_has_no_relay_outputs_and_scores_picks() -> None:
@@ -75,6 +115,28 @@ def test_the_live_camera_renders_at_the_camera_rate_and_reports_a_render_error()
     assert stop.wait(2.0)  # the run is stopped...
     with pytest.raises(RuntimeError, match="renderer failed"):
         source.close()  # ...and the error surfaces when the camera is closed
+
+
+def test_a_live_camera_that_stops_leaves_the_belt_at_the_moment_it_stopped() -> None:
+    """The valves' due pulses run with the belt: closing the camera brings the world to that moment,
+    not to its last frame (a pulse due between the last frame and the stop has executed)."""
+    cfg = load_config(None, ["sim.density_per_m2=1", "camera.fps=2"])
+    clock = MonotonicClock()
+    plant = SimPlant(cfg, clock, target_class_ids(cfg))
+    plant.prepare(render=False)
+    source = plant.live_source(threading.Event(), lambda _n: None)
+    source.start()
+    assert source.latest(2.0) is not None
+    t_frame_ns = plant.world.now_ns
+    device = plant.port().in_process_device()
+    s_frame = plant.world.odometer_mm(t_frame_ns)
+    fire = FireCommand(1, 0, 0, 1, s_frame + 300.0, s_frame + 310.0, s_frame + 305.0, 0, t_frame_ns)
+    assert device.schedule([fire], t_frame_ns) == ["accepted"]  # 2.5 m/s: due 120 ms after the frame
+    while clock.now_ns() < t_frame_ns + 200_000_000:
+        time.sleep(0.01)
+    source.close()  # 2 fps: no frame since (the next is 500 ms after the first)
+    assert plant.world.now_ns >= t_frame_ns + 200_000_000
+    assert [r.command_id for r in device.executions()] == [1]
 
 
 def test_a_real_or_replayed_line_has_a_plant_that_lends_nothing() -> None:
