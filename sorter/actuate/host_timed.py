@@ -206,6 +206,24 @@ class HostTimedActuator:
         """None: the relay board has no encoder (the odometer is the host's)."""
         return None
 
+    def finish_outstanding(self) -> None:
+        """End of a run: each command still queued is ``cancelled`` and each pulse blowing is closed now and
+        reported ``executed`` (cut short), so every command sent has its outcome at the next ``poll_reports``.
+        A switch the timing thread is about to make finds its command gone and does nothing."""
+        with self._wake:
+            for cid, ev in self._queued.items():
+                ev.command_id = -1  # tombstone
+                self._report(cid, "cancelled", detail="the line stopped")
+            self._queued.clear()
+            for cid, ev in self._open.items():
+                c = ev.cmd
+                self.output.close(c.valve_first, c.valve_last, cid)
+                s_open = self.odometer.odometer_mm(ev.t_opened_ns)
+                self._report(cid, "executed", s_actual_mm=s_open, detail="cut short: the line stopped")
+                ev.command_id = -1
+            self._open.clear()
+            self._wake.notify_all()
+
     def close(self) -> None:
         self._stop.set()
         with self._wake:

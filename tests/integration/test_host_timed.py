@@ -102,6 +102,33 @@ def test_cancel_max_pulse_and_refusals() -> None:
         act.close()
 
 
+def test_a_stopping_line_gives_every_command_its_outcome() -> None:
+    """At the end of a run a pulse blowing is closed and reported executed, a queued one is cancelled,
+    and neither switches afterwards."""
+    clock = MonotonicClock()
+    belt = ConstantBelt(clock.now_ns())
+    out = RecordingRelayOutput(clock)
+    act = HostTimedActuator(clock, belt, out, valve_count=4, max_pulse_ms=2000.0, late_tolerance_ms=1000.0)  # a busy machine
+    try:
+        s_now = belt.odometer_mm(clock.now_ns())
+        act.submit([fire(1, s_now + 50, s_now + 2500, 1, 1), fire(2, s_now + 1500, s_now + 1600, 2, 2)])  # 20 ms / 600 ms
+        deadline = time.monotonic() + 5.0
+        while 1 not in out.open_valves and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert out.open_valves == {1}
+        act.finish_outstanding()
+        outcome = {r.command_id: r for r in act.poll_reports() if r.status != "accepted"}
+        assert {cid: r.status for cid, r in outcome.items()} == {1: "executed", 2: "cancelled"}
+        assert outcome[1].s_actual_mm is not None and outcome[1].s_actual_mm >= s_now + 50 - 1e-6
+        assert out.open_valves == set()
+        n_switches = len(out.events)
+        time.sleep(0.8)  # past command 2's opening and command 1's closing positions
+        assert len(out.events) == n_switches and act.poll_reports() == []
+        assert act.stats()["cancelled"] == 1 and act.stats()["executed"] == 1
+    finally:
+        act.close()
+
+
 def test_factory_refuses_a_simulated_clock_and_a_real_line() -> None:
     cfg = load_config(None, ["actuator.type=host_timed"])
     with pytest.raises(ConfigError, match="without --fast"):
