@@ -113,8 +113,6 @@ class SimFrameSource:
             world, clock, fps, render, self.slot, self.stop, on_lost or (lambda _n: None), odometer
         )
         self._join_s = join_timeout_s
-        self._world = world
-        self._clock = clock
 
     def start(self) -> None:
         self.thread.start()
@@ -131,10 +129,7 @@ class SimFrameSource:
         return self.slot.dropped
 
     def close(self) -> None:
-        """Stop the camera; the belt has run until now (what the valves had due by then has executed)."""
         self.stop.set()
         self.thread.join(timeout=self._join_s)
-        if not self.thread.is_alive():
-            self._world.advance_to(max(self._clock.now_ns(), self._world.now_ns))
         if self.thread.error is not None:
             raise self.thread.error

@@ -74,8 +74,8 @@ class SimInProcessDevice:
 
     def finish(self) -> list[int]:
         """The line stops: what has not started by the world's time is dropped (its ids returned) and every
-        valve closes (a pulse blowing is cut short and evaluated). The world is not moved: its time is the
-        camera's (a live run's camera brings it to the moment it stops; a fast run's end is the run's end)."""
+        valve closes (a pulse blowing is cut short and evaluated). The world is not moved: its time is its last
+        frame's, and a device behind a controller link may still be applying pulses up to it."""
         w, d = self._world, self._device
         with w.lock:
             dropped = [cid for cid in d.pending_ids() if d.cancel(cid)]
