@@ -91,7 +91,7 @@ class InProcessDevice(Protocol):
         ...
 
     def finish(self) -> list[int]:
-        """The line stops: drop every command not started (returning their ids) and close every output."""
+        """The line stops: drop every command not started, returning their ids."""
         ...
 
 

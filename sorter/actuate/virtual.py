@@ -61,8 +61,7 @@ class VirtualActuator:
 
     def finish_outstanding(self) -> None:
         """End of a run: every command not started is ``cancelled`` (as a controller's disarm drops its
-        queue) and a pulse blowing is cut short, so each command sent has its outcome at the next
-        ``poll_reports``."""
+        queue), reported at the next ``poll_reports``; a pulse blowing ends when the valves close."""
         for cid in self._device.finish():
             self._stats["cancelled"] += 1
             self._reports.append(CommandReport(cid, "cancelled"))

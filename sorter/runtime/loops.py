@@ -363,8 +363,6 @@ def run_line(
             result = run_fast(line, duration_s, stop, status)
         else:
             result = run_realtime(line, duration_s, stop, status)
-        # The belt as the run left it: what stopping does to the valves (a pulse blowing cut short) is not the run's
-        score = line.score()
         finish = getattr(line.actuator, "finish_outstanding", None)
         if finish is not None:  # the line stops: commands still out get their outcome before they are counted
             finish()
@@ -372,7 +370,7 @@ def run_line(
         summary = build_summary(
             counters=line.counters,
             latency=line.latency,
-            score=score,
+            score=line.score(),
             sim_duration_s=result.sim_duration_s,
             wall_s=result.wall_s,
             mode=line.cfg.line.mode,

@@ -73,15 +73,11 @@ class SimInProcessDevice:
             self._device.close_all()
 
     def finish(self) -> list[int]:
-        """The line stops: what has not started by the world's time is dropped (its ids returned) and every
-        valve closes (a pulse blowing is cut short and evaluated). The world is not moved: its time is its last
-        frame's, and a device behind a controller link may still be applying pulses up to it."""
-        w, d = self._world, self._device
-        with w.lock:
-            dropped = [cid for cid in d.pending_ids() if d.cancel(cid)]
-            if isinstance(d, ValveBankModel):
-                d.close_all()
-        return dropped
+        """The line stops: what has not started by the world's time is dropped (its ids returned). A pulse
+        blowing is left to the valves' close; the world is not moved (the run's score is its state now)."""
+        d = self._device
+        with self._world.lock:
+            return [cid for cid in d.pending_ids() if d.cancel(cid)]
 
 
 class SimRelayOutput:
