@@ -204,10 +204,9 @@ class ValveBankModel:
             return True
 
     def pending_ids(self) -> list[int]:
-        """Ids of the accepted pulses whose air has not started, in the order they were accepted."""
+        """Ids of the accepted pulses not finished (started or not), in the order they were accepted."""
         with self._world.lock:
-            t = self._world.now_ns
-            return [cid for cid, p in self._pending.items() if p.t_open_ns > t]
+            return list(self._pending)
 
     def close_all(self, t_ns: int | None = None) -> int:
         """Watchdog: close every valve at ``t_ns`` (default: now) and drop pending pulses.

@@ -77,7 +77,7 @@ class SimInProcessDevice:
         blowing is left to the valves' close; the world is not moved (the run's score is its state now)."""
         d = self._device
         with self._world.lock:
-            return [cid for cid in d.pending_ids() if d.cancel(cid)]
+            return [cid for cid in d.pending_ids() if d.cancel(cid)]  # cancel refuses a pulse already blowing
 
 
 class SimRelayOutput:
