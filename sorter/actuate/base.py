@@ -90,8 +90,9 @@ class InProcessDevice(Protocol):
         """Close every output now."""
         ...
 
-    def finish(self) -> list[int]:
-        """The line stops: drop every command not started, returning their ids."""
+    def finish(self) -> list[CommandReport]:
+        """The line stops: drop every command not started (``cancelled``) and report each one under way
+        (``executed``, cut short): the outcome of every command still out."""
         ...
 
 
@@ -111,6 +112,12 @@ class OdometerSource(Protocol):
     def speed_mm_s(self, t_ns: int) -> float: ...
 
 
+def execution_tolerance_mm(encoder_counts_per_mm: float) -> float:
+    """How far past its commanded position an execution may land and still be on time: 1 mm, or two
+    encoder counts where the encoder is coarser."""
+    return max(1.0, 2.0 / encoder_counts_per_mm)
+
+
 class RelayOutput(Protocol):
     """Outputs that switch when told.
 
@@ -118,8 +125,10 @@ class RelayOutput(Protocol):
     (the simulator); a relay board ignores them.
     """
 
-    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
-        """Switch valves on now; False if the output refused."""
+    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float, not_after_ns: int) -> int | None:
+        """Switch valves on now, unless the clock already reads past ``not_after_ns`` (a switch delayed that
+        long would fire late). Returns the host time of the switch, or None if nothing was switched (too
+        late, or the output refused)."""
         ...
 
     def close(self, valve_first: int, valve_last: int, command_id: int) -> None:

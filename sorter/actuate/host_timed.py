@@ -8,8 +8,9 @@ against its last prediction is measured (``jitter``) and reported by
 ``stats()`` as percentiles in microseconds.
 
 Safety rules: a command whose open position has passed, or whose opening
-would happen more than ``late_tolerance_ms`` after its time, is dropped and
-reported ``late`` (never fired late); a pulse is closed after
+would happen more than ``late_tolerance_ms`` after its time (or more than
+``late_tolerance_mm`` along the belt), including a switch the output itself
+reached too late, is dropped and reported ``late`` (never fired late); a pulse is closed after
 ``max_pulse_ms`` whatever its close position says; ``close()`` closes every
 valve.
 """
@@ -27,7 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sorter.actuate.base import Actuator, EncoderReading, OdometerSource, PlantPort, RelayOutput
+from sorter.actuate.base import (
+    Actuator,
+    EncoderReading,
+    OdometerSource,
+    PlantPort,
+    RelayOutput,
+    execution_tolerance_mm,
+)
 from sorter.clock import Clock
 from sorter.entities import Command, CommandReport, FireCommand
 from sorter.errors import ConfigError
@@ -46,10 +54,13 @@ class RecordingRelayOutput:
         self.events: list[tuple[int, int, int, bool]] = []  # (t_ns, first, last, on)
         self.open_valves: set[int] = set()
 
-    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
-        self.events.append((self.clock.now_ns(), valve_first, valve_last, True))
+    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float, not_after_ns: int) -> int | None:
+        t_ns = self.clock.now_ns()
+        if t_ns > not_after_ns:
+            return None
+        self.events.append((t_ns, valve_first, valve_last, True))
         self.open_valves.update(range(valve_first, valve_last + 1))
-        return True
+        return t_ns
 
     def close(self, valve_first: int, valve_last: int, command_id: int) -> None:
         self.events.append((self.clock.now_ns(), valve_first, valve_last, False))
@@ -86,6 +97,8 @@ class HostTimedActuator:
         valve_count: number of valves (commands outside are rejected).
         max_pulse_ms: a pulse is closed after this long whatever its close position.
         late_tolerance_ms: an opening later than this after its time is dropped (``late``).
+        late_tolerance_mm: an opening later than this along the belt is dropped too (the line's execution
+            tolerance, so what this actuator fires the run's counters never call late); None: time only.
         spin_ms: the thread sleeps until this long before a switch, then spins.
         switch_interval_s: Python's thread switch interval while running (the timing thread
             must get the interpreter within well under a millisecond); restored on close.
@@ -102,6 +115,7 @@ class HostTimedActuator:
         valve_count: int,
         max_pulse_ms: float = 80.0,
         late_tolerance_ms: float = 1.0,
+        late_tolerance_mm: float | None = None,
         spin_ms: float = 1.0,
         switch_interval_s: float = 0.0002,
         realtime_priority: int | None = 10,
@@ -112,6 +126,7 @@ class HostTimedActuator:
         self.valve_count = valve_count
         self.max_pulse_ns = round(max_pulse_ms * 1e6)
         self.late_tolerance_ns = round(late_tolerance_ms * 1e6)
+        self.late_tolerance_mm = late_tolerance_mm
         self.spin_ns = round(spin_ms * 1e6)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -258,6 +273,16 @@ class HostTimedActuator:
             t = min(t, ev.t_opened_ns + self.max_pulse_ns)
         return t
 
+    def _late_limit_ns(self, now: int) -> int:
+        """How long after its time an opening may still switch: the time tolerance, or the belt tolerance at
+        the current speed if that is tighter."""
+        if self.late_tolerance_mm is None:
+            return self.late_tolerance_ns
+        v = self.odometer.speed_mm_s(now)
+        if v <= 1e-6:
+            return self.late_tolerance_ns
+        return min(self.late_tolerance_ns, round(0.9 * self.late_tolerance_mm / v * 1e9))  # a tenth for the prediction
+
     def _raise_priority(self) -> None:
         if self._realtime_priority is None or not hasattr(os, "sched_setscheduler"):
             return
@@ -297,18 +322,25 @@ class HostTimedActuator:
                 if self._queued.pop(c.command_id, None) is None:
                     return  # cancelled while spinning
                 now = self.clock.now_ns()
-                if now - t_target > self.late_tolerance_ns:
+                not_after = t_target + self._late_limit_ns(now)
+                if now > not_after:
                     self._report(
                         c.command_id, "late", detail=f"timing thread woke {(now - t_target) / 1e6:.2f} ms late; not fired"
                     )
                     self._stats["late_at_fire"] += 1
                     return
-                ok = self.output.open(c.valve_first, c.valve_last, c.command_id, c.s_close_mm)
-                t_on = self.clock.now_ns()
-                self._jitter_ns.append(t_on - t_target)
-                if not ok:
-                    self._report(c.command_id, "rejected", detail="output refused")
+                t_on = self.output.open(c.valve_first, c.valve_last, c.command_id, c.s_close_mm, not_after)
+                if t_on is None:
+                    now = self.clock.now_ns()
+                    if now > not_after:  # the switch itself was held up (the output busy, this thread preempted)
+                        self._report(
+                            c.command_id, "late", detail=f"output reached {(now - t_target) / 1e6:.2f} ms late; not fired"
+                        )
+                        self._stats["late_at_fire"] += 1
+                    else:
+                        self._report(c.command_id, "rejected", detail="output refused")
                     return
+                self._jitter_ns.append(t_on - t_target)
                 close = _Event(c.s_close_mm, next(self._order), c.command_id, False, c, t_opened_ns=t_on)
                 close.s_mm = c.s_close_mm
                 self._open[c.command_id] = close
@@ -350,4 +382,5 @@ def create_host_timed_actuator(cfg: Config, clock: Clock, plant: PlantPort) -> A
         )
     odometer, output = parts
     v = cfg.airjet.valves
-    return HostTimedActuator(clock, odometer, output, v.count, max_pulse_ms=v.max_pulse_ms)
+    tolerance_mm = execution_tolerance_mm(cfg.belt.encoder_counts_per_mm)
+    return HostTimedActuator(clock, odometer, output, v.count, max_pulse_ms=v.max_pulse_ms, late_tolerance_mm=tolerance_mm)

@@ -61,10 +61,12 @@ class VirtualActuator:
 
     def finish_outstanding(self) -> None:
         """End of a run: every command not started is ``cancelled`` (as a controller's disarm drops its
-        queue), reported at the next ``poll_reports``; a pulse blowing ends when the valves close."""
-        for cid in self._device.finish():
-            self._stats["cancelled"] += 1
-            self._reports.append(CommandReport(cid, "cancelled"))
+        queue) and a pulse blowing is ``executed``, cut short when the valves close; reported at the next
+        ``poll_reports``, so every command sent has its outcome."""
+        for report in self._device.finish():
+            if report.status == "cancelled":
+                self._stats["cancelled"] += 1
+            self._reports.append(report)
 
     def close(self) -> None:
         self._device.close_all()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sorter.actuate.base import Actuator
+from sorter.actuate.base import Actuator, execution_tolerance_mm
 from sorter.actuate.registry import create_actuator
 from sorter.capture.base import FrameSource
 from sorter.clock import ChargedClock, Clock, ManualClock, ModelledClock, MonotonicClock
@@ -237,7 +237,7 @@ def build_line(cfg: Config, *, fast: bool, replay: bool = False) -> Line:
             actuator.close()
         detector.close()
         raise
-    tolerance_mm = max(1.0, 2.0 / cfg.belt.encoder_counts_per_mm)
+    tolerance_mm = execution_tolerance_mm(cfg.belt.encoder_counts_per_mm)
     overload = None if replay else _overload_monitor(cfg)  # a replay has no camera rate to hold
     return Line(
         cfg, clock, camera, detector, pipeline, actuator, plant, RunCounters(), render, tolerance_mm,

@@ -208,6 +208,12 @@ class ValveBankModel:
         with self._world.lock:
             return list(self._pending)
 
+    def blowing(self) -> list[tuple[int, float]]:
+        """``(command id, odometer mm at its switch)`` of each accepted pulse whose air has started and not ended."""
+        w = self._world
+        with w.lock:
+            return [(cid, w.odometer_mm(p.t_switch_ns)) for cid, p in self._pending.items() if p.t_open_ns <= w.now_ns]
+
     def close_all(self, t_ns: int | None = None) -> int:
         """Watchdog: close every valve at ``t_ns`` (default: now) and drop pending pulses.
 

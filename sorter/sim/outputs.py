@@ -33,6 +33,7 @@ class SimInProcessDevice:
         self._world = world
         self._device = device
         self._seen = 0
+        self._reported: set[int] = set()  # executed already reported at the line's stop (cut short)
 
     def schedule(self, commands: Sequence[Command], now_ns: int) -> list[str]:
         w, d = self._world, self._device
@@ -61,7 +62,11 @@ class SimInProcessDevice:
             if isinstance(d, ValveBankModel):
                 pulses = d.executed_since(self._seen)
                 self._seen += len(pulses)
-                out = [CommandReport(r.command_id, "executed", r.s_switch_mm, "truncated" if r.truncated else "") for r in pulses]
+                out = [
+                    CommandReport(r.command_id, "executed", r.s_switch_mm, "truncated" if r.truncated else "")
+                    for r in pulses
+                    if r.command_id not in self._reported
+                ]
             else:
                 picks = d.executed_since(self._seen)
                 self._seen += len(picks)
@@ -72,12 +77,19 @@ class SimInProcessDevice:
         if isinstance(self._device, ValveBankModel):
             self._device.close_all()
 
-    def finish(self) -> list[int]:
-        """The line stops: what has not started by the world's time is dropped (its ids returned). A pulse
-        blowing is left to the valves' close; the world is not moved (the run's score is its state now)."""
+    def finish(self) -> list[CommandReport]:
+        """The line stops: what has not started by the world's time is dropped (``cancelled``); a pulse blowing
+        is ``executed``, cut short when the valves close. The world is not moved (the run's score is its state
+        now, the cut pulse's air is judged at the valves' close)."""
         d = self._device
+        stopped = "the line stopped"
         with self._world.lock:
-            return [cid for cid in d.pending_ids() if d.cancel(cid)]  # cancel refuses a pulse already blowing
+            out = [CommandReport(cid, "cancelled", None, stopped) for cid in d.pending_ids() if d.cancel(cid)]
+            if isinstance(d, ValveBankModel):  # cancel refuses a pulse already blowing
+                cut = d.blowing()
+                self._reported.update(cid for cid, _s in cut)
+                out += [CommandReport(cid, "executed", s_mm, f"cut short: {stopped}") for cid, s_mm in cut]
+            return out
 
 
 class SimRelayOutput:
@@ -88,12 +100,14 @@ class SimRelayOutput:
         self.bank = bank
         self.clock = clock
 
-    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float) -> bool:
+    def open(self, valve_first: int, valve_last: int, command_id: int, s_close_mm: float, not_after_ns: int) -> int | None:
         with self.world.lock:  # the world must not advance between reading "now" and switching
             t = max(self.clock.now_ns(), self.world.now_ns)
+            if t > not_after_ns:  # the lock was held (a frame drawn) past the switch's last moment
+                return None
             s_now = self.world.odometer_mm(t) + 1e-6
             result = self.bank.schedule(command_id, valve_first, valve_last, s_now, max(s_close_mm, s_now + 0.1))
-        return str(result) == "accepted"
+        return t if str(result) == "accepted" else None
 
     def close(self, valve_first: int, valve_last: int, command_id: int) -> None:
         """The simulated pulse ends at its commanded close (scheduled at open)."""

@@ -9,6 +9,7 @@ pulse work, and nothing is left open.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -137,16 +138,14 @@ def test_factory_refuses_a_simulated_clock_and_a_real_line() -> None:
         create_host_timed_actuator(cfg, MonotonicClock(), NoPlant())
 
 
-def test_simulated_line_in_real_time() -> None:
-    """The factory's simulator outputs: pulses land on the virtual valve bank at the switching instants."""
+def sim_line(clock: MonotonicClock) -> tuple[Any, Any, Any]:
+    """Host-timed valves on the simulator's valve bank (config, world, bank), the world's time 0 now."""
     from sorter.entities import MATERIAL_CLASSES
     from sorter.sim.mount import sim_camera_model
-    from sorter.sim.outputs import SimOutputs
     from sorter.sim.world import SimWorld
 
     cfg = load_config(None, ["actuator.type=host_timed", "sim.density_per_m2=0"])
-    clock = MonotonicClock()
-    world = SimWorld(  # a world whose time 0 is now, as the live runtime builds it
+    world = SimWorld(  # as the live runtime builds it
         cfg.sim,
         belt_width_mm=cfg.belt.width_mm,
         nominal_speed_mm_s=cfg.belt.nominal_speed_mm_s,
@@ -159,6 +158,15 @@ def test_simulated_line_in_real_time() -> None:
     bank = world.add_valve_bank(
         valve_count=v.count, valve_pitch_mm=v.pitch_mm, valve_x_first_mm=v.x_first_mm, y_eject_mm=cfg.airjet.y_eject_mm
     )
+    return cfg, world, bank
+
+
+def test_simulated_line_in_real_time() -> None:
+    """The factory's simulator outputs: pulses land on the virtual valve bank at the switching instants."""
+    from sorter.sim.outputs import SimOutputs
+
+    clock = MonotonicClock()
+    cfg, world, bank = sim_line(clock)
     act = create_host_timed_actuator(cfg, clock, SimOutputs(world, bank))
     try:
         s_now = world.odometer_mm(clock.now_ns())
@@ -176,5 +184,31 @@ def test_simulated_line_in_real_time() -> None:
         assert len(fired) >= 3  # a busy machine may refuse one as late rather than fire it late
         for p in pulses:  # switched "now" at the commanded position: within 1 ms of belt (2.5 mm) and the jitter
             assert abs(p.s_open_cmd_mm - (s_now + 150 + 100 * p.command_id)) <= 2.6
+    finally:
+        act.close()
+
+
+def test_a_switch_held_up_past_its_tolerance_is_not_fired() -> None:
+    """The output is reached too late (here the simulated bank, busy drawing a frame under its lock, as a
+    relay bus can be busy): the command is refused as late and no air blows, rather than firing late."""
+    from sorter.sim.outputs import SimOutputs
+
+    clock = MonotonicClock()
+    cfg, world, bank = sim_line(clock)
+    act = create_host_timed_actuator(cfg, clock, SimOutputs(world, bank))
+    try:
+        s_now = world.odometer_mm(clock.now_ns())
+        act.submit([fire(1, s_now + 100, s_now + 150, 3, 4)])  # 40 ms ahead at 2.5 m/s
+        with world.lock:
+            time.sleep(0.2)  # past the opening, its tolerance and the closing position
+        deadline = time.monotonic() + 3.0
+        status: dict[int, CommandReport] = {}
+        while 1 not in status and time.monotonic() < deadline:
+            status.update({r.command_id: r for r in act.poll_reports() if r.status != "accepted"})
+            time.sleep(0.01)
+        world.advance_to(clock.now_ns())
+        assert status[1].status == "late" and "not fired" in status[1].detail
+        assert bank.executed == [] and bank.pending_ids() == []
+        assert act.stats()["late_at_fire"] == 1
     finally:
         act.close()

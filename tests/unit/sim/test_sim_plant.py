@@ -42,7 +42,7 @@ def test_an_airjet_plant_lends_its_valve_bank_three_ways() -> None:
 
 def test_a_stopping_line_gives_every_command_on_the_virtual_valves_its_outcome() -> None:
     """A run that stops (SIGTERM, end of a fast run) with pulses still queued: what was due executes,
-    what was not started is cancelled."""
+    what was not started is cancelled, what was blowing is executed (cut short)."""
     cfg = load_config(None, [])
     clock = ManualClock(1_000_000_000)
     plant = SimPlant(cfg, clock, target_class_ids(cfg))
@@ -58,8 +58,12 @@ def test_a_stopping_line_gives_every_command_on_the_virtual_valves_its_outcome()
     plant.advance_to(clock.now_ns())  # the last frame, 25 ms later
     actuator.finish_outstanding()
     outcome = {r.command_id: r for r in actuator.poll_reports()}
-    assert {cid: r.status for cid, r in outcome.items()} == {1: "executed", 3: "cancelled"}  # 2 is blowing
+    assert {cid: r.status for cid, r in outcome.items()} == {1: "executed", 2: "executed", 3: "cancelled"}
+    assert outcome[2].detail == "cut short: the line stopped" and outcome[1].detail == ""  # 2 was blowing
+    assert outcome[2].s_actual_mm is not None and abs(outcome[2].s_actual_mm - (s0 + 40.0)) < 5.0
     assert actuator.stats()["cancelled"] == 1
+    assert actuator.poll_reports() == []
+    actuator.close()  # the valves close: the cut pulse is judged, reported no second time
     assert actuator.poll_reports() == []
 
 
