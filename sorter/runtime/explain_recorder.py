@@ -269,10 +269,13 @@ def explain_line(recorder: ExplainRecorder, plant: SimPlant, strip_path: Path | 
         plant: the simulated plant that ran (its fates, pulses, picks and scoreboard targets).
         strip_path: where to write the PNG strip of the worst cases (``None``: none).
     """
-    from sorter.sim.explain import explain_run, explain_summary, worst_cases
+    from sorter.actuate.base import execution_tolerance_mm
+    from sorter.sim.explain import ExplainParams, explain_run, explain_summary, worst_cases
 
     targets = plant.scoreboard.target_class_ids if plant.scoreboard is not None else frozenset()
-    attributions = explain_run(recorder.history(plant, targets))
+    # "commanded late" is what the run's counters call executed late
+    params = ExplainParams(late_tolerance_mm=execution_tolerance_mm(plant.cfg.belt.encoder_counts_per_mm))
+    attributions = explain_run(recorder.history(plant, targets), params)
     summary = explain_summary(attributions, MATERIAL_CLASSES)
     if strip_path is not None:
         from sorter.analytics.explain_strip import write_strip
