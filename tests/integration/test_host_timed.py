@@ -9,7 +9,7 @@ pulse work, and nothing is left open.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +19,11 @@ from sorter.clock import ManualClock, MonotonicClock
 from sorter.config import load_config
 from sorter.entities import CommandReport, FireCommand, PickCommand
 from sorter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sorter.config import Config
+    from sorter.sim.ejector import ValveBankModel
+    from sorter.sim.world import SimWorld
 
 SPEED_MM_S = 2500.0
 
@@ -138,7 +143,7 @@ def test_factory_refuses_a_simulated_clock_and_a_real_line() -> None:
         create_host_timed_actuator(cfg, MonotonicClock(), NoPlant())
 
 
-def sim_line(clock: MonotonicClock) -> tuple[Any, Any, Any]:
+def sim_line(clock: MonotonicClock) -> tuple[Config, SimWorld, ValveBankModel]:
     """Host-timed valves on the simulator's valve bank (config, world, bank), the world's time 0 now."""
     from sorter.entities import MATERIAL_CLASSES
     from sorter.sim.mount import sim_camera_model
