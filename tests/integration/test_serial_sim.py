@@ -111,7 +111,8 @@ def run_bridged(cfg: Config, duration_s: float) -> tuple[list[Any], list[Command
             cmds = planner.plan(world, t)
             if cmds:
                 act.submit(cmds)
-            assert act.wait_idle(30.0), "the actuator did not answer in time"  # a busy machine may hold the link process
+            # a busy machine may hold the link process; the message says which half of the wait never completed
+            assert act.wait_idle(30.0), f"the actuator did not answer in time: link {act.stats()}, bank {bank.stats()}"
             reports += act.poll_reports()
         world.advance_to(t + 2_000_000_000)
         assert act.wait_idle(30.0)
