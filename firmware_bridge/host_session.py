@@ -14,8 +14,14 @@ Rules that keep commands safe (PROTOCOL.md, section 5):
   extrapolated from the sync estimate plus a guard). The controller refuses late
   commands itself in any case, so nothing is ever fired late.
 * A command without ACK is retransmitted at most ``max_retries`` times, under
-  the same command id (the controller treats it as a duplicate if it had it).
-  After that it is reported ``rejected`` and a CANCEL is sent.
+  the same command id (the controller treats it as a duplicate if it had it),
+  whatever its position: the first transmission may have reached the controller
+  (its ACK lost or slow), so only the controller's answer (DUPLICATE, DONE with
+  the report again, LATE) may say whether it runs. The host finishes a command
+  ``late`` itself only if it never sent it. After the retries it is reported
+  ``rejected`` and a CANCEL is sent; an execution report that still comes for a
+  command finished late, rejected or cancelled is counted
+  (``executed_after_outcome``) and logged.
 * After a reconnection or a watchdog fault the host re-arms and resends every
   accepted command that has not executed; the controller answers DUPLICATE,
   DONE (with the report again) or queues it anew. A link restarted within the
@@ -301,13 +307,13 @@ class HostSession(ReplyHandler):
     def _forget_cancel(self, cid: int) -> None:
         self._cancels.pop(cid, None)
 
-    def _known_passed(self, c: Fire | Pick, now_ns: int, retransmission: bool = False) -> bool:
+    def _known_passed(self, c: Fire | Pick, now_ns: int) -> bool:
         """True when the first position has passed: certainly (the last count seen), or probably
-        (extrapolated from the sync estimate) with ``predict_late`` or before a retransmission."""
+        (extrapolated from the sync estimate) with ``predict_late``. Asked only of a command never sent."""
         first = first_count(c)
         if self._last_count is not None and first <= self._last_count:
             return True
-        if self.cfg.predict_late or retransmission:
+        if self.cfg.predict_late:
             best = self.sync.best()
             est = self.sync.count_at(now_ns + (best.rtt_ns // 2 if best else 0) + self.cfg.late_guard_ns)
             if est is not None and first <= est:
@@ -357,9 +363,10 @@ class HostSession(ReplyHandler):
                 self._q.finish(cid, "rejected", detail=f"no ACK after {c.tries} transmissions")
                 self._cancels[cid] = PendingFrame(Cancel(cid), now_ns)
                 self._write(Cancel(cid))
-            else:
+            else:  # resent under its id: the controller may have it (the ACK was lost or slow), so its answer decides
                 self._q.set_state(cid, c, CommandState.WAITING)
                 c.not_before_ns = 0
+                c.query = True
         if self._last_count is not None:
             self._q.query_overdue(self._last_count, now_ns, 2 * self.cfg.ack_timeout_ns, self.cfg.max_retries)
         self._q.expire(self._floor())
@@ -386,9 +393,11 @@ class HostSession(ReplyHandler):
             if c is None or now_ns < c.not_before_ns:
                 return
             cid = self._q.pop_top()
-            if c.tries > 0 and not c.query and self._known_passed(c.command, now_ns, retransmission=True):
+            # only a command never sent is late here; one sent may be queued or blowing at the controller, which
+            # answers its resend DUPLICATE, DONE (and the report again) or LATE
+            if c.tries == 0 and not c.query and self._known_passed(c.command, now_ns):
                 self.counters["late_local"] += 1
-                self._q.finish(cid, "late", detail="position passed before it could be resent")
+                self._q.finish(cid, "late", detail="position passed before it could be sent")
                 continue
             self._send(cid, c, now_ns)
 

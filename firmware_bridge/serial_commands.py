@@ -54,6 +54,7 @@ COUNTERS = (
     "backoffs",
     "report_queries",
     "adopted",
+    "executed_after_outcome",  # an execution report for a command already finished late, rejected or cancelled
 )
 
 
@@ -129,7 +130,7 @@ class QueuedCommand:
     token: int = 0  # identifies its current heap entries (older entries are stale)
     overdue_since_ns: int = 0  # when the encoder was first seen past its end without a report
     queries: int = 0  # resent to ask for a lost report
-    query: bool = False  # being resent as a query (its position has passed on purpose)
+    query: bool = False  # resent to ask: the controller may hold it, so only its answer can say late (never finished here)
     cancel_wanted: bool = False  # cancelled while a query: the CANCEL follows the query (the controller may hold it)
 
 
@@ -239,6 +240,10 @@ class CommandQueue:
             self._finished.popitem(last=False)
         return True
 
+    def outcome_of(self, cid: int) -> EventStatus | None:
+        """The outcome a finished command was given (None: pending, never submitted, or long forgotten)."""
+        return self._finished.get(cid)
+
     def expire(self, floor: int) -> None:
         """Waiting commands whose position is at or below ``floor`` are reported late, never sent (queries excepted)."""
         budget = 1000  # a flood expires in slices, so one poll never holds up the heartbeat
@@ -291,6 +296,8 @@ class CommandQueue:
                 # the controller had it: ask again even if its position has passed (DONE or LATE will tell)
                 self.counters["resent_after_rearm"] += 1
                 c.tries = 0
+                c.query = True
+            elif c.state == CommandState.IN_FLIGHT:  # sent, unanswered: it may have reached the controller
                 c.query = True
             if c.state != CommandState.WAITING:
                 self.set_state(cid, c, CommandState.WAITING)

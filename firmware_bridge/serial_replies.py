@@ -91,10 +91,10 @@ class ReplyHandler:
             self._on_nak(m, now_ns)
         elif isinstance(m, Fired):
             self._last_count = m.open_count if self._last_count is None else max(self._last_count, m.open_count)
-            self._q.finish(m.command_id, "executed", open_count=m.open_count, close_count=m.close_count)
+            self._on_executed(m.command_id, m.open_count, m.close_count)
         elif isinstance(m, Picked):
             self._last_count = m.pick_count if self._last_count is None else max(self._last_count, m.pick_count)
-            self._q.finish(m.command_id, "executed", open_count=m.pick_count, close_count=m.pick_count)
+            self._on_executed(m.command_id, m.pick_count, m.pick_count)
         elif isinstance(m, Pong):
             sent = self._pings.pop(m.host_time_ns, None)
             self._observe(m.boot_id, m.epoch, m.encoder_count, now_ns, m.device_time_us, sent)
@@ -110,6 +110,15 @@ class ReplyHandler:
         else:
             self.counters["bad_frames"] += 1
             self._burst.event(now_ns, f"unexpected {type(m).__name__} from controller")
+
+    def _on_executed(self, cid: int, open_count: int, close_count: int) -> None:
+        if self._q.finish(cid, "executed", open_count=open_count, close_count=close_count):
+            return
+        earlier = self._q.outcome_of(cid)
+        # a report again after DONE is normal, and "lost" said the outcome was unknown; late, rejected or cancelled lied
+        if earlier in ("late", "rejected", "cancelled"):
+            self.counters["executed_after_outcome"] += 1
+            log.warning("controller executed command %d after this host reported it %s", cid, earlier)
 
     def _on_ack(self, seq: int, m: Ack, now_ns: int) -> None:
         self.counters["acked"] += 1

@@ -86,9 +86,11 @@ def device_reports_in(link_stats: dict[str, int], device_executions: int) -> boo
     A command the host finished as lost (an encoder epoch change, a controller
     restart) may have executed on the device without its report reaching the
     host, and that report never comes: it counts as heard of. Waiting for it
-    would stall every later cycle for the whole timeout.
+    would stall every later cycle for the whole timeout. So does a report that
+    came for a command the host had finished late, rejected or cancelled (``executed_after_outcome``).
     """
-    return link_stats.get("executed", 0) + link_stats.get("lost", 0) >= device_executions
+    heard = link_stats.get("executed", 0) + link_stats.get("lost", 0) + link_stats.get("executed_after_outcome", 0)
+    return heard >= device_executions
 
 
 class BridgeActuator:

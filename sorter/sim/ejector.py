@@ -215,7 +215,7 @@ class ValveBankModel:
             return [(cid, w.odometer_mm(p.t_switch_ns)) for cid, p in self._pending.items() if p.t_open_ns <= w.now_ns]
 
     def close_all(self, t_ns: int | None = None) -> int:
-        """Watchdog: close every valve at ``t_ns`` (default: now) and drop pending pulses.
+        """Close every valve at ``t_ns`` (default: now) and drop pending pulses (a controller's watchdog, DISARM, epoch change).
 
         Pulses blowing at that moment are cut short (and still evaluated);
         pulses not started are dropped. Returns the number dropped.
@@ -235,7 +235,8 @@ class ValveBankModel:
             self._pending.clear()
             self._stats["dropped_watchdog"] += dropped
             if dropped:
-                log.warning("valve bank watchdog: all valves closed, %d pending pulse(s) dropped", dropped)
+                # the controller's order (its watchdog, a DISARM at the line's stop, an epoch change): it knows which
+                log.warning("valve bank: all valves closed by the controller, %d pending pulse(s) dropped", dropped)
             return dropped
 
     # ------------------------------------------------------------------ reports

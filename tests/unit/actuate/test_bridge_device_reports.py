@@ -18,3 +18,9 @@ def test_a_command_finished_as_lost_is_not_waited_for() -> None:
 
 def test_a_link_that_counts_nothing_yet() -> None:
     assert device_reports_in({}, 0) and not device_reports_in({}, 1)
+
+
+def test_a_report_for_a_command_finished_otherwise_was_heard_of() -> None:
+    """The host gave a command up (no ACK after its retries) and the controller executed it anyway: its report came."""
+    assert device_reports_in({"executed": 4, "lost": 0, "executed_after_outcome": 1}, 5)
+    assert not device_reports_in({"executed": 3, "lost": 0, "executed_after_outcome": 1}, 5)

@@ -16,7 +16,7 @@ from firmware_bridge.device import FreeRunningDevice
 from firmware_bridge.emulators.valve_controller import ValveControllerProtocol
 from firmware_bridge.host_session import HostSession, SessionConfig
 from firmware_bridge.link import LinkEvent
-from firmware_bridge.messages import Ack, Fire
+from firmware_bridge.messages import Ack, Cancel, Fire
 
 MS = 1_000_000
 
@@ -143,17 +143,54 @@ def test_lost_ack_retransmission_is_a_duplicate_not_a_second_pulse() -> None:
     assert w.core.counters.executed == 1
 
 
-def test_no_retransmission_once_the_position_has_passed() -> None:
+def test_a_resend_after_the_position_passed_asks_the_controller_which_refuses_it_late() -> None:
     w = Wire(cfg=SessionConfig(ack_timeout_ns=20 * MS, max_retries=10))
     w.run(500)  # PING/PONG give the host an encoder sync and a speed
-    w.to_ctrl = drop(Fire)  # every FIRE is lost
+    w.to_ctrl = drop(Fire, times=1)  # the first FIRE never reaches the controller
     n = w.count()
-    w.host.submit(Fire(1, 0, 0, n + 300, n + 350), w.t)  # 30 ms ahead
+    w.host.submit(Fire(1, 0, 0, n + 100, n + 150), w.t)  # 10 ms ahead: passed before the ACK timeout
     w.run(100)
     assert w.statuses(1) == ["late"]
-    assert w.host.counters["late_local"] == 1
-    assert w.host.counters["sent"] <= 2  # sent, resent once, then the count passed it
+    assert [e.detail for e in w.events if e.command_id == 1] == ["controller NAK LATE"]
+    assert w.host.counters["late_local"] == 0 and w.host.counters["sent"] == 2
     assert w.core.counters.executed == 0
+
+
+def test_a_command_whose_ack_was_lost_is_never_called_late_while_the_controller_fires_it() -> None:
+    """The ACK is lost, the position passes before the resend: the controller had it and fires it."""
+    w = Wire(cfg=SessionConfig(ack_timeout_ns=20 * MS, max_retries=10))
+    w.run(500)
+    w.to_host = drop(Ack, times=1)
+    n = w.count()
+    w.host.submit(Fire(1, 0, 0, n + 100, n + 600), w.t)  # opens after 10 ms, closes after 60 ms
+    w.run(100)
+    assert w.core.counters.executed == 1
+    assert w.statuses(1) == ["accepted", "executed"]
+    assert w.host.counters["late_local"] == 0 and w.host.counters["executed_after_outcome"] == 0
+    assert w.core.counters.duplicates == 1  # the resend found it queued (blowing): nothing changed
+
+
+def test_a_pulse_the_host_gave_up_on_and_the_controller_still_fired_is_counted() -> None:
+    """Every ACK and the CANCEL are lost: the host reports the command rejected, the controller fires it."""
+    w = Wire(cfg=SessionConfig(ack_timeout_ns=5 * MS, max_retries=2))
+    w.run(500)
+    w.to_host = drop(Ack)
+    w.to_ctrl = drop(Cancel)
+    n = w.count()
+    w.host.submit(Fire(1, 0, 0, n + 500, n + 550), w.t)  # 50 ms ahead: given up after three unanswered sends
+    w.run(100)
+    assert w.statuses(1) == ["rejected"] and w.core.counters.executed == 1
+    assert w.host.counters["executed_after_outcome"] == 1
+
+
+def test_a_command_never_sent_whose_position_passed_is_late_without_a_transmission() -> None:
+    w = Wire()
+    w.run(500)
+    n = w.count()
+    w.host.submit(Fire(1, 0, 0, n - 5000, n - 4950), w.t)  # behind the last count the controller reported (PONGs every 200 ms)
+    w.run(5)
+    assert w.statuses(1) == ["late"]
+    assert w.host.counters["late_local"] == 1 and w.host.counters["sent"] == 0
 
 
 def test_bounded_retries_then_rejected_and_cancelled() -> None:
