@@ -200,14 +200,19 @@ class CommandBook:
         return max(known) if known else -(1 << 63)
 
     def expire_unsendable(self) -> None:
-        """Commands not written yet whose position has passed are reported late, never written."""
+        """Commands never written (or refused for good) whose position has passed are reported late, never written.
+
+        A command written once without a clear answer (a lost answer, an exception that may come after the write)
+        may be held by the PLC: it is written again whatever its position, and the PLC's slot says what became of it.
+        """
         heap = self._by_position
         budget = 1000  # a flood expires in slices, so one cycle never holds up the heartbeat
         floor = self._floor()
         while heap and heap[0][0] <= floor and budget > 0:
             budget -= 1
             _first, cid = heapq.heappop(heap)
-            if cid in self._to_write and not self._cmds[cid].query:  # a query is written anyway: the PLC tells
+            c = self._cmds.get(cid)
+            if cid in self._to_write and c is not None and not c.query and c.tries == 0:  # else written: the PLC tells
                 self.counters["late_local"] += 1
                 self.finish(cid, "late", detail="position passed before it could be sent")
         if len(heap) > 4 * len(self._to_write) + 64:

@@ -56,6 +56,7 @@ class Bench:
         self.session = ModbusSession(ModbusLinkConfig(), SID, arm=arm)
         self.online = True
         self.plc_exceptions: list[int] = []  # codes to answer the next requests with, in order
+        self.answers_lost = 0  # the next requests reach the PLC, which carries them out; their answers never come back
         self.log: list[tuple[float, Action]] = []
 
     def step(self) -> Action:
@@ -75,6 +76,8 @@ class Bench:
             if self.plc_exceptions:
                 s.refused(self.plc_exceptions.pop(0), self.t)
                 return a
+            lost = self.answers_lost > 0
+            self.answers_lost -= int(lost)
             if isinstance(a, ReadRegisters):
                 r = self.plc.read_registers(a.address, a.count)
             elif isinstance(a, WriteRegister):
@@ -84,7 +87,9 @@ class Bench:
             else:
                 r = self.plc.write_registers(a.write_address, list(a.values))
                 r = self.plc.read_registers(a.read_address, a.read_count) if r is None else r
-            if isinstance(r, int):
+            if lost:
+                s.no_answer("timed out", self.t)
+            elif isinstance(r, int):
                 s.refused(r, self.t)
             else:
                 s.answered(r, t_sent, self.t)
@@ -341,6 +346,23 @@ def test_an_exception_to_a_command_write_writes_it_again_then_gives_up(code: int
     # 1 write and 3 rewrites refused: rejected, then cancelled in case the PLC has it
     assert [(e.status, e.detail) for e in b.session.take_events()] == [("rejected", "no answer after 4 writes")]
     assert b.session.counters["sent"] == 4 and b.session.up(b.t + 1000 * MS)
+
+
+def test_a_write_whose_answer_was_lost_is_never_called_late_while_the_plc_fires_it() -> None:
+    """The PLC took the command; its answer was lost and the position passed while the link reconnected."""
+    b = Bench()
+    b.steps(4)  # the poll before arming read count 95000
+    b.session.submit(Fire(5, 0, 0, 95_300, 95_800), b.t)  # opens 30 ms ahead, closes 80 ms ahead
+    b.answers_lost = 1
+    while b.answers_lost:  # the write reaches the PLC, its answer is lost
+        b.step()
+    b.online = False  # and the PLC cannot be reached again until its position has passed (within its watchdog)
+    b.run_until(at(50))
+    b.online = True
+    b.run_until(at(200))
+    assert b.core.counters.executed == 1
+    assert [e.status for e in b.session.take_events()] == ["accepted", "executed"]
+    assert b.session.counters["late_local"] == 0 and b.session.counters["reconnects"] == 1
 
 
 @pytest.mark.parametrize("code", [2, 3])
