@@ -122,6 +122,8 @@ def build_summary(
         - counters.commands_cancelled
         - counters.commands_lost,
         "fire_position_error_mm": {k: v for k, v in percentiles(errors).items() if k != "n"},
+        # every shot's (pick's) absolute error in the order executed: figures pooled over several runs need them all
+        "fire_position_errors_mm": [round(float(e), 2) for e in errors],
         "latency_ms": lat,
         "realtime_factor": round(sim_duration_s / wall_s, 3) if wall_s > 0 else 0.0,
         "sim_duration_s": round(sim_duration_s, 3),

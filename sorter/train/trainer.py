@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sorter.detect.net import CenterNet, count_parameters
+from sorter.detect.net import CenterNet, build_fused, count_parameters
 from sorter.detect.spec import ModelSpec
 from sorter.errors import ConfigError
 from sorter.train.augment import AugmentConfig
@@ -68,6 +68,8 @@ class TrainConfig:
         time_budget_s: stop after the epoch that crosses this wall time (None: no limit).
         bf16: run forward/backward under bfloat16 autocast (FP32 master weights and loss); None: where the CPU
             has native bfloat16 (AVX512-BF16/AMX), where it doubles the speed of a step.
+        edge_loss_weight: weight of the edge L1 term of the box loss (``sorter.train.loss.edge_l1_loss``); 0: GIoU
+            alone, the loss of the shipped model's first training.
     """
 
     seed: int = 0
@@ -82,6 +84,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     time_budget_s: float | None = None
     bf16: bool | None = None
+    edge_loss_weight: float = 0.0
 
 
 def cpu_has_bf16() -> bool:
@@ -170,15 +173,20 @@ def _worker_group(batch_size: int) -> tuple[int, int]:
 
 
 def _load_init(path: Path, spec: ModelSpec) -> CenterNet:
-    """Initial weights for fine-tuning: a ``checkpoint.pt`` (with BatchNorm) or a sorter ONNX file (BatchNorm folded)."""
+    """Initial weights for fine-tuning: a ``checkpoint.pt`` (with BatchNorm, or folded where that run started from an
+    ONNX file) or a sorter ONNX file (BatchNorm folded)."""
     if path.suffix == ".onnx":
         from sorter.detect.onnx_weights import load_fused_from_onnx
 
         net = load_fused_from_onnx(path)
     else:
         ck = torch.load(path, map_location="cpu", weights_only=False)
-        net = CenterNet(ModelSpec.from_json(ck["spec"]))
-        net.load_state_dict(ck["ema"])
+        init_spec = ModelSpec.from_json(ck["spec"])
+        state = ck["ema"]
+        # a run that was itself fine-tuned from an ONNX file trains the deployed layout (BatchNorm folded)
+        folded = not any(k.endswith(".bn.weight") for k in state)
+        net = build_fused(init_spec) if folded else CenterNet(init_spec)
+        net.load_state_dict(state)
     if net.spec != spec:
         raise ConfigError(
             f"--init {path}: its model spec {net.spec} differs from the requested one {spec}; drop the size/width options"
@@ -283,7 +291,7 @@ class Trainer:
             e = self.epoch
             order = np.random.default_rng((cfg.seed, e, 7)).permutation(len(train))
             self.net.train()
-            sums: dict[str, float] = {"loss": 0.0, "heat": 0.0, "box": 0.0}
+            sums: dict[str, float] = {"loss": 0.0, "heat": 0.0, "box": 0.0, "edge": 0.0}
             with Progress(steps_per_epoch, f"epoch {e + 1}/{cfg.epochs}", enabled=progress) as bar:
                 for k in range(steps_per_epoch):
                     mine = order[k * cfg.batch_size : (k + 1) * cfg.batch_size][rank::world]
@@ -293,7 +301,7 @@ class Trainer:
                         g["lr"] = lr
                     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.bf16)):
                         heat, dist = forward(batch["images"])
-                    loss, parts = detection_loss(heat.float(), dist.float(), batch, spec)
+                    loss, parts = detection_loss(heat.float(), dist.float(), batch, spec, cfg.edge_loss_weight)
                     self.opt.zero_grad(set_to_none=True)
                     loss.backward()  # type: ignore[no-untyped-call]
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), 10.0)
@@ -304,6 +312,7 @@ class Trainer:
                     sums["loss"] += float(loss.detach())
                     sums["heat"] += parts["heat"]
                     sums["box"] += parts["box"]
+                    sums["edge"] += parts["edge"]
                     bar.update(1, loss=sums["loss"] / (k + 1))
             self.epoch += 1
             if world > 1:

@@ -144,10 +144,27 @@ def test_cli_trains_on_coco_only_and_exports_every_variant(tmp_path: Path) -> No
             "1",
             "--lr",
             "5e-4",
+            "--edge-loss-weight",
+            "2",
             "--cache-dir",
             str(tmp_path / "cache"),
             *SMALL,
         ]
     )
     assert rc == 0
-    assert np.isfinite(json.loads((tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()[0])["train_loss"])
+    row = json.loads((tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()[0])
+    assert np.isfinite(row["train_loss"]) and row["train_edge"] > 0.0
+    # the edge term is in the loss with its weight: loss = heat + 5 GIoU + 2 edge, step by step and so on average
+    assert row["train_loss"] == pytest.approx(row["train_heat"] + 5.0 * row["train_box"] + 2.0 * row["train_edge"], rel=1e-4)
+
+    # a fine-tuned run (trained in the ONNX file's folded layout) is itself a starting point: --init its checkpoint
+    common = ["--coco", str(ann), "--train-images", "0", "--val-images", "0", "--heldout-images", "0", "--epochs", "1"]
+    rc = cli_main(["train", "--out", str(tmp_path / "ft2"), "--init", str(tmp_path / "ft" / "checkpoint.pt"), *common,
+                   "--cache-dir", str(tmp_path / "cache"), *SMALL])
+    assert rc == 0
+    assert np.isfinite(json.loads((tmp_path / "ft2" / "metrics.jsonl").read_text().splitlines()[0])["train_loss"])
+
+
+def test_a_negative_edge_loss_weight_is_refused_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "--edge-loss-weight", "-1", "--out", "unused"]) == 2
+    assert "--edge-loss-weight -1: use 0 (GIoU alone) or a positive weight" in capsys.readouterr().err

@@ -1,0 +1,77 @@
+"""The accuracy benchmark's reading of a run summary: which targets a run meets, and the robot's reachable share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.unit.scripts.script_module import load_script
+
+bench = load_script("bench_accuracy")
+
+CAUSES = ("not_visible", "wrong_class", "fire_position_off", "actuator_busy_or_rate_limited")
+
+
+def _summary(
+    *,
+    targets: int,
+    ejected: int,
+    recovery: float,
+    purity: float,
+    errors: list[float],
+    causes: dict[str, tuple[int, int]],
+) -> dict[str, Any]:
+    return {
+        "targets_passed": targets,
+        "targets_ejected": ejected,
+        "recovery": recovery,
+        "recovery_visible": 1.0,
+        "purity": purity,
+        "commands_executed": len(errors),
+        "fire_position_errors_mm": errors,
+        "fire_position_error_mm": {"p50": float(np.percentile(errors, 50)), "p99": float(np.percentile(errors, 99))},
+        "explain": {
+            "causes": {
+                c: {"target_missed": causes.get(c, (0, 0))[0], "nontarget_removed": causes.get(c, (0, 0))[1],
+                    "total": sum(causes.get(c, (0, 0)))}
+                for c in CAUSES
+            }
+        },
+    }
+
+
+def _scenario(kind: str) -> Any:
+    return next(sc for sc in bench.scenarios([1]) if sc.kind == kind)
+
+
+def test_a_clean_default_run_meets_every_target() -> None:
+    s = _summary(targets=50, ejected=50, recovery=1.0, purity=1.0, errors=[1.0] * 60, causes={})
+    row = bench.row_of(_scenario("default"), s)
+    assert row.unmet == []
+
+
+def test_each_target_missed_is_named() -> None:
+    errors = [1.0] * 98 + [12.0, 30.0]  # p99 past 5 mm
+    s = _summary(targets=50, ejected=49, recovery=0.98, purity=0.98, errors=errors, causes={"fire_position_off": (0, 2)})
+    row = bench.row_of(_scenario("default"), s)
+    assert row.unmet == ["recovery", "purity", "fire p99", "position off"]
+    assert row.position_off_share == pytest.approx(0.02)
+
+
+def test_the_robot_counts_only_the_targets_its_rate_limit_let_it_reach() -> None:
+    # 44 targets passed, 4 left for want of a pick slot, 38 picked: 38 of 40 reachable
+    s = _summary(targets=44, ejected=38, recovery=38 / 44, purity=1.0, errors=[3.0] * 38,
+                 causes={"actuator_busy_or_rate_limited": (4, 0), "not_visible": (2, 0)})
+    row = bench.row_of(_scenario("robot"), s)
+    assert row.targets == 40
+    assert row.recovery == pytest.approx(0.95)
+    assert row.unmet == []  # no fire-error targets on a robot line
+
+
+def test_percentile_matches_numpy() -> None:
+    values = [0.3, 7.0, 1.5, 2.25, 40.0, 5.0]
+    for q in (0.0, 50.0, 90.0, 99.0, 100.0):
+        assert bench.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+    assert bench.percentile([], 50.0) is None
