@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRE_OFF_LIMIT_MM = 5.0
@@ -46,7 +47,6 @@ class Scenario:
     min_purity: float
     fire_p99_mm: float | None = FIRE_OFF_LIMIT_MM  # None: not an air-jet line
     max_position_off_share: float | None = 0.01
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def scenarios(seeds: list[int]) -> list[Scenario]:
@@ -83,13 +83,8 @@ def run_one(args: tuple[str, ...], duration_s: float) -> dict[str, Any]:
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (numpy's default), None when empty."""
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q / 100.0
-    lo, hi = math.floor(k), math.ceil(k)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+    """numpy's percentile (as the run summary's), None when empty."""
+    return float(np.percentile(values, q)) if values else None
 
 
 @dataclass

@@ -41,8 +41,13 @@ def cell_centres(spec: ModelSpec, device: torch.device) -> tuple[torch.Tensor, t
     return xs.view(1, 1, 1, -1).expand(1, 1, spec.heatmap_h, -1), ys.view(1, 1, -1, 1).expand(1, 1, -1, spec.heatmap_w)
 
 
-def giou_loss(dist: torch.Tensor, box: torch.Tensor, weight: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
-    """Weighted ``1 - GIoU`` of predicted and target boxes at weighted cells.
+Edges = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def weighted_edges(
+    dist: torch.Tensor, box: torch.Tensor, weight: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor
+) -> tuple[Edges, Edges, torch.Tensor] | None:
+    """Predicted and target ``(x1, y1, x2, y2)`` and the weight at the weighted cells (flat); None when there is none.
 
     Args:
         dist: ``(B, 4, h, w)`` predicted distances (input pixels).
@@ -53,11 +58,19 @@ def giou_loss(dist: torch.Tensor, box: torch.Tensor, weight: torch.Tensor, cx: t
     """
     sel = weight[:, 0] > 0
     if not bool(sel.any()):
-        return dist.sum() * 0.0
+        return None
     px1, py1 = (cx - dist[:, 0:1])[:, 0][sel], (cy - dist[:, 1:2])[:, 0][sel]
     px2, py2 = (cx + dist[:, 2:3])[:, 0][sel], (cy + dist[:, 3:4])[:, 0][sel]
     tx1, ty1, tx2, ty2 = (box[:, k][sel] for k in range(4))
-    w = weight[:, 0][sel]
+    return (px1, py1, px2, py2), (tx1, ty1, tx2, ty2), weight[:, 0][sel]
+
+
+def giou_loss(dist: torch.Tensor, box: torch.Tensor, weight: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+    """Weighted ``1 - GIoU`` of predicted and target boxes at weighted cells (arguments: :func:`weighted_edges`)."""
+    pairs = weighted_edges(dist, box, weight, cx, cy)
+    if pairs is None:
+        return dist.sum() * 0.0
+    (px1, py1, px2, py2), (tx1, ty1, tx2, ty2), w = pairs
     area_p = (px2 - px1).clamp(min=0) * (py2 - py1).clamp(min=0)
     area_t = (tx2 - tx1).clamp(min=0) * (ty2 - ty1).clamp(min=0)
     iw = (torch.minimum(px2, tx2) - torch.maximum(px1, tx1)).clamp(min=0)
@@ -77,14 +90,13 @@ def edge_l1_loss(
 ) -> torch.Tensor:
     """Weighted mean absolute error of the four box edges, in heatmap cells, at weighted cells.
 
-    Args: as :func:`giou_loss`, and ``stride``: input pixels per heatmap cell.
+    Args: as :func:`weighted_edges`, and ``stride``: input pixels per heatmap cell.
     """
-    sel = weight[:, 0] > 0
-    if not bool(sel.any()):
+    pairs = weighted_edges(dist, box, weight, cx, cy)
+    if pairs is None:
         return dist.sum() * 0.0
-    pred = (cx - dist[:, 0:1], cy - dist[:, 1:2], cx + dist[:, 2:3], cy + dist[:, 3:4])
-    err = sum((p[:, 0][sel] - box[:, k][sel]).abs() for k, p in enumerate(pred)) / (4.0 * stride)
-    w = weight[:, 0][sel]
+    pred, target, w = pairs
+    err = sum((p - t).abs() for p, t in zip(pred, target, strict=True)) / (4.0 * stride)
     return (err * w).sum() / w.sum().clamp(min=1.0)
 
 
