@@ -77,7 +77,9 @@ def run_one(args: tuple[str, ...], duration_s: float) -> dict[str, Any]:
         argv += ["--summary", str(out), "--set", "runtime.latency_profile=cpu-2core", "--set", "detector.type=onnxruntime"]
         rc = cli_main([*argv, *args])  # its summary, explain table and warnings go to /dev/null: the table says it all
         if rc != 0:
-            raise RuntimeError(f"sorter {' '.join([*argv, *args])} exited {rc}")
+            raise RuntimeError(
+                f"sorter {' '.join([*argv, *args])} exited {rc}; its output was hidden: run that command to see why"
+            )
         data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         return data
 
