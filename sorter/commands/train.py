@@ -81,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     d.add_argument("--look", choices=("sim", "real", "mixed"), default="sim",
                    help="rendered look: sim (default), real (worn, dirty belts, debris, glare, labels, creases, wider scales) "
-                   "or mixed (each scene one of the two, half and half)")
+                   "or mixed (each scene one of the two, half and half unless --look-real-share)")
+    d.add_argument("--look-real-share", type=float, default=None, metavar="F",
+                   help="with --look mixed: the share of rendered scenes drawn with the real look (default 0.5)")
     d.add_argument("--dataset", type=Path, metavar="DIR",
                    help="a dataset from 'sorter dataset build': train on its train split (bare-belt frames as hard negatives), "
                         "evaluate on its test split")
@@ -113,6 +115,7 @@ def main(args: argparse.Namespace) -> int:
     from sorter.detect.spec import ModelSpec
     from sorter.train.job import TrainOptions, run_job
     from sorter.train.ray_train import RaySetup
+    from sorter.train.synth import MIXED_REAL_SHARE
     from sorter.train.trainer import TrainConfig
 
     if len(args.coco_images) > len(args.coco):
@@ -121,6 +124,15 @@ def main(args: argparse.Namespace) -> int:
     images = list(args.coco_images) + [None] * (len(args.coco) - len(args.coco_images))
     if not args.edge_loss_weight >= 0:
         print(f"--edge-loss-weight {args.edge_loss_weight:g}: use 0 (GIoU alone) or a positive weight, e.g. 2", file=sys.stderr)
+        return 2
+    look_real_share = MIXED_REAL_SHARE if args.look_real_share is None else args.look_real_share
+    if args.look_real_share is not None and args.look != "mixed":
+        print(f"--look-real-share {args.look_real_share:g} applies to --look mixed only (this run: --look {args.look})",
+              file=sys.stderr)
+        return 2
+    if not 0.0 <= look_real_share <= 1.0:
+        print(f"--look-real-share {look_real_share:g}: give a share from 0 to 1, e.g. 0.25 (a quarter of the scenes real)",
+              file=sys.stderr)
         return 2
     if args.address is None and (args.workers is not None or args.cpus_per_worker is not None):
         print("--workers and --cpus-per-worker apply to training on Ray: add --address local (or a cluster's address)",
@@ -173,6 +185,7 @@ def main(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         experiment=args.experiment,
         look=args.look,
+        look_real_share=look_real_share,
         ray=ray,
     )
     try:

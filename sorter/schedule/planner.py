@@ -14,12 +14,20 @@ uncertainty on each side, clamped to the pulse limits, and is issued
 ``speed x latency`` earlier to compensate the valve latency. A command whose
 opening position is not at least ``safety_margin_mm`` ahead of the current
 odometer is late: dropped and counted, never sent.
+
+A target whose footprint on the line (belt plane, predicted at its crossing)
+lies for ``DUPLICATE_SHARE`` or more inside the footprint of a target whose
+command is still to close is skipped ("same object as command N"): two tracks
+of one object (or one object lying on another) would otherwise fire twice, the
+second shot centred on nothing. Neighbours overlap far less (under half) and are
+each shot.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -30,6 +38,30 @@ from sorter.schedule.results import Decision, DecisionLedger, PlanResult
 from sorter.schedule.timing import ValveBank, air_window, decision_due, lead_mm, maybe_due, s_crossing
 
 logger = logging.getLogger(__name__)
+
+#: share of a target's footprint inside an already commanded one above which it is taken for the same object
+DUPLICATE_SHARE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class _Footprint:
+    """A target's footprint on the ejection line: belt odometer along it, belt ``x_mm`` across."""
+
+    s_target_mm: float
+    half_length_mm: float
+    x_mm: float
+    half_width_mm: float
+
+    def share_inside(self, other: _Footprint) -> float:
+        """Share of ``other``'s area inside this footprint."""
+        along = min(self.s_target_mm + self.half_length_mm, other.s_target_mm + other.half_length_mm) - max(
+            self.s_target_mm - self.half_length_mm, other.s_target_mm - other.half_length_mm
+        )
+        across = min(self.x_mm + self.half_width_mm, other.x_mm + other.half_width_mm) - max(
+            self.x_mm - self.half_width_mm, other.x_mm - other.half_width_mm
+        )
+        area = 4.0 * other.half_length_mm * other.half_width_mm
+        return max(0.0, along) * max(0.0, across) / area if area > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +163,8 @@ class AirjetPlanner:
         self._recent: dict[int, Track | TrackColumns] = {}
         self._recent_pruned_at_mm = -float("inf")
         self._index: tuple[TrackColumns | None, dict[int, int]] = (None, {})  # columns and the column of each id there
+        # commands not closed yet, in issue order, with their target's footprint
+        self._issued: deque[tuple[FireCommand, _Footprint]] = deque()
 
     def plan(
         self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float, speed_mm_s: float, t_now_ns: int
@@ -149,6 +183,8 @@ class AirjetPlanner:
         live = TrackColumns.of(active)
         self._ledger.prune(s_now_mm)
         self._remember(live, retired, s_now_mm)
+        if self._issued:
+            self._issued = deque(cf for cf in self._issued if cf[0].s_close_mm >= s_now_mm)
         commands: list[Command] = []
         decisions: list[Decision] = []
         due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
@@ -201,6 +237,12 @@ class AirjetPlanner:
             reason = f"opening at {s_open:.0f} mm is not {p.safety_margin_mm:.0f} mm ahead of the odometer {s_now_mm:.0f} mm"
             logger.debug("track %d late: %s", tr.track_id, reason)
             return Decision.of(tr, "late", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
+        here = _Footprint(s_target, tr.length_mm / 2.0, x_mm, tr.width_mm / 2.0)
+        for c, there in self._issued:
+            share = there.share_inside(here)
+            if share >= DUPLICATE_SHARE:
+                reason = f"same object as command {c.command_id} (track {c.track_id}): {share:.0%} of it inside that target"
+                return Decision.of(tr, "skip", reason, s_now_mm, t_now_ns, s_target_mm=s_target), None
         cmd = FireCommand(
             command_id=next(self._ids),
             track_id=tr.track_id,
@@ -212,6 +254,7 @@ class AirjetPlanner:
             class_id=tr.class_id,
             t_issue_ns=t_now_ns,
         )
+        self._issued.append((cmd, here))
         reason = f"pulse clamped to {win.clamped}" if win.clamped else ""
         return Decision.of(tr, "eject", reason, s_now_mm, t_now_ns, cmd.command_id, s_target), cmd
 

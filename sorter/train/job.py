@@ -24,7 +24,7 @@ from sorter.train.coco import CocoDataset
 from sorter.train.data.manifest import read_manifest
 from sorter.train.packed import PackedSet, cached_pack, concat, pack
 from sorter.train.ray_train import RaySetup, fit_on_ray
-from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, SynthDataset, SynthRecipe, scene_seeds
+from sorter.train.synth import HELDOUT_IMAGES, HELDOUT_SEED, MIXED_REAL_SHARE, SynthDataset, SynthRecipe, scene_seeds
 from sorter.train.tracking import Trackers, open_trackers
 from sorter.train.trainer import CHECKPOINT, TrainConfig, Trainer
 from sorter.train.variants import export_variants
@@ -63,6 +63,7 @@ class TrainOptions:
         experiment: MLflow experiment name.
         look: domain randomisation of the rendered training and validation frames (``sim`` or ``real``); the
             held-out set always keeps the original look, so figures stay comparable.
+        look_real_share: with ``look="mixed"``, the share of rendered scenes drawn with the real look.
         ray: train data-parallel on Ray workers (None: in this process); export and evaluation stay here.
     """
 
@@ -87,14 +88,15 @@ class TrainOptions:
     tracking_uri: str | None = None
     experiment: str = "sorter-detector"
     look: str = "sim"
+    look_real_share: float = MIXED_REAL_SHARE
     ray: RaySetup | None = None
 
     def recipes(self) -> tuple[SynthRecipe, SynthRecipe, SynthRecipe]:
         """Training, validation and held-out recipes (different base seeds)."""
         s = self.train.seed
         return (
-            SynthRecipe(n_images=self.train_images, seed=2 * s, look=self.look),
-            SynthRecipe(n_images=self.val_images, seed=2 * s + 1, look=self.look),
+            SynthRecipe(n_images=self.train_images, seed=2 * s, look=self.look, mixed_real_share=self.look_real_share),
+            SynthRecipe(n_images=self.val_images, seed=2 * s + 1, look=self.look, mixed_real_share=self.look_real_share),
             SynthRecipe(n_images=self.heldout_images, seed=self.heldout_seed),
         )
 

@@ -81,10 +81,14 @@ class SynthRecipe:
     belt_width_mm: float = 1200.0
     version: int = RECIPE_VERSION
     look: str = "sim"
+    mixed_real_share: float = MIXED_REAL_SHARE
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (``look`` only when not the original ``sim``, so existing cache keys stay valid)."""
+        """JSON-ready dict (``look`` only when not the original ``sim``, ``mixed_real_share`` only on a ``mixed`` look
+        and when not the original half, so existing cache keys stay valid)."""
         d = asdict(self)
+        if d["look"] != "mixed" or d["mixed_real_share"] == MIXED_REAL_SHARE:
+            del d["mixed_real_share"]  # no effect on another look
         if d["look"] == "sim":
             del d["look"]
         return d
@@ -143,7 +147,7 @@ class SynthDataset:
         r = self.recipe
         seed = scene_seed(r.seed, scene)
         rng = np.random.default_rng([seed, 77])
-        real = r.look == "real" or (r.look == "mixed" and np.random.default_rng([seed, 78]).random() < MIXED_REAL_SHARE)
+        real = r.look == "real" or (r.look == "mixed" and np.random.default_rng([seed, 78]).random() < r.mixed_real_share)
         speed = float(rng.uniform(*r.speed_mm_s))
         sim = SimConfig(seed=seed % (2**31), density_per_m2=float(rng.uniform(*r.density_per_m2)), belt_speed_mm_s=speed)
         camera = CameraModel.looking_down(

@@ -168,3 +168,10 @@ def test_cli_trains_on_coco_only_and_exports_every_variant(tmp_path: Path) -> No
 def test_a_negative_edge_loss_weight_is_refused_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["train", "--edge-loss-weight", "-1", "--out", "unused"]) == 2
     assert "--edge-loss-weight -1: use 0 (GIoU alone) or a positive weight" in capsys.readouterr().err
+
+
+def test_a_look_real_share_outside_a_mixed_look_or_out_of_range_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["train", "--look-real-share", "0.3", "--out", "unused"]) == 2
+    assert "--look-real-share 0.3 applies to --look mixed only (this run: --look sim)" in capsys.readouterr().err
+    assert cli_main(["train", "--look", "mixed", "--look-real-share", "1.5", "--out", "unused"]) == 2
+    assert "--look-real-share 1.5: give a share from 0 to 1" in capsys.readouterr().err

@@ -328,3 +328,21 @@ def test_each_valve_fires_with_its_own_calibrated_lead() -> None:
     assert (same.s_open_mm, same.s_close_mm) == pytest.approx((flat.s_open_mm, flat.s_close_mm))
     with pytest.raises(ValueError, match="valve_latency_ms needs 64 values"):
         AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM, valve_latency_ms=(3.0, 3.0)))
+
+
+def test_a_second_track_of_a_commanded_object_is_not_shot_twice() -> None:
+    planner = AirjetPlanner(AirjetParams(y_eject_mm=Y_EJECT_MM))
+    first = track(track_id=1, u_mm=-1000.0, x_mm=600.0)  # 100 x 80 mm
+    (cmd,) = plan_once(planner, first, 1400.0)
+    # a second track 10 mm behind and 5 mm beside it: 90 % x 94 % of its footprint inside the first, the same object
+    dup = track(track_id=2, u_mm=-1010.0, x_mm=605.0)
+    res = planner.plan([dup], [], 1420.0, SPEED, 0)
+    assert res.commands == () and res.skipped == 1
+    (d,) = res.decisions
+    assert (d.action, d.reason) == ("skip", f"same object as command {cmd.command_id} (track 1): 84% of it inside that target")
+    # a neighbour lying 40 mm behind on it (60 % inside) and one beside it on other valves are each shot
+    on_it = track(track_id=3, u_mm=-1040.0, x_mm=600.0)
+    beside = track(track_id=4, u_mm=-1000.0, x_mm=300.0)
+    shots = fire(planner.plan([on_it, beside], [], 1420.0, SPEED, 0).commands)
+    assert [c.track_id for c in shots] == [3, 4]
+    assert shots[0].s_open_mm < cmd.s_close_mm and shots[0].valve_first <= cmd.valve_last  # in the first one's air

@@ -75,3 +75,20 @@ def test_percentile_matches_numpy() -> None:
     for q in (0.0, 50.0, 90.0, 99.0, 100.0):
         assert bench.percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
     assert bench.percentile([], 50.0) is None
+
+
+def test_unmet_targets_the_oracle_misses_too_are_marked(capsys: pytest.CaptureFixture[str]) -> None:
+    # the model misses recovery, purity and the fire p99; the oracle misses recovery alone (a hidden target)
+    model = bench.row_of(_scenario("default"), _summary(targets=50, ejected=49, recovery=0.98, purity=0.98,
+                                                        errors=[1.0] * 98 + [12.0, 30.0], causes={}))
+    model.ceiling = bench.row_of(_scenario("default"), _summary(targets=50, ejected=49, recovery=0.98, purity=1.0,
+                                                                errors=[0.5] * 100, causes={"not_visible": (1, 0)}))
+    assert model.unmet_marked == ["recovery*", "purity", "fire p99"]
+    bench.print_table([model])
+    out = capsys.readouterr().out
+    assert "[not met: recovery*, purity, fire p99]" in out
+    assert "the same with the oracle detector, 1 seeds: recovery mean 0.9800" in out
+    assert "1 of the 3 unmet targets (*) are missed by the oracle detector too" in out
+    alone = bench.row_of(_scenario("default"), _summary(targets=50, ejected=49, recovery=0.98, purity=1.0,
+                                                        errors=[1.0] * 10, causes={}))
+    assert alone.unmet_marked == ["recovery"]  # without an oracle run nothing is marked

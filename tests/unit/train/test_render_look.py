@@ -51,3 +51,20 @@ def test_mixed_look_renders_each_scene_in_one_of_the_two_looks() -> None:
         picked.append(same_real)
     assert 0 < sum(picked) < n  # both looks occur
     assert SynthRecipe(**kw, look="mixed").key() not in {SynthRecipe(**kw).key(), SynthRecipe(**kw, look="real").key()}  # type: ignore[arg-type]
+
+
+def test_mixed_real_share_sets_the_share_of_real_scenes() -> None:
+    n = 6
+    kw = {"n_images": n, "seed": 11, "width_px": 320, "height_px": 180, "frames_per_scene": 1}
+    sim, real = (SynthDataset(SynthRecipe(**kw, look=look)) for look in ("sim", "real"))  # type: ignore[arg-type]
+    none_real = SynthDataset(SynthRecipe(**kw, look="mixed", mixed_real_share=0.0))  # type: ignore[arg-type]
+    all_real = SynthDataset(SynthRecipe(**kw, look="mixed", mixed_real_share=1.0))  # type: ignore[arg-type]
+    for i in range(n):
+        np.testing.assert_array_equal(none_real[i].image, sim[i].image)
+        np.testing.assert_array_equal(all_real[i].image, real[i].image)
+    half = SynthRecipe(**kw, look="mixed")  # type: ignore[arg-type]
+    assert "mixed_real_share" not in half.to_dict()  # the half-and-half recipe keeps its cache key
+    assert half.key() == SynthRecipe(**kw, look="mixed", mixed_real_share=0.5).key()  # type: ignore[arg-type]
+    assert SynthRecipe(**kw, look="mixed", mixed_real_share=0.25).to_dict()["mixed_real_share"] == 0.25  # type: ignore[arg-type]
+    assert SynthRecipe(**kw, look="mixed", mixed_real_share=0.25).key() != half.key()  # type: ignore[arg-type]
+    assert SynthRecipe(**kw, look="real", mixed_real_share=0.25).key() == SynthRecipe(**kw, look="real").key()  # type: ignore[arg-type]
