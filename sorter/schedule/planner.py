@@ -19,8 +19,8 @@ A target whose footprint on the line (belt plane, predicted at its crossing)
 lies for ``DUPLICATE_SHARE`` or more inside the footprint of a target whose
 command is still to close is skipped ("same object as command N"): two tracks
 of one object (or one object lying on another) would otherwise fire twice, the
-second shot centred on nothing. Neighbours overlap far less (under half) and are
-each shot.
+second shot centred on nothing. Neighbours, even one lying partly on a target,
+overlap far less (17-51 % where measured on the dense belt) and are each shot.
 """
 
 from __future__ import annotations
