@@ -54,14 +54,15 @@ class _Footprint:
 
     def share_inside(self, other: _Footprint) -> float:
         """Share of ``other``'s area inside this footprint."""
-        along = min(self.s_target_mm + self.half_length_mm, other.s_target_mm + other.half_length_mm) - max(
-            self.s_target_mm - self.half_length_mm, other.s_target_mm - other.half_length_mm
-        )
-        across = min(self.x_mm + self.half_width_mm, other.x_mm + other.half_width_mm) - max(
-            self.x_mm - self.half_width_mm, other.x_mm - other.half_width_mm
-        )
+        along = _shared_mm(self.s_target_mm, self.half_length_mm, other.s_target_mm, other.half_length_mm)
+        across = _shared_mm(self.x_mm, self.half_width_mm, other.x_mm, other.half_width_mm)
         area = 4.0 * other.half_length_mm * other.half_width_mm
-        return max(0.0, along) * max(0.0, across) / area if area > 0 else 0.0
+        return along * across / area if area > 0 else 0.0
+
+
+def _shared_mm(centre_a_mm: float, half_a_mm: float, centre_b_mm: float, half_b_mm: float) -> float:
+    """Length two intervals given by centre and half-length share (0 when apart)."""
+    return max(0.0, min(centre_a_mm + half_a_mm, centre_b_mm + half_b_mm) - max(centre_a_mm - half_a_mm, centre_b_mm - half_b_mm))
 
 
 @dataclass(frozen=True, slots=True)
