@@ -100,9 +100,16 @@ class _Child:
             self.stop.set()
 
     def flush(self) -> None:
-        """Send everything new: events, the controller's epoch, readiness, status, sync probes, stats (in that order)."""
+        """Send everything new: events, the controller's epoch, readiness, status, sync probes, stats (in that order).
+
+        The counters are read before the events: the link thread counts an outcome and queues its event in one
+        step, so every outcome those counters hold has its event in this message or an earlier one. Read after
+        the events, they could count an outcome whose event waits for the next flush, and a line that waits for
+        the device's executions to be counted (``BridgeActuator.wait_idle``) would go on without its report.
+        """
         with self.flush_lock:
             link = self.link
+            stats = link.stats()
             events = link.poll_events()
             if events:
                 self.send(("events", events))
@@ -124,7 +131,6 @@ class _Child:
                 if s is not None:
                     t_send = s.host_mid_ns - s.rtt_ns // 2
                     self.send(("sync", t_send, t_send + s.rtt_ns, s.device_time_us, s.encoder_count))
-            stats = link.stats()
             if stats != self._stats:
                 self._stats = stats
                 self.send(("stats", stats))
