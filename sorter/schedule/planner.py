@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -165,7 +164,7 @@ class AirjetPlanner:
         self._recent_pruned_at_mm = -float("inf")
         self._index: tuple[TrackColumns | None, dict[int, int]] = (None, {})  # columns and the column of each id there
         # commands not closed yet, in issue order, with their target's footprint
-        self._issued: deque[tuple[FireCommand, _Footprint]] = deque()
+        self._issued: list[tuple[FireCommand, _Footprint]] = []
 
     def plan(
         self, active: Sequence[Track], retired: Sequence[Track], s_now_mm: float, speed_mm_s: float, t_now_ns: int
@@ -185,7 +184,7 @@ class AirjetPlanner:
         self._ledger.prune(s_now_mm)
         self._remember(live, retired, s_now_mm)
         if self._issued:
-            self._issued = deque(cf for cf in self._issued if cf[0].s_close_mm >= s_now_mm)
+            self._issued = [cf for cf in self._issued if cf[0].s_close_mm >= s_now_mm]
         commands: list[Command] = []
         decisions: list[Decision] = []
         due, due_ids = maybe_due(live, s_now_mm, p.view_end_y_mm, p.y_eject_mm, p.decide_before_mm)
